@@ -1,0 +1,56 @@
+#include "cli_common.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "commands.hpp"
+#include "privileges.hpp"
+
+namespace outpost {
+
+bool parse_command_line(int argc, char** argv, const po::options_description& visible,
+                        const po::positional_options_description& positional, po::variables_map& vm,
+                        const char* usage, bool* help) {
+  try {
+    po::store(po::command_line_parser(argc, argv).options(visible).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "outpost " << argv[0] << ": " << e.what() << "\n" << usage << "\n" << visible;
+    return false;
+  }
+  *help = vm.count("help") > 0;
+  if (*help) std::cout << usage << "\n" << visible;
+  return true;
+}
+
+std::optional<Duration> duration_option(const po::variables_map& vm, const char* name, const char* command) {
+  std::string error;
+  auto d = parse_duration(vm[name].as<std::string>(), &error);
+  if (!d) std::cerr << "outpost " << command << ": --" << name << ": " << error << "\n";
+  return d;
+}
+
+void init_logging(bool verbose) {
+  auto logger = spdlog::stderr_color_mt("outpost");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  logger->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+int prepare_engine(Engine& engine, const char* command) {
+  if (!has_net_raw()) {
+    std::cerr << "outpost " << command << ": " << kNeedNetRaw << "\n";
+    return kExitPrivilege;
+  }
+  std::string error;
+  if (!engine.open(&error)) {
+    std::cerr << "outpost " << command << ": " << error << "\n";
+    return kExitPrivilege;
+  }
+  if (auto e = drop_all_but_net_raw(); !e.empty()) spdlog::warn("{}", e);
+  return kExitOk;
+}
+
+}  // namespace outpost

@@ -1,0 +1,32 @@
+// Small pieces the subcommands share: option parsing with clear errors,
+// duration options, logging set-up, and getting the engine ready.
+// Leaves to others: each subcommand's own options.
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <optional>
+#include <string>
+
+#include "engine.hpp"
+#include "outpost_config.hpp"
+
+namespace outpost {
+
+namespace po = boost::program_options;
+
+// Parses argv against the options; on error prints "outpost CMD: message" and
+// the usage, returning false. Sets *help when --help was given (usage printed).
+bool parse_command_line(int argc, char** argv, const po::options_description& visible,
+                        const po::positional_options_description& positional, po::variables_map& vm,
+                        const char* usage, bool* help);
+
+// A duration option's value, or nullopt after printing an error naming the option.
+std::optional<Duration> duration_option(const po::variables_map& vm, const char* name, const char* command);
+
+void init_logging(bool verbose);
+
+// Checks CAP_NET_RAW, opens the engine's raw sockets, then drops every other
+// capability. Returns an exit code: kExitOk, or kExitPrivilege after printing why.
+int prepare_engine(Engine& engine, const char* command);
+
+}  // namespace outpost

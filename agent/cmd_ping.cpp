@@ -1,0 +1,140 @@
+// `outpost ping TARGET`: probes one target like ping(8), for a person at a terminal.
+#include <unistd.h>
+
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include "agent.hpp"
+#include "cli_common.hpp"
+#include "commands.hpp"
+#include "resolve.hpp"
+#include "rtt_stats.hpp"
+
+namespace outpost {
+namespace {
+
+std::string human_line(const ProbeResult& r, std::uint64_t n) {
+  char buf[256];
+  switch (r.status) {
+    case ProbeStatus::reply:
+      std::snprintf(buf, sizeof buf, "reply from %s: seq=%llu ttl=%d time=%.3f ms", r.reply_from.to_string().c_str(),
+                    static_cast<unsigned long long>(n), r.reply_ttl, to_ms(*r.rtt));
+      return buf;
+    case ProbeStatus::unreachable:
+      std::snprintf(buf, sizeof buf, "%s from %s: seq=%llu time=%.3f ms", r.error.c_str(),
+                    r.reply_from.to_string().c_str(), static_cast<unsigned long long>(n), to_ms(*r.rtt));
+      return buf;
+    case ProbeStatus::timeout:
+      return "timeout: seq=" + std::to_string(n);
+    default:
+      return "error: seq=" + std::to_string(n) + " " + r.error;
+  }
+}
+
+}  // namespace
+
+int ping_command(int argc, char** argv) {
+  po::options_description opts("outpost ping options");
+  opts.add_options()("target", po::value<std::string>()->required(), "address or host name")(
+      "method,m", po::value<std::string>()->default_value("icmp"), "icmp (tcp:PORT and dns come with later builds)")(
+      "count,c", po::value<std::uint64_t>()->default_value(0), "stop after N probes (0: until interrupted)")(
+      "interval,i", po::value<std::string>()->default_value("1s"), "time between probes")(
+      "timeout,W", po::value<std::string>()->default_value("2s"), "how long to wait for each answer")(
+      "json", "print probe records (JSON Lines) instead of human lines")("help,h", "this help");
+  po::positional_options_description positional;
+  positional.add("target", 1);
+  po::variables_map vm;
+  bool help = false;
+  const char* usage =
+      "usage: outpost ping TARGET [--method icmp|tcp:PORT|dns] [--count N] [--interval D] [--timeout D] [--json]";
+  if (!parse_command_line(argc, argv, opts, positional, vm, usage, &help)) return kExitUsage;
+  if (help) return kExitOk;
+  init_logging(false);
+
+  std::string error;
+  auto method = parse_probe_method(vm["method"].as<std::string>(), &error);
+  auto interval = duration_option(vm, "interval", "ping");
+  auto timeout = duration_option(vm, "timeout", "ping");
+  if (!method) std::cerr << "outpost ping: --method: " << error << "\n";
+  if (!method || !interval || !timeout) return kExitUsage;
+  const auto count = vm["count"].as<std::uint64_t>();
+  const bool json = vm.count("json") > 0;
+  const std::string target = vm["target"].as<std::string>();
+
+  const Resolved resolved = resolve_target(target);
+  if (!resolved.error.empty()) {
+    std::cerr << "outpost ping: " << resolved.error << "\n";
+    return kExitFailure;
+  }
+  if (!make_probe(*method, resolved.address, *timeout, &error)) {
+    std::cerr << "outpost ping: " << error << "\n";
+    return kExitUsage;
+  }
+
+  SystemClock clock;
+  Engine engine(clock, {});
+  if (int rc = prepare_engine(engine, "ping"); rc != kExitOk) return rc;
+  EventLoop loop(clock);
+  engine.set_fd_watcher([&](int fd) { loop.watch(fd, [&engine, fd] { engine.on_readable(fd); }); });
+
+  char host[256] = "outpost";
+  gethostname(host, sizeof host - 1);
+  const ProbeLabels labels{host, target, "", method->record_name(), method->port};
+  std::uint64_t sent = 0, answered = 0, replies = 0;
+  std::vector<double> rtts;
+  bool stopping = false;
+  EventLoop::TimerId deadline_timer = 0;
+
+  auto finish_if_done = [&] {
+    if ((stopping || (count && sent >= count)) && engine.in_flight() == 0) loop.stop();
+  };
+  std::function<void()> pump_deadlines = [&] {
+    deadline_timer = 0;
+    engine.expire(clock.now());
+    finish_if_done();
+    if (auto d = engine.next_deadline()) deadline_timer = loop.at(*d, pump_deadlines);
+  };
+  std::function<void()> send_one = [&] {
+    if (stopping || (count && sent >= count)) return;
+    const std::uint64_t n = ++sent;
+    std::string err;
+    engine.launch(make_probe(*method, resolved.address, *timeout, &err), [&, n](const ProbeResult& r) {
+      ++answered;
+      if (r.status == ProbeStatus::reply) {
+        ++replies;
+        rtts.push_back(to_ms(*r.rtt));
+      }
+      if (json) std::cout << probe_record(labels, r).dump() << std::endl;
+      else std::cout << human_line(r, n) << std::endl;
+      finish_if_done();
+    });
+    if (deadline_timer) loop.cancel(deadline_timer);
+    pump_deadlines();
+    if (!count || sent < count) loop.after(*interval, send_one);
+  };
+  auto interrupt = [&] {
+    stopping = true;
+    finish_if_done();
+  };
+  loop.on_signal(SIGINT, interrupt);
+  loop.on_signal(SIGTERM, interrupt);
+
+  if (!json)
+    std::cout << "PING " << target << " (" << resolved.address.to_string() << "): " << method->text()
+              << ", interval " << format_duration(*interval) << ", timeout " << format_duration(*timeout) << std::endl;
+  send_one();
+  loop.run();
+
+  if (!json) {
+    const double loss = sent ? 100.0 * static_cast<double>(sent - replies) / static_cast<double>(sent) : 0;
+    std::printf("--- %s outpost ping statistics ---\n%llu probes sent, %llu replies, %.1f%% loss\n", target.c_str(),
+                static_cast<unsigned long long>(sent), static_cast<unsigned long long>(replies), loss);
+    if (auto s = summarize_rtts(rtts))
+      std::printf("rtt min/avg/max/stddev = %.3f/%.3f/%.3f/%.3f ms\n", s->min, s->avg, s->max, s->stddev);
+  }
+  return replies > 0 ? kExitOk : kExitFailure;
+}
+
+}  // namespace outpost

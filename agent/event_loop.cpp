@@ -1,0 +1,132 @@
+#include "event_loop.hpp"
+
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace outpost {
+
+EventLoop::EventLoop(Clock& clock) : clock_(clock) {
+  epoll_ = epoll_create1(EPOLL_CLOEXEC);
+  timerfd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (epoll_ < 0 || timerfd_ < 0) throw std::runtime_error(std::string("event loop: ") + std::strerror(errno));
+  sigemptyset(&signals_);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = timerfd_;
+  epoll_ctl(epoll_, EPOLL_CTL_ADD, timerfd_, &ev);
+}
+
+EventLoop::~EventLoop() {
+  if (signalfd_ >= 0) close(signalfd_);
+  close(timerfd_);
+  close(epoll_);
+}
+
+void EventLoop::watch(int fd, Callback on_readable) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  const bool known = fds_.count(fd) > 0;
+  fds_[fd] = std::move(on_readable);
+  epoll_ctl(epoll_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+}
+
+void EventLoop::unwatch(int fd) {
+  if (fds_.erase(fd)) epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+EventLoop::TimerId EventLoop::at(SteadyTime when, Callback cb) {
+  const TimerId id = next_id_++;
+  timers_.push({when, id});
+  callbacks_.emplace(id, std::move(cb));
+  return id;
+}
+
+void EventLoop::cancel(TimerId id) {
+  if (callbacks_.erase(id)) cancelled_.insert(id);
+}
+
+void EventLoop::on_signal(int signo, Callback cb) {
+  sigaddset(&signals_, signo);
+  sigprocmask(SIG_BLOCK, &signals_, nullptr);
+  signal_handlers_[signo] = std::move(cb);
+  const bool fresh = signalfd_ < 0;
+  signalfd_ = signalfd(signalfd_, &signals_, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fresh) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = signalfd_;
+    epoll_ctl(epoll_, EPOLL_CTL_ADD, signalfd_, &ev);
+  }
+}
+
+void EventLoop::run_due_timers() {
+  const SteadyTime now = clock_.now();
+  while (!timers_.empty() && timers_.top().when <= now) {
+    const Timer t = timers_.top();
+    timers_.pop();
+    if (cancelled_.erase(t.id)) continue;
+    auto it = callbacks_.find(t.id);
+    if (it == callbacks_.end()) continue;
+    Callback cb = std::move(it->second);
+    callbacks_.erase(it);
+    cb();
+  }
+}
+
+void EventLoop::arm_timerfd() {
+  while (!timers_.empty() && cancelled_.erase(timers_.top().id)) timers_.pop();
+  itimerspec spec{};
+  if (!timers_.empty()) {
+    const auto ns = timers_.top().when.time_since_epoch().count();
+    // steady_clock is CLOCK_MONOTONIC on Linux: arm at the absolute time.
+    spec.it_value.tv_sec = ns / 1000000000;
+    spec.it_value.tv_nsec = ns % 1000000000;
+    if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
+  }
+  timerfd_settime(timerfd_, TFD_TIMER_ABSTIME, &spec, nullptr);
+}
+
+void EventLoop::handle_signals() {
+  signalfd_siginfo info;
+  while (read(signalfd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    auto it = signal_handlers_.find(static_cast<int>(info.ssi_signo));
+    if (it != signal_handlers_.end()) it->second();
+  }
+}
+
+void EventLoop::run() {
+  constexpr int kMaxEvents = 64;
+  epoll_event events[kMaxEvents];
+  while (!stopping_) {
+    run_due_timers();
+    if (stopping_) break;
+    arm_timerfd();
+    const int n = epoll_wait(epoll_, events, kMaxEvents, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == timerfd_) {
+        std::uint64_t expirations;
+        [[maybe_unused]] auto r = read(timerfd_, &expirations, sizeof expirations);
+      } else if (fd == signalfd_) {
+        handle_signals();
+      } else if (auto it = fds_.find(fd); it != fds_.end()) {
+        Callback cb = it->second;  // a copy: the callback may unwatch itself
+        cb();
+      }
+    }
+  }
+}
+
+}  // namespace outpost

@@ -1,0 +1,71 @@
+// The single-threaded event loop: epoll over file descriptors, a timer heap
+// on the injected steady clock (one timerfd armed at the earliest deadline),
+// and signals through a signalfd.
+// Leaves to others: what the callbacks do; nothing here blocks but epoll_wait.
+#pragma once
+
+#include <csignal>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <queue>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "clock.hpp"
+
+namespace outpost {
+
+class EventLoop {
+ public:
+  using Callback = std::function<void()>;
+  using TimerId = std::uint64_t;
+
+  explicit EventLoop(Clock& clock);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  Clock& clock() { return clock_; }
+
+  void watch(int fd, Callback on_readable);
+  void unwatch(int fd);
+  TimerId at(SteadyTime when, Callback cb);
+  TimerId after(Duration d, Callback cb) { return at(clock_.now() + d, std::move(cb)); }
+  void cancel(TimerId id);
+  // Blocks the signals and delivers them here instead.
+  void on_signal(int signo, Callback cb);
+
+  // Runs due timers (and only timers): what a fake-clock test calls.
+  void run_due_timers();
+  // Until stop(); each turn waits for the earliest of fds, timers and signals.
+  void run();
+  void stop() { stopping_ = true; }
+  bool stopping() const { return stopping_; }
+  std::size_t pending_timers() const { return timers_.size() - cancelled_.size(); }
+
+ private:
+  struct Timer {
+    SteadyTime when;
+    TimerId id;
+    bool operator>(const Timer& o) const { return when != o.when ? when > o.when : id > o.id; }
+  };
+  void arm_timerfd();
+  void handle_signals();
+
+  Clock& clock_;
+  int epoll_ = -1;
+  int timerfd_ = -1;
+  int signalfd_ = -1;
+  sigset_t signals_{};
+  bool stopping_ = false;
+  TimerId next_id_ = 1;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+  std::unordered_map<TimerId, Callback> callbacks_;
+  std::unordered_set<TimerId> cancelled_;
+  std::unordered_map<int, Callback> fds_;
+  std::map<int, Callback> signal_handlers_;
+};
+
+}  // namespace outpost

@@ -1,0 +1,33 @@
+// The JSON records outpost writes (CONTRACT.md): their fields and the
+// RFC 3339 times on them.
+// Leaves to others: where records go (outputs) and when they are made (agent).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "probe.hpp"
+
+namespace outpost {
+
+// 2014-12-22T16:15:00.123456Z: UTC, microseconds.
+std::string rfc3339(WallTime t);
+
+// What the agent knows of a probe beyond its result.
+struct ProbeLabels {
+  std::string agent;
+  std::string target;
+  std::string group;
+  std::string method;  // icmp | tcp | dns
+  int port = 0;        // tcp only
+};
+
+nlohmann::json probe_record(const ProbeLabels& labels, const ProbeResult& result);
+
+// A probe that could not even be attempted (e.g. its host name did not resolve).
+nlohmann::json probe_error_record(const ProbeLabels& labels, const std::string& address, WallTime time,
+                                  const std::string& error);
+
+double to_ms(Duration d);
+
+}  // namespace outpost

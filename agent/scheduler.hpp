@@ -1,0 +1,89 @@
+// When each target × method is probed: once per interval, the first runs of
+// tasks that share an interval spread evenly over it, and every probe packet
+// under one global token bucket (agent.max_pps). Pure: time comes in as an
+// argument, so it is tested with a fake clock.
+// Leaves to others: what a task probes (agent) and timers (event loop).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <queue>
+#include <vector>
+
+#include "probe.hpp"
+
+namespace outpost {
+
+class TokenBucket {
+ public:
+  // rate: tokens per second; burst: the most that can be saved up.
+  TokenBucket(double rate, double burst);
+  bool take(SteadyTime now, double n = 1);
+  // When n tokens will be there (now, if they are).
+  SteadyTime available_at(SteadyTime now, double n = 1);
+  double rate() const { return rate_; }
+
+ private:
+  void refill(SteadyTime now);
+  double rate_;
+  double burst_;
+  double tokens_;
+  std::optional<SteadyTime> last_;
+};
+
+class Scheduler {
+ public:
+  using TaskId = std::uint32_t;
+
+  // burst: packets that may go back to back; 0 picks 1% of a second's worth (at least 1).
+  explicit Scheduler(double max_pps, double burst = 0);
+
+  TaskId add(Duration interval);
+  void remove(TaskId id);
+  // Changes a task's interval from its next run on (sooner if the new one is shorter).
+  void set_interval(TaskId id, Duration interval, SteadyTime now);
+  Duration interval(TaskId id) const { return tasks_[id].interval; }
+
+  // Sets every task's first run: the k-th of the n tasks sharing an interval
+  // runs at now + interval * k / n.
+  void start(SteadyTime now);
+
+  // The tasks due by now that the rate cap lets go, earliest first; each is
+  // rescheduled one interval after its due time (no drift). Whole rounds a
+  // task fell behind (a stalled process, a rate cap below demand) are skipped
+  // and counted, not sent in a burst.
+  std::vector<TaskId> take_due(SteadyTime now);
+  // When take_due has something next: the earliest due time, or when the
+  // rate cap next lets a due task go.
+  std::optional<SteadyTime> next_wake(SteadyTime now);
+
+  std::size_t size() const { return live_; }
+  std::uint64_t lagged() const { return lagged_; }
+  // Probe packets per second the tasks ask for at their intervals.
+  double demanded_pps() const;
+
+ private:
+  struct Task {
+    Duration interval{};
+    SteadyTime next{};
+    std::uint32_t generation = 0;
+    bool live = false;
+  };
+  struct Entry {
+    SteadyTime when;
+    TaskId id;
+    std::uint32_t generation;
+    bool operator>(const Entry& o) const { return when != o.when ? when > o.when : id > o.id; }
+  };
+  void push(TaskId id);
+  void drop_stale();
+
+  TokenBucket bucket_;
+  std::vector<Task> tasks_;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> queue_;
+  std::size_t live_ = 0;
+  std::uint64_t lagged_ = 0;
+  bool started_ = false;
+};
+
+}  // namespace outpost

@@ -1,0 +1,132 @@
+// outpost's configuration as typed C++ values, and the YAML loader that fills them.
+// Leaves to others: resolving host names, opening sockets, acting on any value.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace outpost {
+
+using Duration = std::chrono::nanoseconds;
+
+// Where a value stood in its YAML file (1-based; 0 when not from a file).
+struct SourceMark {
+  int line = 0;
+  int col = 0;
+};
+
+// One probe method as written in `probes:`: `icmp`, `tcp:PORT`,
+// `tcp_connect:PORT` or `dns`.
+struct ProbeMethod {
+  enum class Kind { icmp, tcp, tcp_connect, dns };
+  Kind kind = Kind::icmp;
+  std::uint16_t port = 0;  // tcp and tcp_connect only
+
+  // The record's `method` field: "icmp", "tcp" (also for tcp_connect), "dns".
+  std::string record_name() const;
+  // As written in the config: "icmp", "tcp:443", "tcp_connect:80", "dns".
+  std::string text() const;
+  bool operator==(const ProbeMethod&) const = default;
+};
+
+// Parses `icmp`, `tcp:443`, `tcp_connect:80`, `dns`; nullopt and a message
+// in *error otherwise.
+std::optional<ProbeMethod> parse_probe_method(std::string_view text, std::string* error);
+
+struct DnsQuery {
+  std::string query;                // the name to ask
+  std::string type = "A";           // A, AAAA, NS, SOA, TXT, ...
+  std::vector<std::string> expect;  // optional: answers that must be there
+};
+
+struct Target {
+  std::string name;
+  std::string address;  // a literal IPv4/IPv6 address, or empty when `host` is used
+  std::string host;     // a host name the agent resolves, or empty
+  std::vector<ProbeMethod> probes;  // resolved: the target's own, else group's, else defaults
+  Duration interval{};              // resolved likewise
+  Duration timeout{};               // resolved likewise
+  std::optional<DnsQuery> dns;
+  SourceMark mark;
+};
+
+struct Group {
+  std::string name;
+  std::optional<std::uint32_t> upstream_asn;
+  bool control = false;
+  std::vector<Target> targets;
+  SourceMark mark;
+};
+
+struct AgentSection {
+  std::string id;
+  double max_pps = 1000;
+  std::string interface;  // empty: the route's interface
+};
+
+struct Defaults {
+  Duration interval = std::chrono::seconds(30);
+  Duration timeout = std::chrono::seconds(2);
+  std::vector<ProbeMethod> probes{ProbeMethod{}};
+};
+
+struct DetectSection {
+  int down_after = 3;
+  int up_after = 2;
+};
+
+struct TracerouteSection {
+  std::string method = "icmp";  // icmp | udp | tcp:PORT
+  int max_ttl = 30;
+};
+
+struct OutputSpec {
+  std::string file;  // JSON Lines file
+};
+
+struct ReportSection {
+  Duration window = std::chrono::seconds(60);
+  std::vector<OutputSpec> outputs;
+};
+
+struct Config {
+  std::string path;  // the file it came from
+  AgentSection agent;
+  Defaults defaults;
+  std::string asn_table;
+  std::string asn_names;
+  std::vector<Group> groups;
+  DetectSection detect;
+  TracerouteSection traceroute;
+  ReportSection report;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 1-based
+  int col = 0;   // 1-based
+  std::string message;
+  // "FILE:LINE:COL: message"
+  std::string to_string() const;
+};
+
+struct ConfigLoad {
+  std::optional<Config> config;     // set only when errors is empty
+  std::vector<ConfigError> errors;  // every problem found, in file order
+};
+
+// Loads and validates; never throws.
+ConfigLoad load_config_file(const std::string& path);
+// The same from text; `name` stands for the file name in errors.
+ConfigLoad load_config_string(const std::string& text, const std::string& name);
+
+// "500ms", "2s", "5m", "1h", also "1.5s", "100us"; nullopt and a message in *error otherwise.
+std::optional<Duration> parse_duration(std::string_view text, std::string* error);
+// The shortest exact form: 500ms, 2s, 5m, 1h, 1500ms.
+std::string format_duration(Duration d);
+
+}  // namespace outpost

@@ -1,0 +1,186 @@
+#include "icmp_echo.hpp"
+
+#include <netinet/in.h>
+#include <tins/tins.h>
+
+#include <cstring>
+
+namespace outpost {
+namespace {
+
+constexpr std::uint8_t kEchoRequest4 = 8, kEchoReply4 = 0;
+constexpr std::uint8_t kEchoRequest6 = 128, kEchoReply6 = 129;
+
+std::uint64_t mix64(std::uint64_t x) {  // splitmix64's finaliser
+  x ^= x >> 30;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 27;
+  x *= 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+std::vector<std::uint8_t> echo_payload(const EchoRequest& r) {
+  std::vector<std::uint8_t> payload(std::max<std::size_t>(r.payload_size, 8));
+  for (int i = 0; i < 8; ++i) payload[i] = static_cast<std::uint8_t>(r.cookie >> (56 - 8 * i));
+  for (std::size_t i = 8; i < payload.size(); ++i) payload[i] = static_cast<std::uint8_t>(i);
+  return payload;
+}
+
+std::uint64_t read_cookie(const DecodedPacket& p) {
+  std::uint64_t c = 0;
+  for (int i = 0; i < 8; ++i) c = c << 8 | p.payload_head[i];
+  return c;
+}
+
+Tins::IPv4Address tins_v4(const IpAddress& a) {
+  std::uint32_t network_order;
+  std::memcpy(&network_order, a.bytes(), 4);
+  return Tins::IPv4Address(network_order);
+}
+
+bool is_echo_request(const TransportFields& l4) {
+  return (l4.proto == IPPROTO_ICMP && l4.icmp_type == kEchoRequest4) ||
+         (l4.proto == IPPROTO_ICMPV6 && l4.icmp_type == kEchoRequest6);
+}
+
+bool is_echo_reply(const TransportFields& l4) {
+  return (l4.proto == IPPROTO_ICMP && l4.icmp_type == kEchoReply4) ||
+         (l4.proto == IPPROTO_ICMPV6 && l4.icmp_type == kEchoReply6);
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> forge_echo_request(const EchoRequest& r) {
+  const auto payload = echo_payload(r);
+  if (r.dst.is_v6()) {
+    Tins::IPv6 ip(Tins::IPv6Address(r.dst.bytes()), Tins::IPv6Address(r.src.bytes()));
+    ip.hop_limit(r.ttl);
+    Tins::ICMPv6 icmp(Tins::ICMPv6::ECHO_REQUEST);
+    icmp.identifier(r.ident);
+    icmp.sequence(r.sequence);
+    ip /= icmp;
+    ip /= Tins::RawPDU(payload.data(), static_cast<std::uint32_t>(payload.size()));
+    return ip.serialize();
+  }
+  Tins::IP ip(tins_v4(r.dst), tins_v4(r.src));
+  ip.ttl(r.ttl);
+  ip.id(r.ip_id);
+  Tins::ICMP icmp(Tins::ICMP::ECHO_REQUEST);
+  icmp.id(r.ident);
+  icmp.sequence(r.sequence);
+  ip /= icmp;
+  ip /= Tins::RawPDU(payload.data(), static_cast<std::uint32_t>(payload.size()));
+  return ip.serialize();
+}
+
+std::uint64_t echo_cookie(std::uint64_t secret, const IpAddress& dst, std::uint16_t ident,
+                          std::uint16_t sequence) {
+  return mix64(secret ^ mix64(dst.hash()) ^ (static_cast<std::uint64_t>(ident) << 16 | sequence));
+}
+
+std::string icmp_echo_filter(const FilterParams& params) {
+  const std::string id = std::to_string(params.icmp_ident);
+  return "(icmp and (icmp[0] = 0 or icmp[0] = 8) and icmp[4:2] = " + id +
+         ") or (icmp6 and (ip6[40] = 128 or ip6[40] = 129) and ip6[44:2] = " + id + ")";
+}
+
+std::optional<Classified> icmp_echo_classify(const DecodedPacket& p, const FilterParams& params) {
+  if (is_echo_request(p.l4) && p.l4.icmp_id == params.icmp_ident)
+    return Classified{{FlowProto::icmp_echo, p.ip.dst, p.l4.icmp_id, p.l4.icmp_seq}, true};
+  if (is_echo_reply(p.l4) && p.l4.icmp_id == params.icmp_ident)
+    return Classified{{FlowProto::icmp_echo, p.ip.src, p.l4.icmp_id, p.l4.icmp_seq}, false};
+  if (p.quote && is_echo_request(p.quote->l4) && p.quote->l4.icmp_id == params.icmp_ident) {
+    const auto& q = *p.quote;
+    return Classified{{FlowProto::icmp_echo, q.ip.dst, q.l4.icmp_id, q.l4.icmp_seq}, false};
+  }
+  return std::nullopt;
+}
+
+IcmpEchoProbe::IcmpEchoProbe(IpAddress target, Duration timeout, std::uint8_t ttl,
+                             std::size_t payload_size)
+    : timeout_(timeout) {
+  request_.dst = target;
+  request_.ttl = ttl;
+  request_.payload_size = std::max<std::size_t>(payload_size, 8);
+  result_.target = target;
+}
+
+void IcmpEchoProbe::start(ProbeContext& ctx) {
+  result_.sent = ctx.wall_now();
+  request_.src = ctx.source_for(request_.dst, &result_.error);
+  request_.ident = ctx.icmp_ident();
+  request_.ip_id = ctx.next_ip_id();
+  if (!request_.src) {
+    finished_ = true;
+    result_.status = ProbeStatus::error;
+    return;
+  }
+  // A sequence number whose flow key is free (another probe to the same
+  // address may still be in flight with an older one).
+  bool claimed = false;
+  for (int attempt = 0; attempt < 8 && !claimed; ++attempt) {
+    request_.sequence = ctx.next_icmp_sequence();
+    claimed = ctx.expect({FlowProto::icmp_echo, request_.dst, request_.ident, request_.sequence});
+  }
+  result_.sequence = request_.sequence;
+  if (!claimed) {
+    finished_ = true;
+    result_.status = ProbeStatus::error;
+    result_.error = "too many probes in flight to " + request_.dst.to_string();
+    return;
+  }
+  request_.cookie = echo_cookie(ctx.secret(), request_.dst, request_.ident, request_.sequence);
+  const auto datagram = forge_echo_request(request_);
+  result_.sent = ctx.wall_now();
+  std::string error;
+  if (!ctx.send(request_.dst, datagram, &error)) {
+    finished_ = true;
+    result_.status = ProbeStatus::error;
+    result_.error = error;
+    return;
+  }
+  ctx.arm_timeout(timeout_);
+}
+
+void IcmpEchoProbe::on_sent(WallTime kernel_tx) {
+  // On loopback the capture can see the request twice (out and in): keep the first.
+  if (result_.sent_kernel_stamp) return;
+  result_.sent = kernel_tx;
+  result_.sent_kernel_stamp = true;
+}
+
+bool IcmpEchoProbe::on_packet(const DecodedPacket& p, WallTime kernel_rx) {
+  if (finished_) return false;
+  if (is_echo_reply(p.l4)) {
+    if (p.payload_size != request_.payload_size || read_cookie(p) != request_.cookie) return false;
+    finish(ProbeStatus::reply, kernel_rx, p);
+    return true;
+  }
+  if (p.quote) {
+    // An ICMP error must quote the datagram we sent: our source, our IP id.
+    const auto& q = p.quote->ip;
+    if (q.src != request_.src || (q.src.is_v4() && q.id != request_.ip_id)) return false;
+    finish(ProbeStatus::unreachable, kernel_rx, p);
+    return true;
+  }
+  return false;
+}
+
+void IcmpEchoProbe::on_timeout() {
+  if (finished_) return;
+  finished_ = true;
+  result_.status = ProbeStatus::timeout;
+}
+
+void IcmpEchoProbe::finish(ProbeStatus status, WallTime rx, const DecodedPacket& p) {
+  finished_ = true;
+  result_.status = status;
+  result_.rtt = rx - result_.sent;
+  result_.reply_from = p.ip.src;
+  result_.reply_ttl = p.ip.ttl;
+  result_.icmp_type = p.l4.icmp_type;
+  result_.icmp_code = p.l4.icmp_code;
+  if (status == ProbeStatus::unreachable) result_.error = describe_icmp_error(p.l4.proto, p.l4.icmp_type, p.l4.icmp_code);
+}
+
+}  // namespace outpost

@@ -1,0 +1,58 @@
+// The ICMP echo probe (IPv4 and IPv6): forging the request, matching the reply
+// or an ICMP error that quotes it, and the RTT from kernel timestamps.
+// Leaves to others: sockets, capture and timers (engine, through ProbeContext).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "packet_decode.hpp"
+#include "probe.hpp"
+#include "registry.hpp"
+
+namespace outpost {
+
+struct EchoRequest {
+  IpAddress src;
+  IpAddress dst;
+  std::uint16_t ident = 0;
+  std::uint16_t sequence = 0;
+  std::uint16_t ip_id = 0;  // IPv4 only
+  std::uint8_t ttl = 64;
+  std::uint64_t cookie = 0;        // first 8 payload bytes, echoed back by the target
+  std::size_t payload_size = 56;   // like ping: 64-byte ICMP message
+};
+
+// The whole IP datagram (IPv4 + ICMP, or IPv6 + ICMPv6) with checksums. Pure.
+std::vector<std::uint8_t> forge_echo_request(const EchoRequest& request);
+
+// The cookie a reply must echo: a keyed hash of the probe's identity, so that
+// a forged or misdirected reply with the right id/sequence is told apart.
+std::uint64_t echo_cookie(std::uint64_t secret, const IpAddress& dst, std::uint16_t ident,
+                          std::uint16_t sequence);
+
+std::string icmp_echo_filter(const FilterParams& params);
+std::optional<Classified> icmp_echo_classify(const DecodedPacket& packet, const FilterParams& params);
+
+class IcmpEchoProbe final : public Probe {
+ public:
+  IcmpEchoProbe(IpAddress target, Duration timeout, std::uint8_t ttl = 64, std::size_t payload_size = 56);
+
+  void start(ProbeContext& ctx) override;
+  void on_sent(WallTime kernel_tx) override;
+  bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) override;
+  void on_timeout() override;
+  bool finished() const override { return finished_; }
+  const ProbeResult& result() const override { return result_; }
+
+ private:
+  void finish(ProbeStatus status, WallTime rx, const DecodedPacket& packet);
+
+  EchoRequest request_;
+  Duration timeout_;
+  ProbeResult result_;
+  bool finished_ = false;
+};
+
+}  // namespace outpost

@@ -1,0 +1,101 @@
+// The probe seam: what one probe in flight sees of the engine (ProbeContext),
+// what the engine sees of a probe (Probe), and the result it leaves.
+// Leaves to others: sockets and capture (engine), schedules and records (agent/).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "ip_address.hpp"
+
+namespace outpost {
+
+using Duration = std::chrono::nanoseconds;
+using SteadyTime = std::chrono::steady_clock::time_point;
+// Wall-clock time with nanoseconds: kernel packet timestamps and record times.
+using WallTime = std::chrono::time_point<std::chrono::system_clock, std::chrono::nanoseconds>;
+
+enum class ProbeStatus : std::uint8_t { reply, timeout, unreachable, refused, error };
+std::string_view to_string(ProbeStatus status);
+
+struct ProbeResult {
+  ProbeStatus status = ProbeStatus::error;
+  IpAddress target;
+  WallTime sent;                // when the probe left: the kernel's timestamp when seen
+  bool sent_kernel_stamp = false;
+  std::optional<Duration> rtt;  // from kernel timestamps at both ends, when answered
+  IpAddress reply_from;         // who answered (the target, or a router's ICMP error)
+  int reply_ttl = -1;           // IP TTL of the answer
+  int icmp_type = -1;           // for ICMP answers
+  int icmp_code = -1;
+  std::uint16_t sequence = 0;   // the probe's sequence number on the wire
+  std::string error;            // why, when status is error (or detail for unreachable)
+};
+
+// What identifies a probe's packets on the wire, the same for the probe
+// going out and for whatever comes back (reply, or ICMP error quoting it).
+enum class FlowProto : std::uint8_t { icmp_echo, tcp, udp };
+struct FlowKey {
+  FlowProto proto = FlowProto::icmp_echo;
+  IpAddress remote;       // the probed address
+  std::uint16_t a = 0;    // icmp: identifier; tcp/udp: local port
+  std::uint16_t b = 0;    // icmp: sequence;   tcp/udp: remote port
+  bool operator==(const FlowKey&) const = default;
+};
+
+struct FlowKeyHash {
+  std::size_t operator()(const FlowKey& k) const noexcept {
+    std::size_t h = k.remote.hash();
+    h ^= (static_cast<std::size_t>(k.proto) << 56) ^ (static_cast<std::size_t>(k.a) << 16) ^ k.b;
+    return h * 0x9E3779B97F4A7C15ull;
+  }
+};
+
+struct DecodedPacket;
+
+// The engine's services to one probe. Fakeable: unit tests drive probes with
+// a fake context and fixture packets.
+class ProbeContext {
+ public:
+  virtual ~ProbeContext() = default;
+  // The local address the kernel would use toward dst (and so the one to forge).
+  // Empty, with *error, when there is no route or no capture toward dst.
+  virtual IpAddress source_for(const IpAddress& dst, std::string* error) = 0;
+  // A fresh IP identifier and a fresh sequence number for the flow.
+  virtual std::uint16_t next_ip_id() = 0;
+  virtual std::uint16_t icmp_ident() const = 0;
+  virtual std::uint16_t next_icmp_sequence() = 0;
+  // A per-engine secret for cookies that tell our replies from spoofed ones.
+  virtual std::uint64_t secret() const = 0;
+  // The wall clock, for a record's time when no kernel timestamp is at hand.
+  virtual WallTime wall_now() = 0;
+  // Replies matching this key come to this probe; false when the key is taken.
+  virtual bool expect(const FlowKey& key) = 0;
+  // Puts the packet (a whole IP datagram) on the wire; false and *error on failure.
+  virtual bool send(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error) = 0;
+  virtual void arm_timeout(Duration d) = 0;
+};
+
+// One probe in flight.
+class Probe {
+ public:
+  virtual ~Probe() = default;
+  // Forges and sends; on failure leaves a finished result with status error.
+  virtual void start(ProbeContext& ctx) = 0;
+  // The capture saw our own packet leave, at this kernel time.
+  virtual void on_sent(WallTime kernel_tx) = 0;
+  // A packet whose flow key is ours. Returns false when it is not really for
+  // us (a spoofed or foreign reply): the engine counts it and ignores it.
+  virtual bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) = 0;
+  virtual void on_timeout() = 0;
+  virtual bool finished() const = 0;
+  virtual const ProbeResult& result() const = 0;
+};
+
+}  // namespace outpost

@@ -1,0 +1,33 @@
+#include "registry.hpp"
+
+#include "icmp_echo.hpp"
+
+namespace outpost {
+
+const std::vector<ProbeType>& probe_types() {
+  static const std::vector<ProbeType> types = {
+      {"icmp_echo", icmp_echo_filter, icmp_echo_classify},
+  };
+  return types;
+}
+
+std::string capture_filter(const FilterParams& params) {
+  // ICMP errors quote whatever probe they answer, so every type needs them.
+  std::string filter =
+      "(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11 or icmp[0] = 12))"
+      " or (icmp6 and ip6[40] >= 1 and ip6[40] <= 4)";
+  for (const auto& type : probe_types()) {
+    if (!filter.empty()) filter += " or ";
+    filter += "(" + type.bpf(params) + ")";
+  }
+  return filter;
+}
+
+std::optional<Classified> classify(const DecodedPacket& packet, const FilterParams& params) {
+  for (const auto& type : probe_types()) {
+    if (auto c = type.classify(packet, params)) return c;
+  }
+  return std::nullopt;
+}
+
+}  // namespace outpost
