@@ -39,17 +39,22 @@ void init_logging(bool verbose) {
   spdlog::set_default_logger(logger);
 }
 
-int prepare_engine(Engine& engine, const char* command) {
+ProbingStack::ProbingStack(Clock& clock, const std::string& interface)
+    : params(random_filter_params()), wire(clock, RawWireOptions{.interface = interface}, params),
+      engine(clock, wire, params) {}
+
+int ProbingStack::prepare(EventLoop& loop, const char* command) {
   if (!has_net_raw()) {
     std::cerr << "outpost " << command << ": " << kNeedNetRaw << "\n";
     return kExitPrivilege;
   }
   std::string error;
-  if (!engine.open(&error)) {
+  if (!wire.open(&error)) {
     std::cerr << "outpost " << command << ": " << error << "\n";
     return kExitPrivilege;
   }
   if (auto e = drop_all_but_net_raw(); !e.empty()) spdlog::warn("{}", e);
+  wire.set_fd_watcher([this, &loop](int fd) { loop.watch(fd, [this, fd] { wire.on_readable(fd); }); });
   return kExitOk;
 }
 

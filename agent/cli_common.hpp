@@ -8,6 +8,8 @@
 #include <string>
 
 #include "engine.hpp"
+#include "event_loop.hpp"
+#include "wire.hpp"
 #include "outpost_config.hpp"
 
 namespace outpost {
@@ -25,8 +27,17 @@ std::optional<Duration> duration_option(const po::variables_map& vm, const char*
 
 void init_logging(bool verbose);
 
-// Checks CAP_NET_RAW, opens the engine's raw sockets, then drops every other
-// capability. Returns an exit code: kExitOk, or kExitPrivilege after printing why.
-int prepare_engine(Engine& engine, const char* command);
+// The wire and the engine on it, as run and ping use them.
+struct ProbingStack {
+  ProbingStack(Clock& clock, const std::string& interface);
+  // Checks CAP_NET_RAW, opens the raw sockets, drops every other capability
+  // and has the loop watch the captures. Returns kExitOk, or kExitPrivilege
+  // after printing why.
+  int prepare(EventLoop& loop, const char* command);
+
+  FilterParams params;
+  RawWire wire;
+  Engine engine;
+};
 
 }  // namespace outpost

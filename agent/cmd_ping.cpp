@@ -74,10 +74,10 @@ int ping_command(int argc, char** argv) {
   }
 
   SystemClock clock;
-  Engine engine(clock, {});
-  if (int rc = prepare_engine(engine, "ping"); rc != kExitOk) return rc;
   EventLoop loop(clock);
-  engine.set_fd_watcher([&](int fd) { loop.watch(fd, [&engine, fd] { engine.on_readable(fd); }); });
+  ProbingStack stack(clock, "");
+  if (int rc = stack.prepare(loop, "ping"); rc != kExitOk) return rc;
+  Engine& engine = stack.engine;
 
   char host[256] = "outpost";
   gethostname(host, sizeof host - 1);

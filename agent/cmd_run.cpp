@@ -81,10 +81,10 @@ int run_command(int argc, char** argv) {
   if (vm.count("for") && !(run_for = duration_option(vm, "for", "run"))) return kExitUsage;
 
   SystemClock clock;
-  EngineOptions engine_options;
-  engine_options.interface = load.config->agent.interface;
-  Engine engine(clock, engine_options);
-  if (int rc = prepare_engine(engine, "run"); rc != kExitOk) return rc;
+  EventLoop loop(clock);
+  ProbingStack stack(clock, load.config->agent.interface);
+  if (int rc = stack.prepare(loop, "run"); rc != kExitOk) return rc;
+  Engine& engine = stack.engine;
 
   Outputs outputs;
   try {
@@ -96,8 +96,6 @@ int run_command(int argc, char** argv) {
     return kExitFailure;
   }
 
-  EventLoop loop(clock);
-  engine.set_fd_watcher([&](int fd) { loop.watch(fd, [&engine, fd] { engine.on_readable(fd); }); });
   Agent agent(loop, engine, outputs);
   agent.apply(*load.config);
 

@@ -1,11 +1,8 @@
-// The packet engine: raw sockets to send forged datagrams, one libpcap capture
-// per interface in use (immediate mode, non-blocking, nanosecond kernel
-// timestamps, filter from the probe registry), probes in flight keyed by flow,
-// timeouts, and counters for everything that matched nothing.
-// Leaves to others: when to probe (agent scheduler) and what results mean.
+// The packet engine: probes in flight keyed by flow, captured frames matched
+// to them (replies, ICMP errors quoting them, our own packets leaving for the
+// kernel send time), timeouts, and counters for everything that matched nothing.
+// Leaves to others: sockets and capture (wire), when to probe (agent scheduler).
 #pragma once
-
-#include <pcap/pcap.h>
 
 #include <cstdint>
 #include <deque>
@@ -21,14 +18,11 @@
 #include "packet_decode.hpp"
 #include "probe.hpp"
 #include "registry.hpp"
+#include "wire.hpp"
 
 namespace outpost {
 
 struct EngineOptions {
-  std::string interface;                // send and capture only here; empty: each route's own
-  int capture_buffer_bytes = 32 << 20;  // per capture
-  int snaplen = 512;                    // enough for ICMP errors and their quotes
-  int send_buffer_bytes = 4 << 20;
   Duration remember_finished = std::chrono::seconds(30);  // to tell late/duplicate from stray
   std::size_t remember_finished_max = 1 << 20;
 };
@@ -50,33 +44,18 @@ struct EngineStats {
   std::uint64_t capture_dropped = 0;   // the kernel dropped frames (ring full)
 };
 
-struct Route {
-  IpAddress source;
-  std::string interface;
-  std::string error;  // why there is no route, when source is empty
-};
-
-// Asks the kernel which source address and interface it would use toward dst.
-Route lookup_route(const IpAddress& dst, const std::string& bind_interface);
-
 class Engine {
  public:
   using Done = std::function<void(const ProbeResult&)>;
 
-  Engine(Clock& clock, EngineOptions options);
-  ~Engine();
+  // The wire's frames come to on_frame from now on.
+  Engine(Clock& clock, Wire& wire, FilterParams params, EngineOptions options = {});
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
-
-  // Opens the raw sockets; false with *error (naming CAP_NET_RAW when that is why).
-  bool open(std::string* error);
-  // Told of every capture descriptor the engine opens, to watch for reading.
-  void set_fd_watcher(std::function<void(int fd)> watch) { watch_fd_ = std::move(watch); }
 
   // Starts a probe; `done` is called once with its result (perhaps at once).
   void launch(std::unique_ptr<Probe> probe, Done done);
 
-  void on_readable(int fd);
   std::optional<SteadyTime> next_deadline() const;
   void expire(SteadyTime now);
 
@@ -84,17 +63,11 @@ class Engine {
   EngineStats stats() const;
   std::uint16_t icmp_ident() const { return params_.icmp_ident; }
 
-  // Feeds one captured frame as if the capture had delivered it (tests, fuzzing).
+  // One captured frame, from the wire (or a test, or the fuzzer).
   void on_frame(int link_type, const std::uint8_t* data, std::size_t size, WallTime stamp);
 
  private:
   class SlotContext;
-  struct Capture {
-    pcap_t* handle = nullptr;
-    int fd = -1;
-    int link_type = 0;
-    std::string interface;
-  };
   struct Slot {
     std::unique_ptr<Probe> probe;
     Done done;
@@ -113,26 +86,17 @@ class Engine {
     SteadyTime forget_at;
   };
 
-  const Route& route_to(const IpAddress& dst);
-  bool ensure_capture(const std::string& interface, std::string* error);
-  bool send_datagram(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error);
   void complete(std::uint32_t slot);
   void remember(const FlowKey& key, bool timed_out);
   void forget_old(SteadyTime now);
-  static void pcap_callback(u_char* user, const pcap_pkthdr* header, const u_char* bytes);
 
   Clock& clock_;
-  EngineOptions options_;
+  Wire& wire_;
   FilterParams params_;
+  EngineOptions options_;
   std::uint64_t secret_ = 0;
   std::uint16_t next_ip_id_ = 0;
   std::uint16_t next_sequence_ = 0;
-  int raw4_ = -1;
-  int raw6_ = -1;
-  std::function<void(int)> watch_fd_;
-  std::vector<Capture> captures_;
-  int current_link_type_ = 0;
-  std::unordered_map<IpAddress, std::pair<Route, SteadyTime>> routes_;
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> free_slots_;
   std::unordered_map<FlowKey, std::uint32_t, FlowKeyHash> flows_;

@@ -1,5 +1,7 @@
 #include "registry.hpp"
 
+#include <random>
+
 #include "icmp_echo.hpp"
 
 namespace outpost {
@@ -9,6 +11,11 @@ const std::vector<ProbeType>& probe_types() {
       {"icmp_echo", icmp_echo_filter, icmp_echo_classify},
   };
   return types;
+}
+
+FilterParams random_filter_params() {
+  std::random_device rd;
+  return {static_cast<std::uint16_t>(rd())};
 }
 
 std::string capture_filter(const FilterParams& params) {

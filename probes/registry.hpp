@@ -18,6 +18,10 @@ struct FilterParams {
   std::uint16_t icmp_ident = 0;  // our ICMP echo identifier
 };
 
+// A random identifier, so that two agents (or an agent and ping) on one host
+// keep to their own echo replies.
+FilterParams random_filter_params();
+
 struct Classified {
   FlowKey key;
   bool outgoing = false;  // our own probe leaving (for its kernel send time)

@@ -1,0 +1,731 @@
+// The YAML loader: one pass over the document that fills Config and collects
+// every problem as FILE:LINE:COL: key: message.
+
+#include "outpost_config.hpp"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace outpost {
+
+// ---------------------------------------------------------------------------
+// Probe methods
+
+std::string ProbeMethod::record_name() const {
+  switch (kind) {
+    case Kind::icmp: return "icmp";
+    case Kind::tcp:
+    case Kind::tcp_connect: return "tcp";
+    case Kind::dns: return "dns";
+  }
+  return "icmp";
+}
+
+std::string ProbeMethod::text() const {
+  switch (kind) {
+    case Kind::icmp: return "icmp";
+    case Kind::tcp: return "tcp:" + std::to_string(port);
+    case Kind::tcp_connect: return "tcp_connect:" + std::to_string(port);
+    case Kind::dns: return "dns";
+  }
+  return "icmp";
+}
+
+namespace {
+
+// "443" -> 443; nullopt unless a plain decimal number from 1 to 65535.
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || value < 1 || value > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<std::uint16_t>(value);
+}
+
+// For "tcp:443" and the like: the port after "NAME:", with a message naming the method.
+std::optional<std::uint16_t> parse_method_port(std::string_view text, std::string_view name,
+                                               std::string* error) {
+  if (text == name) {
+    if (error) *error = "'" + std::string(text) + "' needs a port, e.g. " + std::string(name) + ":443";
+    return std::nullopt;
+  }
+  auto port = parse_port(text.substr(name.size() + 1));
+  if (!port && error) {
+    *error = "'" + std::string(text) + "': port must be a number from 1 to 65535";
+  }
+  return port;
+}
+
+bool has_method_name(std::string_view text, std::string_view name) {
+  return text == name || (text.starts_with(name) && text.size() > name.size() && text[name.size()] == ':');
+}
+
+}  // namespace
+
+std::optional<ProbeMethod> parse_probe_method(std::string_view text, std::string* error) {
+  using Kind = ProbeMethod::Kind;
+  if (text == "icmp") return ProbeMethod{Kind::icmp, 0};
+  if (text == "dns") return ProbeMethod{Kind::dns, 0};
+  for (auto [name, kind] : {std::pair{std::string_view("tcp"), Kind::tcp},
+                            std::pair{std::string_view("tcp_connect"), Kind::tcp_connect}}) {
+    if (has_method_name(text, name)) {
+      auto port = parse_method_port(text, name, error);
+      if (!port) return std::nullopt;
+      return ProbeMethod{kind, *port};
+    }
+  }
+  if (error) {
+    *error = "unknown probe method '" + std::string(text) +
+             "' (expected icmp, tcp:PORT, tcp_connect:PORT or dns)";
+  }
+  return std::nullopt;
+}
+
+std::string ConfigError::to_string() const {
+  if (line == 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + message;
+}
+
+// ---------------------------------------------------------------------------
+// The loader
+
+namespace {
+
+using YAML::Node;
+
+SourceMark source_mark(const YAML::Mark& mark) {
+  if (mark.is_null() || mark.line < 0) return {};
+  return {mark.line + 1, mark.column + 1};
+}
+
+std::string quote(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+// "a map", "'fast'", "nothing": how a value that was not what we wanted looks.
+std::string describe(const Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: return node.size() == 0 ? "an empty map" : "a map";
+    case YAML::NodeType::Sequence: return node.size() == 0 ? "an empty list" : "a list";
+    case YAML::NodeType::Scalar: return quote(node.Scalar());
+    default: return "nothing";
+  }
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t above = row[j];
+      bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
+                  std::tolower(static_cast<unsigned char>(b[j - 1]));
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (same ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The known key nearest to a typo, or empty when none is close.
+std::string_view nearest_key(std::string_view typo, std::initializer_list<std::string_view> known) {
+  std::string_view best;
+  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+  for (std::string_view key : known) {
+    std::size_t distance = edit_distance(typo, key);
+    if (distance <= std::max<std::size_t>(1, key.size() / 3) && distance < best_distance) {
+      best = key;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+// Host name syntax (RFC 1123, with '_' allowed): dot-separated labels of 1..63
+// letters, digits, '-' or '_', not starting or ending with '-'; at most 253
+// characters; one trailing dot allowed; the last label not all digits (that
+// would be a mistyped address).
+bool is_host_name(std::string_view name) {
+  if (name.ends_with('.')) name.remove_suffix(1);
+  if (name.empty() || name.size() > 253) return false;
+  std::string_view label;
+  while (!name.empty()) {
+    std::size_t dot = name.find('.');
+    label = name.substr(0, dot);
+    name = dot == std::string_view::npos ? std::string_view() : name.substr(dot + 1);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+    }
+    if (dot != std::string_view::npos && name.empty()) return false;  // "a..b" or "a.."
+  }
+  return !std::all_of(label.begin(), label.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+}
+
+bool is_ip_address(const std::string& text) {
+  unsigned char buffer[16];
+  return inet_pton(AF_INET, text.c_str(), buffer) == 1 || inet_pton(AF_INET6, text.c_str(), buffer) == 1;
+}
+
+// --- Value parsers: a YAML value to T, or nullopt and a message. ------------
+
+template <class T>
+using Parsed = std::optional<T>;
+
+Parsed<std::string> scalar_or(const Node& node, std::string_view expected, std::string& error) {
+  if (node.IsScalar()) return node.Scalar();
+  error = "expected " + std::string(expected) + ", got " + describe(node);
+  return std::nullopt;
+}
+
+Parsed<std::string> string_value(const Node& node, std::string& error) {
+  auto text = scalar_or(node, "a string", error);
+  if (text && text->empty()) {
+    error = "expected a non-empty string, got ''";
+    return std::nullopt;
+  }
+  return text;
+}
+
+Parsed<bool> bool_value(const Node& node, std::string& error) {
+  bool value = false;
+  if (node.IsScalar() && YAML::convert<bool>::decode(node, value)) return value;
+  error = "expected true or false, got " + describe(node);
+  return std::nullopt;
+}
+
+template <class T>
+auto integer_value(long long low, long long high, std::string expected) {
+  return [low, high, expected](const Node& node, std::string& error) -> Parsed<T> {
+    long long value = 0;
+    if (node.IsScalar()) {
+      const std::string& text = node.Scalar();
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (ec == std::errc{} && end == text.data() + text.size() && value >= low && value <= high) {
+        return static_cast<T>(value);
+      }
+    }
+    error = "expected " + expected + ", got " + describe(node);
+    return std::nullopt;
+  };
+}
+
+template <class T>
+auto integer_in(long long low, long long high) {
+  return integer_value<T>(low, high, "an integer from " + std::to_string(low) + " to " + std::to_string(high));
+}
+
+template <class T>
+auto integer_at_least(long long low) {
+  return integer_value<T>(low, std::numeric_limits<T>::max(), "an integer of at least " + std::to_string(low));
+}
+
+Parsed<double> positive_number_value(const Node& node, std::string& error) {
+  double value = 0;
+  if (node.IsScalar()) {
+    const std::string& text = node.Scalar();
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec == std::errc{} && end == text.data() + text.size() && std::isfinite(value) && value > 0) {
+      return value;
+    }
+  }
+  error = "expected a number greater than 0, got " + describe(node);
+  return std::nullopt;
+}
+
+Parsed<Duration> duration_value(const Node& node, std::string& error) {
+  auto text = scalar_or(node, "a duration such as 500ms, 2s, 5m or 1h", error);
+  if (!text) return std::nullopt;
+  return parse_duration(*text, &error);
+}
+
+Parsed<std::string> address_value(const Node& node, std::string& error) {
+  auto text = scalar_or(node, "an IPv4 or IPv6 address", error);
+  if (text && !is_ip_address(*text)) {
+    error = quote(*text) + " is not an IPv4 or IPv6 address";
+    return std::nullopt;
+  }
+  return text;
+}
+
+Parsed<std::string> host_value(const Node& node, std::string& error) {
+  auto text = scalar_or(node, "a host name", error);
+  if (text && !is_host_name(*text)) {
+    error = quote(*text) + " is not a valid host name";
+    return std::nullopt;
+  }
+  return text;
+}
+
+Parsed<std::string> dns_name_value(const Node& node, std::string& error) {
+  auto text = scalar_or(node, "a domain name", error);
+  if (text && *text != "." && !is_host_name(*text)) {
+    error = quote(*text) + " is not a valid domain name";
+    return std::nullopt;
+  }
+  return text;
+}
+
+Parsed<std::string> dns_type_value(const Node& node, std::string& error) {
+  static constexpr std::string_view types[] = {"A", "AAAA", "NS", "SOA", "TXT", "CNAME", "MX", "PTR"};
+  auto text = scalar_or(node, "a query type", error);
+  if (!text) return std::nullopt;
+  std::string upper = *text;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (std::find(std::begin(types), std::end(types), upper) != std::end(types)) return upper;
+  error = "unknown query type " + quote(*text) + " (expected A, AAAA, NS, SOA, TXT, CNAME, MX or PTR)";
+  return std::nullopt;
+}
+
+Parsed<ProbeMethod> probe_method_value(const Node& node, std::string& error) {
+  auto text = scalar_or(node, "a probe method", error);
+  if (!text) return std::nullopt;
+  return parse_probe_method(*text, &error);
+}
+
+// Traceroute: icmp | udp | tcp:PORT, kept as text in its normal form.
+Parsed<std::string> traceroute_method_value(const Node& node, std::string& error) {
+  auto text = scalar_or(node, "a traceroute method", error);
+  if (!text) return std::nullopt;
+  if (*text == "icmp" || *text == "udp") return text;
+  if (has_method_name(*text, "tcp")) {
+    auto port = parse_method_port(*text, "tcp", &error);
+    if (!port) return std::nullopt;
+    return "tcp:" + std::to_string(*port);
+  }
+  error = "unknown traceroute method " + quote(*text) + " (expected icmp, udp or tcp:PORT)";
+  return std::nullopt;
+}
+
+// --- Where values are, and where problems go. --------------------------------
+
+// One value in the document: a map entry's value or a list item.
+struct Field {
+  std::string path;  // "groups[0].targets[1].address"
+  SourceMark at;     // the key, or the item itself
+  Node value;
+
+  // The value's own position; the key's when the value is empty (yaml-cpp
+  // places an empty value at the next token, often on the next line).
+  SourceMark mark() const {
+    SourceMark own = source_mark(value.Mark());
+    return value.IsNull() || own.line == 0 ? at : own;
+  }
+};
+
+std::string child_path(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+class ErrorList {
+ public:
+  explicit ErrorList(std::string file) : file_(std::move(file)) {}
+
+  // Records "PATH: message" at `mark` (just "message" at the top level).
+  void add(SourceMark mark, const std::string& path, const std::string& message) {
+    errors_.push_back({file_, mark.line, mark.col, path.empty() ? message : path + ": " + message});
+  }
+
+  // Errors in file order (those without a position first); stable otherwise.
+  std::vector<ConfigError> take() {
+    std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
+      return std::pair(a.line, a.col) < std::pair(b.line, b.col);
+    });
+    return std::move(errors_);
+  }
+
+ private:
+  std::string file_;
+  std::vector<ConfigError> errors_;
+};
+
+// A YAML map checked against the keys it may have: unknown keys, repeated
+// keys and keys that are not names are recorded as it is built.
+class MapView {
+ public:
+  MapView(ErrorList& errors, const Node& map, std::string path, SourceMark mark,
+          std::initializer_list<std::string_view> known)
+      : errors_(errors), path_(std::move(path)), mark_(mark) {
+    if (!map.IsMap()) return;  // null: an empty map
+    for (const auto& entry : map) {
+      SourceMark key_mark = source_mark(entry.first.Mark());
+      if (!entry.first.IsScalar()) {
+        errors_.add(key_mark, path_, "expected a key name, got " + describe(entry.first));
+        continue;
+      }
+      const std::string& key = entry.first.Scalar();
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        std::string message = "unknown key " + quote(key);
+        if (auto near = nearest_key(key, known); !near.empty()) message += " (did you mean " + quote(near) + "?)";
+        errors_.add(key_mark, path_, message);
+      } else if (const Field* first = find(key)) {  // yaml-cpp keeps both
+        errors_.add(key_mark, path_,
+                    "duplicate key " + quote(key) + " (first at line " + std::to_string(first->at.line) + ")");
+      } else {
+        fields_.emplace_back(key, Field{child_path(path_, key), key_mark, entry.second});
+      }
+    }
+  }
+
+  const std::string& path() const { return path_; }
+  SourceMark mark() const { return mark_; }
+
+  std::optional<Field> get(std::string_view key) const {
+    if (const Field* field = find(key)) return *field;
+    return std::nullopt;
+  }
+
+  // As get(), and records "missing required key" when absent.
+  std::optional<Field> require(std::string_view key) const {
+    auto field = get(key);
+    if (!field) errors_.add(mark_, path_, "missing required key " + quote(key));
+    return field;
+  }
+
+ private:
+  const Field* find(std::string_view key) const {
+    for (const auto& [name, field] : fields_) {
+      if (name == key) return &field;
+    }
+    return nullptr;
+  }
+
+  ErrorList& errors_;
+  std::string path_;
+  SourceMark mark_;
+  std::vector<std::pair<std::string, Field>> fields_;  // known keys, first occurrence, in file order
+};
+
+enum class Need { optional, required };
+
+// What Loader::read() found: the field when present, and whether its value was valid.
+struct Found {
+  std::optional<Field> field;
+  bool valid = false;
+};
+
+// Interval, timeout and probes in force at one level (defaults, group, target).
+struct Settings {
+  Duration interval;
+  Duration timeout;
+  std::vector<ProbeMethod> probes;
+  bool timing_known = true;  // false below a level whose interval or timeout was bad
+};
+
+class Loader {
+ public:
+  explicit Loader(const std::string& name) : errors_(name) { config_.path = name; }
+
+  ConfigLoad load(const std::string& text) {
+    std::vector<Node> documents = YAML::LoadAll(text);
+    if (documents.empty()) {
+      errors_.add({}, "", "the config is empty (expected a map with 'agent' and 'groups')");
+    } else if (documents.size() > 1) {
+      errors_.add(source_mark(documents[1].Mark()), "",
+                  "expected one YAML document, found " + std::to_string(documents.size()));
+    } else {
+      read_root(documents[0]);
+    }
+    return finish();
+  }
+
+  // Records a problem that stopped the load before any YAML was read.
+  ConfigLoad fail(SourceMark mark, const std::string& message) {
+    errors_.add(mark, "", message);
+    return finish();
+  }
+
+ private:
+  ConfigLoad finish() {
+    ConfigLoad result;
+    result.errors = errors_.take();
+    if (result.errors.empty()) result.config = std::move(config_);
+    return result;
+  }
+
+  // --- helpers ---
+
+  // Parses a field's value into `out`, or records the parser's message at it.
+  template <class T, class Parse>
+  bool convert(const Field& field, T& out, Parse parse) {
+    std::string error;
+    auto value = parse(field.value, error);
+    if (!value) {
+      errors_.add(field.mark(), field.path, error);
+      return false;
+    }
+    out = std::move(*value);
+    return true;
+  }
+
+  // Reads map[key] into `out` when present; records an error when invalid, or
+  // when absent and required.
+  template <class T, class Parse>
+  Found read(const MapView& map, std::string_view key, T& out, Parse parse, Need need = Need::optional) {
+    Found found{need == Need::required ? map.require(key) : map.get(key)};
+    found.valid = found.field && convert(*found.field, out, parse);
+    return found;
+  }
+
+  // The field's value as a map with these keys; an empty value is an empty
+  // map unless `need` is required.
+  std::optional<MapView> open_map(const Field& field, std::initializer_list<std::string_view> known,
+                                  Need need = Need::optional) {
+    if (field.value.IsMap() || (field.value.IsNull() && need == Need::optional)) {
+      return MapView(errors_, field.value, field.path, field.mark(), known);
+    }
+    errors_.add(field.mark(), field.path, "expected a map, got " + describe(field.value));
+    return std::nullopt;
+  }
+
+  // Calls each(item) for every item of a list field; `what` names the items
+  // in the message when the value is not a list (or is empty when `need` is
+  // required). An empty value is an empty list unless required.
+  template <class Each>
+  void for_each_item(const Field& list, std::string_view what, Need need, Each each) {
+    const bool required = need == Need::required;
+    if (!list.value.IsSequence() || (required && list.value.size() == 0)) {
+      if (list.value.IsNull() && !required) return;
+      errors_.add(list.mark(), list.path,
+                  std::string(required ? "expected a non-empty list of " : "expected a list of ") +
+                      std::string(what) + ", got " + describe(list.value));
+      return;
+    }
+    std::size_t index = 0;
+    for (const auto& item : list.value) {
+      Field field{list.path + "[" + std::to_string(index++) + "]", source_mark(item.Mark()), item};
+      if (field.at.line == 0) field.at = list.mark();
+      each(field);
+    }
+  }
+
+  // Records a duplicate name (across the whole config) at its field.
+  void check_unique(std::map<std::string, int>& seen, const std::string& name, const Field& field,
+                    std::string_view what) {
+    auto [it, inserted] = seen.emplace(name, field.mark().line);
+    if (!inserted) {
+      errors_.add(field.mark(), field.path,
+                  "duplicate " + std::string(what) + " name " + quote(name) + " (first at line " +
+                      std::to_string(it->second) + ")");
+    }
+  }
+
+  // --- sections ---
+
+  void read_root(const Node& root) {
+    if (!root.IsMap()) {
+      errors_.add(source_mark(root.Mark()), "",
+                  "expected a map with 'agent' and 'groups' at the top level, got " + describe(root));
+      return;
+    }
+    MapView map(errors_, root, "", source_mark(root.Mark()),
+                {"agent", "defaults", "asn_table", "asn_names", "groups", "detect", "traceroute", "report"});
+    if (auto agent = map.require("agent")) read_agent(*agent);
+
+    Settings defaults{config_.defaults.interval, config_.defaults.timeout, config_.defaults.probes};
+    if (auto field = map.get("defaults")) {
+      if (auto section = open_map(*field, {"interval", "timeout", "probes"})) defaults = read_settings(*section, defaults);
+    }
+    config_.defaults = {defaults.interval, defaults.timeout, defaults.probes};
+
+    read(map, "asn_table", config_.asn_table, string_value);
+    read(map, "asn_names", config_.asn_names, string_value);
+    if (auto groups = map.require("groups")) {
+      for_each_item(*groups, "groups", Need::required, [&](const Field& item) { read_group(item, defaults); });
+    }
+    if (auto detect = map.get("detect")) read_detect(*detect);
+    if (auto traceroute = map.get("traceroute")) read_traceroute(*traceroute);
+    if (auto report = map.get("report")) read_report(*report);
+  }
+
+  void read_agent(const Field& field) {
+    auto map = open_map(field, {"id", "max_pps", "interface"}, Need::required);
+    if (!map) return;
+    AgentSection& agent = config_.agent;
+    read(*map, "id", agent.id, string_value, Need::required);
+    read(*map, "max_pps", agent.max_pps, positive_number_value);
+    read(*map, "interface", agent.interface, string_value);
+  }
+
+  // Reads interval, timeout and probes given at this level over those inherited.
+  Settings read_settings(const MapView& map, const Settings& inherited) {
+    Settings settings = inherited;
+    Found interval = read(map, "interval", settings.interval, duration_value);
+    Found timeout = read(map, "timeout", settings.timeout, duration_value);
+    if (auto probes = map.get("probes")) settings.probes = read_probes(*probes);
+
+    if ((interval.field && !interval.valid) || (timeout.field && !timeout.valid)) {
+      settings.timing_known = false;
+    } else if ((interval.field || timeout.field) && settings.timing_known &&
+               settings.timeout >= settings.interval) {
+      const Field& at = timeout.field ? *timeout.field : *interval.field;
+      errors_.add(at.mark(), map.path(),
+                  "timeout (" + format_duration(settings.timeout) + ") must be less than interval (" +
+                      format_duration(settings.interval) + ")");
+    }
+    return settings;
+  }
+
+  std::vector<ProbeMethod> read_probes(const Field& list) {
+    std::vector<ProbeMethod> probes;
+    for_each_item(list, "probe methods such as [icmp, tcp:443]", Need::required, [&](const Field& item) {
+      ProbeMethod method;
+      if (!convert(item, method, probe_method_value)) return;
+      if (std::find(probes.begin(), probes.end(), method) != probes.end()) {
+        errors_.add(item.mark(), item.path, "duplicate probe method " + quote(method.text()));
+      } else {
+        probes.push_back(method);
+      }
+    });
+    return probes;
+  }
+
+  void read_group(const Field& field, const Settings& defaults) {
+    auto map = open_map(field, {"name", "upstream_asn", "control", "interval", "timeout", "probes", "targets"},
+                        Need::required);
+    if (!map) return;
+    Group group;
+    group.mark = map->mark();
+    if (Found name = read(*map, "name", group.name, string_value, Need::required); name.valid) {
+      check_unique(group_names_, group.name, *name.field, "group");
+    }
+    read(*map, "upstream_asn", group.upstream_asn, integer_in<std::uint32_t>(0, 4294967295));
+    read(*map, "control", group.control, bool_value);
+    Settings settings = read_settings(*map, defaults);
+    if (auto targets = map->require("targets")) {
+      for_each_item(*targets, "targets", Need::required,
+                    [&](const Field& item) { read_target(item, settings, group); });
+    }
+    config_.groups.push_back(std::move(group));
+  }
+
+  void read_target(const Field& field, const Settings& inherited, Group& group) {
+    auto map = open_map(field, {"name", "address", "host", "probes", "interval", "timeout", "dns"},
+                        Need::required);
+    if (!map) return;
+    Target target;
+    target.mark = map->mark();
+    if (Found name = read(*map, "name", target.name, string_value, Need::required); name.valid) {
+      check_unique(target_names_, target.name, *name.field, "target");
+    }
+    Found address = read(*map, "address", target.address, address_value);
+    Found host = read(*map, "host", target.host, host_value);
+    if (address.field && host.field) {
+      errors_.add(host.field->at, map->path(), "give either 'address' or 'host', not both");
+    } else if (!address.field && !host.field) {
+      errors_.add(map->mark(), map->path(), "missing required key 'address' or 'host'");
+    }
+
+    Settings settings = read_settings(*map, inherited);
+    target.probes = settings.probes;
+    target.interval = settings.interval;
+    target.timeout = settings.timeout;
+
+    auto dns = map->get("dns");
+    if (dns) target.dns = read_dns(*dns);
+    bool probes_dns = std::any_of(target.probes.begin(), target.probes.end(),
+                                  [](const ProbeMethod& m) { return m.kind == ProbeMethod::Kind::dns; });
+    if (probes_dns && !dns) {
+      errors_.add(map->mark(), map->path(), "probe method 'dns' needs a 'dns' block with a query");
+    }
+    group.targets.push_back(std::move(target));
+  }
+
+  std::optional<DnsQuery> read_dns(const Field& field) {
+    auto map = open_map(field, {"query", "type", "expect"}, Need::required);
+    if (!map) return std::nullopt;
+    DnsQuery dns;
+    read(*map, "query", dns.query, dns_name_value, Need::required);
+    read(*map, "type", dns.type, dns_type_value);
+    if (auto expect = map->get("expect")) {
+      for_each_item(*expect, "expected answers", Need::optional, [&](const Field& item) {
+        std::string answer;
+        if (convert(item, answer, string_value)) dns.expect.push_back(std::move(answer));
+      });
+    }
+    return dns;
+  }
+
+  void read_detect(const Field& field) {
+    auto map = open_map(field, {"down_after", "up_after"});
+    if (!map) return;
+    read(*map, "down_after", config_.detect.down_after, integer_at_least<int>(1));
+    read(*map, "up_after", config_.detect.up_after, integer_at_least<int>(1));
+  }
+
+  void read_traceroute(const Field& field) {
+    auto map = open_map(field, {"method", "max_ttl"});
+    if (!map) return;
+    read(*map, "method", config_.traceroute.method, traceroute_method_value);
+    read(*map, "max_ttl", config_.traceroute.max_ttl, integer_in<int>(1, 255));
+  }
+
+  void read_report(const Field& field) {
+    auto map = open_map(field, {"window", "outputs"});
+    if (!map) return;
+    read(*map, "window", config_.report.window, duration_value);
+    if (auto outputs = map->get("outputs")) {
+      for_each_item(*outputs, "outputs such as { file: PATH }", Need::optional, [&](const Field& item) {
+        auto output = open_map(item, {"file"}, Need::required);
+        if (!output) return;
+        OutputSpec spec;
+        read(*output, "file", spec.file, string_value, Need::required);
+        config_.report.outputs.push_back(std::move(spec));
+      });
+    }
+  }
+
+  ErrorList errors_;
+  Config config_;
+  std::map<std::string, int> group_names_;   // name -> line of the first
+  std::map<std::string, int> target_names_;  // name -> line of the first
+};
+
+ConfigLoad load_guarded(const std::string& name, const std::string* text, const std::string* path) {
+  try {
+    Loader loader(name);
+    try {
+      if (text) return loader.load(*text);
+      std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path->c_str(), "rb"), std::fclose);
+      if (!file) return loader.fail({}, std::string("cannot open: ") + std::strerror(errno));
+      std::string content;
+      char buffer[65536];
+      std::size_t n;
+      while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) content.append(buffer, n);
+      if (std::ferror(file.get())) return loader.fail({}, std::string("cannot read: ") + std::strerror(errno));
+      return loader.load(content);
+    } catch (const YAML::ParserException& e) {
+      return loader.fail(source_mark(e.mark), "YAML syntax error: " + e.msg);
+    }
+  } catch (const std::exception& e) {
+    return ConfigLoad{std::nullopt, {ConfigError{name, 0, 0, std::string("cannot load: ") + e.what()}}};
+  } catch (...) {
+    return ConfigLoad{std::nullopt, {ConfigError{name, 0, 0, "cannot load: unknown error"}}};
+  }
+}
+
+}  // namespace
+
+ConfigLoad load_config_file(const std::string& path) { return load_guarded(path, nullptr, &path); }
+
+ConfigLoad load_config_string(const std::string& text, const std::string& name) {
+  return load_guarded(name, &text, nullptr);
+}
+
+}  // namespace outpost

@@ -1,0 +1,187 @@
+#include "wire.hpp"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace outpost {
+namespace {
+
+std::string errno_text(const std::string& what, int err) { return what + ": " + std::strerror(err); }
+
+std::string interface_of(const IpAddress& local) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return {};
+  std::string name;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6)) continue;
+    sockaddr_storage ss{};
+    std::memcpy(&ss, i->ifa_addr, i->ifa_addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+    if (auto a = IpAddress::from_sockaddr(ss); a && *a == local) {
+      name = i->ifa_name;
+      break;
+    }
+  }
+  freeifaddrs(list);
+  return name;
+}
+
+}  // namespace
+
+Route lookup_route(const IpAddress& dst, const std::string& bind_interface) {
+  Route route;
+  const int fd = socket(dst.is_v6() ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    route.error = errno_text("socket", errno);
+    return route;
+  }
+  sockaddr_storage sa;
+  socklen_t len = dst.to_sockaddr(sa, 33434);
+  if (!bind_interface.empty() &&
+      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, bind_interface.c_str(), bind_interface.size()) != 0) {
+    route.error = errno_text("interface " + bind_interface, errno);
+  } else if (connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+    route.error = errno_text("no route to " + dst.to_string(), errno);
+  } else {
+    sockaddr_storage local{};
+    len = sizeof local;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
+    route.source = IpAddress::from_sockaddr(local).value_or(IpAddress{});
+    route.interface = bind_interface.empty() ? interface_of(route.source) : bind_interface;
+    if (route.interface.empty()) {
+      route.error = "no interface holds " + route.source.to_string();
+      route.source = {};
+    }
+  }
+  close(fd);
+  return route;
+}
+
+RawWire::RawWire(Clock& clock, RawWireOptions options, FilterParams filter)
+    : clock_(clock), options_(std::move(options)), filter_(filter) {}
+
+RawWire::~RawWire() {
+  for (auto& c : captures_) pcap_close(c.handle);
+  if (raw4_ >= 0) close(raw4_);
+  if (raw6_ >= 0) close(raw6_);
+}
+
+bool RawWire::open(std::string* error) {
+  auto open_raw = [&](int family, int& fd) {
+    fd = socket(family, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_RAW);
+    if (fd < 0) return errno;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &options_.send_buffer_bytes, sizeof options_.send_buffer_bytes);
+    if (!options_.interface.empty())
+      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, options_.interface.c_str(), options_.interface.size());
+    return 0;
+  };
+  if (int err = open_raw(AF_INET, raw4_); err != 0) {
+    *error = err == EPERM || err == EACCES
+                 ? "raw sockets need CAP_NET_RAW (run as root, or grant it: setcap cap_net_raw+ep outpost)"
+                 : errno_text("raw IPv4 socket", err);
+    return false;
+  }
+  open_raw(AF_INET6, raw6_);  // a host without IPv6 still probes IPv4
+  return true;
+}
+
+IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
+  const SteadyTime now = clock_.now();
+  auto it = routes_.find(dst);
+  if (it == routes_.end() || it->second.second <= now) {
+    if (routes_.size() > 100000) routes_.clear();
+    it = routes_.insert_or_assign(dst, std::pair{lookup_route(dst, options_.interface), now + options_.route_cache})
+             .first;
+  }
+  const Route& route = it->second.first;
+  if (!route.source) {
+    *error = route.error;
+    return {};
+  }
+  if (!ensure_capture(route.interface, error)) return {};
+  return route.source;
+}
+
+bool RawWire::ensure_capture(const std::string& interface, std::string* error) {
+  for (const auto& c : captures_)
+    if (c.interface == interface) return true;
+  char errbuf[PCAP_ERRBUF_SIZE] = {};
+  pcap_t* p = pcap_create(interface.c_str(), errbuf);
+  if (!p) {
+    *error = "capture on " + interface + ": " + errbuf;
+    return false;
+  }
+  auto fail = [&](const std::string& why) {
+    *error = "capture on " + interface + ": " + why;
+    pcap_close(p);
+    return false;
+  };
+  pcap_set_snaplen(p, options_.snaplen);
+  pcap_set_promisc(p, 0);
+  pcap_set_immediate_mode(p, 1);
+  pcap_set_buffer_size(p, options_.capture_buffer_bytes);
+  pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO);
+  if (int rc = pcap_activate(p); rc < 0)
+    return fail(std::string(pcap_geterr(p)) + (rc == PCAP_ERROR_PERM_DENIED ? " (capture needs CAP_NET_RAW)" : ""));
+  bpf_program program{};
+  const std::string filter = capture_filter(filter_);
+  if (pcap_compile(p, &program, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) return fail(pcap_geterr(p));
+  const int set = pcap_setfilter(p, &program);
+  pcap_freecode(&program);
+  if (set != 0) return fail(pcap_geterr(p));
+  if (pcap_setnonblock(p, 1, errbuf) != 0) return fail(errbuf);
+  const int precision = pcap_get_tstamp_precision(p);
+  if (precision != PCAP_TSTAMP_PRECISION_NANO) return fail("no nanosecond timestamps");
+  captures_.push_back({p, pcap_get_selectable_fd(p), pcap_datalink(p), interface});
+  if (watch_fd_) watch_fd_(captures_.back().fd);
+  return true;
+}
+
+bool RawWire::send(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error) {
+  const int fd = dst.is_v6() ? raw6_ : raw4_;
+  if (fd < 0) {
+    *error = dst.is_v6() ? "no IPv6 raw socket on this host" : "raw socket not open";
+    return false;
+  }
+  sockaddr_storage sa;
+  const socklen_t len = dst.to_sockaddr(sa);
+  if (sendto(fd, datagram.data(), datagram.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&sa), len) < 0) {
+    *error = errno_text("send to " + dst.to_string(), errno);
+    return false;
+  }
+  return true;
+}
+
+void RawWire::pcap_callback(u_char* user, const pcap_pkthdr* header, const u_char* bytes) {
+  auto* self = reinterpret_cast<RawWire*>(user);
+  // Nanosecond precision was checked at activation: ts.tv_usec holds nanoseconds.
+  const WallTime stamp{std::chrono::seconds(header->ts.tv_sec) + std::chrono::nanoseconds(header->ts.tv_usec)};
+  if (self->handler_) self->handler_(self->current_link_type_, bytes, header->caplen, stamp);
+}
+
+void RawWire::on_readable(int fd) {
+  for (auto& c : captures_) {
+    if (c.fd != fd) continue;
+    current_link_type_ = c.link_type;
+    // Drains what is there now; on an error the next readiness tries again.
+    pcap_dispatch(c.handle, -1, &RawWire::pcap_callback, reinterpret_cast<u_char*>(this));
+    return;
+  }
+}
+
+std::uint64_t RawWire::dropped() const {
+  std::uint64_t n = 0;
+  for (const auto& c : captures_) {
+    pcap_stat ps{};
+    if (pcap_stats(c.handle, &ps) == 0) n += ps.ps_drop;
+  }
+  return n;
+}
+
+}  // namespace outpost

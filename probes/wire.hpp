@@ -1,0 +1,94 @@
+// The wire: raw sockets that put forged datagrams out, libpcap captures (one
+// per interface in use: immediate mode, non-blocking, nanosecond kernel
+// timestamps, the registry's filter) that bring every frame back, and the
+// kernel's route toward each destination. An interface, so the engine is
+// tested without root against a fake.
+// Leaves to others: what the frames mean (engine, probes).
+#pragma once
+
+#include <pcap/pcap.h>
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "clock.hpp"
+#include "registry.hpp"
+
+namespace outpost {
+
+struct Route {
+  IpAddress source;
+  std::string interface;
+  std::string error;  // why there is no route, when source is empty
+};
+
+// Asks the kernel which source address and interface it would use toward dst.
+Route lookup_route(const IpAddress& dst, const std::string& bind_interface);
+
+class Wire {
+ public:
+  using FrameHandler = std::function<void(int link_type, const std::uint8_t* data, std::size_t size, WallTime stamp)>;
+  virtual ~Wire() = default;
+  // The source toward dst, with a capture running on its interface; empty with *error otherwise.
+  virtual IpAddress prepare(const IpAddress& dst, std::string* error) = 0;
+  virtual bool send(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error) = 0;
+  // Where captured frames go.
+  virtual void set_frame_handler(FrameHandler handler) = 0;
+  // Frames the kernel dropped before the capture could read them.
+  virtual std::uint64_t dropped() const { return 0; }
+};
+
+struct RawWireOptions {
+  std::string interface;                // send and capture only here; empty: each route's own
+  int capture_buffer_bytes = 32 << 20;  // per capture
+  int snaplen = 512;                    // enough for ICMP errors and their quotes
+  int send_buffer_bytes = 4 << 20;
+  Duration route_cache = std::chrono::seconds(5);
+};
+
+class RawWire final : public Wire {
+ public:
+  RawWire(Clock& clock, RawWireOptions options, FilterParams filter);
+  ~RawWire() override;
+  RawWire(const RawWire&) = delete;
+  RawWire& operator=(const RawWire&) = delete;
+
+  // Opens the raw sockets; false with *error (naming CAP_NET_RAW when that is why).
+  bool open(std::string* error);
+  // Told of every capture descriptor opened, to watch for reading.
+  void set_fd_watcher(std::function<void(int fd)> watch) { watch_fd_ = std::move(watch); }
+  // Reads what the capture behind fd holds and hands each frame on.
+  void on_readable(int fd);
+
+  IpAddress prepare(const IpAddress& dst, std::string* error) override;
+  bool send(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error) override;
+  void set_frame_handler(FrameHandler handler) override { handler_ = std::move(handler); }
+  std::uint64_t dropped() const override;
+
+ private:
+  struct Capture {
+    pcap_t* handle = nullptr;
+    int fd = -1;
+    int link_type = 0;
+    std::string interface;
+  };
+  bool ensure_capture(const std::string& interface, std::string* error);
+  static void pcap_callback(u_char* user, const pcap_pkthdr* header, const u_char* bytes);
+
+  Clock& clock_;
+  RawWireOptions options_;
+  FilterParams filter_;
+  int raw4_ = -1;
+  int raw6_ = -1;
+  FrameHandler handler_;
+  std::function<void(int)> watch_fd_;
+  std::vector<Capture> captures_;
+  int current_link_type_ = 0;
+  std::unordered_map<IpAddress, std::pair<Route, SteadyTime>> routes_;
+};
+
+}  // namespace outpost

@@ -1,0 +1,500 @@
+// Loading: the real example, the valid test configs with their resolved values,
+// and every invalid-*.yaml with the exact messages it must give.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "outpost_config.hpp"
+
+using namespace std::chrono_literals;
+using namespace outpost;
+using Kind = ProbeMethod::Kind;
+
+namespace {
+
+const std::string source_dir = OUTPOST_SOURCE_DIR;
+const std::string testdata_dir = source_dir + "/config/testdata";
+
+// Loads a file that must be valid, showing its errors if it is not.
+Config load_valid(const std::string& path) {
+  ConfigLoad load = load_config_file(path);
+  for (const ConfigError& error : load.errors) UNSCOPED_INFO(error.to_string());
+  REQUIRE(load.errors.empty());
+  REQUIRE(load.config.has_value());
+  return *load.config;
+}
+
+const Target& target_named(const Config& config, const std::string& name) {
+  for (const Group& group : config.groups) {
+    for (const Target& target : group.targets) {
+      if (target.name == name) return target;
+    }
+  }
+  FAIL("no target " << name);
+  throw;  // not reached
+}
+
+std::vector<ProbeMethod> methods(std::initializer_list<const char*> texts) {
+  std::vector<ProbeMethod> result;
+  for (const char* text : texts) result.push_back(*parse_probe_method(text, nullptr));
+  return result;
+}
+
+std::vector<std::string> messages(const ConfigLoad& load) {
+  std::vector<std::string> result;
+  for (const ConfigError& error : load.errors) result.push_back(error.to_string());
+  return result;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+struct InvalidCase {
+  const char* file;
+  std::vector<std::string> messages;  // exactly, in order, with the file name as written in the table
+};
+
+// One row per config/testdata/invalid-*.yaml; a new file without a row fails the coverage test.
+const std::vector<InvalidCase> invalid_cases = {
+    {"invalid-address-and-host.yaml", {
+      "invalid-address-and-host.yaml:8:9: groups[0].targets[0]: give either 'address' or 'host', not both",
+      "invalid-address-and-host.yaml:9:9: groups[0].targets[1]: missing required key 'address' or 'host'",
+    }},
+    {"invalid-address.yaml", {
+      "invalid-address.yaml:7:18: groups[0].targets[0].address: '10.0.0.300' is not an IPv4 or IPv6 address",
+      "invalid-address.yaml:9:18: groups[0].targets[1].address: '2001:db8::g' is not an IPv4 or IPv6 address",
+      "invalid-address.yaml:11:18: groups[0].targets[2].address: 'naenara.com.kp' is not an IPv4 or IPv6 address",
+      "invalid-address.yaml:13:18: groups[0].targets[3].address: '175.45.176.0/24' is not an IPv4 or IPv6 address",
+    }},
+    {"invalid-dns-block-missing.yaml", {
+      "invalid-dns-block-missing.yaml:8:9: groups[0].targets[0]: probe method 'dns' needs a 'dns' block with a query",
+    }},
+    {"invalid-dns-query.yaml", {
+      "invalid-dns-query.yaml:9:45: groups[0].targets[0].dns.type: unknown query type 'AAA' (expected A, AAAA, NS, SOA, TXT, CNAME, MX or PTR)",
+      "invalid-dns-query.yaml:12:23: groups[0].targets[1].dns.query: 'bad name' is not a valid domain name",
+      "invalid-dns-query.yaml:12:43: groups[0].targets[1].dns.expect: expected a list of expected answers, got '175.45.176.71'",
+      "invalid-dns-query.yaml:15:14: groups[0].targets[2].dns: expected a map, got 'naenara.com.kp'",
+      "invalid-dns-query.yaml:18:48: groups[0].targets[3].dns.expect[0]: expected a string, got a list",
+    }},
+    {"invalid-duplicate-group.yaml", {
+      "invalid-duplicate-group.yaml:7:11: groups[1].name: duplicate group name 'kp' (first at line 4)",
+    }},
+    {"invalid-duplicate-key.yaml", {
+      "invalid-duplicate-key.yaml:4:3: agent: duplicate key 'id' (first at line 3)",
+      "invalid-duplicate-key.yaml:8:50: groups[0].targets[0]: duplicate key 'address' (first at line 8)",
+    }},
+    {"invalid-duplicate-probe.yaml", {
+      "invalid-duplicate-probe.yaml:8:32: groups[0].targets[0].probes[2]: duplicate probe method 'icmp'",
+      "invalid-duplicate-probe.yaml:8:38: groups[0].targets[0].probes[3]: duplicate probe method 'tcp:80'",
+    }},
+    {"invalid-duplicate-target.yaml", {
+      "invalid-duplicate-target.yaml:7:17: groups[0].targets[1].name: duplicate target name 'naenara' (first at line 6)",
+      "invalid-duplicate-target.yaml:11:17: groups[1].targets[0].name: duplicate target name 'naenara' (first at line 6)",
+    }},
+    {"invalid-duration.yaml", {
+      "invalid-duration.yaml:4:13: defaults.interval: '30' has no unit (expected ns, us, ms, s, m or h, e.g. 30s)",
+      "invalid-duration.yaml:5:12: defaults.timeout: '0s': a duration must be greater than zero",
+      "invalid-duration.yaml:8:15: groups[0].interval: '-5s': a duration must be greater than zero",
+      "invalid-duration.yaml:9:14: groups[0].timeout: '2 s': unknown unit ' s' (expected ns, us, ms, s, m or h)",
+      "invalid-duration.yaml:13:19: groups[0].targets[0].interval: '5x': unknown unit 'x' (expected ns, us, ms, s, m or h)",
+      "invalid-duration.yaml:14:18: groups[0].targets[0].timeout: '1.0000000001s' is finer than a nanosecond",
+      "invalid-duration.yaml:16:11: report.window: expected a duration such as 500ms, 2s, 5m or 1h, got a map",
+    }},
+    {"invalid-empty-groups.yaml", {
+      "invalid-empty-groups.yaml:3:9: groups: expected a non-empty list of groups, got an empty list",
+    }},
+    {"invalid-empty-list.yaml", {
+      "invalid-empty-list.yaml:4:11: defaults.probes: expected a non-empty list of probe methods such as [icmp, tcp:443], got an empty list",
+      "invalid-empty-list.yaml:7:14: groups[0].targets: expected a non-empty list of targets, got an empty list",
+      "invalid-empty-list.yaml:9:5: groups[1].targets: expected a non-empty list of targets, got nothing",
+    }},
+    {"invalid-empty-name.yaml", {
+      "invalid-empty-name.yaml:3:7: agent.id: expected a non-empty string, got ''",
+      "invalid-empty-name.yaml:5:5: groups[0].name: expected a string, got nothing",
+      "invalid-empty-name.yaml:7:17: groups[0].targets[0].name: expected a non-empty string, got ''",
+    }},
+    {"invalid-empty.yaml", {
+      "invalid-empty.yaml: the config is empty (expected a map with 'agent' and 'groups')",
+    }},
+    {"invalid-host.yaml", {
+      "invalid-host.yaml:6:28: groups[0].targets[0].host: 'naenara com kp' is not a valid host name",
+      "invalid-host.yaml:7:28: groups[0].targets[1].host: '-naenara.com.kp' is not a valid host name",
+      "invalid-host.yaml:8:30: groups[0].targets[2].host: 'naenara..com.kp' is not a valid host name",
+      "invalid-host.yaml:9:29: groups[0].targets[3].host: '10.0.0.300' is not a valid host name",
+    }},
+    {"invalid-missing-key.yaml", {
+      "invalid-missing-key.yaml:3:3: agent: missing required key 'id'",
+      "invalid-missing-key.yaml:5:5: groups[0]: missing required key 'name'",
+      "invalid-missing-key.yaml:5:5: groups[0]: missing required key 'targets'",
+      "invalid-missing-key.yaml:8:9: groups[1].targets[0]: missing required key 'name'",
+      "invalid-missing-key.yaml:9:9: groups[1].targets[1]: missing required key 'address' or 'host'",
+      "invalid-missing-key.yaml:13:14: groups[1].targets[2].dns: missing required key 'query'",
+      "invalid-missing-key.yaml:16:7: report.outputs[0]: missing required key 'file'",
+    }},
+    {"invalid-missing-section.yaml", {
+      "invalid-missing-section.yaml:2:1: missing required key 'agent'",
+      "invalid-missing-section.yaml:2:1: missing required key 'groups'",
+    }},
+    {"invalid-not-a-map.yaml", {
+      "invalid-not-a-map.yaml:2:8: agent: expected a map, got 'fra-1'",
+      "invalid-not-a-map.yaml:3:11: defaults: expected a map, got a list",
+      "invalid-not-a-map.yaml:5:5: groups[0]: expected a map, got 'kp'",
+      "invalid-not-a-map.yaml:8:9: groups[1].targets[0]: expected a map, got 'anchor1'",
+      "invalid-not-a-map.yaml:9:9: detect: expected a map, got '3'",
+      "invalid-not-a-map.yaml:11:12: report.outputs: expected a list of outputs such as { file: PATH }, got '/var/lib/outpost/results.jsonl'",
+    }},
+    {"invalid-port.yaml", {
+      "invalid-port.yaml:8:18: groups[0].targets[0].probes[0]: 'tcp:0': port must be a number from 1 to 65535",
+      "invalid-port.yaml:8:25: groups[0].targets[0].probes[1]: 'tcp:65536': port must be a number from 1 to 65535",
+      "invalid-port.yaml:8:36: groups[0].targets[0].probes[2]: 'tcp:http': port must be a number from 1 to 65535",
+      "invalid-port.yaml:8:46: groups[0].targets[0].probes[3]: 'tcp' needs a port, e.g. tcp:443",
+      "invalid-port.yaml:8:51: groups[0].targets[0].probes[4]: 'tcp_connect:80x': port must be a number from 1 to 65535",
+      "invalid-port.yaml:8:68: groups[0].targets[0].probes[5]: 'tcp_connect:-1': port must be a number from 1 to 65535",
+      "invalid-port.yaml:10:11: traceroute.method: 'tcp:99999': port must be a number from 1 to 65535",
+    }},
+    {"invalid-probe-method.yaml", {
+      "invalid-probe-method.yaml:4:12: defaults.probes[0]: unknown probe method 'icmpp' (expected icmp, tcp:PORT, tcp_connect:PORT or dns)",
+      "invalid-probe-method.yaml:4:19: defaults.probes[1]: unknown probe method 'udp:53' (expected icmp, tcp:PORT, tcp_connect:PORT or dns)",
+      "invalid-probe-method.yaml:7:14: groups[0].probes[0]: unknown probe method 'ping' (expected icmp, tcp:PORT, tcp_connect:PORT or dns)",
+      "invalid-probe-method.yaml:11:24: groups[0].targets[0].probes[1]: unknown probe method 'TCP:80' (expected icmp, tcp:PORT, tcp_connect:PORT or dns)",
+      "invalid-probe-method.yaml:11:32: groups[0].targets[0].probes[2]: expected a probe method, got a list",
+    }},
+    {"invalid-range.yaml", {
+      "invalid-range.yaml:4:12: agent.max_pps: expected a number greater than 0, got '0'",
+      "invalid-range.yaml:7:19: groups[0].upstream_asn: expected an integer from 0 to 4294967295, got '-1'",
+      "invalid-range.yaml:11:19: groups[1].upstream_asn: expected an integer from 0 to 4294967295, got '4294967296'",
+      "invalid-range.yaml:15:15: detect.down_after: expected an integer of at least 1, got '0'",
+      "invalid-range.yaml:16:13: detect.up_after: expected an integer of at least 1, got '-2'",
+      "invalid-range.yaml:18:12: traceroute.max_ttl: expected an integer from 1 to 255, got '256'",
+    }},
+    {"invalid-timeout-not-less.yaml", {
+      "invalid-timeout-not-less.yaml:5:12: defaults: timeout (5s) must be less than interval (5s)",
+      "invalid-timeout-not-less.yaml:12:18: groups[0].targets[0]: timeout (11s) must be less than interval (10s)",
+      "invalid-timeout-not-less.yaml:16:14: groups[1]: timeout (45s) must be less than interval (5s)",
+    }},
+    {"invalid-top-level.yaml", {
+      "invalid-top-level.yaml:2:1: expected a map with 'agent' and 'groups' at the top level, got a list",
+    }},
+    {"invalid-traceroute-method.yaml", {
+      "invalid-traceroute-method.yaml:8:11: traceroute.method: unknown traceroute method 'dns' (expected icmp, udp or tcp:PORT)",
+    }},
+    {"invalid-two-documents.yaml", {
+      "invalid-two-documents.yaml:8:1: expected one YAML document, found 2",
+    }},
+    {"invalid-unknown-key.yaml", {
+      "invalid-unknown-key.yaml:4:3: agent: unknown key 'max_ppz' (did you mean 'max_pps'?)",
+      "invalid-unknown-key.yaml:6:3: defaults: unknown key 'intervall' (did you mean 'interval'?)",
+      "invalid-unknown-key.yaml:7:1: unknown key 'grups' (did you mean 'groups'?)",
+      "invalid-unknown-key.yaml:10:5: groups[0]: unknown key 'upstream' (did you mean 'upstream_asn'?)",
+      "invalid-unknown-key.yaml:12:9: groups[0].targets[0]: missing required key 'address' or 'host'",
+      "invalid-unknown-key.yaml:13:9: groups[0].targets[0]: unknown key 'adress' (did you mean 'address'?)",
+      "invalid-unknown-key.yaml:14:39: groups[0].targets[0].dns: unknown key 'kind'",
+      "invalid-unknown-key.yaml:15:9: groups[0].targets[0]: unknown key 'colour'",
+      "invalid-unknown-key.yaml:19:7: report.outputs[0]: unknown key 'format'",
+    }},
+    {"invalid-wrong-type.yaml", {
+      "invalid-wrong-type.yaml:4:12: agent.max_pps: expected a number greater than 0, got 'fast'",
+      "invalid-wrong-type.yaml:5:14: agent.interface: expected a string, got a list",
+      "invalid-wrong-type.yaml:8:19: groups[0].upstream_asn: expected an integer from 0 to 4294967295, got 'AS4837'",
+      "invalid-wrong-type.yaml:9:14: groups[0].control: expected true or false, got 'maybe'",
+      "invalid-wrong-type.yaml:13:17: groups[0].targets[0].probes: expected a non-empty list of probe methods such as [icmp, tcp:443], got 'icmp'",
+      "invalid-wrong-type.yaml:15:15: detect.down_after: expected an integer of at least 1, got '2.5'",
+    }},
+    {"invalid-yaml-syntax.yaml", {
+      "invalid-yaml-syntax.yaml:9:9: YAML syntax error: end of sequence flow not found",
+    }},
+};
+
+}  // namespace
+
+TEST_CASE("example.yaml loads with the values it documents", "[config][example]") {
+  const std::string path = source_dir + "/config/example.yaml";
+  Config config = load_valid(path);
+  CHECK(config.path == path);
+
+  CHECK(config.agent.id == "fra-1");
+  CHECK(config.agent.max_pps == 1000);
+  CHECK(config.agent.interface.empty());
+  CHECK(config.defaults.interval == 30s);
+  CHECK(config.defaults.timeout == 2s);
+  CHECK(config.defaults.probes == methods({"icmp", "tcp:80"}));
+  CHECK(config.asn_table == "/usr/lib/python3/dist-packages/data/ipasn_20140513.dat.gz");
+  CHECK(config.asn_names.empty());
+
+  REQUIRE(config.groups.size() == 2);
+  const Group& kp = config.groups[0];
+  CHECK(kp.name == "kp");
+  CHECK(kp.upstream_asn == 4837u);
+  CHECK_FALSE(kp.control);
+  REQUIRE(kp.targets.size() == 4);
+  // One target in each of North Korea's four /24s.
+  const char* networks[] = {"175.45.176.", "175.45.177.", "175.45.178.", "175.45.179."};
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(kp.targets[i].address.rfind(networks[i], 0) == 0);
+    CHECK(kp.targets[i].host.empty());
+  }
+
+  const Target& naenara = kp.targets[0];
+  CHECK(naenara.name == "naenara");
+  CHECK(naenara.address == "175.45.176.71");
+  CHECK(naenara.probes == methods({"icmp", "tcp:80", "dns"}));
+  CHECK(naenara.interval == 15s);  // the group's
+  CHECK(naenara.timeout == 3s);    // the group's
+  REQUIRE(naenara.dns.has_value());
+  CHECK(naenara.dns->query == "naenara.com.kp");
+  CHECK(naenara.dns->type == "A");
+  CHECK(naenara.dns->expect.empty());
+
+  const Target& kp177 = kp.targets[1];
+  CHECK(kp177.probes == methods({"icmp", "tcp:80"}));  // the defaults'
+  CHECK(kp177.interval == 15s);
+  CHECK(kp177.timeout == 3s);
+  CHECK_FALSE(kp177.dns.has_value());
+  const Target& kp179 = kp.targets[3];
+  CHECK(kp179.interval == 30s);  // its own
+  CHECK(kp179.timeout == 5s);
+
+  const Group& control = config.groups[1];
+  CHECK(control.name == "control");
+  CHECK(control.control);
+  CHECK_FALSE(control.upstream_asn.has_value());
+  REQUIRE(control.targets.size() == 2);
+  CHECK(control.targets[0].address == "192.0.2.1");
+  CHECK(control.targets[0].interval == 10s);
+  CHECK(control.targets[0].timeout == 2s);
+  CHECK(control.targets[0].probes == methods({"icmp", "tcp:80"}));
+  CHECK(control.targets[1].address == "198.51.100.1");
+  CHECK(control.targets[1].probes == methods({"icmp", "tcp_connect:443"}));
+
+  CHECK(config.detect.down_after == 3);
+  CHECK(config.detect.up_after == 2);
+  CHECK(config.traceroute.method == "icmp");
+  CHECK(config.traceroute.max_ttl == 30);
+  CHECK(config.report.window == 60s);
+  REQUIRE(config.report.outputs.size() == 1);
+  CHECK(config.report.outputs[0].file == "/var/lib/outpost/results.jsonl");
+}
+
+TEST_CASE("valid-minimal.yaml gets every default", "[config]") {
+  Config config = load_valid(testdata_dir + "/valid-minimal.yaml");
+  CHECK(config.agent.id == "fra-1");
+  CHECK(config.agent.max_pps == 1000);
+  CHECK(config.defaults.interval == 30s);
+  CHECK(config.defaults.timeout == 2s);
+  CHECK(config.defaults.probes == methods({"icmp"}));
+  CHECK(config.asn_table.empty());
+  CHECK(config.detect.down_after == 3);
+  CHECK(config.detect.up_after == 2);
+  CHECK(config.traceroute.method == "icmp");
+  CHECK(config.traceroute.max_ttl == 30);
+  CHECK(config.report.window == 60s);
+  CHECK(config.report.outputs.empty());
+
+  REQUIRE(config.groups.size() == 1);
+  const Group& group = config.groups[0];
+  CHECK(group.name == "kp");
+  CHECK_FALSE(group.upstream_asn.has_value());
+  CHECK_FALSE(group.control);
+  CHECK(group.mark.line == 5);
+  CHECK(group.mark.col == 5);
+  REQUIRE(group.targets.size() == 1);
+  const Target& target = group.targets[0];
+  CHECK(target.name == "naenara");
+  CHECK(target.address == "175.45.176.71");
+  CHECK(target.probes == methods({"icmp"}));
+  CHECK(target.interval == 30s);
+  CHECK(target.timeout == 2s);
+  CHECK(target.mark.line == 7);
+  CHECK(target.mark.col == 9);
+}
+
+TEST_CASE("valid-inheritance.yaml resolves target, then group, then defaults", "[config]") {
+  Config config = load_valid(testdata_dir + "/valid-inheritance.yaml");
+  CHECK(config.agent.id == "ams-2");
+  CHECK(config.agent.max_pps == 2.5);
+  CHECK(config.agent.interface == "eth1");
+  CHECK(config.asn_table == "/srv/outpost/pfx2as.txt.gz");
+  CHECK(config.asn_names == "/srv/outpost/asnames.json");
+  CHECK(config.defaults.interval == 20s);
+  CHECK(config.defaults.timeout == 1500ms);
+  CHECK(config.defaults.probes == methods({"icmp", "tcp:443"}));
+
+  const Target& naenara = target_named(config, "naenara");  // group, group, defaults
+  CHECK(naenara.probes == methods({"icmp", "tcp_connect:80", "dns"}));
+  CHECK(naenara.interval == 1min);
+  CHECK(naenara.timeout == 1500ms);
+  REQUIRE(naenara.dns.has_value());
+  CHECK(naenara.dns->query == "naenara.com.kp");
+  CHECK(naenara.dns->type == "A");
+
+  const Target& kcna = target_named(config, "kcna");  // all its own
+  CHECK(kcna.address.empty());
+  CHECK(kcna.host == "kcna.kp.");
+  CHECK(kcna.probes == methods({"tcp:80"}));
+  CHECK(kcna.interval == 5s);
+  CHECK(kcna.timeout == 250ms);
+  CHECK_FALSE(kcna.dns.has_value());
+
+  const Target& v6 = target_named(config, "v6");  // group's interval and probes, own timeout
+  CHECK(v6.address == "2001:db8::1");
+  CHECK(v6.interval == 1min);
+  CHECK(v6.timeout == 59s);
+  REQUIRE(v6.dns.has_value());
+  CHECK(v6.dns->query == "71.176.45.175.in-addr.arpa");
+  CHECK(v6.dns->type == "PTR");  // written "ptr"
+  CHECK(v6.dns->expect == std::vector<std::string>{"naenara.com.kp.", "other.kp."});
+
+  const Group& control = config.groups.at(1);
+  CHECK(control.control);  // written "yes"
+  const Target& anchor1 = target_named(config, "anchor1");  // all from defaults
+  CHECK(anchor1.probes == methods({"icmp", "tcp:443"}));
+  CHECK(anchor1.interval == 20s);
+  CHECK(anchor1.timeout == 1500ms);
+  const Target& anchor2 = target_named(config, "anchor2");
+  CHECK(anchor2.host == "example.net");
+  CHECK(anchor2.interval == 2s);
+  CHECK(anchor2.timeout == 1500ms);
+
+  CHECK(config.groups.at(0).upstream_asn == 4837u);
+  CHECK(config.detect.down_after == 5);
+  CHECK(config.detect.up_after == 1);
+  CHECK(config.traceroute.method == "tcp:443");  // written "tcp:0443"
+  CHECK(config.traceroute.max_ttl == 255);
+  CHECK(config.report.window == 90s);
+  REQUIRE(config.report.outputs.size() == 2);
+  CHECK(config.report.outputs[0].file == "/tmp/a.jsonl");
+  CHECK(config.report.outputs[1].file == "/tmp/b.jsonl");
+}
+
+TEST_CASE("valid-empty-sections.yaml: empty optional sections keep their defaults", "[config]") {
+  Config config = load_valid(testdata_dir + "/valid-empty-sections.yaml");
+  CHECK(config.defaults.interval == 30s);
+  CHECK(config.detect.down_after == 3);
+  CHECK(config.traceroute.max_ttl == 30);
+  CHECK(config.report.outputs.empty());
+  const Target& target = target_named(config, "t");
+  CHECK(target.address == "::1");
+  CHECK(target.probes == methods({"icmp"}));
+  REQUIRE(target.dns.has_value());
+  CHECK(target.dns->query == ".");
+  CHECK(target.dns->type == "NS");
+}
+
+TEST_CASE("every valid-*.yaml loads", "[config]") {
+  for (const auto& entry : std::filesystem::directory_iterator(testdata_dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("valid-", 0) != 0) continue;
+    INFO(name);
+    load_valid(entry.path().string());
+  }
+}
+
+TEST_CASE("each invalid-*.yaml gives exactly its pinned messages", "[config][invalid]") {
+  for (const InvalidCase& item : invalid_cases) {
+    SECTION(item.file) {
+      const std::string prefix = testdata_dir + "/";
+      ConfigLoad load = load_config_file(prefix + item.file);
+      CHECK_FALSE(load.config.has_value());
+      std::vector<std::string> actual;
+      for (const std::string& message : messages(load)) {
+        REQUIRE(message.rfind(prefix, 0) == 0);  // errors name the file as it was given
+        actual.push_back(message.substr(prefix.size()));
+      }
+      CHECK(actual == item.messages);
+
+      // The same text under another name gives the same messages.
+      ConfigLoad from_string = load_config_string(read_text(prefix + item.file), item.file);
+      CHECK(messages(from_string) == item.messages);
+    }
+  }
+}
+
+TEST_CASE("every invalid-*.yaml has a row in the table, and every row a file", "[config][invalid]") {
+  std::set<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(testdata_dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("invalid-", 0) == 0 && entry.path().extension() == ".yaml") files.insert(name);
+  }
+  std::set<std::string> rows;
+  for (const InvalidCase& item : invalid_cases) {
+    CHECK(rows.insert(item.file).second);  // no row twice
+    CHECK_FALSE(item.messages.empty());
+  }
+  for (const std::string& file : files) {
+    INFO(file << " has no row in invalid_cases: pin its messages");
+    CHECK(rows.count(file) == 1);
+  }
+  for (const std::string& row : rows) {
+    INFO(row << " is in invalid_cases but not in config/testdata");
+    CHECK(files.count(row) == 1);
+  }
+}
+
+TEST_CASE("a file that cannot be read is one error without a position", "[config]") {
+  ConfigLoad missing = load_config_file(testdata_dir + "/no-such-file.yaml");
+  CHECK_FALSE(missing.config.has_value());
+  CHECK(messages(missing) ==
+        std::vector<std::string>{testdata_dir + "/no-such-file.yaml: cannot open: No such file or directory"});
+  CHECK(missing.errors.at(0).line == 0);
+  CHECK(missing.errors.at(0).col == 0);
+
+  ConfigLoad directory = load_config_file(testdata_dir);
+  CHECK(messages(directory) == std::vector<std::string>{testdata_dir + ": cannot read: Is a directory"});
+}
+
+TEST_CASE("ConfigError::to_string", "[config]") {
+  CHECK(ConfigError{"cfg.yaml", 7, 5, "groups[0]: oops"}.to_string() == "cfg.yaml:7:5: groups[0]: oops");
+  CHECK(ConfigError{"cfg.yaml", 0, 0, "cannot open: x"}.to_string() == "cfg.yaml: cannot open: x");
+}
+
+TEST_CASE("load_config_string collects all problems in file order", "[config]") {
+  const std::string text =
+      "groups:\n"
+      "  - name: b\n"
+      "    targets: [{ name: t, address: 1.2.3.4, timeout: 1x }]\n"
+      "agent: { id: a, max_pps: -1 }\n"
+      "colour: red\n";
+  CHECK(messages(load_config_string(text, "cfg.yaml")) ==
+        std::vector<std::string>{
+            "cfg.yaml:3:53: groups[0].targets[0].timeout: '1x': unknown unit 'x' (expected ns, us, ms, s, m or h)",
+            "cfg.yaml:4:26: agent.max_pps: expected a number greater than 0, got '-1'",
+            "cfg.yaml:5:1: unknown key 'colour'",
+        });
+}
+
+TEST_CASE("a dns: block without a dns probe is accepted", "[config]") {
+  ConfigLoad load = load_config_string(
+      "agent: { id: a }\n"
+      "groups: [{ name: g, targets: [{ name: t, address: 192.0.2.1, dns: { query: example.com } }] }]\n",
+      "cfg.yaml");
+  REQUIRE(load.errors.empty());
+  CHECK(load.config->groups[0].targets[0].dns->query == "example.com");
+}
+
+TEST_CASE("the loader never throws, whatever it is given", "[config]") {
+  const std::vector<std::string> texts = {
+      "", "~", "[", "]", "{", "a: b: c", "\t- x", "- - - -", std::string(5000, '['),
+      "agent: &a { id: x }\ngroups: [*a]", "? [a]\n: b", "agent: !!binary AAAA", "\xff\xfe\x00",
+      "groups: [{ name: g, targets: [{ name: t, address: 1.2.3.4, probes: [tcp:99999999999999999999] }] }]",
+      "agent: { id: a, max_pps: 1e999 }", "detect: { down_after: 99999999999999999999 }",
+      std::string("agent:\0 x", 9),
+  };
+  for (const std::string& text : texts) {
+    INFO(text.substr(0, 80));
+    ConfigLoad load;
+    CHECK_NOTHROW(load = load_config_string(text, "fuzz.yaml"));
+    CHECK_FALSE(load.errors.empty());
+    CHECK(load.config.has_value() == load.errors.empty());
+  }
+}
