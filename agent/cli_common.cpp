@@ -55,6 +55,10 @@ int ProbingStack::prepare(EventLoop& loop, const char* command) {
   }
   if (auto e = drop_all_but_net_raw(); !e.empty()) spdlog::warn("{}", e);
   wire.set_fd_watcher([this, &loop](int fd) { loop.watch(fd, [this, fd] { wire.on_readable(fd); }); });
+  engine.set_fd_service({[&loop](int fd, std::uint32_t events, std::function<void(std::uint32_t)> ready) {
+                           loop.watch_events(fd, events, std::move(ready));
+                         },
+                         [&loop](int fd) { loop.unwatch(fd); }});
   return kExitOk;
 }
 

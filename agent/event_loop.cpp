@@ -30,12 +30,16 @@ EventLoop::~EventLoop() {
 }
 
 void EventLoop::watch(int fd, Callback on_readable) {
+  watch_events(fd, EPOLLIN, [cb = std::move(on_readable)](std::uint32_t) { cb(); });
+}
+
+void EventLoop::watch_events(int fd, std::uint32_t events, ReadyCallback on_ready) {
   epoll_event ev{};
-  ev.events = EPOLLIN;
+  ev.events = events;
   ev.data.fd = fd;
-  const bool known = fds_.count(fd) > 0;
-  fds_[fd] = std::move(on_readable);
-  epoll_ctl(epoll_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+  fds_[fd] = std::move(on_ready);
+  // A closed fd leaves epoll by itself: its number may come back as a new one.
+  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev);
 }
 
 void EventLoop::unwatch(int fd) {
@@ -122,8 +126,8 @@ void EventLoop::run() {
       } else if (fd == signalfd_) {
         handle_signals();
       } else if (auto it = fds_.find(fd); it != fds_.end()) {
-        Callback cb = it->second;  // a copy: the callback may unwatch itself
-        cb();
+        ReadyCallback cb = it->second;  // a copy: the callback may unwatch itself
+        cb(events[i].events);
       }
     }
   }

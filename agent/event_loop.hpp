@@ -29,7 +29,11 @@ class EventLoop {
 
   Clock& clock() { return clock_; }
 
+  using ReadyCallback = std::function<void(std::uint32_t events)>;
   void watch(int fd, Callback on_readable);
+  // events: EPOLLIN and/or EPOLLOUT; the callback gets what epoll reported
+  // (EPOLLERR and EPOLLHUP included). Watching a watched fd replaces it.
+  void watch_events(int fd, std::uint32_t events, ReadyCallback on_ready);
   void unwatch(int fd);
   TimerId at(SteadyTime when, Callback cb);
   TimerId after(Duration d, Callback cb) { return at(clock_.now() + d, std::move(cb)); }
@@ -64,7 +68,7 @@ class EventLoop {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   std::unordered_map<TimerId, Callback> callbacks_;
   std::unordered_set<TimerId> cancelled_;
-  std::unordered_map<int, Callback> fds_;
+  std::unordered_map<int, ReadyCallback> fds_;
   std::map<int, Callback> signal_handlers_;
 };
 

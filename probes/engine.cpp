@@ -30,6 +30,15 @@ class Engine::SlotContext final : public ProbeContext {
     ++engine_.stats_.sent;
     return true;
   }
+  bool watch(int fd, std::uint32_t events) override {
+    if (!engine_.fd_service_.watch) return false;
+    Slot& slot = engine_.slots_[slot_];
+    slot.fds.push_back(fd);
+    engine_.fd_service_.watch(fd, events, [&engine = engine_, idx = slot_, gen = slot.generation, fd](std::uint32_t ev) {
+      engine.on_ready(idx, gen, fd, ev);
+    });
+    return true;
+  }
   void arm_timeout(Duration d) override {
     engine_.deadlines_.push({engine_.clock_.now() + d, slot_, engine_.slots_[slot_].generation});
   }
@@ -79,9 +88,11 @@ void Engine::complete(std::uint32_t idx) {
   }
   if (status == ProbeStatus::timeout) ++stats_.timeouts;
   else if (status != ProbeStatus::error) ++stats_.answered;
+  for (int fd : slot.fds) fd_service_.unwatch(fd);
   auto probe = std::move(slot.probe);
   auto done = std::move(slot.done);
   slot.keys.clear();
+  slot.fds.clear();
   slot.active = false;
   ++slot.generation;
   free_slots_.push_back(idx);
@@ -105,6 +116,13 @@ void Engine::forget_old(SteadyTime now) {
     if (it != finished_.end() && it->second.forget_at <= now) finished_.erase(it);
     finished_order_.pop_front();
   }
+}
+
+void Engine::on_ready(std::uint32_t idx, std::uint32_t generation, int fd, std::uint32_t events) {
+  Slot& slot = slots_[idx];
+  if (!slot.active || slot.generation != generation) return;
+  slot.probe->on_ready(fd, events);
+  if (slot.probe->finished()) complete(idx);
 }
 
 std::optional<SteadyTime> Engine::next_deadline() const {

@@ -56,6 +56,14 @@ class Engine {
   // Starts a probe; `done` is called once with its result (perhaps at once).
   void launch(std::unique_ptr<Probe> probe, Done done);
 
+  // How socket-based probes get their fds watched: the event loop's watch
+  // and unwatch. Without it, those probes end with status error.
+  struct FdService {
+    std::function<void(int fd, std::uint32_t events, std::function<void(std::uint32_t)> ready)> watch;
+    std::function<void(int fd)> unwatch;
+  };
+  void set_fd_service(FdService service) { fd_service_ = std::move(service); }
+
   std::optional<SteadyTime> next_deadline() const;
   void expire(SteadyTime now);
 
@@ -72,6 +80,7 @@ class Engine {
     std::unique_ptr<Probe> probe;
     Done done;
     std::vector<FlowKey> keys;
+    std::vector<int> fds;
     std::uint32_t generation = 0;
     bool active = false;
   };
@@ -87,6 +96,7 @@ class Engine {
   };
 
   void complete(std::uint32_t slot);
+  void on_ready(std::uint32_t slot, std::uint32_t generation, int fd, std::uint32_t events);
   void remember(const FlowKey& key, bool timed_out);
   void forget_old(SteadyTime now);
 
@@ -104,6 +114,7 @@ class Engine {
   std::unordered_map<FlowKey, Finished, FlowKeyHash> finished_;
   std::deque<std::pair<FlowKey, SteadyTime>> finished_order_;
   EngineStats stats_;
+  FdService fd_service_;
 };
 
 }  // namespace outpost

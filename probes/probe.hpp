@@ -80,6 +80,10 @@ class ProbeContext {
   // Puts the packet (a whole IP datagram) on the wire; false and *error on failure.
   virtual bool send(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error) = 0;
   virtual void arm_timeout(Duration d) = 0;
+  // For probes on ordinary sockets (tcp_connect, dns): the engine watches fd
+  // for these epoll events and calls the probe's on_ready. False when the
+  // engine runs without an event loop (then such probes cannot run).
+  virtual bool watch(int fd, std::uint32_t events) = 0;
 };
 
 // One probe in flight.
@@ -94,6 +98,9 @@ class Probe {
   // us (a spoofed or foreign reply): the engine counts it and ignores it.
   virtual bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) = 0;
   virtual void on_timeout() = 0;
+  // A watched socket is ready (epoll event bits); the probe closes its own
+  // sockets when it is destroyed, after the engine stopped watching them.
+  virtual void on_ready(int fd, std::uint32_t events) {}
   virtual bool finished() const = 0;
   virtual const ProbeResult& result() const = 0;
 };
