@@ -15,16 +15,41 @@
 namespace outpost {
 namespace {
 
-std::string human_line(const ProbeResult& r, std::uint64_t n) {
-  char buf[256];
+// A dns answer: "reply from 198.18.0.1: NOERROR 1 answer [198.18.0.1] seq=1 time=0.201 ms".
+std::string dns_reply_line(const ProbeResult& r, const DnsAnswerInfo& d, std::uint64_t n) {
+  constexpr std::size_t kShown = 8;
+  std::string line = "reply from " + r.reply_from.to_string() + ": " + d.rcode + " " +
+                     std::to_string(d.answers.size()) + (d.answers.size() == 1 ? " answer [" : " answers [");
+  for (std::size_t i = 0; i < d.answers.size() && i < kShown; ++i) line += (i ? ", " : "") + d.answers[i];
+  if (d.answers.size() > kShown) line += ", ... " + std::to_string(d.answers.size() - kShown) + " more";
+  line += "]";
+  if (d.truncated) line += d.transport == "tcp" ? " (truncated over UDP, complete over TCP)" : " (truncated; TCP: " + d.tcp_error + ")";
+  char tail[64];
+  std::snprintf(tail, sizeof tail, " seq=%llu time=%.3f ms", static_cast<unsigned long long>(n), to_ms(*r.rtt));
+  return line + tail;
+}
+
+// One probe's outcome; port is the probed TCP port (0: icmp).
+std::string human_line(const ProbeResult& r, std::uint64_t n, int port) {
+  if (r.dns && r.status == ProbeStatus::reply) return dns_reply_line(r, *r.dns, n);
+  char buf[320], ttl[16] = "", time[32] = "";
+  const auto seq = static_cast<unsigned long long>(n);
+  if (r.reply_ttl >= 0) std::snprintf(ttl, sizeof ttl, " ttl=%d", r.reply_ttl);
+  if (r.rtt) std::snprintf(time, sizeof time, " time=%.3f ms", to_ms(*r.rtt));
+  // tcp_connect does not see the answer's packet: the target's it is.
+  const std::string from = (r.reply_from ? r.reply_from : r.target).to_string();
   switch (r.status) {
     case ProbeStatus::reply:
-      std::snprintf(buf, sizeof buf, "reply from %s: seq=%llu ttl=%d time=%.3f ms", r.reply_from.to_string().c_str(),
-                    static_cast<unsigned long long>(n), r.reply_ttl, to_ms(*r.rtt));
+      if (port) std::snprintf(buf, sizeof buf, "open from %s: port %d seq=%llu%s%s", from.c_str(), port, seq, ttl, time);
+      else std::snprintf(buf, sizeof buf, "reply from %s: seq=%llu%s%s", from.c_str(), seq, ttl, time);
+      return buf;
+    case ProbeStatus::refused:
+      std::snprintf(buf, sizeof buf, "refused from %s: port %d closed seq=%llu%s%s", from.c_str(), port, seq, ttl, time);
       return buf;
     case ProbeStatus::unreachable:
-      std::snprintf(buf, sizeof buf, "%s from %s: seq=%llu time=%.3f ms", r.error.c_str(),
-                    r.reply_from.to_string().c_str(), static_cast<unsigned long long>(n), to_ms(*r.rtt));
+      if (r.reply_from)
+        std::snprintf(buf, sizeof buf, "%s from %s: seq=%llu%s", r.error.c_str(), from.c_str(), seq, time);
+      else std::snprintf(buf, sizeof buf, "%s: seq=%llu%s", r.error.c_str(), seq, time);
       return buf;
     case ProbeStatus::timeout:
       return "timeout: seq=" + std::to_string(n);
@@ -38,17 +63,20 @@ std::string human_line(const ProbeResult& r, std::uint64_t n) {
 int ping_command(int argc, char** argv) {
   po::options_description opts("outpost ping options");
   opts.add_options()("target", po::value<std::string>()->required(), "address or host name")(
-      "method,m", po::value<std::string>()->default_value("icmp"), "icmp (tcp:PORT and dns come with later builds)")(
+      "method,m", po::value<std::string>()->default_value("icmp"), "icmp, tcp:PORT (half-open), tcp_connect:PORT or dns (with --query)")(
       "count,c", po::value<std::uint64_t>()->default_value(0), "stop after N probes (0: until interrupted)")(
       "interval,i", po::value<std::string>()->default_value("1s"), "time between probes")(
       "timeout,W", po::value<std::string>()->default_value("2s"), "how long to wait for each answer")(
+      "query,q", po::value<std::string>(), "dns: the name to ask the target (a DNS server)")(
+      "qtype", po::value<std::string>()->default_value("A"), "dns: A, AAAA, NS, SOA, TXT, CNAME, MX or PTR")(
       "json", "print probe records (JSON Lines) instead of human lines")("help,h", "this help");
   po::positional_options_description positional;
   positional.add("target", 1);
   po::variables_map vm;
   bool help = false;
   const char* usage =
-      "usage: outpost ping TARGET [--method icmp|tcp:PORT|dns] [--count N] [--interval D] [--timeout D] [--json]";
+      "usage: outpost ping TARGET [--method icmp|tcp:PORT|tcp_connect:PORT|dns --query NAME [--qtype TYPE]]\n"
+      "                           [--count N] [--interval D] [--timeout D] [--json]";
   if (!parse_command_line(argc, argv, opts, positional, vm, usage, &help)) return kExitUsage;
   if (help) return kExitOk;
   init_logging(false);
@@ -68,7 +96,16 @@ int ping_command(int argc, char** argv) {
     std::cerr << "outpost ping: " << resolved.error << "\n";
     return kExitFailure;
   }
-  if (!make_probe(*method, resolved.address, *timeout, &error)) {
+  std::optional<DnsQuery> dns;
+  if (method->kind == ProbeMethod::Kind::dns) {
+    if (!vm.count("query")) {
+      std::cerr << "outpost ping: --method dns needs --query NAME\n";
+      return kExitUsage;
+    }
+    dns = DnsQuery{vm["query"].as<std::string>(), vm["qtype"].as<std::string>(), {}};
+  }
+  const DnsQuery* dns_query = dns ? &*dns : nullptr;
+  if (!make_probe(*method, resolved.address, *timeout, dns_query, &error)) {
     std::cerr << "outpost ping: " << error << "\n";
     return kExitUsage;
   }
@@ -100,14 +137,14 @@ int ping_command(int argc, char** argv) {
     if (stopping || (count && sent >= count)) return;
     const std::uint64_t n = ++sent;
     std::string err;
-    engine.launch(make_probe(*method, resolved.address, *timeout, &err), [&, n](const ProbeResult& r) {
+    engine.launch(make_probe(*method, resolved.address, *timeout, dns_query, &err), [&, n](const ProbeResult& r) {
       ++answered;
       if (r.status == ProbeStatus::reply) {
         ++replies;
         rtts.push_back(to_ms(*r.rtt));
       }
       if (json) std::cout << probe_record(labels, r).dump() << std::endl;
-      else std::cout << human_line(r, n) << std::endl;
+      else std::cout << human_line(r, n, method->port) << std::endl;
       finish_if_done();
     });
     if (deadline_timer) loop.cancel(deadline_timer);

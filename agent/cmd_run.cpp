@@ -97,7 +97,10 @@ int run_command(int argc, char** argv) {
   }
 
   Agent agent(loop, engine, outputs);
-  agent.apply(*load.config);
+  if (auto error = agent.apply(*load.config); !error.empty()) {
+    std::cerr << path << ": " << error << "\n";
+    return kExitFailure;
+  }
 
   loop.on_signal(SIGTERM, [&] { agent.stop(); });
   loop.on_signal(SIGINT, [&] { agent.stop(); });
@@ -107,8 +110,11 @@ int run_command(int argc, char** argv) {
       for (const auto& e : reload.errors) spdlog::error("reload refused: {}", e.to_string());
       return;
     }
-    spdlog::info("reloading {}", path);
-    agent.apply(*reload.config);
+    if (auto error = agent.apply(*reload.config); !error.empty()) {
+      spdlog::error("reload refused: {}: {}", path, error);
+      return;
+    }
+    spdlog::info("reloaded {}", path);
   });
   loop.on_signal(SIGUSR1, [&] { log_engine_stats(engine); });
   if (run_for) loop.after(*run_for, [&] { agent.stop(); });

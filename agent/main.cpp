@@ -18,6 +18,7 @@ const char* const kUsage =
     "  outpost run   -c FILE [--for DURATION] [--output FILE.jsonl]   the agent, in the foreground\n"
     "  outpost check -c FILE                                          validate a config; exit 0 ok, 1 invalid\n"
     "  outpost ping  TARGET [--method icmp] [--count N] [--interval D] [--timeout D] [--json]\n"
+    "  outpost trace TARGET [--method icmp|udp|tcp:PORT] [--max-ttl N] [--asn-table FILE] [--json]\n"
     "  outpost asn   -t TABLE [--names FILE] ADDRESS...                prefix-to-ASN lookups\n"
     "  outpost --version | --help\n"
     "\n"
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   if (command == "run") return outpost::run_command(argc - 1, argv + 1);
   if (command == "check") return outpost::check_command(argc - 1, argv + 1);
   if (command == "ping") return outpost::ping_command(argc - 1, argv + 1);
+  if (command == "trace") return outpost::trace_command(argc - 1, argv + 1);
   if (command == "asn") return outpost::asn_command(argc - 1, argv + 1);
   std::cerr << "outpost: unknown command '" << command << "'\n\n" << kUsage;
   return outpost::kExitUsage;

@@ -38,6 +38,26 @@ nlohmann::json base_record(const ProbeLabels& labels, const std::string& address
   return j;
 }
 
+// rcode, answers, truncated (CONTRACT.md) and the rest only when the server answered.
+void add_dns_fields(nlohmann::json& j, const DnsAnswerInfo& d, bool has_rtt) {
+  j["query"] = d.query;
+  j["qtype"] = d.qtype;
+  if (!d.rcode.empty()) {
+    j["rcode"] = d.rcode;
+    j["answers"] = d.answers;
+    j["answer_count"] = d.answers.size();
+    j["truncated"] = d.truncated;
+    j["transport"] = d.transport;
+  }
+  if (has_rtt && !d.rtt_clock.empty()) j["rtt_clock"] = d.rtt_clock;
+  if (d.tcp_time) j["tcp_ms"] = to_ms(*d.tcp_time);
+  if (!d.tcp_error.empty()) j["tcp_error"] = d.tcp_error;
+  if (d.ignored) {
+    j["ignored"] = d.ignored;
+    j["ignored_last"] = d.last_ignored;
+  }
+}
+
 }  // namespace
 
 nlohmann::json probe_record(const ProbeLabels& labels, const ProbeResult& r) {
@@ -55,6 +75,55 @@ nlohmann::json probe_record(const ProbeLabels& labels, const ProbeResult& r) {
     j["detail"] = r.error;
   }
   if (labels.method == "icmp" && r.status != ProbeStatus::error) j["seq"] = r.sequence;
+  if (r.dns) add_dns_fields(j, *r.dns, r.rtt.has_value());
+  return j;
+}
+
+nlohmann::json trace_record(const ProbeLabels& labels, const TraceResult& t, const std::string& reason,
+                            const AsnTable* asns) {
+  nlohmann::json j;
+  j["type"] = "trace";
+  j["agent"] = labels.agent;
+  j["time"] = rfc3339(t.started);
+  j["target"] = labels.target;
+  j["group"] = labels.group;
+  j["address"] = t.target.to_string();
+  j["method"] = trace_method_name(t.spec.method);
+  if (t.spec.method != TraceMethod::icmp) j["port"] = t.spec.port;
+  j["flow_id"] = t.flow_id;
+  j["reason"] = reason;
+  j["reached"] = t.reached;
+  j["stop_reason"] = t.stop_reason;
+  if (!t.error.empty()) j["error"] = t.error;
+  nlohmann::json hops = nlohmann::json::array();
+  for (const auto& h : t.hops) {
+    nlohmann::json hop;
+    hop["ttl"] = h.ttl;
+    hop["asn"] = nullptr;
+    hop["probes"] = h.probes_sent;
+    if (h.addr) {
+      hop["addr"] = h.addr.to_string();
+      if (auto m = asns ? asns->lookup(h.addr) : std::nullopt) {
+        hop["asn"] = m->origin.primary();
+        if (m->origin.asns.size() > 1) hop["asn_origin"] = m->origin.text();
+        if (auto name = asns->name_of(m->origin.primary()); !name.empty()) hop["asn_name"] = name;
+      }
+      if (h.rtt) hop["rtt_ms"] = to_ms(*h.rtt);
+      hop["icmp_type"] = h.icmp_type;
+      hop["icmp_code"] = h.icmp_code;
+      if (h.quoted_ttl >= 0) hop["quoted_ttl"] = h.quoted_ttl;
+      hop["reply_ttl"] = h.reply_ttl;
+      if (h.is_target) hop["target"] = true;
+      if (!h.mpls.empty()) {
+        nlohmann::json labels_json = nlohmann::json::array();
+        for (const auto& m : h.mpls)
+          labels_json.push_back({{"label", m.label}, {"exp", m.exp}, {"s", m.bottom}, {"ttl", m.ttl}});
+        hop["mpls"] = labels_json;
+      }
+    }
+    hops.push_back(hop);
+  }
+  j["hops"] = hops;
   return j;
 }
 

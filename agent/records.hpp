@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "asn_table.hpp"
 #include "probe.hpp"
+#include "traceroute.hpp"
 
 namespace outpost {
 
@@ -29,5 +31,10 @@ nlohmann::json probe_error_record(const ProbeLabels& labels, const std::string& 
                                   const std::string& error);
 
 double to_ms(Duration d);
+
+// A `trace` record: reason is baseline | failure | manual. Every hop carries
+// `asn` (null when silent or not in the table); `asn_name` when names are loaded.
+nlohmann::json trace_record(const ProbeLabels& labels, const TraceResult& trace, const std::string& reason,
+                            const AsnTable* asns);
 
 }  // namespace outpost

@@ -56,11 +56,12 @@ void Scheduler::set_interval(TaskId id, Duration interval, SteadyTime now) {
   push(id);
 }
 
-void Scheduler::start(SteadyTime now) {
+void Scheduler::start(SteadyTime now, std::optional<Duration> max_spread) {
   std::map<Duration::rep, std::vector<TaskId>> by_interval;
   for (TaskId id = 0; id < tasks_.size(); ++id)
     if (tasks_[id].live) by_interval[tasks_[id].interval.count()].push_back(id);
-  for (const auto& [interval, ids] : by_interval) {
+  for (const auto& [task_interval, ids] : by_interval) {
+    const Duration::rep interval = max_spread ? std::min(task_interval, max_spread->count()) : task_interval;
     const auto n = static_cast<Duration::rep>(ids.size());
     for (Duration::rep k = 0; k < n; ++k) {
       Task& t = tasks_[ids[k]];
@@ -93,8 +94,8 @@ std::vector<Scheduler::TaskId> Scheduler::take_due(SteadyTime now) {
     Task& t = tasks_[e.id];
     due.push_back(e.id);
     t.next = e.when + t.interval;
-    if (t.next <= now - t.interval) {  // rounds were missed: skip them, keep the phase
-      const auto missed = (now - t.next) / t.interval;
+    if (t.next <= now) {  // rounds were missed: skip them (this run stands for them), keep the phase
+      const auto missed = (now - t.next) / t.interval + 1;
       t.next += t.interval * missed;
       lagged_ += static_cast<std::uint64_t>(missed);
     }

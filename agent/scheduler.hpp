@@ -45,8 +45,9 @@ class Scheduler {
   Duration interval(TaskId id) const { return tasks_[id].interval; }
 
   // Sets every task's first run: the k-th of the n tasks sharing an interval
-  // runs at now + interval * k / n.
-  void start(SteadyTime now);
+  // runs at now + spread * k / n, where spread is the interval, or at most
+  // `max_spread` when given (e.g. baseline traces due soon after start-up).
+  void start(SteadyTime now, std::optional<Duration> max_spread = std::nullopt);
 
   // The tasks due by now that the rate cap lets go, earliest first; each is
   // rescheduled one interval after its due time (no drift). Whole rounds a
@@ -58,6 +59,8 @@ class Scheduler {
   std::optional<SteadyTime> next_wake(SteadyTime now);
 
   std::size_t size() const { return live_; }
+  // The rate cap, for other packets that must share it (trace probes).
+  TokenBucket& bucket() { return bucket_; }
   std::uint64_t lagged() const { return lagged_; }
   // Probe packets per second the tasks ask for at their intervals.
   double demanded_pps() const;

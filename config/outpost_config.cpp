@@ -670,10 +670,17 @@ class Loader {
   }
 
   void read_traceroute(const Field& field) {
-    auto map = open_map(field, {"method", "max_ttl"});
+    auto map = open_map(field, {"method", "max_ttl", "attempts", "gap_limit", "parallel", "timeout",
+                                "baseline_interval"});
     if (!map) return;
-    read(*map, "method", config_.traceroute.method, traceroute_method_value);
-    read(*map, "max_ttl", config_.traceroute.max_ttl, integer_in<int>(1, 255));
+    auto& t = config_.traceroute;
+    read(*map, "method", t.method, traceroute_method_value);
+    read(*map, "max_ttl", t.max_ttl, integer_in<int>(1, 255));
+    read(*map, "attempts", t.attempts, integer_in<int>(1, 10));
+    read(*map, "gap_limit", t.gap_limit, integer_in<int>(1, 255));
+    read(*map, "parallel", t.parallel, integer_in<int>(1, 255));
+    read(*map, "timeout", t.timeout, duration_value);
+    read(*map, "baseline_interval", t.baseline_interval, duration_value);
   }
 
   void read_report(const Field& field) {

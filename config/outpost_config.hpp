@@ -82,6 +82,11 @@ struct DetectSection {
 struct TracerouteSection {
   std::string method = "icmp";  // icmp | udp | tcp:PORT
   int max_ttl = 30;
+  int attempts = 2;              // probes per hop before it counts as silent
+  int gap_limit = 5;             // consecutive silent hops that end a trace
+  int parallel = 8;              // TTLs probed at once
+  Duration timeout = std::chrono::seconds(1);               // per probe
+  Duration baseline_interval = std::chrono::hours(1);       // a baseline trace per target this often
 };
 
 struct OutputSpec {

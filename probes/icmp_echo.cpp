@@ -3,21 +3,13 @@
 #include <netinet/in.h>
 #include <tins/tins.h>
 
-#include <cstring>
+#include "raw_probe.hpp"
 
 namespace outpost {
 namespace {
 
 constexpr std::uint8_t kEchoRequest4 = 8, kEchoReply4 = 0;
 constexpr std::uint8_t kEchoRequest6 = 128, kEchoReply6 = 129;
-
-std::uint64_t mix64(std::uint64_t x) {  // splitmix64's finaliser
-  x ^= x >> 30;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 27;
-  x *= 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 std::vector<std::uint8_t> echo_payload(const EchoRequest& r) {
   std::vector<std::uint8_t> payload(std::max<std::size_t>(r.payload_size, 8));
@@ -32,12 +24,6 @@ std::uint64_t read_cookie(const DecodedPacket& p) {
   return c;
 }
 
-Tins::IPv4Address tins_v4(const IpAddress& a) {
-  std::uint32_t network_order;
-  std::memcpy(&network_order, a.bytes(), 4);
-  return Tins::IPv4Address(network_order);
-}
-
 bool is_echo_request(const TransportFields& l4) {
   return (l4.proto == IPPROTO_ICMP && l4.icmp_type == kEchoRequest4) ||
          (l4.proto == IPPROTO_ICMPV6 && l4.icmp_type == kEchoRequest6);
@@ -50,8 +36,24 @@ bool is_echo_reply(const TransportFields& l4) {
 
 }  // namespace
 
-std::vector<std::uint8_t> forge_echo_request(const EchoRequest& r) {
-  const auto payload = echo_payload(r);
+void paris_fix_checksum(std::vector<std::uint8_t>& d, std::size_t checksum_offset, std::size_t adjust_offset,
+                        std::uint16_t wanted) {
+  // checksum = ~S; adding word a to S gives ~(S + a) = wanted when
+  // a = ~wanted - S = ~wanted + current (ones' complement arithmetic).
+  const std::uint16_t current = static_cast<std::uint16_t>(d[checksum_offset] << 8 | d[checksum_offset + 1]);
+  std::uint32_t a = static_cast<std::uint16_t>(~wanted) + static_cast<std::uint32_t>(current);
+  a = (a & 0xffff) + (a >> 16);
+  d[adjust_offset] = static_cast<std::uint8_t>(a >> 8);
+  d[adjust_offset + 1] = static_cast<std::uint8_t>(a);
+  d[checksum_offset] = static_cast<std::uint8_t>(wanted >> 8);
+  d[checksum_offset + 1] = static_cast<std::uint8_t>(wanted);
+}
+
+namespace {
+// Without the Paris adjustment.
+std::vector<std::uint8_t> forge_echo_request_plain(const EchoRequest& r) {
+  auto payload = echo_payload(r);
+  if (r.checksum) payload[8] = payload[9] = 0;  // the word paris_fix_checksum fills
   if (r.dst.is_v6()) {
     Tins::IPv6 ip(Tins::IPv6Address(r.dst.bytes()), Tins::IPv6Address(r.src.bytes()));
     ip.hop_limit(r.ttl);
@@ -72,10 +74,21 @@ std::vector<std::uint8_t> forge_echo_request(const EchoRequest& r) {
   ip /= Tins::RawPDU(payload.data(), static_cast<std::uint32_t>(payload.size()));
   return ip.serialize();
 }
+}  // namespace
+
+std::vector<std::uint8_t> forge_echo_request(const EchoRequest& r) {
+  auto bytes = forge_echo_request_plain(r);
+  if (r.checksum) {
+    const std::size_t icmp = r.dst.is_v6() ? 40 : 20;
+    paris_fix_checksum(bytes, icmp + 2, icmp + 16, *r.checksum);
+  }
+  return bytes;
+}
+
 
 std::uint64_t echo_cookie(std::uint64_t secret, const IpAddress& dst, std::uint16_t ident,
                           std::uint16_t sequence) {
-  return mix64(secret ^ mix64(dst.hash()) ^ (static_cast<std::uint64_t>(ident) << 16 | sequence));
+  return flow_cookie(secret, {FlowProto::icmp_echo, dst, ident, sequence});
 }
 
 std::string icmp_echo_filter(const FilterParams& params) {
@@ -96,12 +109,13 @@ std::optional<Classified> icmp_echo_classify(const DecodedPacket& p, const Filte
   return std::nullopt;
 }
 
-IcmpEchoProbe::IcmpEchoProbe(IpAddress target, Duration timeout, std::uint8_t ttl,
-                             std::size_t payload_size)
+IcmpEchoProbe::IcmpEchoProbe(IpAddress target, Duration timeout, std::uint8_t ttl, std::size_t payload_size,
+                             std::optional<std::uint16_t> fixed_checksum)
     : timeout_(timeout) {
   request_.dst = target;
   request_.ttl = ttl;
-  request_.payload_size = std::max<std::size_t>(payload_size, 8);
+  request_.payload_size = std::max<std::size_t>(payload_size, 10);
+  request_.checksum = fixed_checksum;
   result_.target = target;
 }
 
@@ -143,10 +157,7 @@ void IcmpEchoProbe::start(ProbeContext& ctx) {
 }
 
 void IcmpEchoProbe::on_sent(WallTime kernel_tx) {
-  // On loopback the capture can see the request twice (out and in): keep the first.
-  if (result_.sent_kernel_stamp) return;
-  result_.sent = kernel_tx;
-  result_.sent_kernel_stamp = true;
+  note_kernel_send(result_, kernel_tx);
 }
 
 bool IcmpEchoProbe::on_packet(const DecodedPacket& p, WallTime kernel_rx) {
@@ -174,13 +185,7 @@ void IcmpEchoProbe::on_timeout() {
 
 void IcmpEchoProbe::finish(ProbeStatus status, WallTime rx, const DecodedPacket& p) {
   finished_ = true;
-  result_.status = status;
-  result_.rtt = rx - result_.sent;
-  result_.reply_from = p.ip.src;
-  result_.reply_ttl = p.ip.ttl;
-  result_.icmp_type = p.l4.icmp_type;
-  result_.icmp_code = p.l4.icmp_code;
-  if (status == ProbeStatus::unreachable) result_.error = describe_icmp_error(p.l4.proto, p.l4.icmp_type, p.l4.icmp_code);
+  fill_answer(result_, status, rx, p);
 }
 
 }  // namespace outpost

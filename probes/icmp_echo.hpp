@@ -22,7 +22,17 @@ struct EchoRequest {
   std::uint8_t ttl = 64;
   std::uint64_t cookie = 0;        // first 8 payload bytes, echoed back by the target
   std::size_t payload_size = 56;   // like ping: 64-byte ICMP message
+  // Paris traceroute: the ICMP checksum to send whatever the sequence and
+  // cookie (payload bytes 8-9 absorb the difference), so that load balancers
+  // that hash the first transport bytes keep every probe of a trace on one path.
+  std::optional<std::uint16_t> checksum;
 };
+
+// Makes the Internet checksum at checksum_offset equal `wanted` by writing a
+// compensating word at adjust_offset (which must hold 0, at an even distance
+// from the checksummed data's start). Pure.
+void paris_fix_checksum(std::vector<std::uint8_t>& datagram, std::size_t checksum_offset,
+                        std::size_t adjust_offset, std::uint16_t wanted);
 
 // The whole IP datagram (IPv4 + ICMP, or IPv6 + ICMPv6) with checksums. Pure.
 std::vector<std::uint8_t> forge_echo_request(const EchoRequest& request);
@@ -37,7 +47,8 @@ std::optional<Classified> icmp_echo_classify(const DecodedPacket& packet, const 
 
 class IcmpEchoProbe final : public Probe {
  public:
-  IcmpEchoProbe(IpAddress target, Duration timeout, std::uint8_t ttl = 64, std::size_t payload_size = 56);
+  IcmpEchoProbe(IpAddress target, Duration timeout, std::uint8_t ttl = 64, std::size_t payload_size = 56,
+                std::optional<std::uint16_t> fixed_checksum = std::nullopt);
 
   void start(ProbeContext& ctx) override;
   void on_sent(WallTime kernel_tx) override;

@@ -5,6 +5,7 @@
 #include <tins/tins.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace outpost {
 namespace {
@@ -52,6 +53,19 @@ std::optional<std::size_t> ip_offset(int link_type, const std::uint8_t* data, st
   }
 }
 
+// libtins refuses an IPv6 datagram whose payload length runs past the bytes at
+// hand, and that is what an ICMPv6 error's quote (or a frame cut at snaplen)
+// is. Returns the bytes to parse: data itself, or a copy in `storage` whose
+// payload length says what is there. (libtins' IPv4 takes the smaller itself.)
+const std::uint8_t* ipv6_as_present(const std::uint8_t* data, std::size_t size, std::vector<std::uint8_t>& storage) {
+  if (size < 40 || be16(data + 4) <= size - 40) return data;
+  storage.assign(data, data + size);
+  const std::size_t present = std::min<std::size_t>(size - 40, 0xffff);
+  storage[4] = static_cast<std::uint8_t>(present >> 8);
+  storage[5] = static_cast<std::uint8_t>(present);
+  return storage.data();
+}
+
 IpAddress to_address(const Tins::IPv4Address& a) {
   const std::uint32_t network_order = a;  // libtins converts to the big-endian value
   return IpAddress::v4_bytes(reinterpret_cast<const std::uint8_t*>(&network_order));
@@ -77,6 +91,7 @@ const Tins::PDU* read_transport(const Tins::PDU& ip, std::uint8_t proto, Transpo
     l4.icmp_code = icmp->code();
     l4.icmp_id = icmp->id();
     l4.icmp_seq = icmp->sequence();
+    l4.checksum = icmp->checksum();
     return icmp;
   }
   if (const auto* icmp6 = inner->find_pdu<Tins::ICMPv6>()) {
@@ -84,6 +99,7 @@ const Tins::PDU* read_transport(const Tins::PDU& ip, std::uint8_t proto, Transpo
     l4.icmp_code = icmp6->code();
     l4.icmp_id = icmp6->identifier();
     l4.icmp_seq = icmp6->sequence();
+    l4.checksum = icmp6->checksum();
     return icmp6;
   }
   if (const auto* tcp = inner->find_pdu<Tins::TCP>()) {
@@ -92,14 +108,29 @@ const Tins::PDU* read_transport(const Tins::PDU& ip, std::uint8_t proto, Transpo
     l4.tcp_flags = static_cast<std::uint8_t>(tcp->flags());
     l4.tcp_seq = tcp->seq();
     l4.tcp_ack = tcp->ack_seq();
+    l4.checksum = tcp->checksum();
     return tcp;
   }
   if (const auto* udp = inner->find_pdu<Tins::UDP>()) {
     l4.sport = udp->sport();
     l4.dport = udp->dport();
+    l4.checksum = udp->checksum();
     return udp;
   }
   return nullptr;
+}
+
+// RFC 4950: class 1, c-type 1 holds 4-byte label stack entries.
+void read_mpls(const Tins::ICMP& icmp, DecodedPacket& out) {
+  for (const auto& ext : icmp.extensions().extensions()) {
+    if (ext.extension_class() != 1 || ext.extension_type() != 1) continue;
+    const auto& p = ext.payload();
+    for (std::size_t i = 0; i + 4 <= p.size(); i += 4) {
+      const std::uint32_t word = static_cast<std::uint32_t>(p[i]) << 24 | p[i + 1] << 16 | p[i + 2] << 8 | p[i + 3];
+      out.mpls.push_back({word >> 12, static_cast<std::uint8_t>(word >> 9 & 7), (word >> 8 & 1) != 0,
+                          static_cast<std::uint8_t>(word & 0xff)});
+    }
+  }
 }
 
 // A quoted datagram may be cut anywhere after 8 transport bytes; libtins
@@ -115,7 +146,8 @@ std::optional<QuotedDatagram> decode_quote(const std::vector<std::uint8_t>& byte
     return q;
   }
   if (version == 6) {
-    Tins::IPv6 ip(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
+    std::vector<std::uint8_t> storage;
+    Tins::IPv6 ip(ipv6_as_present(bytes.data(), bytes.size(), storage), static_cast<std::uint32_t>(bytes.size()));
     q.ip = {to_address(ip.src_addr()), to_address(ip.dst_addr()), ip.hop_limit(), 0};
     read_transport(ip, ip.next_header(), q.l4);
     return q;
@@ -178,6 +210,7 @@ std::optional<DecodedPacket> decode_ip(const std::uint8_t* data, std::size_t siz
         read_payload(transport, out);
         return nullptr;
       }
+      if (const auto* icmp = transport->find_pdu<Tins::ICMP>(); icmp && icmp->has_extensions()) read_mpls(*icmp, out);
       const auto* raw = transport->find_pdu<Tins::RawPDU>();
       if (!raw) return "ICMP error without a quoted datagram";
       out.quote = decode_quote(raw->payload());
@@ -191,7 +224,8 @@ std::optional<DecodedPacket> decode_ip(const std::uint8_t* data, std::size_t siz
       out.ip = {to_address(ip.src_addr()), to_address(ip.dst_addr()), ip.ttl(), ip.id()};
       problem = read_rest(ip, ip.protocol());
     } else if (version == 6) {
-      Tins::IPv6 ip(data, static_cast<std::uint32_t>(size));
+      std::vector<std::uint8_t> storage;
+      Tins::IPv6 ip(ipv6_as_present(data, size, storage), static_cast<std::uint32_t>(size));
       out.ip = {to_address(ip.src_addr()), to_address(ip.dst_addr()), ip.hop_limit(), 0};
       problem = read_rest(ip, ip.next_header());
     } else {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ip_address.hpp"
 
@@ -24,6 +25,16 @@ struct TransportFields {
   std::uint8_t tcp_flags = 0;
   std::uint32_t tcp_seq = 0;
   std::uint32_t tcp_ack = 0;
+  std::uint16_t checksum = 0;  // the transport checksum as on the wire (Paris traceroute keys on it)
+};
+
+// One MPLS label stack entry from an ICMP extension (RFC 4950).
+struct MplsEntry {
+  std::uint32_t label = 0;
+  std::uint8_t exp = 0;
+  bool bottom = false;
+  std::uint8_t ttl = 0;
+  bool operator==(const MplsEntry&) const = default;
 };
 
 struct IpFields {
@@ -46,6 +57,7 @@ struct DecodedPacket {
   std::array<std::uint8_t, 16> payload_head{};
   std::size_t payload_size = 0;
   std::optional<QuotedDatagram> quote;  // ICMP errors only
+  std::vector<MplsEntry> mpls;          // ICMP errors with an MPLS extension only
 };
 
 // libpcap link types handled: DLT_EN10MB (with VLAN tags), DLT_RAW,

@@ -11,8 +11,10 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ip_address.hpp"
+#include "packet_decode.hpp"
 
 namespace outpost {
 
@@ -24,6 +26,21 @@ using WallTime = std::chrono::time_point<std::chrono::system_clock, std::chrono:
 enum class ProbeStatus : std::uint8_t { reply, timeout, unreachable, refused, error };
 std::string_view to_string(ProbeStatus status);
 
+// What a dns probe learned (the record's dns fields); absent for other methods.
+struct DnsAnswerInfo {
+  std::string query;                 // the name asked
+  std::string qtype;                 // A, AAAA, ...
+  std::string rcode;                 // NOERROR, NXDOMAIN, SERVFAIL, ...: empty when no answer came
+  std::vector<std::string> answers;  // the answer section's data as text
+  bool truncated = false;            // the UDP answer had the TC bit (then TCP was tried)
+  std::string transport;             // where the answers came from: udp, or tcp after truncation
+  std::string rtt_clock;             // kernel: SO_TIMESTAMPING both ends; kernel_rx: fallback, user-space send time
+  std::optional<Duration> tcp_time;  // the TCP retry, connect to answer (steady clock)
+  std::string tcp_error;             // why the TCP retry gave nothing (the UDP answer stands)
+  std::uint32_t ignored = 0;         // datagrams counted and ignored: wrong id or question, malformed
+  std::string last_ignored;          // why the last of them was ignored
+};
+
 struct ProbeResult {
   ProbeStatus status = ProbeStatus::error;
   IpAddress target;
@@ -34,8 +51,11 @@ struct ProbeResult {
   int reply_ttl = -1;           // IP TTL of the answer
   int icmp_type = -1;           // for ICMP answers
   int icmp_code = -1;
+  int quoted_ttl = -1;          // ICMP errors: the TTL of our datagram as the router quotes it
+  std::vector<MplsEntry> mpls;  // ICMP errors: the router's MPLS label stack, if it says
   std::uint16_t sequence = 0;   // the probe's sequence number on the wire
   std::string error;            // why, when status is error (or detail for unreachable)
+  std::optional<DnsAnswerInfo> dns;
 };
 
 // What identifies a probe's packets on the wire, the same for the probe
@@ -56,8 +76,6 @@ struct FlowKeyHash {
     return h * 0x9E3779B97F4A7C15ull;
   }
 };
-
-struct DecodedPacket;
 
 // The engine's services to one probe. Fakeable: unit tests drive probes with
 // a fake context and fixture packets.

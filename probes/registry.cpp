@@ -3,12 +3,16 @@
 #include <random>
 
 #include "icmp_echo.hpp"
+#include "tcp_syn.hpp"
+#include "traceroute.hpp"
 
 namespace outpost {
 
 const std::vector<ProbeType>& probe_types() {
   static const std::vector<ProbeType> types = {
       {"icmp_echo", icmp_echo_filter, icmp_echo_classify},
+      {"tcp_syn", tcp_syn_filter, tcp_syn_classify},
+      {"udp_trace", udp_trace_filter, udp_trace_classify},
   };
   return types;
 }

@@ -230,7 +230,7 @@ TEST_CASE("example.yaml loads with the values it documents", "[config][example]"
   CHECK(config.defaults.timeout == 2s);
   CHECK(config.defaults.probes == methods({"icmp", "tcp:80"}));
   CHECK(config.asn_table == "/usr/lib/python3/dist-packages/data/ipasn_20140513.dat.gz");
-  CHECK(config.asn_names.empty());
+  CHECK(config.asn_names == "/usr/lib/python3/dist-packages/data/asnames.json");
 
   REQUIRE(config.groups.size() == 2);
   const Group& kp = config.groups[0];
@@ -281,6 +281,11 @@ TEST_CASE("example.yaml loads with the values it documents", "[config][example]"
   CHECK(config.detect.up_after == 2);
   CHECK(config.traceroute.method == "icmp");
   CHECK(config.traceroute.max_ttl == 30);
+  CHECK(config.traceroute.attempts == 2);
+  CHECK(config.traceroute.gap_limit == 5);
+  CHECK(config.traceroute.parallel == 8);
+  CHECK(config.traceroute.timeout == 1s);
+  CHECK(config.traceroute.baseline_interval == 1h);
   CHECK(config.report.window == 60s);
   REQUIRE(config.report.outputs.size() == 1);
   CHECK(config.report.outputs[0].file == "/var/lib/outpost/results.jsonl");
@@ -371,6 +376,11 @@ TEST_CASE("valid-inheritance.yaml resolves target, then group, then defaults", "
   CHECK(config.detect.up_after == 1);
   CHECK(config.traceroute.method == "tcp:443");  // written "tcp:0443"
   CHECK(config.traceroute.max_ttl == 255);
+  CHECK(config.traceroute.attempts == 3);
+  CHECK(config.traceroute.gap_limit == 4);
+  CHECK(config.traceroute.parallel == 16);
+  CHECK(config.traceroute.timeout == 750ms);
+  CHECK(config.traceroute.baseline_interval == 10min);
   CHECK(config.report.window == 90s);
   REQUIRE(config.report.outputs.size() == 2);
   CHECK(config.report.outputs[0].file == "/tmp/a.jsonl");

@@ -1,0 +1,152 @@
+// `outpost trace TARGET`: a Paris traceroute for a person at a terminal, hops
+// as lines like traceroute/mtr with the ASN beside each address.
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <random>
+
+#include "asn_table.hpp"
+#include "cli_common.hpp"
+#include "commands.hpp"
+#include "records.hpp"
+#include "resolve.hpp"
+#include "traceroute.hpp"
+
+namespace outpost {
+namespace {
+
+std::string asn_label(const AsnTable* asns, const IpAddress& addr) {
+  if (!asns) return {};
+  auto m = asns->lookup(addr);
+  if (!m) return "AS?";
+  std::string label = "AS" + m->origin.text();
+  if (auto name = asns->name_of(m->origin.primary()); !name.empty()) label += " " + name.substr(0, name.find(' '));
+  return label;
+}
+
+void print_hop(const TraceHop& h, const AsnTable* asns) {
+  if (!h.addr) {
+    std::printf("%3d  *\n", h.ttl);
+    return;
+  }
+  std::string extra;
+  if (h.is_target) extra += "  [target]";
+  else if (h.icmp_type == 3) extra += "  !" + describe_icmp_error(IPPROTO_ICMP, 3, static_cast<std::uint8_t>(h.icmp_code));
+  for (const auto& m : h.mpls) extra += "  MPLS:L=" + std::to_string(m.label) + ",TTL=" + std::to_string(m.ttl);
+  std::printf("%3d  %-16s %-24s %8.3f ms%s\n", h.ttl, h.addr.to_string().c_str(), asn_label(asns, h.addr).c_str(),
+              h.rtt ? to_ms(*h.rtt) : 0.0, extra.c_str());
+}
+
+}  // namespace
+
+int trace_command(int argc, char** argv) {
+  po::options_description opts("outpost trace options");
+  opts.add_options()("target", po::value<std::string>()->required(), "address or host name")(
+      "method,m", po::value<std::string>()->default_value("icmp"), "icmp | udp | tcp:PORT (Paris: one flow per trace)")(
+      "max-ttl", po::value<int>()->default_value(30), "the last TTL to probe")(
+      "first-ttl", po::value<int>()->default_value(1), "the first TTL to probe")(
+      "attempts", po::value<int>()->default_value(2), "probes per hop before it counts as silent")(
+      "gap", po::value<int>()->default_value(5), "consecutive silent hops that end the trace")(
+      "parallel", po::value<int>()->default_value(8), "TTLs probed at once")(
+      "timeout,W", po::value<std::string>()->default_value("1s"), "how long to wait for each probe")(
+      "asn-table", po::value<std::string>(), "prefix-to-ASN table to label hops with")(
+      "asn-names", po::value<std::string>(), "ASN names (JSON object, as pyasn's asnames.json)")(
+      "json", "print the trace record (JSON) instead of hop lines")("help,h", "this help");
+  po::positional_options_description positional;
+  positional.add("target", 1);
+  po::variables_map vm;
+  bool help = false;
+  const char* usage =
+      "usage: outpost trace TARGET [--method icmp|udp|tcp:PORT] [--max-ttl N] [--asn-table FILE] [--json]";
+  if (!parse_command_line(argc, argv, opts, positional, vm, usage, &help)) return kExitUsage;
+  if (help) return kExitOk;
+  init_logging(false);
+
+  std::string error;
+  auto spec = parse_trace_method(vm["method"].as<std::string>(), &error);
+  auto timeout = duration_option(vm, "timeout", "trace");
+  if (!spec) std::cerr << "outpost trace: --method: " << error << "\n";
+  if (!spec || !timeout) return kExitUsage;
+  spec->max_ttl = vm["max-ttl"].as<int>();
+  spec->first_ttl = vm["first-ttl"].as<int>();
+  spec->attempts = vm["attempts"].as<int>();
+  spec->gap_limit = vm["gap"].as<int>();
+  spec->parallel = vm["parallel"].as<int>();
+  spec->timeout = *timeout;
+  if (spec->max_ttl < 1 || spec->max_ttl > 255 || spec->first_ttl < 1 || spec->first_ttl > spec->max_ttl) {
+    std::cerr << "outpost trace: need 1 <= --first-ttl <= --max-ttl <= 255\n";
+    return kExitUsage;
+  }
+
+  std::optional<AsnTable> asns;
+  if (vm.count("asn-table")) {
+    AsnLoadReport report;
+    asns = AsnTable::load(vm["asn-table"].as<std::string>(), &report, &error);
+    if (!asns) {
+      std::cerr << "outpost trace: " << error << "\n";
+      return kExitFailure;
+    }
+    for (const auto& p : report.problems) std::cerr << "outpost trace: skipped " << p << "\n";
+    if (vm.count("asn-names") && !asns->load_names(vm["asn-names"].as<std::string>(), &error)) {
+      std::cerr << "outpost trace: " << error << "\n";
+      return kExitFailure;
+    }
+  }
+
+  const std::string target = vm["target"].as<std::string>();
+  const Resolved resolved = resolve_target(target);
+  if (!resolved.error.empty()) {
+    std::cerr << "outpost trace: " << resolved.error << "\n";
+    return kExitFailure;
+  }
+
+  SystemClock clock;
+  EventLoop loop(clock);
+  ProbingStack stack(clock, "");
+  if (int rc = stack.prepare(loop, "trace"); rc != kExitOk) return rc;
+  Engine& engine = stack.engine;
+
+  EventLoop::TimerId deadline_timer = 0;
+  std::function<void()> pump_deadlines = [&] {
+    deadline_timer = 0;
+    engine.expire(clock.now());
+    if (auto d = engine.next_deadline()) deadline_timer = loop.at(*d, pump_deadlines);
+  };
+  auto launch = [&](std::unique_ptr<Probe> probe, Engine::Done done) {
+    engine.launch(std::move(probe), std::move(done));
+    if (deadline_timer) loop.cancel(deadline_timer);
+    pump_deadlines();
+  };
+
+  char host[256] = "outpost";
+  gethostname(host, sizeof host - 1);
+  const ProbeLabels labels{host, target, "", trace_method_name(spec->method), spec->port};
+  const bool json = vm.count("json") > 0;
+  const AsnTable* table = asns ? &*asns : nullptr;
+  bool reached = false;
+  auto trace = Trace::create(*spec, resolved.address, std::random_device{}(), clock.wall(), launch,
+                             [&](const TraceResult& r) {
+                               reached = r.reached;
+                               if (json) {
+                                 std::cout << trace_record(labels, r, "manual", table).dump() << std::endl;
+                               } else {
+                                 for (const auto& h : r.hops) print_hop(h, table);
+                                 if (!r.error.empty()) std::printf("error: %s\n", r.error.c_str());
+                                 std::printf("%s after %zu hops (%s)\n", r.reached ? "reached" : "did not reach",
+                                             r.hops.size(), r.stop_reason.c_str());
+                               }
+                               loop.stop();
+                             });
+  loop.on_signal(SIGINT, [&] { loop.stop(); });
+  loop.on_signal(SIGTERM, [&] { loop.stop(); });
+  if (!json)
+    std::printf("trace to %s (%s), %s paris, max %d hops\n", target.c_str(), resolved.address.to_string().c_str(),
+                vm["method"].as<std::string>().c_str(), spec->max_ttl);
+  trace->start();
+  if (!loop.stopping()) loop.run();
+  return reached ? kExitOk : kExitFailure;
+}
+
+}  // namespace outpost

@@ -1,0 +1,140 @@
+// The dns probe: forging a query, parsing the server's answer (untrusted bytes:
+// a pure, bounded parser), and one query in flight over UDP with kernel
+// timestamps, retried over TCP when the answer comes back truncated.
+// Leaves to others: when to ask (agent scheduler), the event loop that watches its socket (engine).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "probe.hpp"
+
+namespace outpost {
+
+// Query types by name (A, AAAA, NS, SOA, TXT, CNAME, MX, PTR; any case) and back.
+std::optional<std::uint16_t> dns_type_from_name(std::string_view name);
+std::string dns_type_name(std::uint16_t type);  // "A", ..., or "TYPE65"
+std::string dns_rcode_name(int rcode);          // "NOERROR", "NXDOMAIN", ..., or "RCODE12"
+
+// A query name made ready for the wire: one final dot dropped, "." (the root)
+// becomes "", each label 1..63 printable ASCII characters (no '\\'), 253 in all.
+std::optional<std::string> normalize_dns_name(std::string_view name, std::string* error);
+
+struct DnsQuestion {
+  std::string name;  // normalized: dotted, no final dot; "" is the root
+  std::uint16_t type = 1;
+  std::uint16_t qclass = 1;  // IN
+};
+
+// A standard query (RD set, one question), without EDNS: an answer over
+// 512 bytes comes back truncated. Pure; the name must be normalized.
+std::vector<std::uint8_t> forge_dns_query(std::uint16_t id, const DnsQuestion& question);
+
+struct DnsRecord {
+  std::string name;
+  std::uint16_t type = 0;
+  std::uint16_t rclass = 0;
+  std::uint32_t ttl = 0;
+  // As text: an address; a name; TXT strings joined; "PREF NAME" (MX);
+  // "MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM" (SOA); RFC 3597's
+  // "\# LEN HEX" for other types. Names end without a dot ("." is the root);
+  // bytes outside printable ASCII are written \DDD, so the text is always ASCII.
+  std::string data;
+};
+
+struct DnsResponse {
+  std::uint16_t id = 0;
+  int rcode = 0;
+  bool truncated = false;  // TC
+  bool authoritative = false;
+  std::vector<DnsRecord> answers;
+};
+
+enum class DnsParseError : std::uint8_t { none, malformed, not_a_response, wrong_id, wrong_question };
+
+struct DnsParseResult {
+  std::optional<DnsResponse> response;
+  DnsParseError error = DnsParseError::none;
+  std::string detail;  // what was wrong, when there is no response
+};
+
+// Parses an answer to the query (expected_id, question). Accepts only a
+// response (QR, opcode QUERY) with that id whose question is ours (names
+// compared ignoring ASCII case), or, for an error rcode, one with no question.
+// Every section is walked: a count larger than the data, a name or record
+// running past the end, a compression pointer that does not point strictly
+// backwards (loops) or into the header, a name over 255 bytes, a record whose
+// data does not fit its type: malformed. A truncated (TC) message may end
+// early: its complete answers are kept. Never throws; time linear in the size.
+DnsParseResult parse_dns_response(std::span<const std::uint8_t> message, std::uint16_t expected_id,
+                                  const DnsQuestion& question);
+
+struct DnsProbeSpec {
+  DnsQuestion question;
+  std::vector<std::string> expect;  // each must be among the answers (ASCII case and a final dot ignored)
+  std::uint16_t port = 53;
+};
+
+// Empty when every expected string is among the answers; otherwise a message
+// saying what was expected and what came.
+std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAnswerInfo& info);
+
+// One query to one server. UDP from a kernel-chosen port on a connected
+// socket (the kernel drops datagrams from anyone else); a reply with the
+// wrong id or question, or malformed, is counted and ignored. RTT from
+// SO_TIMESTAMPING (software TX stamp from the error queue, RX stamp on the
+// reply). A truncated answer is asked again over TCP within the same timeout.
+// Status: any answer is reply (the rcode says the rest), unless `expect` is
+// not met (error); ICMP unreachable (port: ECONNREFUSED) is unreachable.
+class DnsProbe final : public Probe {
+ public:
+  DnsProbe(IpAddress server, DnsProbeSpec spec, Duration timeout);
+  ~DnsProbe() override;
+  DnsProbe(const DnsProbe&) = delete;
+  DnsProbe& operator=(const DnsProbe&) = delete;
+
+  void start(ProbeContext& ctx) override;
+  void on_sent(WallTime) override {}
+  bool on_packet(const DecodedPacket&, WallTime) override { return false; }
+  void on_timeout() override;
+  void on_ready(int fd, std::uint32_t events) override;
+  bool finished() const override { return finished_; }
+  const ProbeResult& result() const override { return result_; }
+
+  std::uint16_t query_id() const { return id_; }
+
+ private:
+  bool open_udp(std::string* error);
+  void read_error_queue();
+  void read_udp();
+  void on_udp_answer(const DnsResponse& response, std::optional<WallTime> rx, int ttl);
+  void start_tcp();
+  void on_tcp_ready();
+  void give_up_tcp(std::string why);
+  void finish_answer(const DnsResponse& response, const char* transport);
+  void finish(ProbeStatus status, std::string error = {});
+  void close_fd(int& fd);
+
+  IpAddress server_;
+  DnsProbeSpec spec_;
+  Duration timeout_;
+  std::uint16_t id_ = 0;
+  std::vector<std::uint8_t> query_;
+  int epoll_ = -1;  // the probe's own epoll set (UDP, then TCP): the engine watches this one fd
+  int udp_ = -1;
+  int tcp_ = -1;
+  bool tx_stamps_ = false;                 // SO_TIMESTAMPING took (else SO_TIMESTAMPNS, RX only)
+  std::optional<DnsResponse> truncated_;   // the UDP answer, while TCP is tried
+  std::vector<std::uint8_t> tcp_out_;      // length-prefixed query
+  std::size_t tcp_written_ = 0;
+  std::vector<std::uint8_t> tcp_in_;
+  std::chrono::steady_clock::time_point tcp_started_;
+  ProbeResult result_;
+  bool finished_ = false;
+};
+
+}  // namespace outpost

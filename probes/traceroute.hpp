@@ -1,0 +1,144 @@
+// Paris traceroute: per-TTL probes that all keep one flow identifier (the
+// fields load balancers hash), sent in parallel through a caller-supplied
+// (rate-limited) launcher, with attempts per hop, a stop at the destination
+// and after N silent hops; and the UDP hop probe it needs (ICMP hops reuse the
+// echo probe with a fixed checksum).
+// Leaves to others: the rate cap (the launcher), ASNs and baselines (agent).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine.hpp"
+#include "probe.hpp"
+#include "registry.hpp"
+
+namespace outpost {
+
+enum class TraceMethod : std::uint8_t { icmp, udp, tcp };
+
+struct TraceSpec {
+  TraceMethod method = TraceMethod::icmp;
+  std::uint16_t port = 0;  // tcp: the destination port; udp: 0 means 33434
+  int first_ttl = 1;
+  int max_ttl = 30;
+  int attempts = 2;     // probes per hop before it counts as silent
+  int gap_limit = 5;    // consecutive silent hops that end the trace
+  int parallel = 8;     // TTLs in flight at once
+  Duration timeout = std::chrono::seconds(1);  // per probe
+};
+
+// "icmp", "udp", "tcp:PORT"; nullopt with *error otherwise.
+std::optional<TraceSpec> parse_trace_method(const std::string& text, std::string* error);
+std::string trace_method_name(TraceMethod method);  // "icmp" | "udp" | "tcp"
+
+struct TraceHop {
+  int ttl = 0;
+  IpAddress addr;                // empty: silent
+  std::optional<Duration> rtt;
+  int icmp_type = -1;
+  int icmp_code = -1;
+  int quoted_ttl = -1;
+  int reply_ttl = -1;
+  std::vector<MplsEntry> mpls;
+  int probes_sent = 0;
+  bool is_target = false;        // the destination itself answered at this TTL
+};
+
+struct TraceResult {
+  IpAddress target;
+  TraceSpec spec;
+  WallTime started;
+  std::vector<TraceHop> hops;    // TTL first_ttl.. in order, silent hops included
+  bool reached = false;
+  // "reached", "unreachable" (a router said so), "gap" (N silent hops), "max_ttl", "error"
+  std::string stop_reason;
+  std::uint32_t flow_id = 0;     // icmp: the fixed checksum; udp/tcp: the source port
+  std::string error;
+};
+
+// Source ports of UDP traces: outside Linux's default ephemeral range, so the
+// kernel's own sockets never use them.
+inline constexpr std::uint16_t kTraceUdpFirstPort = 61000;
+inline constexpr std::uint16_t kTraceUdpLastPort = 61999;
+inline constexpr std::uint16_t kTraceUdpDefaultPort = 33434;
+
+struct UdpTraceRequest {
+  IpAddress src;
+  IpAddress dst;
+  std::uint16_t sport = 0;
+  std::uint16_t dport = kTraceUdpDefaultPort;
+  std::uint16_t ip_id = 0;
+  std::uint8_t ttl = 1;
+  std::uint16_t checksum = 1;  // the probe's identity within the flow (never 0 or 0xffff)
+  std::size_t payload_size = 12;
+};
+
+// The whole IP datagram with the UDP checksum forced to request.checksum. Pure.
+std::vector<std::uint8_t> forge_udp_trace_probe(const UdpTraceRequest& request);
+std::string udp_trace_filter(const FilterParams& params);
+std::optional<Classified> udp_trace_classify(const DecodedPacket& packet, const FilterParams& params);
+
+// One UDP probe of a trace: answered by an ICMP error that quotes it (time
+// exceeded from a router, port unreachable from the destination).
+class UdpTraceProbe final : public Probe {
+ public:
+  UdpTraceProbe(IpAddress target, Duration timeout, std::uint8_t ttl, std::uint16_t sport, std::uint16_t dport,
+                std::uint16_t checksum);
+  void start(ProbeContext& ctx) override;
+  void on_sent(WallTime kernel_tx) override;
+  bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) override;
+  void on_timeout() override;
+  bool finished() const override { return finished_; }
+  const ProbeResult& result() const override { return result_; }
+
+ private:
+  UdpTraceRequest request_;
+  Duration timeout_;
+  ProbeResult result_;
+  bool finished_ = false;
+};
+
+class Trace : public std::enable_shared_from_this<Trace> {
+ public:
+  // How hop probes reach the engine: directly, or through the agent's rate cap.
+  using Launch = std::function<void(std::unique_ptr<Probe>, Engine::Done)>;
+  using Done = std::function<void(const TraceResult&)>;
+
+  // flow_seed picks the trace's flow identifier (fixed checksum or source port).
+  static std::shared_ptr<Trace> create(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime now,
+                                       Launch launch, Done done);
+  void start();
+
+ private:
+  struct HopState {
+    TraceHop hop;
+    int attempts_made = 0;
+    bool in_flight = false;
+    bool finished = false;
+    bool halts = false;  // a router's unreachable: nothing beyond it
+  };
+  Trace(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime now, Launch launch, Done done);
+  void launch_more();
+  void send(int ttl);
+  void on_result(int ttl, const ProbeResult& result);
+  std::unique_ptr<Probe> make_hop_probe(int ttl);
+  int end_ttl() const;  // the last TTL the trace may still need
+  void finish();
+
+  TraceSpec spec_;
+  Launch launch_;
+  Done done_;
+  TraceResult result_;
+  std::vector<HopState> hops_;  // index ttl - first_ttl
+  int next_ttl_;
+  int in_flight_ = 0;
+  std::uint16_t next_checksum_ = 1;
+  bool done_called_ = false;
+};
+
+}  // namespace outpost

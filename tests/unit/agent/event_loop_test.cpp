@@ -1,0 +1,143 @@
+// The event loop's timer heap on a fake clock: run_due_timers fires what is
+// due, in time order, and nothing else; cancel; timers added from callbacks.
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "clock.hpp"
+#include "event_loop.hpp"
+
+using namespace std::chrono_literals;
+using outpost::EventLoop;
+using outpost::FakeClock;
+
+TEST_CASE("event loop: due timers fire in time order, and only those", "[event_loop]") {
+  FakeClock clock;
+  EventLoop loop(clock);
+  std::vector<std::string> fired;
+  loop.after(3s, [&] { fired.push_back("3s"); });
+  loop.after(1s, [&] { fired.push_back("1s"); });
+  loop.at(clock.now() + 2s, [&] { fired.push_back("2s"); });
+  loop.after(10s, [&] { fired.push_back("10s"); });
+  CHECK(loop.pending_timers() == 4);
+
+  loop.run_due_timers();
+  CHECK(fired.empty());
+
+  clock.advance(999ms);
+  loop.run_due_timers();
+  CHECK(fired.empty());
+
+  clock.advance(1ms);
+  loop.run_due_timers();
+  CHECK(fired == std::vector<std::string>{"1s"});
+
+  clock.advance(5s);
+  loop.run_due_timers();
+  CHECK(fired == std::vector<std::string>{"1s", "2s", "3s"});
+  CHECK(loop.pending_timers() == 1);
+
+  loop.run_due_timers();  // nothing fires twice
+  CHECK(fired.size() == 3);
+
+  clock.advance(1h);
+  loop.run_due_timers();
+  CHECK(fired == std::vector<std::string>{"1s", "2s", "3s", "10s"});
+  CHECK(loop.pending_timers() == 0);
+}
+
+TEST_CASE("event loop: timers due at the same time fire in the order they were added", "[event_loop]") {
+  FakeClock clock;
+  EventLoop loop(clock);
+  std::vector<int> fired;
+  for (int i = 0; i < 5; ++i) loop.after(1s, [&fired, i] { fired.push_back(i); });
+  loop.after(0s, [&fired] { fired.push_back(-1); });
+  clock.advance(1s);
+  loop.run_due_timers();
+  CHECK(fired == std::vector<int>{-1, 0, 1, 2, 3, 4});
+}
+
+TEST_CASE("event loop: a cancelled timer does not fire", "[event_loop]") {
+  FakeClock clock;
+  EventLoop loop(clock);
+  std::vector<std::string> fired;
+  const auto a = loop.after(1s, [&] { fired.push_back("a"); });
+  const auto b = loop.after(2s, [&] { fired.push_back("b"); });
+  loop.after(3s, [&] { fired.push_back("c"); });
+  CHECK(a != b);
+
+  loop.cancel(b);
+  CHECK(loop.pending_timers() == 2);
+  loop.cancel(b);       // twice is harmless
+  loop.cancel(987654);  // so is an id never given
+  CHECK(loop.pending_timers() == 2);
+
+  clock.advance(5s);
+  loop.run_due_timers();
+  CHECK(fired == std::vector<std::string>{"a", "c"});
+  CHECK(loop.pending_timers() == 0);
+
+  loop.cancel(a);  // already fired: harmless, counts stay right
+  CHECK(loop.pending_timers() == 0);
+}
+
+TEST_CASE("event loop: a callback may cancel another timer due in the same pass", "[event_loop]") {
+  FakeClock clock;
+  EventLoop loop(clock);
+  std::vector<std::string> fired;
+  EventLoop::TimerId second = 0;
+  loop.after(1s, [&] {
+    fired.push_back("first");
+    loop.cancel(second);
+  });
+  second = loop.after(2s, [&] { fired.push_back("second"); });
+  clock.advance(3s);
+  loop.run_due_timers();
+  CHECK(fired == std::vector<std::string>{"first"});
+  CHECK(loop.pending_timers() == 0);
+}
+
+TEST_CASE("event loop: a timer added from a callback runs when it is due", "[event_loop]") {
+  FakeClock clock;
+  EventLoop loop(clock);
+  std::vector<std::string> fired;
+  int ticks = 0;
+  // A periodic tick that re-arms itself, as the agent's timers do.
+  std::function<void()> tick = [&] {
+    fired.push_back("tick" + std::to_string(++ticks));
+    if (ticks < 3) loop.after(1s, tick);
+  };
+  loop.after(1s, tick);
+  loop.after(2500ms, [&] { fired.push_back("other"); });
+
+  clock.advance(1s);
+  loop.run_due_timers();
+  CHECK(fired == std::vector<std::string>{"tick1"});
+  CHECK(loop.pending_timers() == 2);  // the re-armed tick, not yet due, and "other"
+
+  clock.advance(999ms);
+  loop.run_due_timers();
+  CHECK(fired.size() == 1);
+
+  clock.advance(1ms);
+  loop.run_due_timers();
+  CHECK(fired == std::vector<std::string>{"tick1", "tick2"});
+
+  clock.advance(10s);  // a late wake: what is due runs, in time order
+  loop.run_due_timers();
+  CHECK(fired == std::vector<std::string>{"tick1", "tick2", "other", "tick3"});
+  CHECK(loop.pending_timers() == 0);
+}
+
+TEST_CASE("event loop: stop is remembered", "[event_loop]") {
+  FakeClock clock;
+  EventLoop loop(clock);
+  CHECK(&loop.clock() == &clock);
+  CHECK_FALSE(loop.stopping());
+  loop.after(1s, [&] { loop.stop(); });
+  clock.advance(1s);
+  loop.run_due_timers();
+  CHECK(loop.stopping());
+}
