@@ -23,7 +23,9 @@ std::string dns_reply_line(const ProbeResult& r, const DnsAnswerInfo& d, std::ui
   for (std::size_t i = 0; i < d.answers.size() && i < kShown; ++i) line += (i ? ", " : "") + d.answers[i];
   if (d.answers.size() > kShown) line += ", ... " + std::to_string(d.answers.size() - kShown) + " more";
   line += "]";
-  if (d.truncated) line += d.transport == "tcp" ? " (truncated over UDP, complete over TCP)" : " (truncated; TCP: " + d.tcp_error + ")";
+  if (d.truncated)
+    line += d.transport == "tcp" ? " (truncated over UDP, complete over TCP)"
+                                 : " (truncated; TCP: " + d.tcp_error + ")";
   char tail[64];
   std::snprintf(tail, sizeof tail, " seq=%llu time=%.3f ms", static_cast<unsigned long long>(n), to_ms(*r.rtt));
   return line + tail;

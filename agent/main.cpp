@@ -17,7 +17,7 @@ const char* const kUsage =
     "usage:\n"
     "  outpost run   -c FILE [--for DURATION] [--output FILE.jsonl]   the agent, in the foreground\n"
     "  outpost check -c FILE                                          validate a config; exit 0 ok, 1 invalid\n"
-    "  outpost ping  TARGET [--method icmp] [--count N] [--interval D] [--timeout D] [--json]\n"
+    "  outpost ping  TARGET [--method icmp|tcp:PORT|tcp_connect:PORT|dns] [--count N] [--interval D] [--timeout D] [--json]\n"
     "  outpost trace TARGET [--method icmp|udp|tcp:PORT] [--max-ttl N] [--asn-table FILE] [--json]\n"
     "  outpost asn   -t TABLE [--names FILE] ADDRESS...                prefix-to-ASN lookups\n"
     "  outpost --version | --help\n"

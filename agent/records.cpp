@@ -67,7 +67,7 @@ nlohmann::json probe_record(const ProbeLabels& labels, const ProbeResult& r) {
   if (r.status == ProbeStatus::error) j["error"] = r.error.empty() ? "unknown error" : r.error;
   if (r.reply_from) {
     j["reply_from"] = r.reply_from.to_string();
-    j["reply_ttl"] = r.reply_ttl;
+    if (r.reply_ttl >= 0) j["reply_ttl"] = r.reply_ttl;
   }
   if (r.status == ProbeStatus::unreachable) {
     j["icmp_type"] = r.icmp_type;
@@ -132,6 +132,36 @@ nlohmann::json probe_error_record(const ProbeLabels& labels, const std::string& 
   nlohmann::json j = base_record(labels, address, time);
   j["status"] = "error";
   j["error"] = error;
+  return j;
+}
+
+nlohmann::json series_record(const std::string& agent, const SeriesWindow& w) {
+  nlohmann::json j;
+  j["type"] = "series";
+  j["agent"] = agent;
+  j["time"] = rfc3339(w.start);
+  j["target"] = w.key.target;
+  j["group"] = w.key.group;
+  j["method"] = w.key.method;
+  if (w.key.method == "tcp") j["port"] = w.key.port;
+  j["window_start"] = rfc3339(w.start);
+  if (w.length.count() % 1000000000 == 0) j["window_s"] = w.length.count() / 1000000000;
+  else j["window_s"] = static_cast<double>(w.length.count()) / 1e9;
+  j["sent"] = w.sent;
+  j["received"] = w.received;
+  j["loss"] = w.loss();
+  j["timeouts"] = w.timeouts;
+  j["unreachable"] = w.unreachable;
+  j["errors"] = w.errors;
+  if (w.rtt) {
+    j["rtt_min_ms"] = w.rtt->min;
+    j["rtt_avg_ms"] = w.rtt->avg;
+    j["rtt_p50_ms"] = w.rtt->p50;
+    j["rtt_p95_ms"] = w.rtt->p95;
+    j["rtt_max_ms"] = w.rtt->max;
+    j["rtt_stddev_ms"] = w.rtt->stddev;
+  }
+  j["partial"] = w.partial;
   return j;
 }
 

@@ -8,6 +8,7 @@
 
 #include "asn_table.hpp"
 #include "probe.hpp"
+#include "series.hpp"
 #include "traceroute.hpp"
 
 namespace outpost {
@@ -36,5 +37,11 @@ double to_ms(Duration d);
 // `asn` (null when silent or not in the table); `asn_name` when names are loaded.
 nlohmann::json trace_record(const ProbeLabels& labels, const TraceResult& trace, const std::string& reason,
                             const AsnTable* asns);
+
+// A `series` record for one closed window. `time` is the window's start (so the
+// records of one window from many agents share a time); `window_s` is a whole
+// number when the window is; the rtt_* fields are there only when the window
+// has RTT samples. Beyond the contract: timeouts, unreachable, errors, partial.
+nlohmann::json series_record(const std::string& agent, const SeriesWindow& window);
 
 }  // namespace outpost

@@ -249,6 +249,13 @@ Parsed<double> positive_number_value(const Node& node, std::string& error) {
   return std::nullopt;
 }
 
+Parsed<double> fraction_value(const Node& node, std::string& error) {
+  auto value = positive_number_value(node, error);
+  if (value && *value <= 1) return value;
+  error = "expected a fraction greater than 0 and at most 1, got " + describe(node);
+  return std::nullopt;
+}
+
 Parsed<Duration> duration_value(const Node& node, std::string& error) {
   auto text = scalar_or(node, "a duration such as 500ms, 2s, 5m or 1h", error);
   if (!text) return std::nullopt;
@@ -663,10 +670,16 @@ class Loader {
   }
 
   void read_detect(const Field& field) {
-    auto map = open_map(field, {"down_after", "up_after"});
+    auto map = open_map(field, {"down_after", "up_after", "group_fraction", "suspect_interval", "flap_count",
+                                "flap_window"});
     if (!map) return;
-    read(*map, "down_after", config_.detect.down_after, integer_at_least<int>(1));
-    read(*map, "up_after", config_.detect.up_after, integer_at_least<int>(1));
+    auto& d = config_.detect;
+    read(*map, "down_after", d.down_after, integer_at_least<int>(1));
+    read(*map, "up_after", d.up_after, integer_at_least<int>(1));
+    read(*map, "group_fraction", d.group_fraction, fraction_value);
+    read(*map, "suspect_interval", d.suspect_interval, duration_value);
+    read(*map, "flap_count", d.flap_count, integer_at_least<int>(2));
+    read(*map, "flap_window", d.flap_window, duration_value);
   }
 
   void read_traceroute(const Field& field) {

@@ -77,6 +77,10 @@ struct Defaults {
 struct DetectSection {
   int down_after = 3;
   int up_after = 2;
+  double group_fraction = 0.5;  // a group is down when at least this fraction of its targets is down
+  Duration suspect_interval{};  // probe interval while a target is suspect; zero: a quarter of its interval
+  int flap_count = 4;           // down/up changes within flap_window that make a target flapping
+  Duration flap_window = std::chrono::minutes(10);
 };
 
 struct TracerouteSection {

@@ -30,7 +30,7 @@ struct TypeName {
   std::uint16_t type;
   std::string_view name;
 };
-constexpr TypeName kTypes[] = {{1, "A"},   {2, "NS"},  {5, "CNAME"}, {6, "SOA"},
+constexpr TypeName kTypes[] = {{1, "A"},    {2, "NS"},  {5, "CNAME"}, {6, "SOA"},
                                {12, "PTR"}, {15, "MX"}, {16, "TXT"},  {28, "AAAA"}};
 enum : std::uint16_t { kA = 1, kNS = 2, kCNAME = 5, kSOA = 6, kPTR = 12, kMX = 15, kTXT = 16, kAAAA = 28 };
 
@@ -219,7 +219,7 @@ std::uint16_t random_id() {
   return static_cast<std::uint16_t>(std::random_device{}());
 }
 
-std::string errno_text(const char* what, int err) { return std::string(what) + ": " + std::strerror(err); }
+std::string errno_text(std::string_view what, int err) { return std::string(what) + ": " + std::strerror(err); }
 
 WallTime wall_from(const timespec& ts) {
   return WallTime(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
@@ -281,7 +281,7 @@ std::string dns_type_name(std::uint16_t type) {
 }
 
 std::string dns_rcode_name(int rcode) {
-  static constexpr std::string_view names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
+  static constexpr std::string_view names[] = {"NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
                                                "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE"};
   if (rcode >= 0 && rcode < static_cast<int>(std::size(names))) return std::string(names[rcode]);
   return "RCODE" + std::to_string(rcode);
@@ -354,10 +354,9 @@ DnsParseResult parse_dns_response(Bytes m, std::uint16_t expected_id, const DnsQ
     if (!r.name(pos, name) || !r.u16(pos, m.size(), type) || !r.u16(pos, m.size(), qclass))
       return fail(DnsParseError::malformed, "question: " + r.why());
     if (!same_name(name, question.name) || type != question.type || qclass != question.qclass)
-      return fail(DnsParseError::wrong_question, "question " + name + " " + dns_type_name(type) + " class " +
-                                                     std::to_string(qclass) + ", expected " +
-                                                     (question.name.empty() ? "." : question.name) + " " +
-                                                     dns_type_name(question.type));
+      return fail(DnsParseError::wrong_question,
+                  "question " + name + " " + dns_type_name(type) + " class " + std::to_string(qclass) + ", expected " +
+                      (question.name.empty() ? "." : question.name) + " " + dns_type_name(question.type));
   }
   static constexpr const char* sections[] = {"answer", "authority", "additional"};
   for (int s = 0; s < 3; ++s) {
@@ -417,28 +416,37 @@ void DnsProbe::close_fd(int& fd) {
 }
 
 bool DnsProbe::open_udp(std::string* error) {
+  auto fail = [&](std::string_view what, int err) {
+    *error = errno_text(what, err);
+    return false;
+  };
   const bool v6 = server_.is_v6();
   epoll_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_ < 0) return *error = errno_text("epoll_create1", errno), false;
+  if (epoll_ < 0) return fail("epoll_create1", errno);
   udp_ = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (udp_ < 0) return *error = errno_text("UDP socket", errno), false;
+  if (udp_ < 0) return fail("UDP socket", errno);
+  // Software stamps, TX ones on the error queue without a copy of the packet.
+  // Where the kernel refuses, RX stamps only: the send time is then read in
+  // user space, and the record says so (rtt_clock).
   const int stamping = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |
                        SOF_TIMESTAMPING_OPT_TSONLY;
   const int on = 1;
-  tx_stamps_ = setsockopt(udp_, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping) == 0;
-  if (!tx_stamps_) setsockopt(udp_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+  if (setsockopt(udp_, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping) != 0)
+    setsockopt(udp_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
   // ICMP errors (with who sent them) on the error queue; the answer's TTL.
   setsockopt(udp_, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_RECVERR : IP_RECVERR, &on, sizeof on);
   setsockopt(udp_, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_RECVHOPLIMIT : IP_RECVTTL, &on, sizeof on);
   sockaddr_storage sa{};
   const socklen_t len = server_.to_sockaddr(sa, spec_.port);
   // No bind: connect picks the source address and a random ephemeral port.
-  if (connect(udp_, reinterpret_cast<const sockaddr*>(&sa), len) != 0)
-    return *error = errno_text(("connect to " + server_.to_string()).c_str(), errno), false;
+  if (connect(udp_, reinterpret_cast<const sockaddr*>(&sa), len) != 0) {
+    const int err = errno;
+    return fail("connect to " + server_.to_string(), err);
+  }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u32 = kTagUdp;
-  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, udp_, &ev) != 0) return *error = errno_text("epoll_ctl", errno), false;
+  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, udp_, &ev) != 0) return fail("epoll_ctl", errno);
   return true;
 }
 
@@ -453,12 +461,13 @@ void DnsProbe::start(ProbeContext& ctx) {
   sockaddr_storage local{};
   socklen_t local_len = sizeof local;
   if (getsockname(udp_, reinterpret_cast<sockaddr*>(&local), &local_len) == 0) {
-    const std::uint16_t local_port = ntohs(local.ss_family == AF_INET6
-                                               ? reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port
-                                               : reinterpret_cast<const sockaddr_in*>(&local)->sin_port);
+    const std::uint16_t local_port =
+        ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port
+                                          : reinterpret_cast<const sockaddr_in*>(&local)->sin_port);
     ctx.expect({FlowProto::udp, server_, local_port, spec_.port});
   }
-  if (!ctx.watch(epoll_, EPOLLIN)) return finish(ProbeStatus::error, "dns probes need an event loop to watch their socket");
+  if (!ctx.watch(epoll_, EPOLLIN))
+    return finish(ProbeStatus::error, "dns probes need an event loop to watch their socket");
   result_.sent = ctx.wall_now();  // replaced by the kernel's TX stamp when it comes
   if (send(udp_, query_.data(), query_.size(), 0) < 0) {
     const int err = errno;
@@ -505,8 +514,10 @@ void DnsProbe::read_error_queue() {
       result_.icmp_type = ee.ee_type;
       result_.icmp_code = ee.ee_code;
       result_.reply_from = a.offender;
+      result_.reply_ttl = a.ttl;  // the ICMP error's own TTL (IP_RECVTTL applies to the error queue too)
       if (a.stamp) result_.rtt = *a.stamp - result_.sent;
-      const std::uint8_t proto = ee.ee_origin == SO_EE_ORIGIN_ICMP ? std::uint8_t{IPPROTO_ICMP} : std::uint8_t{IPPROTO_ICMPV6};
+      const std::uint8_t proto =
+          ee.ee_origin == SO_EE_ORIGIN_ICMP ? std::uint8_t{IPPROTO_ICMP} : std::uint8_t{IPPROTO_ICMPV6};
       return finish(ProbeStatus::unreachable, describe_icmp_error(proto, ee.ee_type, ee.ee_code));
     }
   }
@@ -526,7 +537,8 @@ void DnsProbe::read_udp() {
     if (n < 0) {
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return;
-      return finish(is_unreachable_errno(err) ? ProbeStatus::unreachable : ProbeStatus::error, errno_text("receive", err));
+      return finish(is_unreachable_errno(err) ? ProbeStatus::unreachable : ProbeStatus::error,
+                    errno_text("receive", err));
     }
     const Ancillary a = read_ancillary(msg);
     auto parsed = parse_dns_response(Bytes(buf.data(), static_cast<std::size_t>(n)), id_, spec_.question);
@@ -581,7 +593,8 @@ void DnsProbe::on_tcp_ready() {
   if (tcp_written_ < tcp_out_.size()) {
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(tcp_, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) return give_up_tcp(errno_text("TCP connect", err));
+    if (getsockopt(tcp_, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
+      return give_up_tcp(errno_text("TCP connect", err));
     const ssize_t n = send(tcp_, tcp_out_.data() + tcp_written_, tcp_out_.size() - tcp_written_, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;

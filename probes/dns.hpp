@@ -127,9 +127,8 @@ class DnsProbe final : public Probe {
   int epoll_ = -1;  // the probe's own epoll set (UDP, then TCP): the engine watches this one fd
   int udp_ = -1;
   int tcp_ = -1;
-  bool tx_stamps_ = false;                 // SO_TIMESTAMPING took (else SO_TIMESTAMPNS, RX only)
-  std::optional<DnsResponse> truncated_;   // the UDP answer, while TCP is tried
-  std::vector<std::uint8_t> tcp_out_;      // length-prefixed query
+  std::optional<DnsResponse> truncated_;  // the UDP answer, while TCP is tried
+  std::vector<std::uint8_t> tcp_out_;     // length-prefixed query
   std::size_t tcp_written_ = 0;
   std::vector<std::uint8_t> tcp_in_;
   std::chrono::steady_clock::time_point tcp_started_;

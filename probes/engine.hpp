@@ -67,7 +67,8 @@ class Engine {
   std::optional<SteadyTime> next_deadline() const;
   void expire(SteadyTime now);
 
-  std::size_t in_flight() const { return flows_.size(); }
+  // Probes started and not yet finished (socket probes have no flow key).
+  std::size_t in_flight() const { return slots_.size() - free_slots_.size(); }
   EngineStats stats() const;
   std::uint16_t icmp_ident() const { return params_.icmp_ident; }
 

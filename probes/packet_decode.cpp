@@ -135,24 +135,52 @@ void read_mpls(const Tins::ICMP& icmp, DecodedPacket& out) {
 
 // A quoted datagram may be cut anywhere after 8 transport bytes; libtins
 // parses such truncated datagrams, and throws on anything shorter than a header.
-std::optional<QuotedDatagram> decode_quote(const std::vector<std::uint8_t>& bytes) {
-  if (bytes.empty()) return std::nullopt;
+// The datagram an ICMP error quotes is read by hand: routers often quote only
+// the 8 transport bytes RFC 792 promises (ports and TCP sequence, or the ICMP
+// header), which libtins rightly calls a malformed TCP header. Those 8 bytes
+// are all the matching needs.
+std::optional<QuotedDatagram> decode_quote(const std::vector<std::uint8_t>& b) {
+  if (b.empty()) return std::nullopt;
   QuotedDatagram q;
-  const std::uint8_t version = bytes[0] >> 4;
+  std::size_t header = 0;
+  std::uint8_t proto = 0;
+  const std::uint8_t version = b[0] >> 4;
   if (version == 4) {
-    Tins::IP ip(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
-    q.ip = {to_address(ip.src_addr()), to_address(ip.dst_addr()), ip.ttl(), ip.id()};
-    read_transport(ip, ip.protocol(), q.l4);
-    return q;
+    header = static_cast<std::size_t>(b[0] & 0x0f) * 4;
+    if (header < 20 || b.size() < header) return std::nullopt;
+    q.ip = {IpAddress::v4_bytes(&b[12]), IpAddress::v4_bytes(&b[16]), b[8], be16(&b[4])};
+    proto = b[9];
+  } else if (version == 6) {
+    header = 40;  // extension headers are not followed: probes send none
+    if (b.size() < header) return std::nullopt;
+    q.ip = {IpAddress::v6_bytes(&b[8]), IpAddress::v6_bytes(&b[24]), b[7], 0};
+    proto = b[6];
+  } else {
+    return std::nullopt;
   }
-  if (version == 6) {
-    std::vector<std::uint8_t> storage;
-    Tins::IPv6 ip(ipv6_as_present(bytes.data(), bytes.size(), storage), static_cast<std::uint32_t>(bytes.size()));
-    q.ip = {to_address(ip.src_addr()), to_address(ip.dst_addr()), ip.hop_limit(), 0};
-    read_transport(ip, ip.next_header(), q.l4);
-    return q;
+  TransportFields& l4 = q.l4;
+  l4.proto = proto;
+  if (b.size() < header + 8) return q;  // addresses only
+  const std::uint8_t* t = &b[header];
+  if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
+    l4.icmp_type = t[0];
+    l4.icmp_code = t[1];
+    l4.checksum = be16(t + 2);
+    l4.icmp_id = be16(t + 4);
+    l4.icmp_seq = be16(t + 6);
+  } else if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+    l4.sport = be16(t);
+    l4.dport = be16(t + 2);
+    if (proto == IPPROTO_UDP) {
+      l4.checksum = be16(t + 6);
+    } else {
+      l4.tcp_seq = static_cast<std::uint32_t>(be16(t + 4)) << 16 | be16(t + 6);
+      if (b.size() >= header + 14) l4.tcp_flags = t[13];
+      if (b.size() >= header + 12) l4.tcp_ack = static_cast<std::uint32_t>(be16(t + 8)) << 16 | be16(t + 10);
+      if (b.size() >= header + 18) l4.checksum = be16(t + 16);
+    }
   }
-  return std::nullopt;
+  return q;
 }
 
 }  // namespace

@@ -60,19 +60,21 @@ struct ProbeResult {
 
 // What identifies a probe's packets on the wire, the same for the probe
 // going out and for whatever comes back (reply, or ICMP error quoting it).
-enum class FlowProto : std::uint8_t { icmp_echo, tcp, udp };
+enum class FlowProto : std::uint8_t { icmp_echo, tcp, udp, tcp_trace };
 struct FlowKey {
   FlowProto proto = FlowProto::icmp_echo;
   IpAddress remote;       // the probed address
   std::uint16_t a = 0;    // icmp: identifier; tcp/udp: local port
-  std::uint16_t b = 0;    // icmp: sequence;   tcp/udp: remote port
+  std::uint16_t b = 0;    // icmp: sequence;   tcp: remote port; udp trace: the UDP checksum
+  std::uint32_t c = 0;    // tcp_trace: the SYN's sequence number (the ports are the trace's, fixed)
   bool operator==(const FlowKey&) const = default;
 };
 
 struct FlowKeyHash {
   std::size_t operator()(const FlowKey& k) const noexcept {
     std::size_t h = k.remote.hash();
-    h ^= (static_cast<std::size_t>(k.proto) << 56) ^ (static_cast<std::size_t>(k.a) << 16) ^ k.b;
+    h ^= (static_cast<std::size_t>(k.proto) << 56) ^ (static_cast<std::size_t>(k.a) << 16) ^ k.b ^
+         (static_cast<std::size_t>(k.c) << 24);
     return h * 0x9E3779B97F4A7C15ull;
   }
 };

@@ -13,6 +13,7 @@ const std::vector<ProbeType>& probe_types() {
       {"icmp_echo", icmp_echo_filter, icmp_echo_classify},
       {"tcp_syn", tcp_syn_filter, tcp_syn_classify},
       {"udp_trace", udp_trace_filter, udp_trace_classify},
+      {"tcp_trace", tcp_trace_filter, tcp_trace_classify},
   };
   return types;
 }

@@ -39,13 +39,15 @@ TcpConnectProbe::TcpConnectProbe(IpAddress target, std::uint16_t port, Duration 
   result_.target = target;
 }
 
-// A plain close(): a connected socket ends with an orderly FIN exchange, so
-// the server sees a client that hung up (no "connection reset" in its logs,
-// nothing an IDS takes for a scan), and the TIME_WAIT is ours, not the
-// target's. SO_LINGER 0 would spare that TIME_WAIT, but it only blocks
-// reusing the same four-tuple: our ephemeral ports are per destination, and
-// the kernel caps TIME_WAIT sockets (tcp_max_tw_buckets), so probing never
-// runs out of them. A connect still in progress is simply dropped.
+// A plain close(), no SO_LINGER 0: a connected socket ends with an orderly
+// FIN exchange, so the server sees a client that hung up (no "connection
+// reset" in its logs, nothing an IDS takes for a scan), and the TIME_WAIT is
+// ours, the active closer's, not the target's. Linger 0 would spare that
+// TIME_WAIT, but it only blocks reusing the same four-tuple: ephemeral ports
+// are chosen per destination and the kernel caps TIME_WAIT sockets
+// (tcp_max_tw_buckets), so probing never runs out of ports. (A server that
+// already sent a banner gets an RST anyway: unread data, RFC 2525.) A connect
+// still in progress is simply dropped, nothing sent.
 TcpConnectProbe::~TcpConnectProbe() {
   if (fd_ >= 0) close(fd_);
 }

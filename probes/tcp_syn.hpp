@@ -20,7 +20,8 @@ namespace outpost {
 // (32768-60999), so the kernel never gives them to a connection of its own
 // and the SYN-ACKs to them find no socket. (A host that widened
 // net.ipv4.ip_local_port_range should reserve these: ip_local_reserved_ports.)
-inline constexpr std::uint16_t kTcpSynFirstPort = 61000;
+// 61000-61999 belong to traces (traceroute.hpp).
+inline constexpr std::uint16_t kTcpSynFirstPort = 62000;
 inline constexpr std::uint16_t kTcpSynLastPort = 65535;
 
 struct SynSegment {

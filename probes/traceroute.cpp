@@ -8,6 +8,7 @@
 
 #include "icmp_echo.hpp"
 #include "raw_probe.hpp"
+#include "tcp_syn.hpp"
 
 namespace outpost {
 
@@ -71,11 +72,11 @@ std::vector<std::uint8_t> forge_udp_trace_probe(const UdpTraceRequest& r) {
 }
 
 namespace {
-bool in_trace_ports(std::uint16_t port) { return port >= kTraceUdpFirstPort && port <= kTraceUdpLastPort; }
+bool in_trace_ports(std::uint16_t port) { return port >= kTraceFirstPort && port <= kTraceLastPort; }
 }  // namespace
 
 std::string udp_trace_filter(const FilterParams&) {
-  return "udp and src portrange " + std::to_string(kTraceUdpFirstPort) + "-" + std::to_string(kTraceUdpLastPort);
+  return "udp and src portrange " + std::to_string(kTraceFirstPort) + "-" + std::to_string(kTraceLastPort);
 }
 
 std::optional<Classified> udp_trace_classify(const DecodedPacket& p, const FilterParams&) {
@@ -139,6 +140,98 @@ void UdpTraceProbe::on_timeout() {
   result_.status = ProbeStatus::timeout;
 }
 
+// ---- the TCP hop probe ----
+
+namespace {
+constexpr std::uint8_t kFin = 0x01, kSynFlag = 0x02, kRstFlag = 0x04, kAckFlag = 0x10;
+}
+
+std::string tcp_trace_filter(const FilterParams&) {
+  const std::string range = std::to_string(kTraceFirstPort) + "-" + std::to_string(kTraceLastPort);
+  return "tcp and (src portrange " + range + " or dst portrange " + range + ")";
+}
+
+std::optional<Classified> tcp_trace_classify(const DecodedPacket& p, const FilterParams&) {
+  if (p.l4.proto == IPPROTO_TCP) {
+    const auto& t = p.l4;
+    if (in_trace_ports(t.sport)) {
+      // Our SYN leaving; anything else of ours (the kernel's RST to a SYN-ACK) matches no probe.
+      const bool bare_syn = (t.tcp_flags & (kSynFlag | kAckFlag | kRstFlag | kFin)) == kSynFlag;
+      return Classified{{FlowProto::tcp_trace, p.ip.dst, t.sport, t.dport, bare_syn ? t.tcp_seq : 0}, true};
+    }
+    if (in_trace_ports(t.dport) && (t.tcp_flags & kAckFlag))
+      return Classified{{FlowProto::tcp_trace, p.ip.src, t.dport, t.sport, t.tcp_ack - 1}, false};
+    return std::nullopt;
+  }
+  if (p.quote && p.quote->l4.proto == IPPROTO_TCP && in_trace_ports(p.quote->l4.sport)) {
+    const auto& q = *p.quote;
+    return Classified{{FlowProto::tcp_trace, q.ip.dst, q.l4.sport, q.l4.dport, q.l4.tcp_seq}, false};
+  }
+  return std::nullopt;
+}
+
+TcpTraceProbe::TcpTraceProbe(IpAddress target, Duration timeout, std::uint8_t ttl, std::uint16_t sport,
+                             std::uint16_t dport, std::uint32_t probe_id)
+    : dst_(target), sport_(sport), dport_(dport), ttl_(ttl), probe_id_(probe_id), timeout_(timeout) {
+  result_.target = target;
+}
+
+void TcpTraceProbe::start(ProbeContext& ctx) {
+  result_.sent = ctx.wall_now();
+  auto fail = [&](std::string why) {
+    finished_ = true;
+    result_.status = ProbeStatus::error;
+    if (!why.empty()) result_.error = std::move(why);
+  };
+  src_ = ctx.source_for(dst_, &result_.error);
+  if (!src_) return fail("");
+  ip_id_ = ctx.next_ip_id();
+  // A keyed base for the trace's flow plus the probe's number: unguessable, distinct per probe.
+  isn_ = static_cast<std::uint32_t>(flow_cookie(ctx.secret(), {FlowProto::tcp_trace, dst_, sport_, dport_})) + probe_id_;
+  if (isn_ == 0) isn_ = 1;  // 0 stands for "no probe" in the classifier
+  result_.sequence = static_cast<std::uint16_t>(probe_id_);
+  if (!ctx.expect({FlowProto::tcp_trace, dst_, sport_, dport_, isn_}))
+    return fail("trace flow already in use toward " + dst_.to_string());
+  SynSegment syn;
+  syn.src = src_;
+  syn.dst = dst_;
+  syn.sport = sport_;
+  syn.dport = dport_;
+  syn.isn = isn_;
+  syn.ip_id = ip_id_;
+  syn.ttl = ttl_;
+  syn.mss = dst_.is_v6() ? 1440 : 1460;
+  const auto datagram = forge_tcp_syn(syn);
+  result_.sent = ctx.wall_now();
+  if (!ctx.send(dst_, datagram, &result_.error)) return fail("");
+  ctx.arm_timeout(timeout_);
+}
+
+void TcpTraceProbe::on_sent(WallTime kernel_tx) { note_kernel_send(result_, kernel_tx); }
+
+bool TcpTraceProbe::on_packet(const DecodedPacket& p, WallTime kernel_rx) {
+  if (finished_) return false;
+  if (p.l4.proto == IPPROTO_TCP) {
+    // The destination's SYN-ACK (port open) or RST (closed): it was reached either way.
+    if (p.ip.src != dst_ || p.l4.tcp_ack != isn_ + 1 || !(p.l4.tcp_flags & (kSynFlag | kRstFlag))) return false;
+    finished_ = true;
+    fill_answer(result_, ProbeStatus::reply, kernel_rx, p);
+    return true;
+  }
+  if (!p.quote) return false;
+  const auto& q = *p.quote;
+  if (q.ip.src != src_ || (q.ip.src.is_v4() && q.ip.id != ip_id_) || q.l4.tcp_seq != isn_) return false;
+  finished_ = true;
+  fill_answer(result_, p.ip.src == dst_ ? ProbeStatus::reply : ProbeStatus::unreachable, kernel_rx, p);
+  return true;
+}
+
+void TcpTraceProbe::on_timeout() {
+  if (finished_) return;
+  finished_ = true;
+  result_.status = ProbeStatus::timeout;
+}
+
 // ---- the trace ----
 
 std::shared_ptr<Trace> Trace::create(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime now,
@@ -163,7 +256,7 @@ Trace::Trace(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime
       break;
     case TraceMethod::udp:
     case TraceMethod::tcp:
-      result_.flow_id = kTraceUdpFirstPort + flow_seed % (kTraceUdpLastPort - kTraceUdpFirstPort + 1);
+      result_.flow_id = kTraceFirstPort + flow_seed % (kTraceLastPort - kTraceFirstPort + 1);
       break;
   }
   for (int ttl = spec_.first_ttl; ttl <= spec_.max_ttl; ++ttl) {
@@ -188,20 +281,14 @@ std::unique_ptr<Probe> Trace::make_hop_probe(int ttl) {
                                              static_cast<std::uint16_t>(result_.flow_id), spec_.port, id);
     }
     case TraceMethod::tcp:
-      return nullptr;
+      return std::make_unique<TcpTraceProbe>(result_.target, spec_.timeout, t,
+                                             static_cast<std::uint16_t>(result_.flow_id), spec_.port,
+                                             next_probe_id_++);
   }
   return nullptr;
 }
 
-void Trace::start() {
-  if (spec_.method == TraceMethod::tcp) {
-    result_.stop_reason = "error";
-    result_.error = "tcp traces are not available in this build";
-    finish();
-    return;
-  }
-  launch_more();
-}
+void Trace::start() { launch_more(); }
 
 int Trace::end_ttl() const {
   // Nothing is needed past the destination, past a router that said

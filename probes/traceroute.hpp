@@ -61,10 +61,10 @@ struct TraceResult {
   std::string error;
 };
 
-// Source ports of UDP traces: outside Linux's default ephemeral range, so the
-// kernel's own sockets never use them.
-inline constexpr std::uint16_t kTraceUdpFirstPort = 61000;
-inline constexpr std::uint16_t kTraceUdpLastPort = 61999;
+// Source ports of UDP and TCP traces: outside Linux's default ephemeral
+// range, so the kernel's own sockets never use them, and below tcp_syn's.
+inline constexpr std::uint16_t kTraceFirstPort = 61000;
+inline constexpr std::uint16_t kTraceLastPort = 61999;
 inline constexpr std::uint16_t kTraceUdpDefaultPort = 33434;
 
 struct UdpTraceRequest {
@@ -82,6 +82,8 @@ struct UdpTraceRequest {
 std::vector<std::uint8_t> forge_udp_trace_probe(const UdpTraceRequest& request);
 std::string udp_trace_filter(const FilterParams& params);
 std::optional<Classified> udp_trace_classify(const DecodedPacket& packet, const FilterParams& params);
+std::string tcp_trace_filter(const FilterParams& params);
+std::optional<Classified> tcp_trace_classify(const DecodedPacket& packet, const FilterParams& params);
 
 // One UDP probe of a trace: answered by an ICMP error that quotes it (time
 // exceeded from a router, port unreachable from the destination).
@@ -98,6 +100,29 @@ class UdpTraceProbe final : public Probe {
 
  private:
   UdpTraceRequest request_;
+  Duration timeout_;
+  ProbeResult result_;
+  bool finished_ = false;
+};
+
+// One TCP SYN of a trace: the ports stay the trace's, the sequence number
+// tells the probes apart (quoted by routers, acknowledged+1 by the target).
+class TcpTraceProbe final : public Probe {
+ public:
+  TcpTraceProbe(IpAddress target, Duration timeout, std::uint8_t ttl, std::uint16_t sport, std::uint16_t dport,
+                std::uint32_t probe_id);
+  void start(ProbeContext& ctx) override;
+  void on_sent(WallTime kernel_tx) override;
+  bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) override;
+  void on_timeout() override;
+  bool finished() const override { return finished_; }
+  const ProbeResult& result() const override { return result_; }
+
+ private:
+  IpAddress src_, dst_;
+  std::uint16_t sport_, dport_, ip_id_ = 0;
+  std::uint8_t ttl_;
+  std::uint32_t probe_id_, isn_ = 0;
   Duration timeout_;
   ProbeResult result_;
   bool finished_ = false;
@@ -138,6 +163,7 @@ class Trace : public std::enable_shared_from_this<Trace> {
   int next_ttl_;
   int in_flight_ = 0;
   std::uint16_t next_checksum_ = 1;
+  std::uint32_t next_probe_id_ = 0;
   bool done_called_ = false;
 };
 

@@ -68,7 +68,7 @@ TEST_CASE("asn table: bad lines are reported with their line number and skipped"
   CHECK(report.problems[3] == kSmall + ":17: expected PREFIX<TAB>LEN<TAB>ASN or PREFIX/LEN<TAB>ASN: '10.4.0.0'");
 }
 
-TEST_CASE("asn table: an empty table matches nothing; a missing file is an error") {
+TEST_CASE("asn table: an empty table matches nothing, a missing file is an error") {
   auto empty = AsnTable::parse("; nothing\n\n", "e", nullptr);
   CHECK(empty.size() == 0);
   CHECK_FALSE(empty.lookup(*IpAddress::parse("10.0.0.1")));

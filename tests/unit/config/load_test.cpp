@@ -176,7 +176,9 @@ const std::vector<InvalidCase> invalid_cases = {
       "invalid-range.yaml:11:19: groups[1].upstream_asn: expected an integer from 0 to 4294967295, got '4294967296'",
       "invalid-range.yaml:15:15: detect.down_after: expected an integer of at least 1, got '0'",
       "invalid-range.yaml:16:13: detect.up_after: expected an integer of at least 1, got '-2'",
-      "invalid-range.yaml:18:12: traceroute.max_ttl: expected an integer from 1 to 255, got '256'",
+      "invalid-range.yaml:17:19: detect.group_fraction: expected a fraction greater than 0 and at most 1, got '1.5'",
+      "invalid-range.yaml:18:15: detect.flap_count: expected an integer of at least 2, got '1'",
+      "invalid-range.yaml:20:12: traceroute.max_ttl: expected an integer from 1 to 255, got '256'",
     }},
     {"invalid-timeout-not-less.yaml", {
       "invalid-timeout-not-less.yaml:5:12: defaults: timeout (5s) must be less than interval (5s)",
@@ -279,6 +281,10 @@ TEST_CASE("example.yaml loads with the values it documents", "[config][example]"
 
   CHECK(config.detect.down_after == 3);
   CHECK(config.detect.up_after == 2);
+  CHECK(config.detect.group_fraction == 0.5);
+  CHECK(config.detect.suspect_interval == 5s);
+  CHECK(config.detect.flap_count == 4);
+  CHECK(config.detect.flap_window == 10min);
   CHECK(config.traceroute.method == "icmp");
   CHECK(config.traceroute.max_ttl == 30);
   CHECK(config.traceroute.attempts == 2);
@@ -374,6 +380,10 @@ TEST_CASE("valid-inheritance.yaml resolves target, then group, then defaults", "
   CHECK(config.groups.at(0).upstream_asn == 4837u);
   CHECK(config.detect.down_after == 5);
   CHECK(config.detect.up_after == 1);
+  CHECK(config.detect.group_fraction == 1.0);
+  CHECK(config.detect.suspect_interval == 500ms);
+  CHECK(config.detect.flap_count == 6);
+  CHECK(config.detect.flap_window == 2min);
   CHECK(config.traceroute.method == "tcp:443");  // written "tcp:0443"
   CHECK(config.traceroute.max_ttl == 255);
   CHECK(config.traceroute.attempts == 3);

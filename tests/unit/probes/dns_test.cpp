@@ -4,6 +4,8 @@
 // compressed ones, and DnsProbe driven by a fake context against a server on
 // loopback (no root; nothing leaves the host).
 
+#include "dns.hpp"
+
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -17,8 +19,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "dns.hpp"
 
 using namespace std::chrono_literals;
 using outpost::DnsParseError;
@@ -73,8 +73,9 @@ Bytes one_record_answer(std::uint16_t type, const Bytes& rdata) {
   Bytes m = {0x42, 0x42, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0};
   const Bytes question = outpost::forge_dns_query(kId, kWwwA);
   m.insert(m.end(), question.begin() + 12, question.end());
-  const Bytes rr = {0xc0, 0x0c, static_cast<std::uint8_t>(type >> 8), static_cast<std::uint8_t>(type), 0, 1, 0, 0, 0, 60,
-                    static_cast<std::uint8_t>(rdata.size() >> 8), static_cast<std::uint8_t>(rdata.size())};
+  const Bytes rr = {
+      0xc0, 0x0c, static_cast<std::uint8_t>(type >> 8),         static_cast<std::uint8_t>(type),        0, 1, 0, 0,
+      0,    60,   static_cast<std::uint8_t>(rdata.size() >> 8), static_cast<std::uint8_t>(rdata.size())};
   m.insert(m.end(), rr.begin(), rr.end());
   m.insert(m.end(), rdata.begin(), rdata.end());
   return m;
@@ -106,8 +107,14 @@ TEST_CASE("dns: query names are checked and normalized", "[dns]") {
   CHECK(outpost::normalize_dns_name("www.lab.test.", &error) == "www.lab.test");
   CHECK(outpost::normalize_dns_name(".", &error) == "");
   CHECK(outpost::normalize_dns_name(std::string(63, 'a') + ".test", &error));
-  const std::vector<std::string> bad_names = {"",      "a..b", "a.b..", ".a", "with space.test", "back\\slash.test",
-                                             std::string(64, 'a') + ".test", std::string(254, 'a')};
+  const std::vector<std::string> bad_names = {"",
+                                              "a..b",
+                                              "a.b..",
+                                              ".a",
+                                              "with space.test",
+                                              "back\\slash.test",
+                                              std::string(64, 'a') + ".test",
+                                              std::string(254, 'a')};
   for (const auto& bad : bad_names) {
     INFO(bad);
     error.clear();
@@ -264,15 +271,15 @@ TEST_CASE("dns: malformed answers are refused with a reason", "[dns]") {
 }
 
 TEST_CASE("dns: record data that does not fit its type", "[dns]") {
-  CHECK(parse(one_record_answer(28, Bytes(4, 1))).error == DnsParseError::malformed);              // AAAA of 4 bytes
-  CHECK(parse(one_record_answer(16, {})).error == DnsParseError::malformed);                      // TXT, no string
-  CHECK(parse(one_record_answer(16, {5, 'a', 'b'})).error == DnsParseError::malformed);           // TXT string too long
-  CHECK(parse(one_record_answer(5, {1, 'a', 0, 0})).error == DnsParseError::malformed);           // name shorter than data
-  CHECK(parse(one_record_answer(5, {3, 'a'})).error == DnsParseError::malformed);                 // name longer than data
-  CHECK(parse(one_record_answer(15, {0})).error == DnsParseError::malformed);                     // MX without a name
-  CHECK(parse(one_record_answer(6, {0, 0, 0, 0, 0})).error == DnsParseError::malformed);          // SOA without numbers
-  CHECK(parse(one_record_answer(5, {0x40, 'a', 0})).error == DnsParseError::malformed);           // extended label type
-  CHECK(parse(one_record_answer(5, {0xc0, 0x02})).error == DnsParseError::malformed);             // pointer into header
+  CHECK(parse(one_record_answer(28, Bytes(4, 1))).error == DnsParseError::malformed);     // AAAA of 4 bytes
+  CHECK(parse(one_record_answer(16, {})).error == DnsParseError::malformed);              // TXT, no string
+  CHECK(parse(one_record_answer(16, {5, 'a', 'b'})).error == DnsParseError::malformed);   // TXT string too long
+  CHECK(parse(one_record_answer(5, {1, 'a', 0, 0})).error == DnsParseError::malformed);   // name shorter than data
+  CHECK(parse(one_record_answer(5, {3, 'a'})).error == DnsParseError::malformed);         // name longer than data
+  CHECK(parse(one_record_answer(15, {0})).error == DnsParseError::malformed);             // MX without a name
+  CHECK(parse(one_record_answer(6, {0, 0, 0, 0, 0})).error == DnsParseError::malformed);  // SOA without numbers
+  CHECK(parse(one_record_answer(5, {0x40, 'a', 0})).error == DnsParseError::malformed);   // extended label type
+  CHECK(parse(one_record_answer(5, {0xc0, 0x02})).error == DnsParseError::malformed);     // pointer into header
   // 130 one-byte labels: a name over 255 bytes.
   Bytes long_name;
   for (int i = 0; i < 130; ++i) long_name.insert(long_name.end(), {1, 'x'});
@@ -300,9 +307,9 @@ TEST_CASE("dns: unusual bytes come out as printable text", "[dns]") {
 
 TEST_CASE("dns: every cut of every fixture parses or is refused, never more", "[dns]") {
   const std::pair<const char*, DnsQuestion> fixtures[] = {
-      {"dns_answer_www_a.hex", kWwwA},          {"dns_answer_cname.hex", {"alias.lab.test", 1}},
-      {"dns_answer_soa.hex", {"lab.test", 6}},  {"dns_answer_big_tcp.hex", {"big.lab.test", 1}},
-      {"dns_answer_mx.hex", {"lab.test", 15}},  {"dns_answer_big_udp_tc.hex", {"big.lab.test", 1}},
+      {"dns_answer_www_a.hex", kWwwA},         {"dns_answer_cname.hex", {"alias.lab.test", 1}},
+      {"dns_answer_soa.hex", {"lab.test", 6}}, {"dns_answer_big_tcp.hex", {"big.lab.test", 1}},
+      {"dns_answer_mx.hex", {"lab.test", 15}}, {"dns_answer_big_udp_tc.hex", {"big.lab.test", 1}},
   };
   for (const auto& [file, question] : fixtures) {
     const Bytes whole = read_hex_fixture(file);
@@ -364,6 +371,7 @@ class FakeContext final : public outpost::ProbeContext {
 };
 
 const IpAddress kLoopback = *IpAddress::parse("127.0.0.1");
+const IpAddress kLoopback6 = *IpAddress::parse("::1");
 
 bool wait_readable(int fd) {
   pollfd p{fd, POLLIN, 0};
@@ -375,21 +383,21 @@ bool wait_readable(int fd) {
 // Each step waits at most 2 s and says whether it worked.
 class LoopbackServer {
  public:
-  LoopbackServer() {
+  explicit LoopbackServer(IpAddress addr = kLoopback) {
     // The kernel picks the UDP port; TCP may have that one taken: then again.
-    bool ok = false;
-    for (int attempt = 0; attempt < 20 && !ok; ++attempt) {
+    const int family = addr.is_v6() ? AF_INET6 : AF_INET;
+    for (int attempt = 0; attempt < 20 && !ok_; ++attempt) {
       if (udp_ >= 0) close(udp_), close(tcp_);
-      udp_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-      tcp_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      udp_ = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      tcp_ = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
       sockaddr_storage sa{};
-      socklen_t len = kLoopback.to_sockaddr(sa, 0);
-      ok = bind(udp_, reinterpret_cast<sockaddr*>(&sa), len) == 0 &&
-           getsockname(udp_, reinterpret_cast<sockaddr*>(&sa), &len) == 0 &&
-           bind(tcp_, reinterpret_cast<sockaddr*>(&sa), len) == 0 && listen(tcp_, 4) == 0;
-      port_ = ntohs(reinterpret_cast<sockaddr_in*>(&sa)->sin_port);
+      socklen_t len = addr.to_sockaddr(sa, 0);
+      ok_ = bind(udp_, reinterpret_cast<sockaddr*>(&sa), len) == 0 &&
+            getsockname(udp_, reinterpret_cast<sockaddr*>(&sa), &len) == 0 &&
+            bind(tcp_, reinterpret_cast<sockaddr*>(&sa), len) == 0 && listen(tcp_, 4) == 0;
+      port_ = ntohs(addr.is_v6() ? reinterpret_cast<sockaddr_in6*>(&sa)->sin6_port
+                                 : reinterpret_cast<sockaddr_in*>(&sa)->sin_port);
     }
-    REQUIRE(ok);
   }
   ~LoopbackServer() {
     close(udp_);
@@ -399,15 +407,16 @@ class LoopbackServer {
   LoopbackServer(const LoopbackServer&) = delete;
   LoopbackServer& operator=(const LoopbackServer&) = delete;
 
+  bool ok() const { return ok_; }
   std::uint16_t port() const { return port_; }
 
   // The next query over UDP, or nothing.
   Bytes receive() {
     Bytes buf(512);
     peer_len_ = sizeof peer_;
-    const ssize_t n = wait_readable(udp_) ? recvfrom(udp_, buf.data(), buf.size(), 0,
-                                                     reinterpret_cast<sockaddr*>(&peer_), &peer_len_)
-                                          : -1;
+    const ssize_t n = wait_readable(udp_)
+                          ? recvfrom(udp_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&peer_), &peer_len_)
+                          : -1;
     buf.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
     return buf;
   }
@@ -439,6 +448,7 @@ class LoopbackServer {
 
  private:
   int udp_ = -1, tcp_ = -1, conn_ = -1;
+  bool ok_ = false;
   std::uint16_t port_ = 0;
   sockaddr_storage peer_{};
   socklen_t peer_len_ = 0;
@@ -467,6 +477,7 @@ void run_until_finished(outpost::DnsProbe& probe, const FakeContext& ctx) {
 
 TEST_CASE("DnsProbe: an answer over UDP, with kernel timestamps", "[dns][loopback]") {
   LoopbackServer server;
+  REQUIRE(server.ok());
   FakeContext ctx;
   outpost::DnsProbe probe(kLoopback, spec_for(server, kWwwA, {"198.18.0.1"}), 2s);
   probe.start(ctx);
@@ -510,6 +521,7 @@ TEST_CASE("DnsProbe: an answer over UDP, with kernel timestamps", "[dns][loopbac
 TEST_CASE("DnsProbe: NXDOMAIN is a reply; an unmet expect is an error", "[dns][loopback]") {
   const bool with_expect = GENERATE(false, true);
   LoopbackServer server;
+  REQUIRE(server.ok());
   FakeContext ctx;
   std::vector<std::string> expect;
   if (with_expect) expect = {"198.18.0.1"};
@@ -532,6 +544,7 @@ TEST_CASE("DnsProbe: NXDOMAIN is a reply; an unmet expect is an error", "[dns][l
 TEST_CASE("DnsProbe: a truncated answer is asked again over TCP", "[dns][loopback]") {
   const bool server_answers = GENERATE(true, false);
   LoopbackServer server;
+  REQUIRE(server.ok());
   FakeContext ctx;
   outpost::DnsProbe probe(kLoopback, spec_for(server, {"big.lab.test", 1}), 2s);
   probe.start(ctx);
@@ -542,8 +555,10 @@ TEST_CASE("DnsProbe: a truncated answer is asked again over TCP", "[dns][loopbac
     udp_query = server.receive();
     server.answer(truncated);
     tcp_query = server.receive_tcp();
-    if (server_answers) server.answer_tcp(whole);
-    else server.hang_up_tcp();
+    if (server_answers)
+      server.answer_tcp(whole);
+    else
+      server.hang_up_tcp();
   });
   while (!probe.finished() && wait_readable(ctx.watched.at(0))) probe.on_ready(ctx.watched[0], EPOLLIN);
   server_side.join();
@@ -568,6 +583,7 @@ TEST_CASE("DnsProbe: a truncated answer is asked again over TCP", "[dns][loopbac
 
 TEST_CASE("DnsProbe: no answer over TCP within the timeout keeps the UDP answer", "[dns][loopback]") {
   LoopbackServer server;
+  REQUIRE(server.ok());
   FakeContext ctx;
   outpost::DnsProbe probe(kLoopback, spec_for(server, {"big.lab.test", 1}), 2s);
   probe.start(ctx);
@@ -587,6 +603,7 @@ TEST_CASE("DnsProbe: no answer over TCP within the timeout keeps the UDP answer"
 
 TEST_CASE("DnsProbe: silence is a timeout", "[dns][loopback]") {
   LoopbackServer server;
+  REQUIRE(server.ok());
   FakeContext ctx;
   outpost::DnsProbe probe(kLoopback, spec_for(server), 2s);
   probe.start(ctx);
@@ -602,6 +619,7 @@ TEST_CASE("DnsProbe: a closed port is unreachable (ICMP port unreachable)", "[dn
   std::uint16_t closed_port;
   {
     LoopbackServer gone;
+    REQUIRE(gone.ok());
     closed_port = gone.port();
   }
   FakeContext ctx;
@@ -636,4 +654,34 @@ TEST_CASE("DnsProbe: without an event loop it cannot run", "[dns]") {
   REQUIRE(probe.finished());
   CHECK(probe.result().status == ProbeStatus::error);
   CHECK_THAT(probe.result().error, Catch::Contains("event loop"));
+}
+
+TEST_CASE("DnsProbe: IPv6, an answer and then a closed port", "[dns][loopback]") {
+  std::uint16_t closed_port;
+  {
+    LoopbackServer server(kLoopback6);
+    if (!server.ok()) {
+      WARN("no IPv6 on loopback here: skipped");
+      return;
+    }
+    FakeContext ctx;
+    outpost::DnsProbe probe(kLoopback6, spec_for(server), 2s);
+    probe.start(ctx);
+    CHECK_FALSE(server.receive().empty());
+    CHECK(server.answer(with_id(read_hex_fixture("dns_answer_www_a.hex"), probe.query_id())));
+    run_until_finished(probe, ctx);
+    CHECK(probe.result().status == ProbeStatus::reply);
+    CHECK(probe.result().reply_from == kLoopback6);
+    CHECK(probe.result().reply_ttl == 64);  // the hop limit
+    CHECK(probe.result().dns->rtt_clock == "kernel");
+    closed_port = server.port();
+  }
+  FakeContext ctx;
+  outpost::DnsProbe probe(kLoopback6, {kWwwA, {}, closed_port}, 2s);
+  probe.start(ctx);
+  run_until_finished(probe, ctx);
+  CHECK(probe.result().status == ProbeStatus::unreachable);
+  CHECK(probe.result().error == "port unreachable");
+  CHECK(probe.result().icmp_type == 1);
+  CHECK(probe.result().icmp_code == 4);
 }

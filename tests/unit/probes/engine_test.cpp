@@ -263,7 +263,7 @@ TEST_CASE("engine: the first stamp of the outgoing request counts (loopback show
   CHECK(lab.result().sent == t0);
 }
 
-TEST_CASE("engine: no reply by the deadline is a timeout; a reply after it is late", "[engine]") {
+TEST_CASE("engine: no reply by the deadline is a timeout, a reply after it is late", "[engine]") {
   Lab lab;
   lab.launch(kTarget, 1s);
   const Bytes request = lab.sent();

@@ -1,0 +1,268 @@
+#include "detector.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace outpost {
+
+std::string_view to_string(EventKind kind) {
+  switch (kind) {
+    case EventKind::target_down: return "target_down";
+    case EventKind::target_up: return "target_up";
+    case EventKind::group_down: return "group_down";
+    case EventKind::group_up: return "group_up";
+    case EventKind::vantage_down: return "vantage_down";
+    case EventKind::vantage_up: return "vantage_up";
+    case EventKind::target_flapping: return "target_flapping";
+    case EventKind::target_stable: return "target_stable";
+  }
+  return "unknown";
+}
+
+bool is_down(EventKind kind) {
+  return kind == EventKind::target_down || kind == EventKind::group_down || kind == EventKind::vantage_down;
+}
+
+Detector::Detector(DetectSettings settings) : settings_(settings) {
+  settings_.down_after = std::max(1, settings_.down_after);
+  settings_.up_after = std::max(1, settings_.up_after);
+  settings_.flap_count = std::max(2, settings_.flap_count);
+}
+
+void Detector::add_target(const std::string& name, const std::string& group, bool control, int methods) {
+  const std::size_t idx = targets_.size();
+  Target t;
+  t.name = name;
+  t.group = group;
+  t.control = control;
+  t.methods = std::max(1, methods);
+  t.round.assign(static_cast<std::size_t>(t.methods), std::nullopt);
+  targets_.push_back(std::move(t));
+  index_[name] = idx;
+  auto g = std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) { return x.name == group; });
+  if (g == groups_.end()) {
+    groups_.push_back({group, {}, control, false, {}});
+    g = groups_.end() - 1;
+  }
+  g->members.push_back(idx);
+}
+
+void Detector::on_result(const std::string& name, int method, bool ok, WallTime sent) {
+  auto it = index_.find(name);
+  if (it == index_.end()) return;
+  Target& t = targets_[it->second];
+  const auto m = static_cast<std::size_t>(std::clamp(method, 0, t.methods - 1));
+  settle_flapping(sent);
+  // A method reporting twice before the others (their phases drifted): the round is over.
+  if (t.round[m].has_value()) end_round(t, sent);
+  if (std::none_of(t.round.begin(), t.round.end(), [](const auto& r) { return r.has_value(); })) t.round_start = sent;
+  t.round[m] = ok;
+  if (ok) t.last_ok = sent;
+  if (std::all_of(t.round.begin(), t.round.end(), [](const auto& r) { return r.has_value(); })) end_round(t, sent);
+}
+
+void Detector::end_round(Target& t, WallTime now) {
+  bool any = false, ok = false;
+  for (auto& r : t.round) {
+    if (r) {
+      any = true;
+      ok = ok || *r;
+    }
+    r.reset();
+  }
+  if (!any) return;
+  // A round fails when every probe method of the target failed.
+  if (!t.down) {
+    if (ok) {
+      t.fails = 0;
+    } else {
+      if (t.fails++ == 0) t.streak_start = t.round_start;
+      if (t.fails >= settings_.down_after) {
+        t.down = true;
+        t.goods = 0;
+        on_target_down(t);
+      }
+    }
+  } else if (!ok) {
+    t.goods = 0;
+  } else {
+    if (t.goods++ == 0) t.recovery_start = t.round_start;
+    if (t.goods >= settings_.up_after) {
+      t.down = false;
+      t.fails = 0;
+      on_target_up(t, now);
+    }
+  }
+  if (t.control) update_vantage(now);
+  update_groups(t.recovery_start);
+}
+
+bool Detector::vantage_failing() const {
+  if (vantage_down_) return true;
+  return std::any_of(targets_.begin(), targets_.end(),
+                     [](const Target& t) { return t.control && !t.down && t.fails > 0; });
+}
+
+void Detector::on_target_down(Target& t) {
+  if (t.control || vantage_down_) return;  // controls speak through vantage events; our own outage hides theirs
+  if (vantage_failing()) {
+    t.pending_down = true;  // wait: is it them, or us?
+    return;
+  }
+  report(t, EventKind::target_down, t.streak_start);
+}
+
+void Detector::on_target_up(Target& t, WallTime now) {
+  if (t.pending_down) {
+    t.pending_down = false;
+    return;
+  }
+  if (t.reported_down) report(t, EventKind::target_up, now);
+}
+
+void Detector::report(Target& t, EventKind kind, WallTime now) {
+  t.reported_down = kind == EventKind::target_down;
+  if (!note_change(t, now)) return;
+  DetectorEvent e;
+  e.kind = kind;
+  e.target = t.name;
+  e.group = t.group;
+  e.start = t.streak_start;
+  e.last_ok = t.last_ok && *t.last_ok < t.streak_start ? t.last_ok : std::nullopt;
+  if (kind == EventKind::target_up) e.end = t.recovery_start;
+  events_.push_back(std::move(e));
+}
+
+bool Detector::note_change(Target& t, WallTime now) {
+  t.changes.push_back(now);
+  while (!t.changes.empty() && t.changes.front() + settings_.flap_window < now) t.changes.pop_front();
+  if (t.flapping) return false;
+  if (static_cast<int>(t.changes.size()) < settings_.flap_count) return true;
+  t.flapping = true;
+  DetectorEvent e;
+  e.kind = EventKind::target_flapping;
+  e.target = t.name;
+  e.group = t.group;
+  e.start = t.changes.front();
+  e.changes = static_cast<int>(t.changes.size());
+  events_.push_back(std::move(e));
+  return false;
+}
+
+void Detector::settle_flapping(WallTime now) {
+  for (auto& t : targets_) {
+    if (!t.flapping || t.changes.empty() || t.changes.back() + settings_.flap_window > now) continue;
+    t.flapping = false;
+    DetectorEvent e;
+    e.kind = EventKind::target_stable;
+    e.target = t.name;
+    e.group = t.group;
+    e.start = t.changes.front();
+    e.end = t.changes.back();
+    e.changes = static_cast<int>(t.changes.size());
+    e.state = t.reported_down ? "down" : "up";
+    t.changes.clear();
+    events_.push_back(std::move(e));
+  }
+}
+
+void Detector::update_vantage(WallTime now) {
+  std::vector<const Target*> controls;
+  for (const auto& t : targets_)
+    if (t.control) controls.push_back(&t);
+  if (controls.empty()) return;
+  const bool all_down = std::all_of(controls.begin(), controls.end(), [](const Target* t) { return t->down; });
+  if (!vantage_down_ && all_down) {
+    vantage_down_ = true;
+    DetectorEvent e;
+    e.kind = EventKind::vantage_down;
+    e.start = controls.front()->streak_start;
+    for (const Target* c : controls) {
+      e.start = std::min(e.start, c->streak_start);
+      e.targets.push_back(c->name);
+    }
+    vantage_start_ = e.start;
+    events_.push_back(std::move(e));
+    for (auto& t : targets_) t.pending_down = false;  // it was us, not them
+  } else if (vantage_down_ && !all_down) {
+    vantage_down_ = false;
+    DetectorEvent e;
+    e.kind = EventKind::vantage_up;
+    e.start = vantage_start_;
+    e.end = now;
+    for (const Target* c : controls)
+      if (!c->down) e.end = std::min(*e.end, c->recovery_start);
+    events_.push_back(std::move(e));
+    // Targets that failed while we could not see: judge them afresh from now.
+    for (auto& t : targets_) {
+      if (t.control || !t.down || t.reported_down) continue;
+      t.down = false;
+      t.fails = 0;
+      t.goods = 0;
+    }
+  }
+  if (!vantage_failing()) release_pending();
+}
+
+void Detector::release_pending() {
+  for (auto& t : targets_) {
+    if (!t.pending_down) continue;
+    t.pending_down = false;
+    if (t.down) report(t, EventKind::target_down, t.streak_start);
+  }
+}
+
+void Detector::update_groups(WallTime end_hint) {
+  for (auto& g : groups_) {
+    if (g.control) continue;
+    std::vector<WallTime> starts;
+    std::vector<std::string> names;
+    for (std::size_t i : g.members) {
+      const Target& t = targets_[i];
+      if (t.reported_down && t.down) {
+        starts.push_back(t.streak_start);
+        names.push_back(t.name);
+      }
+    }
+    const auto n = static_cast<double>(g.members.size());
+    const auto need = static_cast<std::size_t>(std::max(1.0, std::ceil(settings_.group_fraction * n - 1e-9)));
+    const bool down = starts.size() >= need;
+    if (down == g.down) continue;
+    g.down = down;
+    DetectorEvent e;
+    e.group = g.name;
+    e.targets = names;
+    if (down) {
+      // The group went down when the need-th of its targets did.
+      std::sort(starts.begin(), starts.end());
+      g.start = starts[need - 1];
+      e.kind = EventKind::group_down;
+      e.start = g.start;
+    } else {
+      e.kind = EventKind::group_up;
+      e.start = g.start;
+      e.end = end_hint;
+    }
+    events_.push_back(std::move(e));
+  }
+}
+
+std::vector<DetectorEvent> Detector::take_events() {
+  std::vector<DetectorEvent> out;
+  out.swap(events_);
+  return out;
+}
+
+bool Detector::suspect(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) return false;
+  const Target& t = targets_[it->second];
+  return t.down ? t.goods > 0 : t.fails > 0;
+}
+
+bool Detector::is_target_down(const std::string& name) const {
+  auto it = index_.find(name);
+  return it != index_.end() && targets_[it->second].down;
+}
+
+}  // namespace outpost

@@ -1,0 +1,116 @@
+// Outage detection: a state machine per target (up -> down after down_after
+// failed rounds, down -> up after up_after good rounds), per group (down when
+// a fraction of its targets is down), and for the vantage point itself (its
+// control targets all down). While the control targets are failing, target
+// and group outages are held back rather than blamed on the targets; flapping
+// targets are reported once as flapping instead of as a storm of events.
+// Pure: results and times come in, events come out; tested with fake times.
+// Leaves to others: probing faster while suspect (agent), verdicts (correlator).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "probe.hpp"
+
+namespace outpost {
+
+struct DetectSettings {
+  int down_after = 3;             // consecutive failed rounds before a target is down
+  int up_after = 2;               // consecutive good rounds before it is up again
+  double group_fraction = 0.5;    // a group is down when at least this fraction of its targets is
+  int flap_count = 4;             // this many down/up changes within flap_window make a target flapping
+  Duration flap_window = std::chrono::minutes(10);
+};
+
+enum class EventKind : std::uint8_t {
+  target_down, target_up, group_down, group_up, vantage_down, vantage_up, target_flapping, target_stable
+};
+std::string_view to_string(EventKind kind);
+bool is_down(EventKind kind);  // target_down, group_down, vantage_down
+
+struct DetectorEvent {
+  EventKind kind{};
+  std::string target;                // target events
+  std::string group;                 // group events, and the target's group on target events
+  WallTime start{};                  // the first failed probe of the outage
+  std::optional<WallTime> last_ok;   // the last good probe before it (the outage began after this)
+  std::optional<WallTime> end;       // on the way up: the first good probe again
+  std::vector<std::string> targets;  // group and vantage events: the targets that are down
+  int changes = 0;                   // flapping: state changes within the flap window
+  std::string state;                 // target_stable: "up" or "down"
+};
+
+class Detector {
+ public:
+  explicit Detector(DetectSettings settings);
+
+  // Registration, before any result. methods: how many probe methods the target has.
+  void add_target(const std::string& name, const std::string& group, bool control, int methods);
+
+  // One probe's outcome: ok means the target answered (reply or refused).
+  // Results of one target come in send order.
+  void on_result(const std::string& target, int method, bool ok, WallTime sent);
+
+  std::vector<DetectorEvent> take_events();
+
+  // Between the first failure and the verdict, or the first success and
+  // recovery: when the agent should probe faster.
+  bool suspect(const std::string& target) const;
+  bool vantage_down() const { return vantage_down_; }
+  // Whether any control target is failing now (suspect or down).
+  bool vantage_failing() const;
+  bool is_target_down(const std::string& target) const;
+
+ private:
+  struct Target {
+    std::string name;
+    std::string group;
+    bool control = false;
+    int methods = 1;
+    std::vector<std::optional<bool>> round;  // this round's result per method
+    WallTime round_start{};
+    WallTime first_fail_in_round{};
+    bool down = false;
+    int fails = 0;
+    int goods = 0;
+    WallTime streak_start{};                // first failed probe of the failing streak
+    std::optional<WallTime> last_ok;        // last good probe
+    WallTime recovery_start{};              // first good probe after being down
+    bool reported_down = false;             // a target_down went out (so a target_up will)
+    bool pending_down = false;              // down, held back while the control targets fail
+    std::deque<WallTime> changes;           // reported state changes within the flap window
+    bool flapping = false;
+  };
+  struct Group {
+    std::string name;
+    std::vector<std::size_t> members;
+    bool control = false;
+    bool down = false;
+    WallTime start{};
+  };
+
+  void end_round(Target& t, WallTime now);
+  void on_target_down(Target& t);
+  void on_target_up(Target& t, WallTime now);
+  void report(Target& t, EventKind kind, WallTime now);
+  void update_groups(WallTime now);
+  void update_vantage(WallTime now);
+  void release_pending();
+  bool note_change(Target& t, WallTime now);  // false while flapping (the event is swallowed)
+  void settle_flapping(WallTime now);
+
+  DetectSettings settings_;
+  std::vector<Target> targets_;
+  std::unordered_map<std::string, std::size_t> index_;
+  std::vector<Group> groups_;
+  std::vector<DetectorEvent> events_;
+  bool vantage_down_ = false;
+  WallTime vantage_start_{};
+};
+
+}  // namespace outpost

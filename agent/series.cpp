@@ -1,0 +1,117 @@
+#include "series.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace outpost {
+
+double SeriesWindow::loss() const {
+  if (sent == 0) return 0;
+  return static_cast<double>(sent - received) / static_cast<double>(sent);
+}
+
+WallTime window_start(WallTime t, Duration window) {
+  const auto ns = t.time_since_epoch().count();
+  const auto w = window.count();
+  auto q = ns / w;
+  if (ns % w != 0 && ns < 0) --q;  // floor, not truncation, before the epoch
+  return WallTime(Duration(q * w));
+}
+
+SeriesAggregator::SeriesAggregator(Duration window, Duration grace, WallTime started)
+    : window_(window), grace_(grace), started_(started) {
+  if (window <= Duration::zero()) throw std::invalid_argument("series window must be positive");
+  if (grace < Duration::zero()) throw std::invalid_argument("series grace must not be negative");
+}
+
+std::size_t SeriesAggregator::key_id(const SeriesKey& key) {
+  std::string text;
+  text.reserve(key.target.size() + key.group.size() + key.method.size() + 16);
+  text.append(key.target).push_back('\0');
+  text.append(key.group).push_back('\0');
+  text.append(key.method).push_back('\0');
+  text.append(std::to_string(key.port));
+  const auto [it, inserted] = ids_.try_emplace(std::move(text), keys_.size());
+  if (inserted) keys_.push_back(key);
+  return it->second;
+}
+
+bool SeriesAggregator::add(std::size_t key_id, const ProbeResult& result) {
+  if (key_id >= keys_.size()) {  // not from key_id(): a bug in the caller, but no exception at run time
+    ++late_;
+    return false;
+  }
+  const WallTime start = window_start(result.sent, window_);
+  if (start < closed_until_) {
+    ++late_;
+    return false;
+  }
+  Counts& c = open_[{start, key_id}];
+  ++c.sent;
+  switch (result.status) {
+    case ProbeStatus::reply:
+    case ProbeStatus::refused:
+      ++c.received;
+      if (result.rtt) c.rtts_ms.push_back(static_cast<double>(result.rtt->count()) / 1e6);
+      break;
+    case ProbeStatus::timeout:
+      ++c.timeouts;
+      break;
+    case ProbeStatus::unreachable:
+      ++c.unreachable;
+      break;
+    case ProbeStatus::error:
+      ++c.errors;
+      break;
+  }
+  return true;
+}
+
+SeriesWindow SeriesAggregator::finish(const OpenKey& at, Counts&& c) const {
+  SeriesWindow w;
+  w.key = keys_[at.second];
+  w.start = at.first;
+  w.length = window_;
+  w.sent = c.sent;
+  w.received = c.received;
+  w.timeouts = c.timeouts;
+  w.unreachable = c.unreachable;
+  w.errors = c.errors;
+  w.rtt = summarize_rtts(std::move(c.rtts_ms));
+  w.partial = w.start < started_;
+  return w;
+}
+
+std::vector<SeriesWindow> SeriesAggregator::close_due(WallTime now) {
+  // Window [S, S + window) is due when S + window + grace <= now, i.e. S <= now - grace - window.
+  const WallTime first_open = window_start(now - grace_ - window_, window_) + window_;
+  closed_until_ = std::max(closed_until_, first_open);
+  std::vector<SeriesWindow> out;
+  while (!open_.empty() && open_.begin()->first.first < closed_until_) {
+    auto node = open_.extract(open_.begin());
+    out.push_back(finish(node.key(), std::move(node.mapped())));
+  }
+  return out;
+}
+
+std::vector<SeriesWindow> SeriesAggregator::close_all(WallTime now) {
+  std::vector<SeriesWindow> out;
+  out.reserve(open_.size());
+  WallTime until = window_start(now, window_) + window_;
+  for (auto& [at, counts] : open_) {
+    SeriesWindow w = finish(at, std::move(counts));
+    if (now < w.end()) w.partial = true;
+    until = std::max(until, w.end());
+    out.push_back(std::move(w));
+  }
+  open_.clear();
+  closed_until_ = std::max(closed_until_, until);
+  return out;
+}
+
+std::optional<WallTime> SeriesAggregator::next_close() const {
+  if (open_.empty()) return std::nullopt;
+  return open_.begin()->first.first + window_ + grace_;
+}
+
+}  // namespace outpost

@@ -1,0 +1,126 @@
+// Loss and latency series: per target × method × wall-clock-aligned window, probe counts and exact RTT statistics.
+// Leaves to others: when to close (the agent's loop asks next_close) and the record's JSON (records.hpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "probe.hpp"
+#include "rtt_stats.hpp"
+
+namespace outpost {
+
+// What one series is of: the agent has one per task (target × method).
+struct SeriesKey {
+  std::string target;
+  std::string group;
+  std::string method;  // icmp | tcp | dns
+  int port = 0;        // tcp only
+  bool operator==(const SeriesKey&) const = default;
+};
+
+// One closed window of one series.
+//
+// How a probe counts, by its status:
+//   reply, refused  sent and received: the host answered (a TCP RST says the
+//                   host is up, only the port is closed). Their rtt, when the
+//                   result has one, is an RTT sample.
+//   timeout         sent, not received; counted in `timeouts`.
+//   unreachable     sent, not received (an ICMP error came from a router, not
+//                   an answer from the target); counted in `unreachable`.
+//   error           sent, not received; counted in `errors`.
+// So sent == received + timeouts + unreachable + errors, and loss is
+// (sent - received) / sent. `rtt` is empty when there is no RTT sample
+// (nothing received, or only answers without an rtt).
+struct SeriesWindow {
+  SeriesKey key;
+  WallTime start;   // floor(send time / length) * length, since the Unix epoch
+  Duration length;  // the aggregator's window
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t timeouts = 0;
+  std::uint64_t unreachable = 0;
+  std::uint64_t errors = 0;
+  std::optional<RttSummary> rtt;  // milliseconds, exact over the window's samples
+  // The agent did not probe for the whole window: it started after the
+  // window's start, or stopped (close_all) before the window's end.
+  bool partial = false;
+
+  WallTime end() const { return start + length; }
+  double loss() const;  // 0..1; 0 when nothing was sent
+};
+
+// The start of the window of length `window` holding t: floor(t / window) * window,
+// counted from the Unix epoch (also before it). `window` must be positive.
+WallTime window_start(WallTime t, Duration window);
+
+// Counts results into open windows and hands each window back once, when no
+// more results can come for it: at end + grace, grace being the longest a
+// result can take after its probe was sent (the longest probe timeout).
+// Memory: the open windows and their RTT samples, so bounded by the probes
+// sent in (window + grace). One thread, like the rest of the agent.
+class SeriesAggregator {
+ public:
+  // Throws std::invalid_argument when window <= 0 or grace < 0 (start-up only).
+  // Windows starting before `started` (the agent's start) are marked partial.
+  SeriesAggregator(Duration window, Duration grace, WallTime started = WallTime::min());
+
+  Duration window() const { return window_; }
+  Duration grace() const { return grace_; }
+
+  // A stable small number for the key, to pass to add() instead of the key
+  // (the agent may keep it per task and skip building and hashing strings).
+  std::size_t key_id(const SeriesKey& key);
+
+  // Counts the result in the window of its send time (ProbeResult::sent).
+  // A result for a window already closed (handed out by close_due/close_all)
+  // is dropped and counted in late_results(): an emitted window never changes.
+  // Returns whether the result was counted.
+  bool add(std::size_t key_id, const ProbeResult& result);
+  bool add(const SeriesKey& key, const ProbeResult& result) { return add(key_id(key), result); }
+
+  // The windows whose end + grace <= now, in time order (ties in the order the
+  // keys were first seen), each once; they are forgotten, and later results
+  // for them are late.
+  std::vector<SeriesWindow> close_due(WallTime now);
+
+  // At shutdown: every open window, in the same order; a window whose end is
+  // after `now` is marked partial. Results still in flight are not waited for
+  // (the agent drains its probes first if it wants them). Afterwards every
+  // window up to the one holding `now` counts as closed.
+  std::vector<SeriesWindow> close_all(WallTime now);
+
+  // When close_due will next have something to return: the earliest end + grace
+  // of the open windows; nullopt when none is open.
+  std::optional<WallTime> next_close() const;
+
+  std::uint64_t late_results() const { return late_; }
+  std::size_t open_windows() const { return open_.size(); }
+
+ private:
+  struct Counts {
+    std::uint64_t sent = 0, received = 0, timeouts = 0, unreachable = 0, errors = 0;
+    std::vector<double> rtts_ms;
+  };
+  // (window start, key id): the map's order is the order windows are handed out.
+  using OpenKey = std::pair<WallTime, std::size_t>;
+
+  SeriesWindow finish(const OpenKey& at, Counts&& counts) const;
+
+  Duration window_;
+  Duration grace_;
+  WallTime started_;
+  std::vector<SeriesKey> keys_;                        // by key id
+  std::unordered_map<std::string, std::size_t> ids_;  // interned key text -> key id
+  std::map<OpenKey, Counts> open_;
+  WallTime closed_until_ = WallTime::min();  // windows starting before this are closed
+  std::uint64_t late_ = 0;
+};
+
+}  // namespace outpost
