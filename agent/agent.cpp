@@ -73,14 +73,32 @@ std::string Agent::apply(const Config& config) {
 
   std::vector<Task> tasks;
   std::vector<TraceTask> trace_tasks;
+  std::vector<TargetInfo> targets;
   auto scheduler = std::make_unique<Scheduler>(config.agent.max_pps);
   auto trace_scheduler = std::make_unique<Scheduler>(config.agent.max_pps);
+  auto detector = std::make_unique<Detector>(DetectSettings{config.detect.down_after, config.detect.up_after,
+                                                            config.detect.group_fraction, config.detect.flap_count,
+                                                            config.detect.flap_window});
+  Duration longest_timeout{};
   Duration shortest_interval = config.traceroute.baseline_interval;
   for (const auto& group : config.groups) {
     for (const auto& target : group.targets) {
       const std::string& name = target.address.empty() ? target.host : target.address;
       const Resolved resolved = resolve_target(name);
       if (!resolved.error.empty()) spdlog::warn("target {}: {}", target.name, resolved.error);
+      TargetInfo info;
+      info.name = target.name;
+      info.group = group.name;
+      info.control = group.control;
+      info.address = resolved.address;
+      info.upstream_asn = group.upstream_asn;
+      info.interval = target.interval;
+      // While suspect: the configured interval, else a quarter of the target's,
+      // never shorter than its timeout nor longer than its interval.
+      const Duration suspect = config.detect.suspect_interval.count() > 0 ? config.detect.suspect_interval
+                                                                           : target.interval / 4;
+      info.suspect_interval = std::min(std::max(suspect, target.timeout), target.interval);
+      int method_index = 0;
       for (const auto& method : target.probes) {
         Task task;
         task.labels = {config.agent.id, target.name, group.name, method.record_name(), method.port};
@@ -90,12 +108,19 @@ std::string Agent::apply(const Config& config) {
         task.error = resolved.error;
         task.timeout = target.timeout;
         task.dns = target.dns;
+        task.target = targets.size();
+        task.method_index = method_index++;
         if (task.error.empty() &&
             !make_probe(method, resolved.address, target.timeout, task.dns ? &*task.dns : nullptr, &task.error))
           spdlog::warn("target {}: {}", target.name, task.error);
-        scheduler->add(target.interval);
+        if (method.kind == ProbeMethod::Kind::tcp || method.kind == ProbeMethod::Kind::tcp_connect) {
+          if (!info.tcp_port) info.tcp_port = method.port;
+        }
+        info.tasks.push_back(scheduler->add(target.interval));
         tasks.push_back(std::move(task));
       }
+      detector->add_target(target.name, group.name, group.control, method_index);
+      longest_timeout = std::max(longest_timeout, target.timeout);
       shortest_interval = std::min(shortest_interval, target.interval);
       if (resolved.address) {
         trace_tasks.push_back({{config.agent.id, target.name, group.name, trace_method_name(trace_spec->method),
@@ -103,6 +128,7 @@ std::string Agent::apply(const Config& config) {
                                resolved.address});
         trace_scheduler->add(config.traceroute.baseline_interval);
       }
+      targets.push_back(std::move(info));
     }
   }
   const double demand = scheduler->demanded_pps();
@@ -111,10 +137,29 @@ std::string Agent::apply(const Config& config) {
                  config.agent.max_pps);
   spdlog::info("{} tasks ({:.1f} probes/s) over {} groups; a baseline trace per target every {}", tasks.size(),
                demand, config.groups.size(), format_duration(config.traceroute.baseline_interval));
+
+  // Series go on across a reload with the same window; a new window closes the old ones first.
+  const WallTime now_wall = loop_.clock().wall();
+  if (series_ && series_window_ != config.report.window) emit_series(series_->close_all(now_wall));
+  if (!series_ || series_window_ != config.report.window) {
+    // Results may come in up to the longest timeout after a window's end.
+    series_ = std::make_unique<SeriesAggregator>(config.report.window, longest_timeout + std::chrono::seconds(1),
+                                                 now_wall);
+    series_window_ = config.report.window;
+  }
+  for (auto& task : tasks)
+    task.series_key = series_->key_id({task.labels.target, task.labels.group, task.labels.method, task.labels.port});
+
+  ++generation_;
+  agent_id_ = config.agent.id;
   tasks_ = std::move(tasks);
   scheduler_ = std::move(scheduler);
   trace_tasks_ = std::move(trace_tasks);
   trace_scheduler_ = std::move(trace_scheduler);
+  detector_ = std::move(detector);
+  targets_ = std::move(targets);
+  target_index_.clear();
+  for (std::size_t i = 0; i < targets_.size(); ++i) target_index_[targets_[i].name] = i;
   trace_spec_ = *trace_spec;
   // The first baselines come within one probe interval of start-up, so that a
   // failure soon after start has a path to compare with.
@@ -191,29 +236,147 @@ void Agent::stop() {
 }
 
 void Agent::finish_if_idle() {
-  if (!stopping_ || engine_.in_flight() > 0 || traces_running_ > 0) return;
+  if (finished_ || !stopping_ || engine_.in_flight() > 0 || traces_running_ > 0 || investigations_ > 0) return;
+  finished_ = true;
+  emit_series(series_->close_all(loop_.clock().wall()));
   outputs_.flush();
   loop_.stop();
 }
 
 void Agent::run_task(const Task& task) {
   if (!task.error.empty()) {
-    write(probe_error_record(task.labels, task.address_text, loop_.clock().wall(), task.error));
+    const WallTime now = loop_.clock().wall();
+    write(probe_error_record(task.labels, task.address_text, now, task.error));
+    ProbeResult failed;
+    failed.status = ProbeStatus::error;
+    failed.sent = now;
+    observe(task, failed);
     return;
   }
   std::string error;
   auto probe = make_probe(task.method, task.address, task.timeout, task.dns ? &*task.dns : nullptr, &error);
-  // Labels are copied into the callback: a reload may replace tasks_ while this probe is in flight.
-  engine_.launch(std::move(probe), [this, labels = task.labels](const ProbeResult& result) {
-    write(probe_record(labels, result));
+  // The task is found again by index and generation: a reload may replace tasks_ while this probe is in flight.
+  const auto id = static_cast<std::size_t>(&task - tasks_.data());
+  engine_.launch(std::move(probe), [this, labels = task.labels, id, generation = generation_](const ProbeResult& r) {
+    write(probe_record(labels, r));
+    if (generation == generation_ && !finished_) observe(tasks_[id], r);
     finish_if_idle();
   });
+}
+
+void Agent::observe(const Task& task, const ProbeResult& result) {
+  series_->add(task.series_key, result);
+  // A target that answers is up, also with a closed port (refused) or a DNS error code.
+  const bool ok = result.status == ProbeStatus::reply || result.status == ProbeStatus::refused;
+  TargetInfo& target = targets_[task.target];
+  detector_->on_result(target.name, task.method_index, ok, result.sent);
+  adjust_speed(target);
+  for (auto& event : detector_->take_events()) handle_event(std::move(event));
+}
+
+void Agent::adjust_speed(TargetInfo& target) {
+  const bool fast = detector_->suspect(target.name);
+  if (fast == target.fast || target.suspect_interval >= target.interval) return;
+  target.fast = fast;
+  const SteadyTime now = loop_.clock().now();
+  for (Scheduler::TaskId id : target.tasks)
+    scheduler_->set_interval(id, fast ? target.suspect_interval : target.interval, now);
+  spdlog::debug("target {}: probing every {}", target.name,
+                format_duration(fast ? target.suspect_interval : target.interval));
+  if (!stopping_) rearm();
+}
+
+const Agent::TargetInfo* Agent::find_target(const std::string& name) const {
+  auto it = target_index_.find(name);
+  return it == target_index_.end() ? nullptr : &targets_[it->second];
+}
+
+void Agent::handle_event(DetectorEvent event) {
+  if (is_down(event.kind)) {
+    investigate(std::move(event));
+    return;
+  }
+  write(event_record(agent_id_, event, nullptr, loop_.clock().wall()));
+}
+
+void Agent::investigate(DetectorEvent event) {
+  // The target to trace toward: the event's own, or the first of the group's
+  // (or, for the vantage point, of the control targets) that is down.
+  const std::string name =
+      event.kind == EventKind::target_down ? event.target : event.targets.empty() ? "" : event.targets.front();
+  const TargetInfo* target = find_target(name);
+  if (!target || !target->address) {
+    TargetInfo none;
+    none.name = name;
+    conclude(event, target ? *target : none, nullptr, std::nullopt);
+    return;
+  }
+  TraceSpec spec = trace_spec_;
+  spec.method = target->tcp_port ? TraceMethod::tcp : TraceMethod::icmp;
+  spec.port = target->tcp_port.value_or(0);
+  const ProbeLabels labels{agent_id_, target->name, target->group, trace_method_name(spec.method), spec.port};
+  ++investigations_;
+  ++traces_running_;
+  auto trace = Trace::create(
+      spec, target->address, ++trace_seed_ * 2654435761u, loop_.clock().wall(),
+      [this](std::unique_ptr<Probe> probe, Engine::Done done) { launch_paced(std::move(probe), std::move(done)); },
+      [this, event = std::move(event), info = *target, labels, asns = asns_](const TraceResult& failure) {
+        --traces_running_;
+        write(trace_record(labels, failure, "failure", asns.get()));
+        const TraceHop* last = last_router(failure);
+        if (event.kind == EventKind::vantage_down || failure.reached || !last || stopping_) {
+          conclude(event, info, &failure, std::nullopt);
+          return;
+        }
+        // Before blaming the silence after the last router, make sure it still answers itself.
+        auto kept = std::make_shared<TraceResult>(failure);
+        check_alive(last->addr, [this, event, info, kept](bool alive) { conclude(event, info, kept.get(), alive); });
+      });
+  trace->start();
+}
+
+void Agent::check_alive(const IpAddress& router, std::function<void(bool)> done) {
+  constexpr int kProbes = 3;
+  struct State {
+    int left = kProbes;
+    bool alive = false;
+    std::function<void(bool)> done;
+  };
+  auto state = std::make_shared<State>();
+  state->done = std::move(done);
+  for (int i = 0; i < kProbes; ++i) {
+    launch_paced(std::make_unique<IcmpEchoProbe>(router, trace_spec_.timeout), [state](const ProbeResult& r) {
+      state->alive = state->alive || r.status == ProbeStatus::reply;
+      if (--state->left == 0) state->done(state->alive);
+    });
+  }
+}
+
+void Agent::conclude(const DetectorEvent& event, const TargetInfo& target, const TraceResult* failure,
+                     std::optional<bool> last_hop_alive) {
+  VerdictInput in;
+  in.target = target.address;
+  in.baseline = last_good_trace(target.name);
+  in.failure = failure;
+  in.asns = asns_.get();
+  in.upstream_asn = target.upstream_asn;
+  in.vantage_failing = event.kind == EventKind::vantage_down;
+  in.last_hop_alive = last_hop_alive;
+  const Verdict verdict = judge(in);
+  write(event_record(agent_id_, event, &verdict, loop_.clock().wall()));
+  if (failure) --investigations_;
+  finish_if_idle();
+}
+
+void Agent::emit_series(std::vector<SeriesWindow> windows) {
+  for (const auto& w : windows) write(series_record(agent_id_, w));
 }
 
 void Agent::tick() {
   tick_timer_ = 0;
   const SteadyTime now = loop_.clock().now();
   engine_.expire(now);
+  emit_series(series_->close_due(loop_.clock().wall()));
   if (!stopping_) {
     for (Scheduler::TaskId id : scheduler_->take_due(now)) run_task(tasks_[id]);
     for (Scheduler::TaskId id : trace_scheduler_->take_due(now)) run_trace(trace_tasks_[id], "baseline");
@@ -229,6 +392,10 @@ void Agent::rearm() {
   auto sooner = [&when](std::optional<SteadyTime> t) {
     if (t && (!when || *t < *when)) when = t;
   };
+  if (auto close = series_->next_close()) {
+    // A wall-clock time, turned into the steady clock's.
+    sooner(now + std::max(Duration::zero(), *close - loop_.clock().wall()));
+  }
   if (!stopping_) {
     sooner(scheduler_->next_wake(now));
     sooner(trace_scheduler_->next_wake(now));

@@ -15,7 +15,10 @@
 #include "outpost_config.hpp"
 #include "outputs.hpp"
 #include "records.hpp"
+#include "correlator.hpp"
+#include "detector.hpp"
 #include "scheduler.hpp"
+#include "series.hpp"
 #include "traceroute.hpp"
 
 namespace outpost {
@@ -51,6 +54,23 @@ class Agent {
     std::string error;  // set when the task cannot probe (unresolved name, method not built)
     Duration timeout{};
     std::optional<DnsQuery> dns;
+    std::size_t target = 0;      // index into targets_
+    int method_index = 0;        // among the target's methods, for the detector's rounds
+    std::size_t series_key = 0;  // the series aggregator's id for target × method
+  };
+
+  // What the detector and the correlator need to know of a target.
+  struct TargetInfo {
+    std::string name;
+    std::string group;
+    bool control = false;
+    IpAddress address;
+    std::optional<std::uint32_t> upstream_asn;  // its group's
+    std::optional<std::uint16_t> tcp_port;      // failure traces follow the first tcp:PORT probe's flow
+    std::vector<Scheduler::TaskId> tasks;
+    Duration interval{};
+    Duration suspect_interval{};
+    bool fast = false;  // probing at suspect_interval now
   };
 
   struct TraceTask {
@@ -71,6 +91,18 @@ class Agent {
   void drain_pending(SteadyTime now);
   void write(const nlohmann::json& record);
   void finish_if_idle();
+  // A probe's result through the series and the detector.
+  void observe(const Task& task, const ProbeResult& result);
+  void adjust_speed(TargetInfo& target);
+  void handle_event(DetectorEvent event);
+  // A *_down event: a failure trace toward the target, a direct probe of the
+  // last router that answered, then the event with its verdict.
+  void investigate(DetectorEvent event);
+  void check_alive(const IpAddress& router, std::function<void(bool)> done);
+  void conclude(const DetectorEvent& event, const TargetInfo& target, const TraceResult* failure,
+                std::optional<bool> last_hop_alive);
+  void emit_series(std::vector<SeriesWindow> windows);
+  const TargetInfo* find_target(const std::string& name) const;
 
   EventLoop& loop_;
   Engine& engine_;
@@ -86,6 +118,15 @@ class Agent {
   std::unordered_map<std::string, TraceResult> last_good_trace_;
   std::uint32_t trace_seed_ = 0;
   std::size_t traces_running_ = 0;
+  std::string agent_id_;
+  std::vector<TargetInfo> targets_;
+  std::unordered_map<std::string, std::size_t> target_index_;
+  std::unique_ptr<Detector> detector_;
+  std::unique_ptr<SeriesAggregator> series_;
+  Duration series_window_{};
+  std::uint64_t generation_ = 0;  // bumped by apply: results of older tasks feed no newer state
+  std::size_t investigations_ = 0;
+  bool finished_ = false;
   EventLoop::TimerId tick_timer_ = 0;
   SteadyTime tick_at_{};
   bool stopping_ = false;

@@ -242,6 +242,7 @@ void Detector::update_groups(WallTime end_hint) {
       e.kind = EventKind::group_up;
       e.start = g.start;
       e.end = end_hint;
+      e.targets.clear();  // the group is back, whatever few may still be down
     }
     events_.push_back(std::move(e));
   }

@@ -1,5 +1,7 @@
 #include "records.hpp"
 
+#include "correlator.hpp"
+
 #include <cstdio>
 #include <ctime>
 
@@ -162,6 +164,27 @@ nlohmann::json series_record(const std::string& agent, const SeriesWindow& w) {
     j["rtt_stddev_ms"] = w.rtt->stddev;
   }
   j["partial"] = w.partial;
+  return j;
+}
+
+nlohmann::json event_record(const std::string& agent, const DetectorEvent& e, const Verdict* verdict, WallTime now) {
+  nlohmann::json j;
+  j["type"] = "event";
+  j["agent"] = agent;
+  j["time"] = rfc3339(now);
+  j["kind"] = std::string(to_string(e.kind));
+  if (!e.target.empty()) j["target"] = e.target;
+  if (!e.group.empty()) j["group"] = e.group;
+  if (!e.targets.empty()) j["targets"] = e.targets;
+  j["start"] = rfc3339(e.start);
+  if (e.last_ok) j["last_ok"] = rfc3339(*e.last_ok);
+  if (e.end) {
+    j["end"] = rfc3339(*e.end);
+    j["duration_s"] = std::chrono::duration<double>(*e.end - e.start).count();
+  }
+  if (e.changes) j["changes"] = e.changes;
+  if (!e.state.empty()) j["state"] = e.state;
+  if (verdict) j["verdict"] = verdict_json(*verdict);
   return j;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "asn_table.hpp"
+#include "detector.hpp"
 #include "probe.hpp"
 #include "series.hpp"
 #include "traceroute.hpp"
@@ -43,5 +44,12 @@ nlohmann::json trace_record(const ProbeLabels& labels, const TraceResult& trace,
 // number when the window is; the rtt_* fields are there only when the window
 // has RTT samples. Beyond the contract: timeouts, unreachable, errors, partial.
 nlohmann::json series_record(const std::string& agent, const SeriesWindow& window);
+
+struct Verdict;
+
+// An `event` record: kind, target or group, start, and on the way up end and
+// duration_s; on *_down the verdict (when there is one).
+nlohmann::json event_record(const std::string& agent, const DetectorEvent& event, const Verdict* verdict,
+                            WallTime now);
 
 }  // namespace outpost

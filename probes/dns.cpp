@@ -456,16 +456,6 @@ void DnsProbe::start(ProbeContext& ctx) {
   query_ = forge_dns_query(id_, spec_.question);
   std::string error;
   if (!open_udp(&error)) return finish(ProbeStatus::error, error);
-  // The kernel matches the replies; the flow is claimed so that the engine
-  // counts this probe as in flight (its in_flight() counts flows).
-  sockaddr_storage local{};
-  socklen_t local_len = sizeof local;
-  if (getsockname(udp_, reinterpret_cast<sockaddr*>(&local), &local_len) == 0) {
-    const std::uint16_t local_port =
-        ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port
-                                          : reinterpret_cast<const sockaddr_in*>(&local)->sin_port);
-    ctx.expect({FlowProto::udp, server_, local_port, spec_.port});
-  }
   if (!ctx.watch(epoll_, EPOLLIN))
     return finish(ProbeStatus::error, "dns probes need an event loop to watch their socket");
   result_.sent = ctx.wall_now();  // replaced by the kernel's TX stamp when it comes

@@ -124,7 +124,9 @@ class DnsProbe final : public Probe {
   Duration timeout_;
   std::uint16_t id_ = 0;
   std::vector<std::uint8_t> query_;
-  int epoll_ = -1;  // the probe's own epoll set (UDP, then TCP): the engine watches this one fd
+  // The probe's own epoll set (UDP, later TCP): the engine watches this one
+  // fd, since a probe can hand fds to the engine only in start().
+  int epoll_ = -1;
   int udp_ = -1;
   int tcp_ = -1;
   std::optional<DnsResponse> truncated_;  // the UDP answer, while TCP is tried

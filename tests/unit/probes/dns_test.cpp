@@ -483,9 +483,7 @@ TEST_CASE("DnsProbe: an answer over UDP, with kernel timestamps", "[dns][loopbac
   probe.start(ctx);
   REQUIRE_FALSE(probe.finished());
   CHECK(ctx.timeouts == std::vector<outpost::Duration>{2s});
-  REQUIRE(ctx.expected.size() == 1);
-  CHECK(ctx.expected[0].proto == outpost::FlowProto::udp);
-  CHECK(ctx.expected[0].b == server.port());
+  CHECK(ctx.expected.empty());  // the kernel matches the answers to the socket
 
   const Bytes query = server.receive();
   CHECK(query == outpost::forge_dns_query(probe.query_id(), kWwwA));
