@@ -15,13 +15,16 @@ bool parse_command_line(int argc, char** argv, const po::options_description& vi
                         const char* usage, bool* help) {
   try {
     po::store(po::command_line_parser(argc, argv).options(visible).positional(positional).run(), vm);
-    po::notify(vm);
+    *help = vm.count("help") > 0;
+    if (*help) {
+      std::cout << usage << "\n" << visible;
+      return true;
+    }
+    po::notify(vm);  // required options are checked here, after --help
   } catch (const po::error& e) {
     std::cerr << "outpost " << argv[0] << ": " << e.what() << "\n" << usage << "\n" << visible;
     return false;
   }
-  *help = vm.count("help") > 0;
-  if (*help) std::cout << usage << "\n" << visible;
   return true;
 }
 
