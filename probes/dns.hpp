@@ -87,9 +87,11 @@ std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAn
 // socket (the kernel drops datagrams from anyone else); a reply with the
 // wrong id or question, or malformed, is counted and ignored. RTT from
 // SO_TIMESTAMPING (software TX stamp from the error queue, RX stamp on the
-// reply). A truncated answer is asked again over TCP within the same timeout.
+// reply). A truncated answer is asked again over TCP within the same timeout;
+// the RTT stays the UDP one, the TCP exchange is timed apart (tcp_time).
 // Status: any answer is reply (the rcode says the rest), unless `expect` is
-// not met (error); ICMP unreachable (port: ECONNREFUSED) is unreachable.
+// not met (error); an ICMP error about the query (IP_RECVERR: port
+// unreachable, i.e. ECONNREFUSED, host unreachable, ...) is unreachable.
 class DnsProbe final : public Probe {
  public:
   DnsProbe(IpAddress server, DnsProbeSpec spec, Duration timeout);
@@ -105,7 +107,7 @@ class DnsProbe final : public Probe {
   bool finished() const override { return finished_; }
   const ProbeResult& result() const override { return result_; }
 
-  std::uint16_t query_id() const { return id_; }
+  std::uint16_t query_id() const { return id_; }  // random, chosen in start()
 
  private:
   bool open_udp(std::string* error);
