@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Paris traceroute on the lab: every router hop in order with the lab's ASNs
+# for icmp, udp and tcp:80, hop by hop the same as traceroute(8) and
+# scamper; a router that sends no time-exceeded is a silent hop and the trace
+# goes on; with the carrier dropping what it forwards the trace ends at the
+# carrier (which still answers time-exceeded) and says it did not reach the
+# target; and a baseline trace record from the agent.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lib_init tr
+lib_need_tools traceroute scamper
+lab_up --hosts 2
+netlab serve web
+TABLE=$OUTPOST_SOURCE_DIR/tests/fixtures/netlab-pfx2as.txt
+TARGET=198.18.2.1
+
+for method in icmp udp tcp:80; do
+  in_vp "$OUTPOST" trace "$TARGET" --method "$method" --asn-table "$TABLE" --json >"$WORK/trace-$method.json" 2>"$WORK/trace-$method.log"
+  echo "outpost trace --method $method: exit $?"
+done
+in_vp traceroute -n -I -q 1 "$TARGET" >"$WORK/traceroute-icmp.txt" 2>&1
+in_vp traceroute -n -q 1 "$TARGET" >"$WORK/traceroute-udp.txt" 2>&1
+in_vp traceroute -n -T -p 80 -q 1 "$TARGET" >"$WORK/traceroute-tcp:80.txt" 2>&1
+in_vp scamper -c "trace -P icmp-paris -q 1" -i "$TARGET" >"$WORK/scamper-icmp.txt" 2>&1
+in_vp scamper -c "trace -P udp-paris -q 1" -i "$TARGET" >"$WORK/scamper-udp.txt" 2>&1
+in_vp scamper -c "trace -P tcp -d 80 -q 1" -i "$TARGET" >"$WORK/scamper-tcp:80.txt" 2>&1
+
+py_checks "$WORK" "$TARGET" <<'PY'
+import re
+work, target = sys.argv[1], sys.argv[2]
+expected = ["198.19.0.2", "198.19.0.6", "198.19.0.10", target]
+asns = [64496, 64500, 64510, 64510]
+def hops_of_text(path):
+    hops = []
+    for line in open(path):
+        m = re.match(r"^\s*(\d+)\s+(\S+)", line)
+        if m:
+            hops.append(m.group(2) if m.group(2) != "*" else None)
+    return hops
+for method in ["icmp", "udp", "tcp:80"]:
+    t = json.load(open(f"{work}/trace-{method}.json"))
+    addrs = [h.get("addr") for h in t["hops"]]
+    check(f"{method}: hops in order", addrs == expected, addrs)
+    check(f"{method}: ASNs", [h.get("asn") for h in t["hops"]] == asns, [h.get("asn") for h in t["hops"]])
+    check(f"{method}: reached, stop_reason reached", t["reached"] and t["stop_reason"] == "reached", t["stop_reason"])
+    check(f"{method}: record fields", t["type"] == "trace" and t["reason"] == "manual" and TIME_RE.match(t["time"])
+          and all("ttl" in h and "rtt_ms" in h for h in t["hops"]), t.get("reason"))
+    check(f"{method}: time-exceeded from routers, quoted TTL 1",
+          all(h["icmp_type"] == 11 and h["quoted_ttl"] == 1 for h in t["hops"][:3]))
+    check(f"{method}: the last hop is the target", t["hops"][-1].get("target") is True)
+    for tool in ["traceroute", "scamper"]:
+        other = hops_of_text(f"{work}/{tool}-{method}.txt")
+        check(f"{method}: agrees hop by hop with {tool}", other == addrs, other)
+PY
+
+# A router that sends no time-exceeded: a silent hop, and the trace goes on.
+netlab silent carrier
+in_vp "$OUTPOST" trace "$TARGET" --json --timeout 300ms --asn-table "$TABLE" >"$WORK/silent.json"
+netlab unsilent carrier
+# The carrier drops what it forwards: the trace ends at the carrier.
+netlab drop carrier
+in_vp "$OUTPOST" trace "$TARGET" --json --timeout 300ms --gap 3 --asn-table "$TABLE" >"$WORK/drop.json"
+drop_rc=$?
+netlab undrop carrier
+py_checks "$WORK" "$TARGET" "$drop_rc" <<'PY'
+work, target, drop_rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = json.load(open(f"{work}/silent.json"))
+addrs = [h.get("addr") for h in s["hops"]]
+check("silent carrier: hop 2 silent, the trace goes on to the target",
+      addrs == ["198.19.0.2", None, "198.19.0.10", target] and s["reached"], addrs)
+check("silent carrier: the silent hop was tried twice", s["hops"][1]["probes"] == 2, s["hops"][1]["probes"])
+d = json.load(open(f"{work}/drop.json"))
+addrs = [h.get("addr") for h in d["hops"]]
+check("drop at carrier: ends at the carrier", addrs[:2] == ["198.19.0.2", "198.19.0.6"] and all(a is None for a in addrs[2:]), addrs)
+check("drop at carrier: not reached, stopped by the gap limit", not d["reached"] and d["stop_reason"] == "gap" and len(addrs) == 5,
+      (d["reached"], d["stop_reason"], len(addrs)))
+check("drop at carrier: exit status 1 (not reached)", drop_rc == 1, drop_rc)
+PY
+
+# The agent's own baseline trace, with the ASN on every hop.
+cat >"$WORK/agent.yaml" <<YAML
+agent: { id: trace-test, max_pps: 200 }
+defaults: { interval: 1s, timeout: 500ms, probes: [icmp] }
+asn_table: $TABLE
+traceroute: { method: udp, timeout: 300ms }
+groups:
+  - name: lab
+    upstream_asn: 64500
+    targets:
+      - { name: net3, address: $TARGET }
+YAML
+run_agent "$WORK/agent.yaml" "$WORK/agent.jsonl" "$WORK/agent.log" 3s
+echo "outpost run: exit $?"
+py_checks "$WORK" "$TARGET" <<'PY'
+work, target = sys.argv[1], sys.argv[2]
+records, bad = load_records(f"{work}/agent.jsonl")
+traces = [r for r in records if r["type"] == "trace"]
+check("agent: one baseline trace", len(traces) == 1 and traces[0]["reason"] == "baseline", len(traces))
+if traces:
+    t = traces[0]
+    check("agent: baseline by udp reaches the target with ASNs",
+          t["method"] == "udp" and t["reached"] and [h.get("asn") for h in t["hops"]] == [64496, 64500, 64510, 64510],
+          [h.get("asn") for h in t["hops"]])
+PY
+finish
