@@ -57,12 +57,25 @@ int ProbingStack::prepare(EventLoop& loop, const char* command) {
     return kExitPrivilege;
   }
   if (auto e = drop_all_but_net_raw(); !e.empty()) spdlog::warn("{}", e);
+  loop_ = &loop;
   wire.set_fd_watcher([this, &loop](int fd) { loop.watch(fd, [this, fd] { wire.on_readable(fd); }); });
   engine.set_fd_service({[&loop](int fd, std::uint32_t events, std::function<void(std::uint32_t)> ready) {
                            loop.watch_events(fd, events, std::move(ready));
                          },
                          [&loop](int fd) { loop.unwatch(fd); }});
   return kExitOk;
+}
+
+void ProbingStack::launch(std::unique_ptr<Probe> probe, Engine::Done done) {
+  engine.launch(std::move(probe), std::move(done));
+  if (deadline_timer_) loop_->cancel(deadline_timer_);
+  expire_due();
+}
+
+void ProbingStack::expire_due() {
+  deadline_timer_ = 0;
+  engine.expire(loop_->clock().now());
+  if (auto d = engine.next_deadline()) deadline_timer_ = loop_->at(*d, [this] { expire_due(); });
 }
 
 }  // namespace outpost

@@ -34,10 +34,18 @@ struct ProbingStack {
   // and has the loop watch the captures. Returns kExitOk, or kExitPrivilege
   // after printing why.
   int prepare(EventLoop& loop, const char* command);
+  // Launches a probe at once (no rate cap: for a person at a terminal) and
+  // keeps the engine's timeouts running on the loop.
+  void launch(std::unique_ptr<Probe> probe, Engine::Done done);
 
   FilterParams params;
   RawWire wire;
   Engine engine;
+
+ private:
+  void expire_due();
+  EventLoop* loop_ = nullptr;
+  EventLoop::TimerId deadline_timer_ = 0;
 };
 
 }  // namespace outpost

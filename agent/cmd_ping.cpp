@@ -124,22 +124,15 @@ int ping_command(int argc, char** argv) {
   std::uint64_t sent = 0, answered = 0, replies = 0;
   std::vector<double> rtts;
   bool stopping = false;
-  EventLoop::TimerId deadline_timer = 0;
 
   auto finish_if_done = [&] {
     if ((stopping || (count && sent >= count)) && engine.in_flight() == 0) loop.stop();
-  };
-  std::function<void()> pump_deadlines = [&] {
-    deadline_timer = 0;
-    engine.expire(clock.now());
-    finish_if_done();
-    if (auto d = engine.next_deadline()) deadline_timer = loop.at(*d, pump_deadlines);
   };
   std::function<void()> send_one = [&] {
     if (stopping || (count && sent >= count)) return;
     const std::uint64_t n = ++sent;
     std::string err;
-    engine.launch(make_probe(*method, resolved.address, *timeout, dns_query, &err), [&, n](const ProbeResult& r) {
+    stack.launch(make_probe(*method, resolved.address, *timeout, dns_query, &err), [&, n](const ProbeResult& r) {
       ++answered;
       if (r.status == ProbeStatus::reply) {
         ++replies;
@@ -149,8 +142,6 @@ int ping_command(int argc, char** argv) {
       else std::cout << human_line(r, n, method->port) << std::endl;
       finish_if_done();
     });
-    if (deadline_timer) loop.cancel(deadline_timer);
-    pump_deadlines();
     if (!count || sent < count) loop.after(*interval, send_one);
   };
   auto interrupt = [&] {

@@ -106,18 +106,8 @@ int trace_command(int argc, char** argv) {
   EventLoop loop(clock);
   ProbingStack stack(clock, "");
   if (int rc = stack.prepare(loop, "trace"); rc != kExitOk) return rc;
-  Engine& engine = stack.engine;
-
-  EventLoop::TimerId deadline_timer = 0;
-  std::function<void()> pump_deadlines = [&] {
-    deadline_timer = 0;
-    engine.expire(clock.now());
-    if (auto d = engine.next_deadline()) deadline_timer = loop.at(*d, pump_deadlines);
-  };
-  auto launch = [&](std::unique_ptr<Probe> probe, Engine::Done done) {
-    engine.launch(std::move(probe), std::move(done));
-    if (deadline_timer) loop.cancel(deadline_timer);
-    pump_deadlines();
+  auto launch = [&stack](std::unique_ptr<Probe> probe, Engine::Done done) {
+    stack.launch(std::move(probe), std::move(done));
   };
 
   char host[256] = "outpost";
