@@ -56,6 +56,11 @@ void Detector::on_result(const std::string& name, int method, bool ok, WallTime 
   // A method reporting twice before the others (their phases drifted): the round is over.
   if (t.round[m].has_value()) end_round(t, sent);
   if (std::none_of(t.round.begin(), t.round.end(), [](const auto& r) { return r.has_value(); })) t.round_start = sent;
+  // The first good probe of the first good round while down: the outage's end
+  // (the round may have begun with another method's failure).
+  const bool first_ok_in_round =
+      ok && std::none_of(t.round.begin(), t.round.end(), [](const auto& r) { return r && *r; });
+  if (first_ok_in_round && t.down && t.goods == 0) t.recovery_start = sent;
   t.round[m] = ok;
   if (ok) t.last_ok = sent;
   if (std::all_of(t.round.begin(), t.round.end(), [](const auto& r) { return r.has_value(); })) end_round(t, sent);
@@ -86,7 +91,7 @@ void Detector::end_round(Target& t, WallTime now) {
   } else if (!ok) {
     t.goods = 0;
   } else {
-    if (t.goods++ == 0) t.recovery_start = t.round_start;
+    ++t.goods;  // the first good round's recovery_start was set by on_result
     if (t.goods >= settings_.up_after) {
       t.down = false;
       t.fails = 0;

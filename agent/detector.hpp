@@ -74,7 +74,6 @@ class Detector {
     int methods = 1;
     std::vector<std::optional<bool>> round;  // this round's result per method
     WallTime round_start{};
-    WallTime first_fail_in_round{};
     bool down = false;
     int fails = 0;
     int goods = 0;
