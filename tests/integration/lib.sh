@@ -67,7 +67,7 @@ lib_init() {
 
 # Stops what this test started (by PID), removes the lab and the work dir.
 lib_cleanup() {
-  local rc=$? pid try alive
+  local rc=$? pid try
   trap - EXIT INT TERM
   for pid in "${LIB_PIDS[@]+"${LIB_PIDS[@]}"}"; do
     kill -0 "$pid" 2>/dev/null || continue

@@ -13,6 +13,7 @@
 #  (e) SIGINT does the same.
 # Exit 77 (skip) when not root.
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init ab
 lib_need_tools setpriv
@@ -22,6 +23,7 @@ testdata=$OUTPOST_SOURCE_DIR/config/testdata
 # ---------------------------------------------------------------- (a)
 echo "== (a) invalid configs"
 # check_rejects FILE: `outpost check` exits 1 and every message is FILE:LINE:COL: ...
+# shellcheck disable=SC2317  # run through check()
 check_rejects() {
   local file=$1 out rc pattern
   out=$("$OUTPOST" check -c "$file" 2>&1)

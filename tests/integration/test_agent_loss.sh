@@ -7,6 +7,7 @@
 # (400 probes every 5 ms). A lost probe must be a timeout, never an error.
 # Exit 77 (skip) when not root.
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init al
 lab_up --hosts 4

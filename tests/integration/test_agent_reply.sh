@@ -5,6 +5,7 @@
 # each target must get duration/interval probes (±1), evenly spaced.
 # Exit 77 (skip) when not root.
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init ar
 lab_up --hosts 4

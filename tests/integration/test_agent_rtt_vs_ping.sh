@@ -7,6 +7,7 @@
 # reads a little higher. One retry, since a busy shared machine can skew a
 # single round. Exit 77 (skip) when not root.
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init ap
 lib_need_tools ping
@@ -17,10 +18,10 @@ TOLERANCE_US=50
 
 # round N: four alternating batches; leaves $WORK/outpost.N.jsonl and $WORK/ping.N.txt.
 round() {
-  local n=$1 batch
+  local n=$1
   : >"$WORK/outpost.$n.jsonl"
   : >"$WORK/ping.$n.txt"
-  for batch in 1 2 3 4; do
+  for _ in 1 2 3 4; do
     in_vp "$OUTPOST" ping "$TARGET" -c 50 -i 10ms -W 1s --json >>"$WORK/outpost.$n.jsonl" 2>>"$WORK/outpost.log"
     in_vp ping -n -c 50 -i 0.01 -W 1 "$TARGET" >>"$WORK/ping.$n.txt" 2>&1
   done

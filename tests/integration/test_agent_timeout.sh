@@ -4,6 +4,7 @@
 # (no rtt_ms, no reply_from), while the control hosts, reached through isp
 # and not through the carrier, keep replying. Exit 77 (skip) when not root.
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init at
 lab_up --hosts 4

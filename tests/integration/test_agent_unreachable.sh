@@ -5,6 +5,7 @@
 # icmp_code 1 and an RTT, while the other nets still reply; `outpost ping`
 # to it must say so and exit 1. Exit 77 (skip) when not root.
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init au
 lab_up --hosts 4
