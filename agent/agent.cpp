@@ -46,6 +46,15 @@ std::unique_ptr<Probe> make_probe(const ProbeMethod& method, const IpAddress& ad
   }
 }
 
+namespace {
+ProbeResult cancelled_result() {
+  ProbeResult r;
+  r.status = ProbeStatus::error;
+  r.error = "agent stopping";
+  return r;
+}
+}  // namespace
+
 Agent::Agent(EventLoop& loop, Engine& engine, Outputs& outputs) : loop_(loop), engine_(engine), outputs_(outputs) {}
 
 std::string Agent::apply(const Config& config) {
@@ -86,6 +95,9 @@ std::string Agent::apply(const Config& config) {
       const std::string& name = target.address.empty() ? target.host : target.address;
       const Resolved resolved = resolve_target(name);
       if (!resolved.error.empty()) spdlog::warn("target {}: {}", target.name, resolved.error);
+      if (resolved.address) {
+        if (auto why = engine_.prepare(resolved.address); !why.empty()) spdlog::warn("target {}: {}", target.name, why);
+      }
       TargetInfo info;
       info.name = target.name;
       info.group = group.name;
@@ -191,6 +203,12 @@ void Agent::write(const nlohmann::json& record) {
 }
 
 void Agent::launch_paced(std::unique_ptr<Probe> probe, Engine::Done done) {
+  if (stopping_) {
+    // Nothing new goes out once stopping: the probe ends at once (on the next
+    // turn of the loop, not inside the caller) and its trace winds down.
+    loop_.after(Duration::zero(), [done = std::move(done)] { done(cancelled_result()); });
+    return;
+  }
   pending_.push_back({std::move(probe), std::move(done)});
   if (!tick_timer_) rearm();
 }
@@ -226,12 +244,7 @@ void Agent::stop() {
   // Trace probes still waiting for the rate cap are not sent: their traces end now.
   auto pending = std::move(pending_);
   pending_.clear();
-  for (auto& launch : pending) {
-    ProbeResult cancelled;
-    cancelled.status = ProbeStatus::error;
-    cancelled.error = "agent stopping";
-    launch.done(cancelled);
-  }
+  for (auto& launch : pending) launch.done(cancelled_result());
   finish_if_idle();
 }
 

@@ -53,6 +53,14 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
+  // Gets the wire ready toward dst (route, capture) before the first probe,
+  // so that it leaves on time; "" or why not (the probes will say so too).
+  std::string prepare(const IpAddress& dst) {
+    std::string error;
+    wire_.prepare(dst, &error);
+    return error;
+  }
+
   // Starts a probe; `done` is called once with its result (perhaps at once).
   void launch(std::unique_ptr<Probe> probe, Done done);
 

@@ -312,8 +312,8 @@ void Trace::launch_more() {
     return spec_.max_ttl + 1;
   }();
   const int end = end_ttl();
-  while (next_ttl_ <= end && next_ttl_ < lowest_open + spec_.parallel) send(next_ttl_++);
-  if (in_flight_ == 0 && next_ttl_ > end) finish();
+  while (!aborted_ && next_ttl_ <= end && next_ttl_ < lowest_open + spec_.parallel) send(next_ttl_++);
+  if (in_flight_ == 0 && (aborted_ || next_ttl_ > end)) finish();
 }
 
 void Trace::send(int ttl) {
@@ -331,10 +331,12 @@ void Trace::on_result(int ttl, const ProbeResult& r) {
   HopState& h = hops_[static_cast<std::size_t>(ttl - spec_.first_ttl)];
   h.in_flight = false;
   if (r.status == ProbeStatus::error) {
+    // No route, no capture, or the agent stopping: more TTLs would fail alike.
     h.finished = true;
+    aborted_ = true;
     if (result_.error.empty()) result_.error = r.error;
   } else if (r.status == ProbeStatus::timeout) {
-    if (h.attempts_made < spec_.attempts && ttl <= end_ttl()) {
+    if (!aborted_ && h.attempts_made < spec_.attempts && ttl <= end_ttl()) {
       send(ttl);
       return;
     }
@@ -371,7 +373,7 @@ void Trace::finish() {
   if (result_.stop_reason.empty()) {
     if (result_.reached) result_.stop_reason = "reached";
     else if (halted) result_.stop_reason = "unreachable";
-    else if (!result_.error.empty() && result_.hops.empty()) result_.stop_reason = "error";
+    else if (aborted_) result_.stop_reason = "error";
     else if (end < spec_.max_ttl) result_.stop_reason = "gap";
     else result_.stop_reason = "max_ttl";
   }

@@ -165,6 +165,7 @@ class Trace : public std::enable_shared_from_this<Trace> {
   std::uint16_t next_checksum_ = 1;
   std::uint32_t next_probe_id_ = 0;
   bool done_called_ = false;
+  bool aborted_ = false;  // a probe could not be sent: launch nothing more
 };
 
 }  // namespace outpost

@@ -7,6 +7,7 @@
 #   lab_up [--hosts H]      # netlab under the prefix TAG<pid>, torn down on exit
 #   in_vp CMD...            # run CMD in the lab's vantage-point namespace
 #   run_agent CFG OUT LOG DURATION [ARGS...]     # outpost run in vp, foreground
+#                                                # (stopped if still running 30 s late)
 #   start_agent CFG OUT LOG [ARGS...]            # the same in the background:
 #                                                # sets AGENT_PID, waits until it runs
 #   check NAME CMD...       # PASS/FAIL line; counts failures
@@ -120,10 +121,21 @@ in_vp() { "$NETLAB" exec vp "$@"; }
 # vp_tx_packets: packets the vp has sent on its uplink so far.
 vp_tx_packets() { in_vp cat /sys/class/net/up0/statistics/tx_packets; }
 
-run_agent() { # run_agent CFG OUT LOG DURATION [ARGS...]: exit code of outpost run
-  local cfg=$1 out=$2 log=$3 dur=$4
+# run_agent CFG OUT LOG DURATION [ARGS...]: exit code of outpost run --for
+# DURATION; an agent still running 30 s after that is stopped (TERM, then
+# KILL 5 s later) and reported, so that a hang fails the test instead of
+# blocking it.
+run_agent() {
+  local cfg=$1 out=$2 log=$3 dur=$4 limit=120 rc
   shift 4
-  in_vp "$OUTPOST" run -c "$cfg" --for "$dur" --output "$out" "$@" 2>"$log"
+  [[ $dur =~ ^([0-9]+)s$ ]] && limit=$((BASH_REMATCH[1] + 30))
+  in_vp timeout -k 5 "$limit" "$OUTPOST" run -c "$cfg" --for "$dur" --output "$out" "$@" 2>"$log"
+  rc=$?
+  if ((rc == 124 || rc == 137)); then
+    echo "  outpost run --for $dur had not exited after $limit s: stopped (exit $rc); the end of its log:"
+    tail -n 3 "$log" | sed 's/^/  | /'
+  fi
+  return "$rc"
 }
 
 # start_agent CFG OUT LOG [ARGS...]: outpost run in the background (AGENT_PID);

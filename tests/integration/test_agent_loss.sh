@@ -20,6 +20,8 @@ agent:
 defaults:
   interval: 50ms
   timeout: 40ms
+detect:
+  suspect_interval: 50ms     # failing targets keep the configured interval: the test counts probes
 groups:
   - name: nets
     targets:

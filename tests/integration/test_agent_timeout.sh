@@ -17,6 +17,8 @@ agent:
 defaults:
   interval: 400ms
   timeout: 300ms
+detect:
+  suspect_interval: 400ms     # failing targets keep the configured interval: the test counts probes
 groups:
   - name: nets
     targets:

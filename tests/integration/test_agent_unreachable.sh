@@ -18,6 +18,8 @@ agent:
 defaults:
   interval: 250ms
   timeout: 200ms
+detect:
+  suspect_interval: 250ms     # failing targets keep the configured interval: the test counts probes
 groups:
   - name: nets
     targets:
