@@ -27,6 +27,13 @@ std::unique_ptr<Probe> make_dns_probe(const IpAddress& server, Duration timeout,
   return std::make_unique<DnsProbe>(server, std::move(spec), timeout);
 }
 
+ProbeResult cancelled_result() {
+  ProbeResult r;
+  r.status = ProbeStatus::error;
+  r.error = "agent stopping";
+  return r;
+}
+
 }  // namespace
 
 std::unique_ptr<Probe> make_probe(const ProbeMethod& method, const IpAddress& address, Duration timeout,
@@ -40,20 +47,10 @@ std::unique_ptr<Probe> make_probe(const ProbeMethod& method, const IpAddress& ad
       return std::make_unique<TcpConnectProbe>(address, method.port, timeout);
     case ProbeMethod::Kind::dns:
       return make_dns_probe(address, timeout, dns, error);
-    default:
-      *error = "probe method " + method.text() + " is not available in this build";
-      return nullptr;
   }
+  *error = "unknown probe method " + method.text();
+  return nullptr;
 }
-
-namespace {
-ProbeResult cancelled_result() {
-  ProbeResult r;
-  r.status = ProbeStatus::error;
-  r.error = "agent stopping";
-  return r;
-}
-}  // namespace
 
 Agent::Agent(EventLoop& loop, Engine& engine, Outputs& outputs) : loop_(loop), engine_(engine), outputs_(outputs) {}
 

@@ -24,7 +24,7 @@
 namespace outpost {
 
 // Makes the engine's probe for one configured method, or nullptr with *error
-// when this build cannot run that method. `dns` is the target's dns block
+// (a dns probe without a usable query). `dns` is the target's dns block
 // (the dns method needs it; the others ignore it).
 std::unique_ptr<Probe> make_probe(const ProbeMethod& method, const IpAddress& address, Duration timeout,
                                   const DnsQuery* dns, std::string* error);
