@@ -52,7 +52,8 @@ std::unique_ptr<Probe> make_probe(const ProbeMethod& method, const IpAddress& ad
   return nullptr;
 }
 
-Agent::Agent(EventLoop& loop, Engine& engine, Outputs& outputs) : loop_(loop), engine_(engine), outputs_(outputs) {}
+Agent::Agent(EventLoop& loop, Engine& engine, Outputs& outputs)
+    : loop_(loop), engine_(engine), outputs_(outputs), resolver_(std::make_unique<AsyncResolver>(loop)) {}
 
 std::string Agent::apply(const Config& config) {
   std::string error;
@@ -102,6 +103,7 @@ std::string Agent::apply(const Config& config) {
       info.address = resolved.address;
       info.upstream_asn = group.upstream_asn;
       info.interval = target.interval;
+      info.host = target.host;
       // While suspect: the configured interval, else a quarter of the target's,
       // never shorter than its timeout nor longer than its interval.
       const Duration suspect = config.detect.suspect_interval.count() > 0 ? config.detect.suspect_interval
@@ -261,6 +263,7 @@ void Agent::run_task(const Task& task) {
     failed.status = ProbeStatus::error;
     failed.sent = now;
     observe(task, failed);
+    if (!targets_[task.target].address) retry_resolution(task.target);
     return;
   }
   std::string error;
@@ -376,6 +379,29 @@ void Agent::conclude(const DetectorEvent& event, const TargetInfo& target, const
   write(event_record(agent_id_, event, &verdict, loop_.clock().wall()));
   if (failure) --investigations_;
   finish_if_idle();
+}
+
+void Agent::retry_resolution(std::size_t index) {
+  TargetInfo& target = targets_[index];
+  const SteadyTime now = loop_.clock().now();
+  if (target.host.empty() || target.resolving || now < target.next_resolve) return;
+  target.resolving = true;
+  target.next_resolve = now + std::clamp<Duration>(target.interval, std::chrono::seconds(5), std::chrono::minutes(1));
+  resolver_->resolve(target.host, [this, index, generation = generation_](const Resolved& resolved) {
+    if (generation != generation_) return;  // the config changed meanwhile
+    TargetInfo& t = targets_[index];
+    t.resolving = false;
+    if (!resolved.address) return;  // still not: its probes keep saying so
+    spdlog::info("target {}: {} resolves to {} now", t.name, t.host, resolved.address.to_string());
+    t.address = resolved.address;
+    engine_.prepare(t.address);
+    for (Scheduler::TaskId id : t.tasks) {
+      Task& task = tasks_[id];
+      task.address = resolved.address;
+      task.error.clear();
+      make_probe(task.method, task.address, task.timeout, task.dns ? &*task.dns : nullptr, &task.error);
+    }
+  });
 }
 
 void Agent::emit_series(std::vector<SeriesWindow> windows) {

@@ -15,6 +15,7 @@
 #include "outpost_config.hpp"
 #include "outputs.hpp"
 #include "records.hpp"
+#include "async_resolver.hpp"
 #include "correlator.hpp"
 #include "detector.hpp"
 #include "scheduler.hpp"
@@ -71,6 +72,9 @@ class Agent {
     Duration interval{};
     Duration suspect_interval{};
     bool fast = false;  // probing at suspect_interval now
+    std::string host;   // configured by host name: resolved again while it does not resolve
+    SteadyTime next_resolve{};
+    bool resolving = false;
   };
 
   struct TraceTask {
@@ -102,6 +106,9 @@ class Agent {
   void conclude(const DetectorEvent& event, const TargetInfo& target, const TraceResult* failure,
                 std::optional<bool> last_hop_alive);
   void emit_series(std::vector<SeriesWindow> windows);
+  // A target whose name did not resolve is looked up again, off the loop:
+  // at most once per probe interval, and between every 5 s and every minute.
+  void retry_resolution(std::size_t target);
   const TargetInfo* find_target(const std::string& name) const;
 
   EventLoop& loop_;
@@ -122,6 +129,7 @@ class Agent {
   std::vector<TargetInfo> targets_;
   std::unordered_map<std::string, std::size_t> target_index_;
   std::unique_ptr<Detector> detector_;
+  std::unique_ptr<AsyncResolver> resolver_;
   std::unique_ptr<SeriesAggregator> series_;
   Duration series_window_{};
   std::uint64_t generation_ = 0;  // bumped by apply: results of older tasks feed no newer state

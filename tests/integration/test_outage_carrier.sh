@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Outage inside the upstream carrier: with the agent probing the lab's four
+# target networks (group `lab`, upstream_asn 64500) and the control hosts,
+# `netlab drop carrier` (the carrier drops everything it forwards, but still
+# sends time-exceeded) for ~12 s, then `undrop carrier`. Expected (README,
+# "How it decides"):
+#   - group_down for `lab`, verdict where "upstream", last_hop 198.19.0.6
+#     (the carrier's hop), last_hop_asn 64500, baseline_reached_asn 64510,
+#     detected within 10 s of the fault;
+#   - group_up afterwards, its duration_s within one probe interval (1 s) of
+#     the true outage (undrop time - drop time);
+#   - no vantage_down (the controls sit behind isp, not behind the carrier);
+#   - every output line is JSON; the agent exits 0 after --for.
+# Prints the detection delay (event time - fault), the start error (event
+# start - fault) and the duration error. Exit 77 (skip) when not root.
+set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lib_init oc
+lab_up --hosts 4
+netlab serve web || { echo "FAIL: netlab serve web"; exit 1; }
+
+cfg=$WORK/lab.yaml
+cat >"$cfg" <<EOF
+agent:
+  id: itest-outage-carrier
+  max_pps: 200
+defaults:
+  interval: 1s
+  timeout: 500ms
+  probes: [icmp, tcp:80]
+asn_table: $OUTPOST_SOURCE_DIR/tests/fixtures/netlab-pfx2as.txt
+groups:
+  - name: lab
+    upstream_asn: 64500
+    targets:
+      - { name: net1-h1, address: 198.18.0.1 }
+      - { name: net2-h1, address: 198.18.1.1 }
+      - { name: net3-h1, address: 198.18.2.1 }
+      - { name: net4-h1, address: 198.18.3.1 }
+  - name: control
+    control: true
+    probes: [icmp]
+    targets:
+      - { name: anchor1, address: 198.18.100.1 }
+      - { name: anchor2, address: 198.18.100.2 }
+detect:
+  down_after: 3
+  up_after: 2
+  suspect_interval: 500ms
+traceroute:
+  timeout: 300ms
+report:
+  window: 10s
+EOF
+check "outpost check accepts the config" quiet "$OUTPOST" check -c "$cfg"
+
+now() { "$PY" -c 'import time; print(f"{time.time():.6f}")'; }
+
+out=$WORK/out.jsonl
+log=$WORK/agent.log
+if ! start_agent "$cfg" "$out" "$log" --for 40s; then
+  echo "FAIL: the agent did not start"
+  show_log "$log"
+  exit 1
+fi
+sleep 6 # baselines (traces, good rounds) first
+netlab drop carrier || { echo "FAIL: netlab drop carrier"; exit 1; }
+t_fault=$(now)
+echo "  $(date -u +%T.%N | cut -c1-12) carrier drops everything it forwards"
+sleep 12
+netlab undrop carrier || { echo "FAIL: netlab undrop carrier"; exit 1; }
+t_heal=$(now)
+echo "  $(date -u +%T.%N | cut -c1-12) carrier restored"
+
+wait_pid "$AGENT_PID" 60
+rc=$?
+check "outpost run --for 40s exits 0 (got $rc)" test "$rc" -eq 0
+if ((rc != 0)); then show_log "$log"; fi
+
+py_checks "$out" "$t_fault" "$t_heal" <<'EOF'
+path, t_fault, t_heal = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+INTERVAL = 1.0
+records, bad = load_records(path)
+check("every line is a JSON object", not bad and records, f"{len(records)} records, bad lines {bad[:5]}")
+check("every record has type, agent and an RFC 3339 UTC time",
+      all(r.get("type") and r.get("agent") and TIME_RE.match(str(r.get("time", ""))) for r in records))
+events = [r for r in records if r.get("type") == "event"]
+for e in events:
+    at = parse_time(e["time"]) - t_fault
+    print(f"  event at fault{at:+7.3f} s: {e.get('kind')} {e.get('group') or ''}{e.get('target') or ''} "
+          f"start={e.get('start')} end={e.get('end')} duration_s={e.get('duration_s')} "
+          f"where={(e.get('verdict') or {}).get('where')}")
+true_s = t_heal - t_fault
+print(f"  true outage (undrop - drop): {true_s:.3f} s")
+
+gd = [e for e in events if e.get("kind") == "group_down" and e.get("group") == "lab"]
+check("a group_down for group lab", len(gd) >= 1, f"{len(gd)} found")
+if gd:
+    e = gd[0]
+    v = e.get("verdict") or {}
+    print(f"  verdict: {json.dumps(v, sort_keys=True)}")
+    check("group_down: exactly one", len(gd) == 1, len(gd))
+    check("verdict.where == upstream", v.get("where") == "upstream", v.get("where"))
+    check("verdict.last_hop == 198.19.0.6 (carrier)", v.get("last_hop") == "198.19.0.6", v.get("last_hop"))
+    check("verdict.last_hop_asn == 64500", v.get("last_hop_asn") == 64500, v.get("last_hop_asn"))
+    check("verdict.baseline_reached_asn == 64510", v.get("baseline_reached_asn") == 64510, v.get("baseline_reached_asn"))
+    delay = parse_time(e["time"]) - t_fault
+    start_err = parse_time(e["start"]) - t_fault if "start" in e else None
+    print(f"  detection delay (group_down time - fault): {delay:.3f} s")
+    print(f"  start error (group_down start - fault): {start_err:+.3f} s" if start_err is not None else "  no start")
+    check("detected within 10 s of the fault", 0 < delay <= 10, f"{delay:.3f} s")
+    # The first probe after the fault fails: start is within one interval of
+    # it (and a probe sent before the fault cannot fail by more than a timeout).
+    check("group_down start within one probe interval of the fault (-timeout <= error <= interval)",
+          start_err is not None and -0.5 <= start_err <= INTERVAL + 0.1, start_err)
+    gu = [u for u in events if u.get("kind") == "group_up" and u.get("group") == "lab"
+          and parse_time(u["time"]) >= parse_time(e["time"])]
+    check("a group_up for lab after the group_down", len(gu) >= 1, f"{len(gu)} found")
+    if gu:
+        u = gu[0]
+        dur = u.get("duration_s")
+        up_delay = parse_time(u["time"]) - t_heal
+        end_err = parse_time(u["end"]) - t_heal if "end" in u else None
+        print(f"  group_up {up_delay:.3f} s after the undrop; end error (end - undrop): "
+              + (f"{end_err:+.3f} s" if end_err is not None else "no end"))
+        if isinstance(dur, (int, float)):
+            print(f"  duration_s {dur:.3f} s vs true {true_s:.3f} s: error {dur - true_s:+.3f} s (interval {INTERVAL} s)")
+        check("group_up: duration_s within one probe interval of the true outage",
+              isinstance(dur, (int, float)) and abs(dur - true_s) <= INTERVAL, f"{dur} vs {true_s:.3f}")
+        check("group_up: duration_s == end - start",
+              isinstance(dur, (int, float)) and "end" in u and "start" in u
+              and abs(dur - (parse_time(u["end"]) - parse_time(u["start"]))) < 0.01)
+        check("group_up within 10 s of the undrop", 0 < up_delay <= 10, f"{up_delay:.3f} s")
+check("no vantage_down", not any(e.get("kind") == "vantage_down" for e in events))
+EOF
+
+if ((failures)); then show_log "$log" | tail -n 30; fi
+# OUTAGE_SAVE=DIR keeps the records and the log (e.g. to look at a failure).
+if [[ -n ${OUTAGE_SAVE:-} ]]; then mkdir -p "$OUTAGE_SAVE" && cp "$out" "$log" "$cfg" "$OUTAGE_SAVE/"; fi
+finish

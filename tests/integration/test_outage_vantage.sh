@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Outage of the vantage point itself: `netlab cut vp isp` takes the vp's own
+# uplink down for ~12 s, then `uncut vp isp`. Every target fails, the control
+# hosts (group `control`, control: true) too. Expected (README, "How it
+# decides", "The vantage point"):
+#   - vantage_down within 10 s of the cut, verdict where "vantage";
+#   - NO target_down and NO group_down at all: it is us, not them;
+#   - vantage_up afterwards, its duration_s within one probe interval (1 s)
+#     of the true outage;
+#   - every output line is JSON; the agent exits 0 after --for.
+# Exit 77 (skip) when not root.
+set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lib_init ov
+lab_up --hosts 4
+netlab serve web || { echo "FAIL: netlab serve web"; exit 1; }
+
+cfg=$WORK/lab.yaml
+cat >"$cfg" <<EOF
+agent:
+  id: itest-outage-vantage
+  max_pps: 200
+defaults:
+  interval: 1s
+  timeout: 500ms
+  probes: [icmp, tcp:80]
+asn_table: $OUTPOST_SOURCE_DIR/tests/fixtures/netlab-pfx2as.txt
+groups:
+  - name: lab
+    upstream_asn: 64500
+    targets:
+      - { name: net1-h1, address: 198.18.0.1 }
+      - { name: net2-h1, address: 198.18.1.1 }
+      - { name: net3-h1, address: 198.18.2.1 }
+      - { name: net4-h1, address: 198.18.3.1 }
+  - name: control
+    control: true
+    probes: [icmp]
+    targets:
+      - { name: anchor1, address: 198.18.100.1 }
+      - { name: anchor2, address: 198.18.100.2 }
+detect:
+  down_after: 3
+  up_after: 2
+  suspect_interval: 500ms
+traceroute:
+  timeout: 300ms
+report:
+  window: 10s
+EOF
+check "outpost check accepts the config" quiet "$OUTPOST" check -c "$cfg"
+
+now() { "$PY" -c 'import time; print(f"{time.time():.6f}")'; }
+
+out=$WORK/out.jsonl
+log=$WORK/agent.log
+if ! start_agent "$cfg" "$out" "$log" --for 30s; then
+  echo "FAIL: the agent did not start"
+  show_log "$log"
+  exit 1
+fi
+sleep 6 # baselines (traces, good rounds) first
+netlab cut vp isp || { echo "FAIL: netlab cut vp isp"; exit 1; }
+t_fault=$(now)
+echo "  $(date -u +%T.%N | cut -c1-12) the vp's uplink is down"
+sleep 12
+netlab uncut vp isp || { echo "FAIL: netlab uncut vp isp"; exit 1; }
+t_heal=$(now)
+echo "  $(date -u +%T.%N | cut -c1-12) the vp's uplink is up again"
+check "the lab answers again after uncut (ping 198.18.100.1 from vp)" quiet in_vp ping -c 1 -W 2 198.18.100.1
+
+wait_pid "$AGENT_PID" 60
+rc=$?
+check "outpost run --for 30s exits 0 (got $rc)" test "$rc" -eq 0
+if ((rc != 0)); then show_log "$log"; fi
+
+py_checks "$out" "$t_fault" "$t_heal" <<'EOF'
+path, t_fault, t_heal = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+INTERVAL = 1.0
+records, bad = load_records(path)
+check("every line is a JSON object", not bad and records, f"{len(records)} records, bad lines {bad[:5]}")
+check("every record has type, agent and an RFC 3339 UTC time",
+      all(r.get("type") and r.get("agent") and TIME_RE.match(str(r.get("time", ""))) for r in records))
+probes = [r for r in records if r.get("type") == "probe"]
+during = [r for r in probes if t_fault + 0.1 < parse_time(r["time"]) < t_heal - 0.1]
+print(f"  probes sent during the cut: {len(during)} {statuses(during)}")
+check("no probe answered during the cut", during and not any(r.get("status") in ("reply", "refused") for r in during))
+events = [r for r in records if r.get("type") == "event"]
+for e in events:
+    at = parse_time(e["time"]) - t_fault
+    print(f"  event at fault{at:+7.3f} s: {e.get('kind')} {e.get('target') or e.get('group') or ''} "
+          f"start={e.get('start')} end={e.get('end')} duration_s={e.get('duration_s')} "
+          f"where={(e.get('verdict') or {}).get('where')}")
+true_s = t_heal - t_fault
+print(f"  true outage (uncut - cut): {true_s:.3f} s")
+
+vd = [e for e in events if e.get("kind") == "vantage_down"]
+check("a vantage_down", len(vd) >= 1, f"{len(vd)} found")
+if vd:
+    e = vd[0]
+    v = e.get("verdict") or {}
+    print(f"  vantage_down: {json.dumps(e, sort_keys=True)}")
+    check("vantage_down: exactly one", len(vd) == 1, len(vd))
+    check("verdict.where == vantage", v.get("where") == "vantage", v.get("where"))
+    delay = parse_time(e["time"]) - t_fault
+    start_err = parse_time(e["start"]) - t_fault if "start" in e else None
+    print(f"  detection delay (vantage_down time - cut): {delay:.3f} s")
+    print(f"  start error (vantage_down start - cut): {start_err:+.3f} s" if start_err is not None else "  no start")
+    check("detected within 10 s of the cut", 0 < delay <= 10, f"{delay:.3f} s")
+    check("start within one probe interval of the cut (-timeout <= error <= interval)",
+          start_err is not None and -0.5 <= start_err <= INTERVAL + 0.1, start_err)
+    vu = [u for u in events if u.get("kind") == "vantage_up" and parse_time(u["time"]) >= parse_time(e["time"])]
+    check("a vantage_up after the vantage_down", len(vu) >= 1, f"{len(vu)} found")
+    if vu:
+        u = vu[0]
+        dur = u.get("duration_s")
+        up_delay = parse_time(u["time"]) - t_heal
+        print(f"  vantage_up {up_delay:.3f} s after the uncut")
+        if isinstance(dur, (int, float)):
+            print(f"  duration_s {dur:.3f} s vs true {true_s:.3f} s: error {dur - true_s:+.3f} s (interval {INTERVAL} s)")
+        check("vantage_up: duration_s within one probe interval of the true outage",
+              isinstance(dur, (int, float)) and abs(dur - true_s) <= INTERVAL, f"{dur} vs {true_s:.3f}")
+        check("vantage_up within 10 s of the uncut", 0 < up_delay <= 10, f"{up_delay:.3f} s")
+bad_kinds = [e for e in events if e.get("kind") in ("target_down", "group_down", "target_flapping")]
+check("no target_down, group_down or target_flapping at all", not bad_kinds,
+      [(e.get("kind"), e.get("target") or e.get("group")) for e in bad_kinds])
+EOF
+
+if ((failures)); then show_log "$log" | tail -n 30; fi
+# OUTAGE_SAVE=DIR keeps the records and the log (e.g. to look at a failure).
+if [[ -n ${OUTAGE_SAVE:-} ]]; then mkdir -p "$OUTAGE_SAVE" && cp "$out" "$log" "$cfg" "$OUTAGE_SAVE/"; fi
+finish
