@@ -36,6 +36,15 @@ ProbeResult cancelled_result() {
 
 }  // namespace
 
+bool needs_raw_socket(const ProbeMethod& method) {
+  return method.kind == ProbeMethod::Kind::icmp || method.kind == ProbeMethod::Kind::tcp;
+}
+
+ProbeMethod without_raw_socket(ProbeMethod method) {
+  if (method.kind == ProbeMethod::Kind::tcp) method.kind = ProbeMethod::Kind::tcp_connect;
+  return method;
+}
+
 std::unique_ptr<Probe> make_probe(const ProbeMethod& method, const IpAddress& address, Duration timeout,
                                   const DnsQuery* dns, std::string* error) {
   switch (method.kind) {
@@ -93,7 +102,7 @@ std::string Agent::apply(const Config& config) {
       const std::string& name = target.address.empty() ? target.host : target.address;
       const Resolved resolved = resolve_target(name);
       if (!resolved.error.empty()) spdlog::warn("target {}: {}", target.name, resolved.error);
-      if (resolved.address) {
+      if (resolved.address && raw_) {
         if (auto why = engine_.prepare(resolved.address); !why.empty()) spdlog::warn("target {}: {}", target.name, why);
       }
       TargetInfo info;
@@ -110,7 +119,8 @@ std::string Agent::apply(const Config& config) {
                                                                            : target.interval / 4;
       info.suspect_interval = std::min(std::max(suspect, target.timeout), target.interval);
       int method_index = 0;
-      for (const auto& method : target.probes) {
+      for (const auto& configured : target.probes) {
+        const ProbeMethod method = raw_ ? configured : without_raw_socket(configured);
         Task task;
         task.labels = {config.agent.id, target.name, group.name, method.record_name(), method.port};
         task.method = method;
@@ -121,6 +131,8 @@ std::string Agent::apply(const Config& config) {
         task.dns = target.dns;
         task.target = targets.size();
         task.method_index = method_index++;
+        if (task.error.empty() && needs_raw_socket(method) && !raw_)
+          task.error = "probe method " + method.text() + " needs CAP_NET_RAW";
         if (task.error.empty() &&
             !make_probe(method, resolved.address, target.timeout, task.dns ? &*task.dns : nullptr, &task.error))
           spdlog::warn("target {}: {}", target.name, task.error);
@@ -133,7 +145,7 @@ std::string Agent::apply(const Config& config) {
       detector->add_target(target.name, group.name, group.control, method_index);
       longest_timeout = std::max(longest_timeout, target.timeout);
       shortest_interval = std::min(shortest_interval, target.interval);
-      if (resolved.address) {
+      if (resolved.address && raw_) {
         trace_tasks.push_back({{config.agent.id, target.name, group.name, trace_method_name(trace_spec->method),
                                 trace_spec->port},
                                resolved.address});
@@ -318,7 +330,7 @@ void Agent::investigate(DetectorEvent event) {
   const std::string name =
       event.kind == EventKind::target_down ? event.target : event.targets.empty() ? "" : event.targets.front();
   const TargetInfo* target = find_target(name);
-  if (!target || !target->address) {
+  if (!target || !target->address || !raw_) {  // no traces without raw sockets
     TargetInfo none;
     none.name = name;
     conclude(event, target ? *target : none, nullptr, std::nullopt);

@@ -30,9 +30,17 @@ namespace outpost {
 std::unique_ptr<Probe> make_probe(const ProbeMethod& method, const IpAddress& address, Duration timeout,
                                   const DnsQuery* dns, std::string* error);
 
+// Whether the method needs raw sockets (icmp, tcp:PORT); tcp:PORT has an
+// unprivileged stand-in, tcp_connect:PORT.
+bool needs_raw_socket(const ProbeMethod& method);
+ProbeMethod without_raw_socket(ProbeMethod method);
+
 class Agent {
  public:
   Agent(EventLoop& loop, Engine& engine, Outputs& outputs);
+  // Without raw sockets (no CAP_NET_RAW): tcp:PORT runs as tcp_connect:PORT,
+  // icmp cannot run, and there are no traces. Set before apply.
+  void set_raw(bool raw) { raw_ = raw; }
 
   // Takes a (new) configuration: loads the ASN table, resolves host names and
   // (re)builds the tasks. On a reload the new schedule starts at once; probes
@@ -135,6 +143,7 @@ class Agent {
   std::uint64_t generation_ = 0;  // bumped by apply: results of older tasks feed no newer state
   std::size_t investigations_ = 0;
   bool finished_ = false;
+  bool raw_ = true;
   EventLoop::TimerId tick_timer_ = 0;
   SteadyTime tick_at_{};
   bool stopping_ = false;

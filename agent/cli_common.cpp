@@ -46,17 +46,20 @@ ProbingStack::ProbingStack(Clock& clock, const std::string& interface)
     : params(random_filter_params()), wire(clock, RawWireOptions{.interface = interface}, params),
       engine(clock, wire, params) {}
 
-int ProbingStack::prepare(EventLoop& loop, const char* command) {
-  if (!has_net_raw()) {
+int ProbingStack::prepare(EventLoop& loop, const char* command, bool raw_required) {
+  raw = has_net_raw();
+  if (!raw && raw_required) {
     std::cerr << "outpost " << command << ": " << kNeedNetRaw << "\n";
     return kExitPrivilege;
   }
   std::string error;
-  if (!wire.open(&error)) {
+  if (raw && !wire.open(&error)) {
     std::cerr << "outpost " << command << ": " << error << "\n";
     return kExitPrivilege;
   }
-  if (auto e = drop_all_but_net_raw(); !e.empty()) spdlog::warn("{}", e);
+  if (!raw)
+    spdlog::warn("no CAP_NET_RAW: tcp:PORT probes use connect() (tcp_connect), and there are no traces");
+  if (auto e = raw ? drop_all_but_net_raw() : drop_all_capabilities(); !e.empty()) spdlog::warn("{}", e);
   loop_ = &loop;
   wire.set_fd_watcher([this, &loop](int fd) { loop.watch(fd, [this, fd] { wire.on_readable(fd); }); });
   engine.set_fd_service({[&loop](int fd, std::uint32_t events, std::function<void(std::uint32_t)> ready) {

@@ -31,9 +31,10 @@ void init_logging(bool verbose);
 struct ProbingStack {
   ProbingStack(Clock& clock, const std::string& interface);
   // Checks CAP_NET_RAW, opens the raw sockets, drops every other capability
-  // and has the loop watch the captures. Returns kExitOk, or kExitPrivilege
-  // after printing why.
-  int prepare(EventLoop& loop, const char* command);
+  // and has the loop watch the captures. Without CAP_NET_RAW: kExitPrivilege
+  // after a message naming it when raw_required, else a run on ordinary
+  // sockets only (raw stays false) with every capability dropped.
+  int prepare(EventLoop& loop, const char* command, bool raw_required = true);
   // Launches a probe at once (no rate cap: for a person at a terminal) and
   // keeps the engine's timeouts running on the loop.
   void launch(std::unique_ptr<Probe> probe, Engine::Done done);
@@ -41,6 +42,7 @@ struct ProbingStack {
   FilterParams params;
   RawWire wire;
   Engine engine;
+  bool raw = false;  // raw sockets and capture are there
 
  private:
   void expire_due();

@@ -115,7 +115,8 @@ int ping_command(int argc, char** argv) {
   SystemClock clock;
   EventLoop loop(clock);
   ProbingStack stack(clock, "");
-  if (int rc = stack.prepare(loop, "ping"); rc != kExitOk) return rc;
+  if (int rc = stack.prepare(loop, "ping", method->kind == ProbeMethod::Kind::icmp); rc != kExitOk) return rc;
+  if (!stack.raw) method = without_raw_socket(*method);
   Engine& engine = stack.engine;
 
   char host[256] = "outpost";

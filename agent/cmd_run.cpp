@@ -83,7 +83,12 @@ int run_command(int argc, char** argv) {
   SystemClock clock;
   EventLoop loop(clock);
   ProbingStack stack(clock, load.config->agent.interface);
-  if (int rc = stack.prepare(loop, "run"); rc != kExitOk) return rc;
+  // ICMP needs raw sockets; TCP and DNS can do without (tcp:PORT then connects).
+  bool icmp = false;
+  for (const auto& g : load.config->groups)
+    for (const auto& t : g.targets)
+      for (const auto& m : t.probes) icmp = icmp || m.kind == ProbeMethod::Kind::icmp;
+  if (int rc = stack.prepare(loop, "run", icmp); rc != kExitOk) return rc;
   Engine& engine = stack.engine;
 
   Outputs outputs;
@@ -97,6 +102,7 @@ int run_command(int argc, char** argv) {
   }
 
   Agent agent(loop, engine, outputs);
+  agent.set_raw(stack.raw);
   if (auto error = agent.apply(*load.config); !error.empty()) {
     std::cerr << path << ": " << error << "\n";
     return kExitFailure;

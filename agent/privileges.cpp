@@ -18,16 +18,21 @@ bool has_net_raw() {
   return value == CAP_SET;
 }
 
-std::string drop_all_but_net_raw() {
+namespace {
+
+// Keeps CAP_NET_RAW or nothing at all.
+std::string drop_capabilities(bool keep_net_raw) {
   // The bounding set first, while CAP_SETPCAP is still ours (when it is).
   for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-    if (cap == CAP_NET_RAW) continue;
+    if (keep_net_raw && cap == CAP_NET_RAW) continue;
     if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
   }
   cap_t caps = cap_init();  // all clear
   const cap_value_t keep[] = {CAP_NET_RAW};
-  cap_set_flag(caps, CAP_PERMITTED, 1, keep, CAP_SET);
-  cap_set_flag(caps, CAP_EFFECTIVE, 1, keep, CAP_SET);
+  if (keep_net_raw) {
+    cap_set_flag(caps, CAP_PERMITTED, 1, keep, CAP_SET);
+    cap_set_flag(caps, CAP_EFFECTIVE, 1, keep, CAP_SET);
+  }
   const int rc = cap_set_proc(caps);
   const int err = errno;
   cap_free(caps);
@@ -35,5 +40,10 @@ std::string drop_all_but_net_raw() {
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   return {};
 }
+
+}  // namespace
+
+std::string drop_all_but_net_raw() { return drop_capabilities(true); }
+std::string drop_all_capabilities() { return drop_capabilities(false); }
 
 }  // namespace outpost

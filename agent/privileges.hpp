@@ -11,6 +11,8 @@ bool has_net_raw();
 // Keeps CAP_NET_RAW (effective and permitted) and drops every other
 // capability, also from the bounding set; sets no_new_privs. "" on success.
 std::string drop_all_but_net_raw();
+// Drops every capability there is (for a run without raw sockets). "" on success.
+std::string drop_all_capabilities();
 
 // The message for a process that lacks CAP_NET_RAW (exit 2).
 inline constexpr const char* kNeedNetRaw =

@@ -122,6 +122,14 @@ if vd:
         check("vantage_up: duration_s within one probe interval of the true outage",
               isinstance(dur, (int, float)) and abs(dur - true_s) <= INTERVAL, f"{dur} vs {true_s:.3f}")
         check("vantage_up within 10 s of the uncut", 0 < up_delay <= 10, f"{up_delay:.3f} s")
+# The kernel routes again as soon as uncut returns (the ping above): a probe
+# sent later that still fails to find a route is the agent's own stale state.
+stale = [r for r in probes if parse_time(r["time"]) > t_heal + 0.2 and r.get("status") == "error"]
+if stale:
+    last = max(stale, key=lambda r: parse_time(r["time"]))
+    print(f"  probes failing with an error after the uncut: {len(stale)}, the last "
+          f"{parse_time(last['time']) - t_heal:+.3f} s after it: {last.get('error')}")
+check("no probe sent after the uplink is back fails with an error", not stale, f"{len(stale)} did")
 bad_kinds = [e for e in events if e.get("kind") in ("target_down", "group_down", "target_flapping")]
 check("no target_down, group_down or target_flapping at all", not bad_kinds,
       [(e.get("kind"), e.get("target") or e.get("group")) for e in bad_kinds])

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# One target of four down: the border router answers everything toward net4
+# with ICMP host-unreachable (`netlab unreachable border 198.18.3.0/24`) for
+# ~12 s, then `reachable`. Expected (README, "How it decides"):
+#   - target_down for net4-h1 (198.18.3.1) within 10 s, verdict where
+#     "target_network" (the failure trace ends at the border, 198.19.0.10,
+#     inside AS64510, the AS the last good trace ended in);
+#   - no group_down (1 of 4 < group_fraction 0.5), no other target down, no
+#     vantage_down;
+#   - target_up for net4-h1 afterwards, duration_s within one probe interval
+#     (1 s) of the true outage;
+#   - every output line is JSON; the agent exits 0 after --for.
+# Exit 77 (skip) when not root.
+set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lib_init oot
+lab_up --hosts 4
+netlab serve web || { echo "FAIL: netlab serve web"; exit 1; }
+
+cfg=$WORK/lab.yaml
+cat >"$cfg" <<EOF
+agent:
+  id: itest-outage-one-target
+  max_pps: 200
+defaults:
+  interval: 1s
+  timeout: 500ms
+  probes: [icmp, tcp:80]
+asn_table: $OUTPOST_SOURCE_DIR/tests/fixtures/netlab-pfx2as.txt
+groups:
+  - name: lab
+    upstream_asn: 64500
+    targets:
+      - { name: net1-h1, address: 198.18.0.1 }
+      - { name: net2-h1, address: 198.18.1.1 }
+      - { name: net3-h1, address: 198.18.2.1 }
+      - { name: net4-h1, address: 198.18.3.1 }
+  - name: control
+    control: true
+    probes: [icmp]
+    targets:
+      - { name: anchor1, address: 198.18.100.1 }
+      - { name: anchor2, address: 198.18.100.2 }
+detect:
+  down_after: 3
+  up_after: 2
+  suspect_interval: 500ms
+traceroute:
+  timeout: 300ms
+report:
+  window: 10s
+EOF
+check "outpost check accepts the config" quiet "$OUTPOST" check -c "$cfg"
+
+now() { "$PY" -c 'import time; print(f"{time.time():.6f}")'; }
+
+out=$WORK/out.jsonl
+log=$WORK/agent.log
+if ! start_agent "$cfg" "$out" "$log" --for 30s; then
+  echo "FAIL: the agent did not start"
+  show_log "$log"
+  exit 1
+fi
+sleep 6 # baselines (traces, good rounds) first
+netlab unreachable border 198.18.3.0/24 || { echo "FAIL: netlab unreachable border"; exit 1; }
+t_fault=$(now)
+echo "  $(date -u +%T.%N | cut -c1-12) border answers host-unreachable for 198.18.3.0/24"
+sleep 12
+netlab reachable border 198.18.3.0/24 || { echo "FAIL: netlab reachable border"; exit 1; }
+t_heal=$(now)
+echo "  $(date -u +%T.%N | cut -c1-12) border forwards to 198.18.3.0/24 again"
+
+wait_pid "$AGENT_PID" 60
+rc=$?
+check "outpost run --for 30s exits 0 (got $rc)" test "$rc" -eq 0
+if ((rc != 0)); then show_log "$log"; fi
+
+py_checks "$out" "$t_fault" "$t_heal" <<'EOF'
+path, t_fault, t_heal = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+INTERVAL = 1.0
+TARGET = "net4-h1"
+records, bad = load_records(path)
+check("every line is a JSON object", not bad and records, f"{len(records)} records, bad lines {bad[:5]}")
+check("every record has type, agent and an RFC 3339 UTC time",
+      all(r.get("type") and r.get("agent") and TIME_RE.match(str(r.get("time", ""))) for r in records))
+probes = [r for r in by_target(records).get(TARGET, []) if t_fault + 0.1 < parse_time(r["time"]) < t_heal - 0.1]
+print(f"  {TARGET} probes during the fault: {statuses(probes)}")
+check(f"{TARGET}: every probe during the fault unreachable, from the border 198.19.0.10",
+      probes and all(r.get("status") == "unreachable" and r.get("reply_from") == "198.19.0.10" for r in probes))
+events = [r for r in records if r.get("type") == "event"]
+for e in events:
+    at = parse_time(e["time"]) - t_fault
+    print(f"  event at fault{at:+7.3f} s: {e.get('kind')} {e.get('target') or e.get('group')} "
+          f"start={e.get('start')} end={e.get('end')} duration_s={e.get('duration_s')} "
+          f"where={(e.get('verdict') or {}).get('where')}")
+true_s = t_heal - t_fault
+print(f"  true outage (reachable - unreachable): {true_s:.3f} s")
+
+td = [e for e in events if e.get("kind") == "target_down" and e.get("target") == TARGET]
+check(f"a target_down for {TARGET}", len(td) >= 1, f"{len(td)} found")
+if td:
+    e = td[0]
+    v = e.get("verdict") or {}
+    print(f"  verdict: {json.dumps(v, sort_keys=True)}")
+    check("target_down: exactly one", len(td) == 1, len(td))
+    check("target_down: group is lab", e.get("group") == "lab", e.get("group"))
+    check("verdict.where == target_network", v.get("where") == "target_network", v.get("where"))
+    check("verdict.last_hop == 198.19.0.10 (border)", v.get("last_hop") == "198.19.0.10", v.get("last_hop"))
+    check("verdict.last_hop_asn == 64510", v.get("last_hop_asn") == 64510, v.get("last_hop_asn"))
+    delay = parse_time(e["time"]) - t_fault
+    start_err = parse_time(e["start"]) - t_fault if "start" in e else None
+    print(f"  detection delay (target_down time - fault): {delay:.3f} s")
+    print(f"  start error (target_down start - fault): {start_err:+.3f} s" if start_err is not None else "  no start")
+    check("detected within 10 s of the fault", 0 < delay <= 10, f"{delay:.3f} s")
+    check("start within one probe interval of the fault (-timeout <= error <= interval)",
+          start_err is not None and -0.5 <= start_err <= INTERVAL + 0.1, start_err)
+    tu = [u for u in events if u.get("kind") == "target_up" and u.get("target") == TARGET
+          and parse_time(u["time"]) >= parse_time(e["time"])]
+    check(f"a target_up for {TARGET} after the target_down", len(tu) >= 1, f"{len(tu)} found")
+    if tu:
+        u = tu[0]
+        dur = u.get("duration_s")
+        up_delay = parse_time(u["time"]) - t_heal
+        print(f"  target_up {up_delay:.3f} s after the fault was removed")
+        if isinstance(dur, (int, float)):
+            print(f"  duration_s {dur:.3f} s vs true {true_s:.3f} s: error {dur - true_s:+.3f} s (interval {INTERVAL} s)")
+        check("target_up: duration_s within one probe interval of the true outage",
+              isinstance(dur, (int, float)) and abs(dur - true_s) <= INTERVAL, f"{dur} vs {true_s:.3f}")
+        check("target_up within 10 s of the fault's removal", 0 < up_delay <= 10, f"{up_delay:.3f} s")
+others = [e for e in events if e.get("kind") in ("target_down", "target_flapping") and e.get("target") != TARGET]
+check("no other target down", not others, [e.get("target") for e in others])
+check("no group_down (1 of 4 targets)", not any(e.get("kind") == "group_down" for e in events))
+check("no vantage_down", not any(e.get("kind") == "vantage_down" for e in events))
+EOF
+
+if ((failures)); then show_log "$log" | tail -n 30; fi
+# OUTAGE_SAVE=DIR keeps the records and the log (e.g. to look at a failure).
+if [[ -n ${OUTAGE_SAVE:-} ]]; then mkdir -p "$OUTAGE_SAVE" && cp "$out" "$log" "$cfg" "$OUTAGE_SAVE/"; fi
+finish
