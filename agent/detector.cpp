@@ -37,6 +37,8 @@ void Detector::add_target(const std::string& name, const std::string& group, boo
   t.control = control;
   t.methods = std::max(1, methods);
   t.round.assign(static_cast<std::size_t>(t.methods), std::nullopt);
+  t.failing_since.assign(static_cast<std::size_t>(t.methods), std::nullopt);
+  t.ever_ok.assign(static_cast<std::size_t>(t.methods), false);
   targets_.push_back(std::move(t));
   index_[name] = idx;
   auto g = std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) { return x.name == group; });
@@ -62,8 +64,23 @@ void Detector::on_result(const std::string& name, int method, bool ok, WallTime 
       ok && std::none_of(t.round.begin(), t.round.end(), [](const auto& r) { return r && *r; });
   if (first_ok_in_round && t.down && t.goods == 0) t.recovery_start = sent;
   t.round[m] = ok;
-  if (ok) t.last_ok = sent;
+  if (ok) {
+    t.last_ok = sent;
+    t.ever_ok[m] = true;
+    t.failing_since[m].reset();
+  } else if (!t.failing_since[m]) {
+    t.failing_since[m] = sent;  // perhaps in a round that another method still saved
+  }
   if (std::all_of(t.round.begin(), t.round.end(), [](const auto& r) { return r.has_value(); })) end_round(t, sent);
+}
+
+// The first failure of a method that used to answer; the round's first probe
+// when none ever did.
+WallTime Detector::outage_start(const Target& t) {
+  std::optional<WallTime> start;
+  for (std::size_t m = 0; m < t.failing_since.size(); ++m)
+    if (t.ever_ok[m] && t.failing_since[m] && (!start || *t.failing_since[m] < *start)) start = t.failing_since[m];
+  return start.value_or(t.round_start);
 }
 
 void Detector::end_round(Target& t, WallTime now) {
@@ -81,7 +98,7 @@ void Detector::end_round(Target& t, WallTime now) {
     if (ok) {
       t.fails = 0;
     } else {
-      if (t.fails++ == 0) t.streak_start = t.round_start;
+      if (t.fails++ == 0) t.streak_start = outage_start(t);
       if (t.fails >= settings_.down_after) {
         t.down = true;
         t.goods = 0;
@@ -204,6 +221,7 @@ void Detector::update_vantage(WallTime now) {
       t.down = false;
       t.fails = 0;
       t.goods = 0;
+      std::fill(t.failing_since.begin(), t.failing_since.end(), std::nullopt);
     }
   }
   if (!vantage_failing()) release_pending();

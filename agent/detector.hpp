@@ -78,6 +78,11 @@ class Detector {
     int fails = 0;
     int goods = 0;
     WallTime streak_start{};                // first failed probe of the failing streak
+    // Per method: its first failure since its own last success, and whether
+    // it ever succeeded (a method that always fails, e.g. filtered ICMP,
+    // says nothing about when an outage began).
+    std::vector<std::optional<WallTime>> failing_since;
+    std::vector<bool> ever_ok;
     std::optional<WallTime> last_ok;        // last good probe
     WallTime recovery_start{};              // first good probe after being down
     bool reported_down = false;             // a target_down went out (so a target_up will)
@@ -94,6 +99,7 @@ class Detector {
   };
 
   void end_round(Target& t, WallTime now);
+  static WallTime outage_start(const Target& t);
   void on_target_down(Target& t);
   void on_target_up(Target& t, WallTime now);
   void report(Target& t, EventKind kind, WallTime now);

@@ -96,8 +96,11 @@ IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
   auto it = routes_.find(dst);
   if (it == routes_.end() || it->second.second <= now) {
     if (routes_.size() > 100000) routes_.clear();
-    it = routes_.insert_or_assign(dst, std::pair{lookup_route(dst, options_.interface), now + options_.route_cache})
-             .first;
+    Route route = lookup_route(dst, options_.interface);
+    // A failed lookup is not kept: the route may be back by the next probe
+    // (a link restored), and asking again costs one failed connect().
+    const SteadyTime until = route.source ? now + options_.route_cache : now;
+    it = routes_.insert_or_assign(dst, std::pair{std::move(route), until}).first;
   }
   const Route& route = it->second.first;
   if (!route.source) {

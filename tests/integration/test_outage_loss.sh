@@ -62,6 +62,9 @@ EOF
 check "outpost check accepts the config" quiet "$OUTPOST" check -c "$cfg"
 
 now() { "$PY" -c 'import time; print(f"{time.time():.6f}")'; }
+# pause SECONDS: a sleep that an INT/TERM interrupts at once (the EXIT trap
+# then stops the agent and removes the lab), stopped by PID on the way out.
+pause() { sleep "$1" & LIB_PIDS+=("$!"); wait "$!"; }
 
 out=$WORK/out.jsonl
 log=$WORK/agent.log
@@ -70,16 +73,16 @@ if ! start_agent "$cfg" "$out" "$log" --for 68s; then
   show_log "$log"
   exit 1
 fi
-sleep 5 # baselines (traces, good rounds) first
+pause 5 # baselines (traces, good rounds) first
 netlab loss border 10 || { echo "FAIL: netlab loss border 10"; exit 1; }
 t_a=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) phase A: border drops 10 % toward the target nets"
-sleep 30
+pause 30
 netlab noloss border || { echo "FAIL: netlab noloss border"; exit 1; }
 netlab loss isp 10 || { echo "FAIL: netlab loss isp 10"; exit 1; }
 t_b=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) phase B: isp drops 10 % toward everything (controls too)"
-sleep 30
+pause 30
 netlab noloss isp || { echo "FAIL: netlab noloss isp"; exit 1; }
 t_end=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) no loss"

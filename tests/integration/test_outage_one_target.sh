@@ -54,6 +54,9 @@ EOF
 check "outpost check accepts the config" quiet "$OUTPOST" check -c "$cfg"
 
 now() { "$PY" -c 'import time; print(f"{time.time():.6f}")'; }
+# pause SECONDS: a sleep that an INT/TERM interrupts at once (the EXIT trap
+# then stops the agent and removes the lab), stopped by PID on the way out.
+pause() { sleep "$1" & LIB_PIDS+=("$!"); wait "$!"; }
 
 out=$WORK/out.jsonl
 log=$WORK/agent.log
@@ -62,11 +65,11 @@ if ! start_agent "$cfg" "$out" "$log" --for 30s; then
   show_log "$log"
   exit 1
 fi
-sleep 6 # baselines (traces, good rounds) first
+pause 6 # baselines (traces, good rounds) first
 netlab unreachable border 198.18.3.0/24 || { echo "FAIL: netlab unreachable border"; exit 1; }
 t_fault=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) border answers host-unreachable for 198.18.3.0/24"
-sleep 12
+pause 12
 netlab reachable border 198.18.3.0/24 || { echo "FAIL: netlab reachable border"; exit 1; }
 t_heal=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) border forwards to 198.18.3.0/24 again"

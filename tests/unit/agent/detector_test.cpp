@@ -181,7 +181,9 @@ TEST_CASE("detector: with several methods a round fails only when every method f
   INFO(kinds(events));
   REQUIRE(events.size() == 1);
   CHECK(events[0].kind == EventKind::target_down);
-  CHECK(secs(events[0].start) == 600);  // the first failed probe of the first all-failed round
+  // The first failure of a method that used to answer (tcp at 601): icmp and
+  // dns never answered, so their failures say nothing about when it began.
+  CHECK(secs(events[0].start) == 601);
   REQUIRE(events[0].last_ok);
   CHECK(secs(*events[0].last_ok) == 30 * 19 + 1);  // tcp's last answer
 }
@@ -724,4 +726,27 @@ TEST_CASE("detector: 10% random loss on two methods raises no outage in 2000 rou
   INFO(kinds(events));
   CHECK(events.empty());
   CHECK_FALSE(d.is_target_down("a"));
+}
+
+TEST_CASE("detector: an outage starts at the first failed probe, even in a round another method saved",
+          "[detector]") {
+  Detector d(settings(3, 2));
+  d.add_target("a", "g", false, 2);
+  for (int r = 0; r < 5; ++r) {
+    d.on_result("a", 0, true, at(10 * r));
+    d.on_result("a", 1, true, at(10 * r + 5));
+  }
+  // The fault lands between icmp (at 50, answered) and tcp (at 55, lost):
+  // that round still counts as good, but the outage began with tcp at 55.
+  d.on_result("a", 0, true, at(50));
+  d.on_result("a", 1, false, at(55));
+  for (int r = 6; r < 9; ++r) {
+    d.on_result("a", 0, false, at(10 * r));
+    d.on_result("a", 1, false, at(10 * r + 5));
+  }
+  const auto events = of_kind(d.take_events(), EventKind::target_down);  // (and its one-target group's)
+  REQUIRE(events.size() == 1);
+  CHECK(secs(events[0].start) == 55);
+  REQUIRE(events[0].last_ok);
+  CHECK(secs(*events[0].last_ok) == 50);
 }
