@@ -1,8 +1,10 @@
 #include "async_resolver.hpp"
 
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdint>
 
 namespace outpost {
@@ -10,7 +12,13 @@ namespace outpost {
 AsyncResolver::AsyncResolver(EventLoop& loop) : loop_(loop) {
   eventfd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   loop_.watch(eventfd_, [this] { deliver(); });
+  // Signals belong to the loop's signalfd: the worker starts with every signal
+  // blocked (a thread inherits the mask), or a SIGHUP could kill the process.
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &saved);
   worker_ = std::thread([this] { work(); });
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
 }
 
 AsyncResolver::~AsyncResolver() {
