@@ -65,28 +65,6 @@ std::uint64_t be64(const std::uint8_t* p) {
 
 std::uint64_t mask64(int bits) { return bits <= 0 ? 0 : bits >= 64 ? ~0ull : ~0ull << (64 - bits); }
 
-std::optional<std::string> read_all(const std::string& path, std::string* error) {
-  gzFile f = gzopen(path.c_str(), "rb");  // reads plain files as they are
-  if (!f) {
-    *error = "cannot open " + path;
-    return std::nullopt;
-  }
-  gzbuffer(f, 1 << 17);
-  std::string data;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) data.append(buf, static_cast<std::size_t>(n));
-  int errnum = 0;
-  const char* msg = gzerror(f, &errnum);
-  const std::string zmsg = msg ? msg : "";
-  gzclose(f);
-  if (n < 0 || (errnum != Z_OK && errnum != Z_STREAM_END)) {
-    *error = "reading " + path + ": " + zmsg;
-    return std::nullopt;
-  }
-  return data;
-}
-
 }  // namespace
 
 std::string AsnOrigin::text() const {
@@ -167,25 +145,66 @@ void AsnTable::finish() {
   origin_index_.clear();  // only needed while loading
 }
 
+// Feeds complete lines to add_line; `pending` keeps a line cut at a chunk's end.
+void AsnTable::add_text(std::string_view text, std::string& pending, const std::string& name, std::size_t& number,
+                        AsnLoadReport& report) {
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    if (nl == std::string_view::npos) {
+      pending.append(text);
+      return;
+    }
+    if (pending.empty()) {
+      add_line(text.substr(0, nl), name, ++number, report);
+    } else {
+      pending.append(text.substr(0, nl));
+      add_line(pending, name, ++number, report);
+      pending.clear();
+    }
+    text.remove_prefix(nl + 1);
+  }
+}
+
 AsnTable AsnTable::parse(std::string_view text, const std::string& name, AsnLoadReport* report) {
   AsnTable table;
   AsnLoadReport local;
   AsnLoadReport& r = report ? *report : local;
   std::size_t number = 0;
-  while (!text.empty()) {
-    const auto nl = text.find('\n');
-    table.add_line(text.substr(0, nl), name, ++number, r);
-    if (nl == std::string_view::npos) break;
-    text.remove_prefix(nl + 1);
-  }
+  std::string pending;
+  table.add_text(text, pending, name, number, r);
+  if (!pending.empty()) table.add_line(pending, name, ++number, r);
   table.finish();
   return table;
 }
 
 std::optional<AsnTable> AsnTable::load(const std::string& path, AsnLoadReport* report, std::string* error) {
-  auto data = read_all(path, error);
-  if (!data) return std::nullopt;
-  return parse(*data, path, report);
+  // Streamed in chunks (gzip or plain: zlib reads both), never the whole text in memory.
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) {
+    *error = "cannot open " + path;
+    return std::nullopt;
+  }
+  gzbuffer(f, 1 << 17);
+  AsnTable table;
+  AsnLoadReport local;
+  AsnLoadReport& r = report ? *report : local;
+  std::size_t number = 0;
+  std::string pending;
+  std::vector<char> chunk(1 << 16);
+  int n;
+  while ((n = gzread(f, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0)
+    table.add_text({chunk.data(), static_cast<std::size_t>(n)}, pending, path, number, r);
+  int errnum = 0;
+  const char* msg = gzerror(f, &errnum);
+  const std::string zmsg = msg ? msg : "";
+  gzclose(f);
+  if (n < 0 || (errnum != Z_OK && errnum != Z_STREAM_END)) {
+    *error = "reading " + path + ": " + zmsg;
+    return std::nullopt;
+  }
+  if (!pending.empty()) table.add_line(pending, path, ++number, r);
+  table.finish();
+  return table;
 }
 
 bool AsnTable::load_names(const std::string& path, std::string* error) {

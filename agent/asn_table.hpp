@@ -67,6 +67,8 @@ class AsnTable {
     std::uint32_t origin;
   };
   void add_line(std::string_view line, const std::string& name, std::size_t number, AsnLoadReport& report);
+  void add_text(std::string_view text, std::string& pending, const std::string& name, std::size_t& number,
+                AsnLoadReport& report);
   std::uint32_t intern(AsnOrigin origin);
   void finish();
 
