@@ -3,6 +3,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include "commands.hpp"
@@ -42,8 +43,19 @@ void init_logging(bool verbose) {
   spdlog::set_default_logger(logger);
 }
 
-ProbingStack::ProbingStack(Clock& clock, const std::string& interface)
-    : params(random_filter_params()), wire(clock, RawWireOptions{.interface = interface}, params),
+namespace {
+RawWireOptions wire_options(const std::string& interface, double max_pps) {
+  // Two frames per probe (ours leaving, the answer) of about 640 bytes each.
+  constexpr double kMin = 4 << 20, kMax = 64 << 20;
+  RawWireOptions o;
+  o.interface = interface;
+  o.capture_buffer_bytes = static_cast<int>(std::clamp(max_pps * 2 * 640 * 0.25, kMin, kMax));
+  return o;
+}
+}  // namespace
+
+ProbingStack::ProbingStack(Clock& clock, const std::string& interface, double max_pps)
+    : params(random_filter_params()), wire(clock, wire_options(interface, max_pps), params),
       engine(clock, wire, params) {}
 
 int ProbingStack::prepare(EventLoop& loop, const char* command, bool raw_required) {

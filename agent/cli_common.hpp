@@ -29,7 +29,9 @@ void init_logging(bool verbose);
 
 // The wire and the engine on it, as run and ping use them.
 struct ProbingStack {
-  ProbingStack(Clock& clock, const std::string& interface);
+  // The capture ring holds a quarter of a second of probes and answers at
+  // max_pps (at least 4 MiB, at most 64 MiB).
+  ProbingStack(Clock& clock, const std::string& interface, double max_pps = 1000);
   // Checks CAP_NET_RAW, opens the raw sockets, drops every other capability
   // and has the loop watch the captures. Without CAP_NET_RAW: kExitPrivilege
   // after a message naming it when raw_required, else a run on ordinary

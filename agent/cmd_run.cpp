@@ -82,7 +82,7 @@ int run_command(int argc, char** argv) {
 
   SystemClock clock;
   EventLoop loop(clock);
-  ProbingStack stack(clock, load.config->agent.interface);
+  ProbingStack stack(clock, load.config->agent.interface, load.config->agent.max_pps);
   // ICMP needs raw sockets; TCP and DNS can do without (tcp:PORT then connects).
   bool icmp = false;
   for (const auto& g : load.config->groups)

@@ -313,7 +313,10 @@ void Trace::launch_more() {
   }();
   const int end = end_ttl();
   while (!aborted_ && next_ttl_ <= end && next_ttl_ < lowest_open + spec_.parallel) send(next_ttl_++);
-  if (in_flight_ == 0 && (aborted_ || next_ttl_ > end)) finish();
+  // Done once every hop up to the end is: probes sent past it (before the
+  // end was known) are not waited for.
+  const bool settled = lowest_open > end && next_ttl_ > end;
+  if (aborted_ ? in_flight_ == 0 : settled) finish();
 }
 
 void Trace::send(int ttl) {
@@ -328,6 +331,7 @@ void Trace::send(int ttl) {
 
 void Trace::on_result(int ttl, const ProbeResult& r) {
   --in_flight_;
+  if (done_called_) return;  // a probe past the end, answered after the trace was over
   HopState& h = hops_[static_cast<std::size_t>(ttl - spec_.first_ttl)];
   h.in_flight = false;
   if (r.status == ProbeStatus::error) {

@@ -284,6 +284,13 @@ struct TraceLab {
       pump();
     }
     REQUIRE(result);
+    // Probes sent past the end before it was known are not waited for by the
+    // trace; they end with their own timeouts, and the trace ignores them.
+    for (int i = 0; i < 10 && engine.in_flight() > 0; ++i) {
+      clock.advance(spec.timeout);
+      engine.expire(clock.now());
+      pump();
+    }
     CHECK(done_calls == 1);
     CHECK(in_flight == 0);
     CHECK(engine.in_flight() == 0);
