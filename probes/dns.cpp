@@ -396,8 +396,19 @@ namespace {
 enum : std::uint32_t { kTagUdp = 1, kTagTcp = 2 };
 }
 
+void keep_kernel_timestamps_on() {
+  static const int holder = [] {
+    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const int stamping = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping);
+    return fd;  // never closed: it holds the kernel's timestamping on
+  }();
+  (void)holder;
+}
+
 DnsProbe::DnsProbe(IpAddress server, DnsProbeSpec spec, Duration timeout)
     : server_(server), spec_(std::move(spec)), timeout_(timeout) {
+  keep_kernel_timestamps_on();
   result_.target = server_;
   result_.dns.emplace();
   result_.dns->query = spec_.question.name.empty() ? "." : spec_.question.name;

@@ -92,6 +92,13 @@ std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAn
 // Status: any answer is reply (the rcode says the rest), unless `expect` is
 // not met (error); an ICMP error about the query (IP_RECVERR: port
 // unreachable, i.e. ECONNREFUSED, host unreachable, ...) is unreachable.
+// The kernel turns software timestamping on for the whole host when a socket
+// asks for it, asynchronously, and off again when the last such socket
+// closes: a probe socket that comes and goes could see its answer arrive
+// before stamps are on. This keeps one socket asking, for the process's
+// life (DnsProbe calls it; idempotent).
+void keep_kernel_timestamps_on();
+
 class DnsProbe final : public Probe {
  public:
   DnsProbe(IpAddress server, DnsProbeSpec spec, Duration timeout);

@@ -476,6 +476,11 @@ void run_until_finished(outpost::DnsProbe& probe, const FakeContext& ctx) {
 }  // namespace
 
 TEST_CASE("DnsProbe: an answer over UDP, with kernel timestamps", "[dns][loopback]") {
+  // The kernel turns timestamping on asynchronously: on a host where nothing
+  // had it on, the very first answer may come unstamped (the record then says
+  // so). Turned on here first, and given a moment to take effect.
+  outpost::keep_kernel_timestamps_on();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
   LoopbackServer server;
   REQUIRE(server.ok());
   FakeContext ctx;
