@@ -41,18 +41,18 @@ TEST_CASE("asn table: both layouts, longest prefix wins, edges") {
 }
 
 TEST_CASE("asn table: multi-origin and AS sets keep every ASN") {
-  auto t = AsnTable::parse("10.0.0.0/8\t64500_64501\n11.0.0.0/8\t{64502,64503}\n12.0.0.0/8\t64504,64505\n", "t", nullptr);
+  auto t = AsnTable::parse("10.0.0.0/8\t64500_64501\n198.51.100.0/24\t{64502,64503}\n203.0.113.0/24\t64504,64505\n", "t", nullptr);
   auto multi = t.lookup(*IpAddress::parse("10.1.1.1"));
   REQUIRE(multi);
   CHECK(multi->origin.asns == std::vector<std::uint32_t>{64500, 64501});
   CHECK_FALSE(multi->origin.as_set);
   CHECK(multi->origin.primary() == 64500);
-  auto set = t.lookup(*IpAddress::parse("12.1.1.1"));
+  auto set = t.lookup(*IpAddress::parse("203.0.113.1"));
   REQUIRE(set);
   CHECK(set->origin.as_set);
   CHECK(set->origin.asns == std::vector<std::uint32_t>{64504, 64505});
   // Braces are not part of either layout: that line is reported, not guessed at.
-  CHECK_FALSE(t.lookup(*IpAddress::parse("11.1.1.1")));
+  CHECK_FALSE(t.lookup(*IpAddress::parse("198.51.100.1")));
 }
 
 TEST_CASE("asn table: bad lines are reported with their line number and skipped") {

@@ -482,12 +482,12 @@ TEST_CASE("load_config_string collects all problems in file order", "[config]") 
   const std::string text =
       "groups:\n"
       "  - name: b\n"
-      "    targets: [{ name: t, address: 1.2.3.4, timeout: 1x }]\n"
+      "    targets: [{ name: t, address: 192.0.2.4, timeout: 1x }]\n"
       "agent: { id: a, max_pps: -1 }\n"
       "colour: red\n";
   CHECK(messages(load_config_string(text, "cfg.yaml")) ==
         std::vector<std::string>{
-            "cfg.yaml:3:53: groups[0].targets[0].timeout: '1x': unknown unit 'x' (expected ns, us, ms, s, m or h)",
+            "cfg.yaml:3:55: groups[0].targets[0].timeout: '1x': unknown unit 'x' (expected ns, us, ms, s, m or h)",
             "cfg.yaml:4:26: agent.max_pps: expected a number greater than 0, got '-1'",
             "cfg.yaml:5:1: unknown key 'colour'",
         });
@@ -506,7 +506,7 @@ TEST_CASE("the loader never throws, whatever it is given", "[config]") {
   const std::vector<std::string> texts = {
       "", "~", "[", "]", "{", "a: b: c", "\t- x", "- - - -", std::string(5000, '['),
       "agent: &a { id: x }\ngroups: [*a]", "? [a]\n: b", "agent: !!binary AAAA", "\xff\xfe\x00",
-      "groups: [{ name: g, targets: [{ name: t, address: 1.2.3.4, probes: [tcp:99999999999999999999] }] }]",
+      "groups: [{ name: g, targets: [{ name: t, address: 192.0.2.4, probes: [tcp:99999999999999999999] }] }]",
       "agent: { id: a, max_pps: 1e999 }", "detect: { down_after: 99999999999999999999 }",
       std::string("agent:\0 x", 9),
   };
