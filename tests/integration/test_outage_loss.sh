@@ -23,82 +23,34 @@
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/integration/outage_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/outage_lib.sh"
 lib_init ol
 lab_up --hosts 4
-netlab serve web || { echo "FAIL: netlab serve web"; exit 1; }
+fault serve web
 
-cfg=$WORK/lab.yaml
-cat >"$cfg" <<EOF
-agent:
-  id: itest-outage-loss
-  max_pps: 200
-defaults:
-  interval: 300ms
-  timeout: 120ms
-  probes: [icmp, tcp:80]
-asn_table: $OUTPOST_SOURCE_DIR/tests/fixtures/netlab-pfx2as.txt
-groups:
-  - name: lab
-    upstream_asn: 64500
-    targets:
-      - { name: net1-h1, address: 198.18.0.1 }
-      - { name: net2-h1, address: 198.18.1.1 }
-      - { name: net3-h1, address: 198.18.2.1 }
-      - { name: net4-h1, address: 198.18.3.1 }
-  - name: control
-    control: true
-    targets:
-      - { name: anchor1, address: 198.18.100.1 }
-      - { name: anchor2, address: 198.18.100.2 }
-detect:
-  down_after: 3
-  up_after: 2
-  suspect_interval: 150ms
-traceroute:
-  timeout: 300ms
-report:
-  window: 10s
-EOF
-check "outpost check accepts the config" quiet "$OUTPOST" check -c "$cfg"
+outage_config itest-outage-loss 300ms 120ms 150ms ""
 
-now() { "$PY" -c 'import time; print(f"{time.time():.6f}")'; }
-# pause SECONDS: a sleep that an INT/TERM interrupts at once (the EXIT trap
-# then stops the agent and removes the lab), stopped by PID on the way out.
-pause() { sleep "$1" & LIB_PIDS+=("$!"); wait "$!"; }
-
-out=$WORK/out.jsonl
-log=$WORK/agent.log
-if ! start_agent "$cfg" "$out" "$log" --for 68s; then
-  echo "FAIL: the agent did not start"
-  show_log "$log"
-  exit 1
-fi
-pause 5 # baselines (traces, good rounds) first
-netlab loss border 10 || { echo "FAIL: netlab loss border 10"; exit 1; }
+outage_start 68s
+fault loss border 10
 t_a=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) phase A: border drops 10 % toward the target nets"
 pause 30
-netlab noloss border || { echo "FAIL: netlab noloss border"; exit 1; }
-netlab loss isp 10 || { echo "FAIL: netlab loss isp 10"; exit 1; }
+fault noloss border
+fault loss isp 10
 t_b=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) phase B: isp drops 10 % toward everything (controls too)"
 pause 30
-netlab noloss isp || { echo "FAIL: netlab noloss isp"; exit 1; }
+fault noloss isp
 t_end=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) no loss"
 
-wait_pid "$AGENT_PID" 60
-rc=$?
-check "outpost run --for 68s exits 0 (got $rc)" test "$rc" -eq 0
-if ((rc != 0)); then show_log "$log"; fi
+outage_wait
 
-py_checks "$out" "$t_a" "$t_b" "$t_end" <<'EOF'
+py_checks "$OUT" "$t_a" "$t_b" "$t_end" <<'EOF'
 path, t_a, t_b, t_end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 P = 0.1
-records, bad = load_records(path)
-check("every line is a JSON object", not bad and records, f"{len(records)} records, bad lines {bad[:5]}")
-check("every record has type, agent and an RFC 3339 UTC time",
-      all(r.get("type") and r.get("agent") and TIME_RE.match(str(r.get("time", ""))) for r in records))
+records, events = outage_events(path, t_a)
 probes = [r for r in records if r.get("type") == "probe"]
 st = statuses(probes)
 print(f"  {len(probes)} probes: {st}")
@@ -134,14 +86,11 @@ for label, rs in (("A", a), ("B", b)):
 refused = [r for r in probes if r.get("target") in CTL and r.get("method") == "tcp"]
 check("control hosts answer tcp:80 with a RST (refused): a second method for them",
       refused and any(r.get("status") == "refused" for r in refused), statuses(refused))
-events = [r for r in records if r.get("type") == "event"]
-for e in events:
-    print(f"  event: {json.dumps(e, sort_keys=True)}")
 check("no event at all (no target, group or vantage down under 10 % loss)", not events,
       [(e.get("kind"), e.get("target") or e.get("group")) for e in events])
 EOF
 
-if ((failures)); then show_log "$log" | tail -n 30; fi
+if ((failures)); then show_log "$LOG" | tail -n 30; fi
 # OUTAGE_SAVE=DIR keeps the records and the log (e.g. to look at a failure).
-if [[ -n ${OUTAGE_SAVE:-} ]]; then mkdir -p "$OUTAGE_SAVE" && cp "$out" "$log" "$cfg" "$OUTAGE_SAVE/"; fi
+if [[ -n ${OUTAGE_SAVE:-} ]]; then mkdir -p "$OUTAGE_SAVE" && cp "$OUT" "$LOG" "$CFG" "$OUTAGE_SAVE/"; fi
 finish

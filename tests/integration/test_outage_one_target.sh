@@ -14,89 +14,34 @@
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/integration/outage_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/outage_lib.sh"
 lib_init oot
 lab_up --hosts 4
-netlab serve web || { echo "FAIL: netlab serve web"; exit 1; }
+fault serve web
 
-cfg=$WORK/lab.yaml
-cat >"$cfg" <<EOF
-agent:
-  id: itest-outage-one-target
-  max_pps: 200
-defaults:
-  interval: 1s
-  timeout: 500ms
-  probes: [icmp, tcp:80]
-asn_table: $OUTPOST_SOURCE_DIR/tests/fixtures/netlab-pfx2as.txt
-groups:
-  - name: lab
-    upstream_asn: 64500
-    targets:
-      - { name: net1-h1, address: 198.18.0.1 }
-      - { name: net2-h1, address: 198.18.1.1 }
-      - { name: net3-h1, address: 198.18.2.1 }
-      - { name: net4-h1, address: 198.18.3.1 }
-  - name: control
-    control: true
-    probes: [icmp]
-    targets:
-      - { name: anchor1, address: 198.18.100.1 }
-      - { name: anchor2, address: 198.18.100.2 }
-detect:
-  down_after: 3
-  up_after: 2
-  suspect_interval: 500ms
-traceroute:
-  timeout: 300ms
-report:
-  window: 10s
-EOF
-check "outpost check accepts the config" quiet "$OUTPOST" check -c "$cfg"
+outage_config itest-outage-one-target
 
-now() { "$PY" -c 'import time; print(f"{time.time():.6f}")'; }
-# pause SECONDS: a sleep that an INT/TERM interrupts at once (the EXIT trap
-# then stops the agent and removes the lab), stopped by PID on the way out.
-pause() { sleep "$1" & LIB_PIDS+=("$!"); wait "$!"; }
-
-out=$WORK/out.jsonl
-log=$WORK/agent.log
-if ! start_agent "$cfg" "$out" "$log" --for 30s; then
-  echo "FAIL: the agent did not start"
-  show_log "$log"
-  exit 1
-fi
-pause 6 # baselines (traces, good rounds) first
-netlab unreachable border 198.18.3.0/24 || { echo "FAIL: netlab unreachable border"; exit 1; }
+outage_start 30s
+fault unreachable border 198.18.3.0/24
 t_fault=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) border answers host-unreachable for 198.18.3.0/24"
 pause 12
-netlab reachable border 198.18.3.0/24 || { echo "FAIL: netlab reachable border"; exit 1; }
+fault reachable border 198.18.3.0/24
 t_heal=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) border forwards to 198.18.3.0/24 again"
 
-wait_pid "$AGENT_PID" 60
-rc=$?
-check "outpost run --for 30s exits 0 (got $rc)" test "$rc" -eq 0
-if ((rc != 0)); then show_log "$log"; fi
+outage_wait
 
-py_checks "$out" "$t_fault" "$t_heal" <<'EOF'
+py_checks "$OUT" "$t_fault" "$t_heal" <<'EOF'
 path, t_fault, t_heal = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 INTERVAL = 1.0
 TARGET = "net4-h1"
-records, bad = load_records(path)
-check("every line is a JSON object", not bad and records, f"{len(records)} records, bad lines {bad[:5]}")
-check("every record has type, agent and an RFC 3339 UTC time",
-      all(r.get("type") and r.get("agent") and TIME_RE.match(str(r.get("time", ""))) for r in records))
+records, events = outage_events(path, t_fault)
 probes = [r for r in by_target(records).get(TARGET, []) if t_fault + 0.1 < parse_time(r["time"]) < t_heal - 0.1]
 print(f"  {TARGET} probes during the fault: {statuses(probes)}")
 check(f"{TARGET}: every probe during the fault unreachable, from the border 198.19.0.10",
       probes and all(r.get("status") == "unreachable" and r.get("reply_from") == "198.19.0.10" for r in probes))
-events = [r for r in records if r.get("type") == "event"]
-for e in events:
-    at = parse_time(e["time"]) - t_fault
-    print(f"  event at fault{at:+7.3f} s: {e.get('kind')} {e.get('target') or e.get('group')} "
-          f"start={e.get('start')} end={e.get('end')} duration_s={e.get('duration_s')} "
-          f"where={(e.get('verdict') or {}).get('where')}")
 true_s = t_heal - t_fault
 print(f"  true outage (reachable - unreachable): {true_s:.3f} s")
 
@@ -137,7 +82,7 @@ check("no group_down (1 of 4 targets)", not any(e.get("kind") == "group_down" fo
 check("no vantage_down", not any(e.get("kind") == "vantage_down" for e in events))
 EOF
 
-if ((failures)); then show_log "$log" | tail -n 30; fi
+if ((failures)); then show_log "$LOG" | tail -n 30; fi
 # OUTAGE_SAVE=DIR keeps the records and the log (e.g. to look at a failure).
-if [[ -n ${OUTAGE_SAVE:-} ]]; then mkdir -p "$OUTAGE_SAVE" && cp "$out" "$log" "$cfg" "$OUTAGE_SAVE/"; fi
+if [[ -n ${OUTAGE_SAVE:-} ]]; then mkdir -p "$OUTAGE_SAVE" && cp "$OUT" "$LOG" "$CFG" "$OUTAGE_SAVE/"; fi
 finish

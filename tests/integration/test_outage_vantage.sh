@@ -12,89 +12,34 @@
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/integration/outage_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/outage_lib.sh"
 lib_init ov
 lab_up --hosts 4
-netlab serve web || { echo "FAIL: netlab serve web"; exit 1; }
+fault serve web
 
-cfg=$WORK/lab.yaml
-cat >"$cfg" <<EOF
-agent:
-  id: itest-outage-vantage
-  max_pps: 200
-defaults:
-  interval: 1s
-  timeout: 500ms
-  probes: [icmp, tcp:80]
-asn_table: $OUTPOST_SOURCE_DIR/tests/fixtures/netlab-pfx2as.txt
-groups:
-  - name: lab
-    upstream_asn: 64500
-    targets:
-      - { name: net1-h1, address: 198.18.0.1 }
-      - { name: net2-h1, address: 198.18.1.1 }
-      - { name: net3-h1, address: 198.18.2.1 }
-      - { name: net4-h1, address: 198.18.3.1 }
-  - name: control
-    control: true
-    probes: [icmp]
-    targets:
-      - { name: anchor1, address: 198.18.100.1 }
-      - { name: anchor2, address: 198.18.100.2 }
-detect:
-  down_after: 3
-  up_after: 2
-  suspect_interval: 500ms
-traceroute:
-  timeout: 300ms
-report:
-  window: 10s
-EOF
-check "outpost check accepts the config" quiet "$OUTPOST" check -c "$cfg"
+outage_config itest-outage-vantage
 
-now() { "$PY" -c 'import time; print(f"{time.time():.6f}")'; }
-# pause SECONDS: a sleep that an INT/TERM interrupts at once (the EXIT trap
-# then stops the agent and removes the lab), stopped by PID on the way out.
-pause() { sleep "$1" & LIB_PIDS+=("$!"); wait "$!"; }
-
-out=$WORK/out.jsonl
-log=$WORK/agent.log
-if ! start_agent "$cfg" "$out" "$log" --for 30s; then
-  echo "FAIL: the agent did not start"
-  show_log "$log"
-  exit 1
-fi
-pause 6 # baselines (traces, good rounds) first
-netlab cut vp isp || { echo "FAIL: netlab cut vp isp"; exit 1; }
+outage_start 30s
+fault cut vp isp
 t_fault=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) the vp's uplink is down"
 pause 12
-netlab uncut vp isp || { echo "FAIL: netlab uncut vp isp"; exit 1; }
+fault uncut vp isp
 t_heal=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) the vp's uplink is up again"
 check "the lab answers again after uncut (ping 198.18.100.1 from vp)" quiet in_vp ping -c 1 -W 2 198.18.100.1
 
-wait_pid "$AGENT_PID" 60
-rc=$?
-check "outpost run --for 30s exits 0 (got $rc)" test "$rc" -eq 0
-if ((rc != 0)); then show_log "$log"; fi
+outage_wait
 
-py_checks "$out" "$t_fault" "$t_heal" <<'EOF'
+py_checks "$OUT" "$t_fault" "$t_heal" <<'EOF'
 path, t_fault, t_heal = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 INTERVAL = 1.0
-records, bad = load_records(path)
-check("every line is a JSON object", not bad and records, f"{len(records)} records, bad lines {bad[:5]}")
-check("every record has type, agent and an RFC 3339 UTC time",
-      all(r.get("type") and r.get("agent") and TIME_RE.match(str(r.get("time", ""))) for r in records))
+records, events = outage_events(path, t_fault)
 probes = [r for r in records if r.get("type") == "probe"]
 during = [r for r in probes if t_fault + 0.1 < parse_time(r["time"]) < t_heal - 0.1]
 print(f"  probes sent during the cut: {len(during)} {statuses(during)}")
 check("no probe answered during the cut", during and not any(r.get("status") in ("reply", "refused") for r in during))
-events = [r for r in records if r.get("type") == "event"]
-for e in events:
-    at = parse_time(e["time"]) - t_fault
-    print(f"  event at fault{at:+7.3f} s: {e.get('kind')} {e.get('target') or e.get('group') or ''} "
-          f"start={e.get('start')} end={e.get('end')} duration_s={e.get('duration_s')} "
-          f"where={(e.get('verdict') or {}).get('where')}")
 true_s = t_heal - t_fault
 print(f"  true outage (uncut - cut): {true_s:.3f} s")
 
@@ -138,7 +83,7 @@ check("no target_down, group_down or target_flapping at all", not bad_kinds,
       [(e.get("kind"), e.get("target") or e.get("group")) for e in bad_kinds])
 EOF
 
-if ((failures)); then show_log "$log" | tail -n 30; fi
+if ((failures)); then show_log "$LOG" | tail -n 30; fi
 # OUTAGE_SAVE=DIR keeps the records and the log (e.g. to look at a failure).
-if [[ -n ${OUTAGE_SAVE:-} ]]; then mkdir -p "$OUTAGE_SAVE" && cp "$out" "$log" "$cfg" "$OUTAGE_SAVE/"; fi
+if [[ -n ${OUTAGE_SAVE:-} ]]; then mkdir -p "$OUTAGE_SAVE" && cp "$OUT" "$LOG" "$CFG" "$OUTAGE_SAVE/"; fi
 finish
