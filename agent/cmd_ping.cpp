@@ -122,7 +122,7 @@ int ping_command(int argc, char** argv) {
   char host[256] = "outpost";
   gethostname(host, sizeof host - 1);
   const ProbeLabels labels{host, target, "", method->record_name(), method->port};
-  std::uint64_t sent = 0, answered = 0, replies = 0;
+  std::uint64_t sent = 0, replies = 0;
   std::vector<double> rtts;
   bool stopping = false;
 
@@ -134,7 +134,6 @@ int ping_command(int argc, char** argv) {
     const std::uint64_t n = ++sent;
     std::string err;
     stack.launch(make_probe(*method, resolved.address, *timeout, dns_query, &err), [&, n](const ProbeResult& r) {
-      ++answered;
       if (r.status == ProbeStatus::reply) {
         ++replies;
         rtts.push_back(to_ms(*r.rtt));
