@@ -4,6 +4,7 @@
 // compressed ones, and DnsProbe driven by a fake context against a server on
 // loopback (no root; nothing leaves the host).
 
+#include "test_bytes.hpp"
 #include "dns.hpp"
 
 #include <netinet/in.h>
@@ -28,29 +29,11 @@ using outpost::ProbeStatus;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using namespace test_bytes;
 
 constexpr std::uint16_t kId = 0x4242;
 const DnsQuestion kWwwA{"www.lab.test", 1};
 
-// A hex text file: pairs of hex digits, whitespace between them, '#' comments.
-Bytes read_hex_fixture(const std::string& name) {
-  const std::string path = std::string(OUTPOST_FIXTURES) + "/" + name;
-  std::ifstream in(path);
-  INFO(path);
-  REQUIRE(in);
-  Bytes out;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream words(line.substr(0, line.find('#')));
-    std::string word;
-    while (words >> word) {
-      REQUIRE(word.size() == 2);
-      out.push_back(static_cast<std::uint8_t>(std::stoul(word, nullptr, 16)));
-    }
-  }
-  return out;
-}
 
 outpost::DnsParseResult parse(const Bytes& m, const DnsQuestion& q = kWwwA, std::uint16_t id = kId) {
   return outpost::parse_dns_response(m, id, q);
@@ -66,7 +49,6 @@ std::vector<std::string> answer_texts(const outpost::DnsResponse& r) {
   return out;
 }
 
-std::uint16_t be16(const Bytes& b, std::size_t at) { return static_cast<std::uint16_t>(b.at(at) << 8 | b.at(at + 1)); }
 
 // A response to www.lab.test A (id kId, NOERROR) with one record of this type and data.
 Bytes one_record_answer(std::uint16_t type, const Bytes& rdata) {

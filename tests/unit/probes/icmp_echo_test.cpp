@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "test_bytes.hpp"
 #include "icmp_echo.hpp"
 
 using namespace std::chrono_literals;
@@ -18,15 +19,9 @@ using outpost::IpAddress;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using namespace test_bytes;
 
-IpAddress ip(const char* text) {
-  auto a = IpAddress::parse(text);
-  REQUIRE(a);
-  return *a;
-}
 
-std::uint16_t be16(const Bytes& b, std::size_t at) { return static_cast<std::uint16_t>(b.at(at) << 8 | b.at(at + 1)); }
 
 std::uint64_t be64(const Bytes& b, std::size_t at) {
   std::uint64_t v = 0;
@@ -34,45 +29,8 @@ std::uint64_t be64(const Bytes& b, std::size_t at) {
   return v;
 }
 
-// RFC 1071 Internet checksum over the concatenation of the given pieces.
-std::uint16_t internet_checksum(const Bytes& data) {
-  std::uint32_t sum = 0;
-  for (std::size_t i = 0; i < data.size(); i += 2) {
-    const std::uint16_t word = static_cast<std::uint16_t>(data[i] << 8 | (i + 1 < data.size() ? data[i + 1] : 0));
-    sum += word;
-  }
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(~sum & 0xffff);
-}
 
-// The checksum the field at `field` should hold: computed with the field zeroed.
-std::uint16_t expected_checksum(Bytes message, std::size_t field, const Bytes& pseudo_header = {}) {
-  message.at(field) = 0;
-  message.at(field + 1) = 0;
-  Bytes all = pseudo_header;
-  all.insert(all.end(), message.begin(), message.end());
-  return internet_checksum(all);
-}
 
-// A hex text file: pairs of hex digits, whitespace between them, '#' comments.
-Bytes read_hex_fixture(const std::string& name) {
-  const std::string path = std::string(OUTPOST_FIXTURES) + "/" + name;
-  std::ifstream in(path);
-  INFO(path);
-  REQUIRE(in);
-  Bytes out;
-  std::string line;
-  while (std::getline(in, line)) {
-    line = line.substr(0, line.find('#'));
-    std::istringstream words(line);
-    std::string word;
-    while (words >> word) {
-      REQUIRE(word.size() == 2);
-      out.push_back(static_cast<std::uint8_t>(std::stoul(word, nullptr, 16)));
-    }
-  }
-  return out;
-}
 
 EchoRequest fixture_request() {
   EchoRequest r;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "test_bytes.hpp"
 #include "icmp_echo.hpp"
 #include "packet_decode.hpp"
 
@@ -22,15 +23,10 @@ using outpost::IpAddress;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using namespace test_bytes;
 
 constexpr std::uint8_t kIcmp = 1, kTcp = 6, kUdp = 17, kIcmp6 = 58;
 
-IpAddress ip(const char* text) {
-  auto a = IpAddress::parse(text);
-  REQUIRE(a);
-  return *a;
-}
 
 const IpAddress kUs = *IpAddress::parse("198.19.0.1");
 const IpAddress kTarget = *IpAddress::parse("198.18.0.1");

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "test_bytes.hpp"
 #include "clock.hpp"
 #include "engine.hpp"
 #include "icmp_echo.hpp"
@@ -39,13 +40,8 @@ using outpost::WallTime;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using namespace test_bytes;
 
-IpAddress ip(const char* text) {
-  auto a = IpAddress::parse(text);
-  REQUIRE(a);
-  return *a;
-}
 
 // For constants (set up before Catch runs: no REQUIRE here).
 IpAddress addr(const char* text) { return IpAddress::parse(text).value(); }
@@ -60,19 +56,7 @@ const std::vector<IpAddress> kRouters6 = {addr("2001:db8:1::1"), addr("2001:db8:
 
 // ---- bytes ----
 
-std::uint16_t be16(const Bytes& b, std::size_t at) { return static_cast<std::uint16_t>(b.at(at) << 8 | b.at(at + 1)); }
-std::uint32_t be32(const Bytes& b, std::size_t at) {
-  return static_cast<std::uint32_t>(be16(b, at)) << 16 | be16(b, at + 2);
-}
 
-// RFC 1071 Internet checksum.
-std::uint16_t internet_checksum(const Bytes& data) {
-  std::uint32_t sum = 0;
-  for (std::size_t i = 0; i < data.size(); i += 2)
-    sum += static_cast<std::uint16_t>(data[i] << 8 | (i + 1 < data.size() ? data[i + 1] : 0));
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(~sum & 0xffff);
-}
 
 bool is_v6(const Bytes& d) { return (d.at(0) >> 4) == 6; }
 std::size_t l4_offset(const Bytes& d) { return is_v6(d) ? 40 : static_cast<std::size_t>(d.at(0) & 0x0f) * 4; }
