@@ -399,8 +399,37 @@ enum : std::uint32_t { kTagUdp = 1, kTagTcp = 2 };
 void keep_kernel_timestamps_on() {
   static const int holder = [] {
     const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fd;
     const int stamping = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
-    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping);
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping);
+    // The kernel switches stamps on a moment later: wait (at most 0.1 s, once
+    // per process) until a datagram to ourselves on loopback comes stamped.
+    const timeval wait{0, 2000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    sockaddr_in self{};
+    self.sin_family = AF_INET;
+    self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof self;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&self), len) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len) != 0)
+      return fd;  // no loopback here: stamps come when they come
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      char byte = 0;
+      sendto(fd, &byte, 1, 0, reinterpret_cast<sockaddr*>(&self), len);
+      char control[256];
+      iovec iov{&byte, 1};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      if (recvmsg(fd, &msg, 0) != 1) continue;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        const auto* ts = reinterpret_cast<const timespec*>(CMSG_DATA(c));
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING && (ts[0].tv_sec || ts[0].tv_nsec))
+          return fd;
+      }
+    }
     return fd;  // never closed: it holds the kernel's timestamping on
   }();
   (void)holder;

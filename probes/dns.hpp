@@ -96,7 +96,8 @@ std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAn
 // asks for it, asynchronously, and off again when the last such socket
 // closes: a probe socket that comes and goes could see its answer arrive
 // before stamps are on. This keeps one socket asking, for the process's
-// life (DnsProbe calls it; idempotent).
+// life, and the first call waits (at most 0.1 s) until stamps are on
+// (DnsProbe calls it; idempotent).
 void keep_kernel_timestamps_on();
 
 class DnsProbe final : public Probe {

@@ -363,45 +363,10 @@ bool wait_readable(int fd) {
 // A DNS server on 127.0.0.1, UDP and TCP on one port, played by the test step
 // by step (from a thread of its own where the probe must run meanwhile).
 // Each step waits at most 2 s and says whether it worked.
-// The kernel turns timestamping on host-wide asynchronously: in a fresh
-// process on a host where nothing had it on, the first answer may come
-// unstamped (a probe then says so in rtt_clock). Tests that check kernel
-// stamps first wait, briefly, until a datagram to ourselves comes stamped.
-void wait_for_kernel_timestamps() {
-  outpost::keep_kernel_timestamps_on();
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  const int on = 1;
-  setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
-  sockaddr_storage sa{};
-  socklen_t len = kLoopback.to_sockaddr(sa, 0);
-  bind(fd, reinterpret_cast<sockaddr*>(&sa), len);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  for (int attempt = 0; attempt < 500; ++attempt) {
-    char byte = 0;
-    sendto(fd, &byte, 1, 0, reinterpret_cast<sockaddr*>(&sa), len);
-    char control[256];
-    iovec iov{&byte, 1};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    if (recvmsg(fd, &msg, 0) == 1) {
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-          close(fd);
-          return;
-        }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  close(fd);
-}
-
 class LoopbackServer {
  public:
   explicit LoopbackServer(IpAddress addr = kLoopback) {
-    wait_for_kernel_timestamps();
+    outpost::keep_kernel_timestamps_on();  // waits until the kernel stamps datagrams
     // The kernel picks the UDP port; TCP may have that one taken: then again.
     const int family = addr.is_v6() ? AF_INET6 : AF_INET;
     for (int attempt = 0; attempt < 20 && !ok_; ++attempt) {
