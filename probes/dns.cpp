@@ -402,8 +402,11 @@ void keep_kernel_timestamps_on() {
     if (fd < 0) return fd;
     const int stamping = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
     setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping);
-    // The kernel switches stamps on a moment later: wait (at most 0.1 s, once
-    // per process) until a datagram to ourselves on loopback comes stamped.
+    // The kernel switches stamps on a moment later (a deferred work item):
+    // wait, at most 0.2 s once per process, until a datagram to ourselves on
+    // loopback comes stamped. The wait is by the clock, with a pause between
+    // tries: an unstamped datagram comes back at once, so a count of tries
+    // alone can run out well before the kernel has caught up.
     const timeval wait{0, 2000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
     sockaddr_in self{};
@@ -413,7 +416,12 @@ void keep_kernel_timestamps_on() {
     if (bind(fd, reinterpret_cast<sockaddr*>(&self), len) != 0 ||
         getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len) != 0)
       return fd;  // no loopback here: stamps come when they come
-    for (int attempt = 0; attempt < 50; ++attempt) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    for (bool first = true; first || std::chrono::steady_clock::now() < deadline; first = false) {
+      if (!first) {
+        const timespec pause{0, 200'000};
+        nanosleep(&pause, nullptr);
+      }
       char byte = 0;
       sendto(fd, &byte, 1, 0, reinterpret_cast<sockaddr*>(&self), len);
       char control[256];
