@@ -173,6 +173,16 @@ std::string Agent::apply(const Config& config) {
   for (auto& task : tasks)
     task.series_key = series_->key_id({task.labels.target, task.labels.group, task.labels.method, task.labels.port});
 
+  // What the detector knew goes on for the targets that stay: an outage open
+  // across a reload still ends with its *_up, and is not reported twice.
+  if (detector_) {
+    for (const auto& name : detector->carry_over(*detector_, now_wall))
+      spdlog::warn("reload: target {} was down; it is gone from the config (or changed role), its outage stays open",
+                   name);
+    if (detector_->vantage_down() && !detector->vantage_down())
+      spdlog::warn("reload: the vantage point was down; with no control targets now, its outage stays open");
+  }
+
   ++generation_;
   agent_id_ = config.agent.id;
   tasks_ = std::move(tasks);
@@ -191,6 +201,8 @@ std::string Agent::apply(const Config& config) {
   if (started_) {
     scheduler_->start(loop_.clock().now());
     trace_scheduler_->start(loop_.clock().now(), trace_spread_);
+    for (auto& target : targets_) adjust_speed(target);  // suspect targets carried over stay fast
+    for (auto& event : detector_->take_events()) handle_event(std::move(event));
     rearm();
   }
   return {};

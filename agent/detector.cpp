@@ -49,6 +49,57 @@ void Detector::add_target(const std::string& name, const std::string& group, boo
   g->members.push_back(idx);
 }
 
+std::vector<std::string> Detector::carry_over(const Detector& old, WallTime now) {
+  std::vector<std::string> forgotten;
+  std::vector<bool> carried(targets_.size(), false);
+  for (const Target& before : old.targets_) {
+    auto it = index_.find(before.name);
+    if (it == index_.end() || targets_[it->second].control != before.control) {
+      if (before.down && before.reported_down) forgotten.push_back(before.name);
+      continue;
+    }
+    carried[it->second] = true;
+    Target& t = targets_[it->second];
+    const std::string group = t.group;
+    const auto methods = t.methods;
+    t = before;
+    t.group = group;
+    if (methods != before.methods) {
+      // Other probe methods: their rounds and per-method history start afresh.
+      t.methods = methods;
+      t.round.assign(static_cast<std::size_t>(methods), std::nullopt);
+      t.failing_since.assign(static_cast<std::size_t>(methods), std::nullopt);
+      t.ever_ok.assign(static_cast<std::size_t>(methods), false);
+    } else {
+      std::fill(t.round.begin(), t.round.end(), std::nullopt);  // the old round's probes were of old tasks
+    }
+  }
+  for (Group& g : groups_) {
+    auto before = std::find_if(old.groups_.begin(), old.groups_.end(),
+                               [&](const Group& x) { return x.name == g.name && x.control == g.control; });
+    if (before == old.groups_.end()) continue;
+    g.down = before->down;
+    g.start = before->start;
+  }
+  const bool controls = std::any_of(targets_.begin(), targets_.end(), [](const Target& t) { return t.control; });
+  if (old.vantage_down_ && controls) {
+    vantage_down_ = true;
+    vantage_start_ = old.vantage_start_;
+    // A control target new to this config vouches for the vantage point only
+    // once it has answered: until then it counts as down.
+    for (std::size_t i = 0; i < targets_.size(); ++i) {
+      Target& t = targets_[i];
+      if (!t.control || carried[i]) continue;
+      t.down = true;
+      t.fails = settings_.down_after;
+      t.streak_start = now;
+    }
+  }
+  if (controls) update_vantage(now);
+  update_groups(now);
+  return forgotten;
+}
+
 void Detector::on_result(const std::string& name, int method, bool ok, WallTime sent) {
   auto it = index_.find(name);
   if (it == index_.end()) return;

@@ -52,6 +52,18 @@ class Detector {
   // Registration, before any result. methods: how many probe methods the target has.
   void add_target(const std::string& name, const std::string& group, bool control, int methods);
 
+  // After registration, on a reload: takes over what `old` knew of each target
+  // that both know by name (and as a control target or not): its state, its
+  // streaks and its open outage, so that a reload neither forgets an outage
+  // (its *_up still comes) nor reports it again. Groups and the vantage point
+  // keep their state and are judged again from their (perhaps new) members:
+  // the events that follow from that are in take_events. While the vantage
+  // point is down, a control target new to the config counts as down until it
+  // answers. What only `old` knew is forgotten, open outage and all: the names
+  // of the targets it knew as down are returned (and old.vantage_down() says
+  // whether the vantage point was, if there are no control targets now).
+  std::vector<std::string> carry_over(const Detector& old, WallTime now);
+
   // One probe's outcome: ok means the target answered (reply or refused).
   // Results of one target come in send order.
   void on_result(const std::string& target, int method, bool ok, WallTime sent);

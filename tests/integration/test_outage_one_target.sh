@@ -10,6 +10,10 @@
 #   - target_up for net4-h1 afterwards, duration_s within one probe interval
 #     (1 s) of the true outage;
 #   - every output line is JSON; the agent exits 0 after --for.
+# 8 s into the fault, while net4-h1 is down, the config gains a fifth target
+# and the agent is sent SIGHUP: the reload keeps net4-h1's open outage (no
+# second target_down, and the target_up's duration still covers the whole
+# outage) and the new target is probed from then on.
 # Exit 77 (skip) when not root.
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -26,15 +30,23 @@ outage_start 30s
 fault unreachable border 198.18.3.0/24
 t_fault=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) border answers host-unreachable for 198.18.3.0/24"
-pause 12
+pause 8
+sed -i 's/^      - { name: net4-h1, address: 198.18.3.1 }$/&\n      - { name: net1-h2, address: 198.18.0.2 }/' "$CFG"
+check "the config now has net1-h2" grep -q net1-h2 "$CFG"
+kill -HUP "$AGENT_PID"
+t_reload=$(now)
+echo "  $(date -u +%T.%N | cut -c1-12) SIGHUP: the agent reloads with net1-h2 added"
+pause 4
 fault reachable border 198.18.3.0/24
 t_heal=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) border forwards to 198.18.3.0/24 again"
 
 outage_wait
 
-py_checks "$OUT" "$t_fault" "$t_heal" <<'EOF'
-path, t_fault, t_heal = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+check "the agent logged the reload" grep -q "reloaded $CFG" "$LOG"
+
+py_checks "$OUT" "$t_fault" "$t_heal" "$t_reload" <<'EOF'
+path, t_fault, t_heal, t_reload = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 INTERVAL = 1.0
 TARGET = "net4-h1"
 records, events = outage_events(path, t_fault)
@@ -76,6 +88,12 @@ if td:
         check("target_up: duration_s within one probe interval of the true outage",
               isinstance(dur, (int, float)) and abs(dur - true_s) <= INTERVAL, f"{dur} vs {true_s:.3f}")
         check("target_up within 10 s of the fault's removal", 0 < up_delay <= 10, f"{up_delay:.3f} s")
+    check("target_down came before the reload (the outage was open across it)",
+          parse_time(e["time"]) < t_reload, f"{parse_time(e['time']) - t_reload:+.3f} s")
+added = [r for r in by_target(records).get("net1-h2", []) if r.get("type") == "probe"]
+check("net1-h2, added by the reload, probed and answering after it",
+      added and all(parse_time(r["time"]) > t_reload for r in added)
+      and any(r.get("status") == "reply" for r in added), statuses(added))
 others = [e for e in events if e.get("kind") in ("target_down", "target_flapping") and e.get("target") != TARGET]
 check("no other target down", not others, [e.get("target") for e in others])
 check("no group_down (1 of 4 targets)", not any(e.get("kind") == "group_down" for e in events))

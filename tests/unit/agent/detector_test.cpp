@@ -750,3 +750,139 @@ TEST_CASE("detector: an outage starts at the first failed probe, even in a round
   REQUIRE(events[0].last_ok);
   CHECK(secs(*events[0].last_ok) == 50);
 }
+
+TEST_CASE("detector: a reload carries a target's open outage over, and its target_up still comes", "[detector][reload]") {
+  Detector before(settings(2, 2));
+  before.add_target("a", "kp", false, 1);
+  before.add_target("b", "kp", false, 1);
+  before.add_target("gone", "kp", false, 1);
+  for (int r = 0; r < 3; ++r) {
+    before.on_result("a", 0, r == 0, at(30 * r));       // a fails from 30
+    before.on_result("b", 0, true, at(30 * r + 1));
+    before.on_result("gone", 0, r == 0, at(30 * r + 2));  // gone fails from 32
+  }
+  auto events = before.take_events();
+  INFO(kinds(events));
+  REQUIRE(of_kind(events, EventKind::target_down).size() == 2);
+  REQUIRE(of_kind(events, EventKind::group_down).size() == 1);  // 2 of 3
+
+  // The new config: a and b stay (a now with two methods), gone is dropped, c is new.
+  Detector after(settings(2, 2));
+  after.add_target("a", "kp", false, 2);
+  after.add_target("b", "kp", false, 1);
+  after.add_target("c", "kp", false, 1);
+  const auto forgotten = after.carry_over(before, at(100));
+  CHECK(forgotten == std::vector<std::string>{"gone"});
+  CHECK(after.is_target_down("a"));
+  CHECK_FALSE(after.is_target_down("c"));
+  // 1 of 3 down is under the group's fraction: the reload itself ends the
+  // group's outage, at the reload.
+  events = after.take_events();
+  INFO(kinds(events));
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == EventKind::group_up);
+  CHECK(secs(events[0].start) == 32);  // the second of its targets' first failed probe
+  REQUIRE(events[0].end);
+  CHECK(secs(*events[0].end) == 100);
+
+  // a is still down: more failures raise nothing new; its recovery is one target_up
+  // with the outage's original start.
+  after.on_result("a", 0, false, at(120));
+  after.on_result("a", 1, false, at(121));
+  CHECK(after.take_events().empty());
+  after.on_result("a", 0, true, at(150));
+  after.on_result("a", 1, false, at(151));
+  after.on_result("a", 0, true, at(180));
+  after.on_result("a", 1, true, at(181));
+  events = after.take_events();
+  INFO(kinds(events));
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == EventKind::target_up);
+  CHECK(events[0].target == "a");
+  CHECK(secs(events[0].start) == 30);
+  REQUIRE(events[0].end);
+  CHECK(secs(*events[0].end) == 150);
+}
+
+TEST_CASE("detector: a reload keeps a down group down and a failing streak counting", "[detector][reload]") {
+  Detector before(settings(3, 2));
+  before.add_target("a", "kp", false, 1);
+  before.add_target("b", "kp", false, 1);
+  for (int r = 0; r < 3; ++r) {
+    before.on_result("a", 0, false, at(30 * r));
+    before.on_result("b", 0, r == 0, at(30 * r + 1));  // b: two failed rounds of three needed
+  }
+  auto events = before.take_events();
+  INFO(kinds(events));
+  REQUIRE(events.size() == 2);  // a down; 1 of 2 is the group's fraction
+  CHECK(events[1].kind == EventKind::group_down);
+
+  Detector after(settings(3, 2));
+  after.add_target("a", "kp", false, 1);
+  after.add_target("b", "kp", false, 1);
+  CHECK(after.carry_over(before, at(70)).empty());
+  CHECK(after.take_events().empty());  // nothing changed: no event
+  CHECK(after.suspect("b"));
+  after.on_result("b", 0, false, at(91));  // b's third failed round: down, from 31
+  events = after.take_events();
+  INFO(kinds(events));
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == EventKind::target_down);
+  CHECK(secs(events[0].start) == 31);
+  // Both come back: one group_up for the outage that began before the reload.
+  for (int r = 4; r < 6; ++r) {
+    after.on_result("a", 0, true, at(30 * r));
+    after.on_result("b", 0, true, at(30 * r + 1));
+  }
+  events = after.take_events();
+  INFO(kinds(events));
+  const auto ups = of_kind(events, EventKind::group_up);
+  REQUIRE(ups.size() == 1);
+  CHECK(secs(ups[0].start) == 0);
+  REQUIRE(ups[0].end);
+  CHECK(secs(*ups[0].end) == 121);  // b's first good probe: the group is up when both are
+  CHECK(of_kind(events, EventKind::target_up).size() == 2);
+}
+
+TEST_CASE("detector: a reload while the vantage point is down keeps it down until a control answers",
+          "[detector][reload]") {
+  Detector before(settings(2, 2));
+  before.add_target("c1", "control", true, 1);
+  before.add_target("a", "g", false, 1);
+  for (int r = 0; r < 2; ++r) {
+    before.on_result("c1", 0, false, at(10 + 30 * r));
+    before.on_result("a", 0, false, at(11 + 30 * r));
+  }
+  REQUIRE(of_kind(before.take_events(), EventKind::vantage_down).size() == 1);
+
+  // A second control target is added: it vouches for nothing before it answers.
+  Detector after(settings(2, 2));
+  after.add_target("c1", "control", true, 1);
+  after.add_target("c2", "control", true, 1);
+  after.add_target("a", "g", false, 1);
+  after.carry_over(before, at(60));
+  CHECK(after.take_events().empty());
+  CHECK(after.vantage_down());
+  after.on_result("c2", 0, true, at(70));
+  after.on_result("c1", 0, false, at(71));
+  CHECK(after.take_events().empty());
+  after.on_result("c2", 0, true, at(100));
+  auto events = after.take_events();
+  INFO(kinds(events));
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == EventKind::vantage_up);
+  CHECK(secs(events[0].start) == 10);
+  REQUIRE(events[0].end);
+  CHECK(secs(*events[0].end) == 70);
+}
+
+TEST_CASE("detector: a target that changes from target to control starts afresh", "[detector][reload]") {
+  Detector before(settings(1, 1));
+  before.add_target("x", "g", false, 1);
+  before.on_result("x", 0, false, at(0));
+  REQUIRE(before.is_target_down("x"));
+  Detector after(settings(1, 1));
+  after.add_target("x", "control", true, 1);
+  CHECK(after.carry_over(before, at(10)) == std::vector<std::string>{"x"});
+  CHECK_FALSE(after.is_target_down("x"));
+}
