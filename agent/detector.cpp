@@ -39,14 +39,28 @@ void Detector::add_target(const std::string& name, const std::string& group, boo
   t.round.assign(static_cast<std::size_t>(t.methods), std::nullopt);
   t.failing_since.assign(static_cast<std::size_t>(t.methods), std::nullopt);
   t.ever_ok.assign(static_cast<std::size_t>(t.methods), false);
-  targets_.push_back(std::move(t));
-  index_[name] = idx;
   auto g = std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) { return x.name == group; });
   if (g == groups_.end()) {
     groups_.push_back({group, {}, control, false, {}});
     g = groups_.end() - 1;
   }
   g->members.push_back(idx);
+  t.group_index = static_cast<std::size_t>(g - groups_.begin());
+  targets_.push_back(std::move(t));
+  index_[name] = idx;
+  if (control) controls_.push_back(idx);
+}
+
+void Detector::sync_group_count(Target& t) {
+  const bool counted = t.reported_down && t.down;
+  if (counted == t.counted) return;
+  t.counted = counted;
+  Group& g = groups_[t.group_index];
+  g.down_count = counted ? g.down_count + 1 : g.down_count - 1;
+  if (!g.dirty) {
+    g.dirty = true;
+    dirty_groups_.push_back(t.group_index);
+  }
 }
 
 std::vector<std::string> Detector::carry_over(const Detector& old, WallTime now) {
@@ -62,8 +76,11 @@ std::vector<std::string> Detector::carry_over(const Detector& old, WallTime now)
     Target& t = targets_[it->second];
     const std::string group = t.group;
     const auto methods = t.methods;
+    const auto group_index = t.group_index;
     t = before;
     t.group = group;
+    t.group_index = group_index;
+    t.counted = false;  // counted again below, in its new group
     if (methods != before.methods) {
       // Other probe methods: their rounds and per-method history start afresh.
       t.methods = methods;
@@ -74,14 +91,23 @@ std::vector<std::string> Detector::carry_over(const Detector& old, WallTime now)
       std::fill(t.round.begin(), t.round.end(), std::nullopt);  // the old round's probes were of old tasks
     }
   }
-  for (Group& g : groups_) {
+  for (std::size_t i = 0; i < targets_.size(); ++i) {
+    sync_group_count(targets_[i]);
+    if (targets_[i].flapping) flapping_.push_back(i);
+  }
+  for (std::size_t i = 0; i < groups_.size(); ++i) {
+    Group& g = groups_[i];
+    if (!g.dirty) {
+      g.dirty = true;  // judged again below, whatever changed
+      dirty_groups_.push_back(i);
+    }
     auto before = std::find_if(old.groups_.begin(), old.groups_.end(),
                                [&](const Group& x) { return x.name == g.name && x.control == g.control; });
     if (before == old.groups_.end()) continue;
     g.down = before->down;
     g.start = before->start;
   }
-  const bool controls = std::any_of(targets_.begin(), targets_.end(), [](const Target& t) { return t.control; });
+  const bool controls = !controls_.empty();
   if (old.vantage_down_ && controls) {
     vantage_down_ = true;
     vantage_start_ = old.vantage_start_;
@@ -166,14 +192,17 @@ void Detector::end_round(Target& t, WallTime now) {
       on_target_up(t, now);
     }
   }
+  sync_group_count(t);
   if (t.control) update_vantage(now);
   update_groups(t.recovery_start);
 }
 
 bool Detector::vantage_failing() const {
   if (vantage_down_) return true;
-  return std::any_of(targets_.begin(), targets_.end(),
-                     [](const Target& t) { return t.control && !t.down && t.fails > 0; });
+  return std::any_of(controls_.begin(), controls_.end(), [this](std::size_t i) {
+    const Target& t = targets_[i];
+    return !t.down && t.fails > 0;
+  });
 }
 
 void Detector::on_target_down(Target& t) {
@@ -195,6 +224,7 @@ void Detector::on_target_up(Target& t, WallTime now) {
 
 void Detector::report(Target& t, EventKind kind, WallTime now) {
   t.reported_down = kind == EventKind::target_down;
+  sync_group_count(t);
   if (!note_change(t, now)) return;
   DetectorEvent e;
   e.kind = kind;
@@ -212,6 +242,7 @@ bool Detector::note_change(Target& t, WallTime now) {
   if (t.flapping) return false;
   if (static_cast<int>(t.changes.size()) < settings_.flap_count) return true;
   t.flapping = true;
+  flapping_.push_back(static_cast<std::size_t>(&t - targets_.data()));
   DetectorEvent e;
   e.kind = EventKind::target_flapping;
   e.target = t.name;
@@ -223,8 +254,14 @@ bool Detector::note_change(Target& t, WallTime now) {
 }
 
 void Detector::settle_flapping(WallTime now) {
-  for (auto& t : targets_) {
-    if (!t.flapping || t.changes.empty() || t.changes.back() + settings_.flap_window > now) continue;
+  for (std::size_t k = 0; k < flapping_.size();) {
+    Target& t = targets_[flapping_[k]];
+    if (t.changes.empty() || t.changes.back() + settings_.flap_window > now) {
+      ++k;
+      continue;
+    }
+    flapping_[k] = flapping_.back();
+    flapping_.pop_back();
     t.flapping = false;
     DetectorEvent e;
     e.kind = EventKind::target_stable;
@@ -241,8 +278,7 @@ void Detector::settle_flapping(WallTime now) {
 
 void Detector::update_vantage(WallTime now) {
   std::vector<const Target*> controls;
-  for (const auto& t : targets_)
-    if (t.control) controls.push_back(&t);
+  for (std::size_t i : controls_) controls.push_back(&targets_[i]);
   if (controls.empty()) return;
   const bool all_down = std::all_of(controls.begin(), controls.end(), [](const Target* t) { return t->down; });
   if (!vantage_down_ && all_down) {
@@ -287,22 +323,26 @@ void Detector::release_pending() {
 }
 
 void Detector::update_groups(WallTime end_hint) {
-  for (auto& g : groups_) {
+  if (dirty_groups_.empty()) return;
+  std::sort(dirty_groups_.begin(), dirty_groups_.end());  // events in the groups' order
+  for (std::size_t gi : dirty_groups_) {
+    Group& g = groups_[gi];
+    g.dirty = false;
     if (g.control) continue;
+    const auto n = static_cast<double>(g.members.size());
+    const auto need = static_cast<std::size_t>(std::max(1.0, std::ceil(settings_.group_fraction * n - 1e-9)));
+    const bool down = g.down_count >= need;
+    if (down == g.down) continue;
+    g.down = down;
     std::vector<WallTime> starts;
     std::vector<std::string> names;
     for (std::size_t i : g.members) {
       const Target& t = targets_[i];
-      if (t.reported_down && t.down) {
+      if (t.counted) {
         starts.push_back(t.streak_start);
         names.push_back(t.name);
       }
     }
-    const auto n = static_cast<double>(g.members.size());
-    const auto need = static_cast<std::size_t>(std::max(1.0, std::ceil(settings_.group_fraction * n - 1e-9)));
-    const bool down = starts.size() >= need;
-    if (down == g.down) continue;
-    g.down = down;
     DetectorEvent e;
     e.group = g.name;
     e.targets = names;
@@ -320,6 +360,7 @@ void Detector::update_groups(WallTime end_hint) {
     }
     events_.push_back(std::move(e));
   }
+  dirty_groups_.clear();
 }
 
 std::vector<DetectorEvent> Detector::take_events() {

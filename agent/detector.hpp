@@ -101,6 +101,8 @@ class Detector {
     bool pending_down = false;              // down, held back while the control targets fail
     std::deque<WallTime> changes;           // reported state changes within the flap window
     bool flapping = false;
+    std::size_t group_index = 0;
+    bool counted = false;                   // counted in its group's down_count (reported down, still down)
   };
   struct Group {
     std::string name;
@@ -108,6 +110,8 @@ class Detector {
     bool control = false;
     bool down = false;
     WallTime start{};
+    std::size_t down_count = 0;  // members reported down and still down
+    bool dirty = false;          // down_count changed since update_groups last looked
   };
 
   void end_round(Target& t, WallTime now);
@@ -115,6 +119,11 @@ class Detector {
   void on_target_down(Target& t);
   void on_target_up(Target& t, WallTime now);
   void report(Target& t, EventKind kind, WallTime now);
+  // A target's down state as its group counts it: call after any change to
+  // its down or reported_down. Marks the group for update_groups.
+  void sync_group_count(Target& t);
+  // Judges the groups whose counts changed (each result costs O(1), not a
+  // walk over every target: groups of tens of thousands of targets).
   void update_groups(WallTime now);
   void update_vantage(WallTime now);
   void release_pending();
@@ -125,6 +134,9 @@ class Detector {
   std::vector<Target> targets_;
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<Group> groups_;
+  std::vector<std::size_t> dirty_groups_;
+  std::vector<std::size_t> controls_;  // indices of the control targets
+  std::vector<std::size_t> flapping_;  // indices of the targets flapping now
   std::vector<DetectorEvent> events_;
   bool vantage_down_ = false;
   WallTime vantage_start_{};

@@ -886,3 +886,77 @@ TEST_CASE("detector: a target that changes from target to control starts afresh"
   CHECK(after.carry_over(before, at(10)) == std::vector<std::string>{"x"});
   CHECK_FALSE(after.is_target_down("x"));
 }
+
+TEST_CASE("detector: a large group is down exactly while enough of its targets are, across random outages",
+          "[detector]") {
+  // 300 targets, need 150 down. Blocks of targets go dark and come back at
+  // random; after every result the group's state must match the count of
+  // targets whose target_down came without a target_up since.
+  Detector d(settings(2, 2));
+  const int n = 300;
+  std::vector<std::string> names;
+  for (int i = 0; i < n; ++i) {
+    names.push_back("t" + std::to_string(i));
+    d.add_target(names.back(), "big", false, 1);
+  }
+  std::mt19937 rng(7);
+  std::vector<bool> dark(n, false);
+  std::vector<bool> reported(n, false);
+  int reported_count = 0;
+  bool group_down = false;
+  int group_changes = 0;
+  int mismatches = 0;
+  int second = 0;
+  for (int round = 0; round < 120; ++round) {
+    if (round % 6 == 0) {  // a new random set of dark targets, 0 to 80% of them
+      const int k = std::uniform_int_distribution<int>(0, n * 4 / 5)(rng);
+      std::vector<int> order(n);
+      for (int i = 0; i < n; ++i) order[i] = i;
+      std::shuffle(order.begin(), order.end(), rng);
+      std::fill(dark.begin(), dark.end(), false);
+      for (int i = 0; i < k; ++i) dark[order[static_cast<std::size_t>(i)]] = true;
+    }
+    for (int i = 0; i < n; ++i) {
+      d.on_result(names[static_cast<std::size_t>(i)], 0, !dark[static_cast<std::size_t>(i)], at(++second));
+      for (const auto& e : d.take_events()) {
+        const auto idx = e.target.empty() ? 0 : std::stoul(e.target.substr(1));
+        if (e.kind == EventKind::target_down && !reported[idx]) reported[idx] = true, ++reported_count;
+        if (e.kind == EventKind::target_up && reported[idx]) reported[idx] = false, --reported_count;
+        if (e.kind == EventKind::group_down || e.kind == EventKind::group_up) {
+          CHECK(group_down != (e.kind == EventKind::group_down));
+          group_down = e.kind == EventKind::group_down;
+          ++group_changes;
+        }
+      }
+      if (group_down != (reported_count >= n / 2)) ++mismatches;
+    }
+  }
+  CHECK(mismatches == 0);
+  CHECK(group_changes >= 4);  // the scenario did cross the threshold, both ways
+}
+
+TEST_CASE("detector: targets released together after a control blip take their group down with them",
+          "[detector]") {
+  VantageLab lab;  // group g: a, b, x, y (2 of 4 make it down)
+  Detector& d = lab.d;
+  lab.round(0, true, true, true, true);
+  for (int r = 1; r < 4; ++r) {  // a and b fail from 30 and 31; c1 fails too, c2 does not
+    d.on_result("a", 0, false, at(30 * r));
+    d.on_result("b", 0, false, at(30 * r + 1));
+    if (r < 3) d.on_result("c1", 0, false, at(30 * r + 2));
+    d.on_result("c2", 0, true, at(30 * r + 3));
+  }
+  CHECK(d.is_target_down("a"));
+  CHECK(d.is_target_down("b"));
+  CHECK(d.take_events().empty());  // both held back while c1 is suspect
+  d.on_result("c1", 0, true, at(122));  // c1 answers: it was them
+  auto events = d.take_events();
+  INFO(kinds(events));
+  REQUIRE(events.size() == 3);
+  CHECK(of_kind(events, EventKind::target_down).size() == 2);
+  const auto groups = of_kind(events, EventKind::group_down);
+  REQUIRE(groups.size() == 1);
+  CHECK(groups[0].group == "g");
+  CHECK(secs(groups[0].start) == 31);  // the second target's first failed probe
+  CHECK(groups[0].targets == std::vector<std::string>{"a", "b"});
+}
