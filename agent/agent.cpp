@@ -185,6 +185,10 @@ std::string Agent::apply(const Config& config) {
 
   ++generation_;
   agent_id_ = config.agent.id;
+  auto old_tasks = std::move(tasks_);
+  auto old_scheduler = std::move(scheduler_);
+  auto old_trace_tasks = std::move(trace_tasks_);
+  auto old_trace_scheduler = std::move(trace_scheduler_);
   tasks_ = std::move(tasks);
   scheduler_ = std::move(scheduler);
   trace_tasks_ = std::move(trace_tasks);
@@ -199,13 +203,37 @@ std::string Agent::apply(const Config& config) {
   trace_spread_ = shortest_interval;
   asns_ = std::move(asns);
   if (started_) {
-    scheduler_->start(loop_.clock().now());
-    trace_scheduler_->start(loop_.clock().now(), trace_spread_);
+    const SteadyTime now = loop_.clock().now();
+    scheduler_->start(now);
+    trace_scheduler_->start(now, trace_spread_);
+    // The tasks that stay keep their phase: no probe or baseline trace sooner
+    // than one (new) interval after the last.
+    keep_phase(*old_scheduler, old_tasks, *scheduler_, tasks_, now);
+    keep_phase(*old_trace_scheduler, old_trace_tasks, *trace_scheduler_, trace_tasks_, now);
     for (auto& target : targets_) adjust_speed(target);  // suspect targets carried over stay fast
     for (auto& event : detector_->take_events()) handle_event(std::move(event));
     rearm();
   }
   return {};
+}
+
+namespace {
+std::string phase_key(const ProbeLabels& l) { return l.target + '\n' + l.method + '\n' + std::to_string(l.port); }
+}  // namespace
+
+template <typename T>
+void Agent::keep_phase(const Scheduler& before, const std::vector<T>& before_tasks, Scheduler& after,
+                       const std::vector<T>& after_tasks, SteadyTime now) {
+  std::unordered_map<std::string, Scheduler::TaskId> old_ids;
+  for (Scheduler::TaskId id = 0; id < before_tasks.size(); ++id) old_ids.emplace(phase_key(before_tasks[id].labels), id);
+  for (Scheduler::TaskId id = 0; id < after_tasks.size(); ++id) {
+    auto it = old_ids.find(phase_key(after_tasks[id].labels));
+    if (it == old_ids.end()) continue;
+    const auto next = before.next_run(it->second);
+    if (!next) continue;
+    const SteadyTime last = *next - before.interval(it->second);
+    after.run_at(id, std::max(now, last + after.interval(id)));
+  }
 }
 
 void Agent::start() {

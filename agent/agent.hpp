@@ -94,6 +94,11 @@ class Agent {
     Engine::Done done;
   };
 
+  // On a reload: each task of `after` that `before` had too (same target,
+  // method and port) runs next one interval after its last run, not as if new.
+  template <typename T>
+  static void keep_phase(const Scheduler& before, const std::vector<T>& before_tasks, Scheduler& after,
+                         const std::vector<T>& after_tasks, SteadyTime now);
   void tick();
   void rearm();
   void run_task(const Task& task);

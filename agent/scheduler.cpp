@@ -74,6 +74,19 @@ void Scheduler::start(SteadyTime now, std::optional<Duration> max_spread) {
   started_ = true;
 }
 
+std::optional<SteadyTime> Scheduler::next_run(TaskId id) const {
+  if (!started_ || id >= tasks_.size() || !tasks_[id].live) return std::nullopt;
+  return tasks_[id].next;
+}
+
+void Scheduler::run_at(TaskId id, SteadyTime when) {
+  Task& t = tasks_[id];
+  if (!started_ || !t.live) return;
+  t.next = when;
+  ++t.generation;
+  push(id);
+}
+
 void Scheduler::push(TaskId id) { queue_.push({tasks_[id].next, id, tasks_[id].generation}); }
 
 void Scheduler::drop_stale() {

@@ -49,6 +49,12 @@ class Scheduler {
   // `max_spread` when given (e.g. baseline traces due soon after start-up).
   void start(SteadyTime now, std::optional<Duration> max_spread = std::nullopt);
 
+  // A started task's next run (nullopt before start, or once removed).
+  std::optional<SteadyTime> next_run(TaskId id) const;
+  // After start: the task runs next at `when` instead, then every interval
+  // from there (a reload keeping the phase of the tasks it keeps).
+  void run_at(TaskId id, SteadyTime when);
+
   // The tasks due by now that the rate cap lets go, earliest first; each is
   // rescheduled one interval after its due time (no drift). Whole rounds a
   // task fell behind (a stalled process, a rate cap below demand) are skipped

@@ -13,7 +13,9 @@
 # 8 s into the fault, while net4-h1 is down, the config gains a fifth target
 # and the agent is sent SIGHUP: the reload keeps net4-h1's open outage (no
 # second target_down, and the target_up's duration still covers the whole
-# outage) and the new target is probed from then on.
+# outage) and the phase of every kept task (no baseline trace again for the
+# kept targets: one per hour), and the new target is probed and traced from
+# then on.
 # Exit 77 (skip) when not root.
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -94,6 +96,28 @@ added = [r for r in by_target(records).get("net1-h2", []) if r.get("type") == "p
 check("net1-h2, added by the reload, probed and answering after it",
       added and all(parse_time(r["time"]) > t_reload for r in added)
       and any(r.get("status") == "reply" for r in added), statuses(added))
+def closest_gap(target):
+    """The shortest time between two probes of one method of the target, around the reload."""
+    times = {}
+    for r in by_target(records).get(target, []):
+        t = parse_time(r["time"])
+        if abs(t - t_reload) < 5:
+            times.setdefault((r.get("method"), r.get("port")), []).append(t)
+    gaps = [b - a for ts in times.values() for a, b in zip(sorted(ts), sorted(ts)[1:])]
+    return min(gaps) if gaps else None
+steady = {t: closest_gap(t) for t in ("net1-h1", "net2-h1", "net3-h1", "anchor1", "anchor2")}
+print("  shortest gap between probes of one method within 5 s of the reload: "
+      + ", ".join(f"{t} {g:.3f} s" if g is not None else f"{t} none" for t, g in steady.items()))
+check("kept targets keep their phase: no two probes of a method closer than 0.9 interval",
+      all(g is not None and g >= 0.9 * INTERVAL for g in steady.values()), steady)
+baselines = [r for r in records if r.get("type") == "trace" and r.get("reason") == "baseline"]
+kept = ("net1-h1", "net2-h1", "net3-h1", "net4-h1", "anchor1", "anchor2")
+again = [r["target"] for r in baselines if r.get("target") in kept and parse_time(r["time"]) > t_reload]
+check("no baseline trace again for the targets the reload kept", not again, again)
+check("every kept target had its baseline trace before the reload",
+      all(any(r.get("target") == t for r in baselines) for t in kept), sorted({r.get("target") for r in baselines}))
+check("a baseline trace for net1-h2 after the reload",
+      any(r.get("target") == "net1-h2" and parse_time(r["time"]) > t_reload for r in baselines))
 others = [e for e in events if e.get("kind") in ("target_down", "target_flapping") and e.get("target") != TARGET]
 check("no other target down", not others, [e.get("target") for e in others])
 check("no group_down (1 of 4 targets)", not any(e.get("kind") == "group_down" for e in events))

@@ -318,3 +318,25 @@ TEST_CASE("TokenBucket: several tokens at once, and a clock that seems to go bac
   CHECK_FALSE(b.take(t0 + 10ms, 1));
   CHECK(b.take(t0 + 30ms, 1));
 }
+
+TEST_CASE("scheduler: run_at moves a started task's next run and keeps its interval from there", "[scheduler]") {
+  FakeClock clock;
+  Scheduler s(1000);
+  const auto a = s.add(60s);
+  const auto b = s.add(60s);
+  CHECK_FALSE(s.next_run(a));  // not started
+  const SteadyTime t0 = clock.now();
+  s.start(t0);
+  REQUIRE(s.next_run(a) == t0);
+  REQUIRE(s.next_run(b) == t0 + 30s);
+  s.run_at(a, t0 + 17s);
+  CHECK(s.next_run(a) == t0 + 17s);
+  CHECK(s.take_due(t0 + 16s).empty());  // its old slot is gone
+  CHECK(s.take_due(t0 + 17s) == std::vector<Scheduler::TaskId>{a});
+  CHECK(s.next_run(a) == t0 + 77s);
+  CHECK(s.take_due(t0 + 30s) == std::vector<Scheduler::TaskId>{b});
+  CHECK(s.take_due(t0 + 76s).empty());
+  CHECK(s.take_due(t0 + 77s) == std::vector<Scheduler::TaskId>{a});
+  s.remove(b);
+  CHECK_FALSE(s.next_run(b));
+}
