@@ -509,8 +509,10 @@ void DnsProbe::start(ProbeContext& ctx) {
   result_.sent = ctx.wall_now();  // replaced by the kernel's TX stamp when it comes
   if (send(udp_, query_.data(), query_.size(), 0) < 0) {
     const int err = errno;
+    ctx.count_socket_send(false);
     return finish(is_unreachable_errno(err) ? ProbeStatus::unreachable : ProbeStatus::error, errno_text("send", err));
   }
+  ctx.count_socket_send(true);
   ctx.arm_timeout(timeout_);
 }
 

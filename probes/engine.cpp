@@ -39,6 +39,7 @@ class Engine::SlotContext final : public ProbeContext {
     });
     return true;
   }
+  void count_socket_send(bool ok) override { ++(ok ? engine_.stats_.sent : engine_.stats_.send_errors); }
   void arm_timeout(Duration d) override {
     engine_.deadlines_.push({engine_.clock_.now() + d, slot_, engine_.slots_[slot_].generation});
   }

@@ -29,7 +29,7 @@ struct EngineOptions {
 
 struct EngineStats {
   std::uint64_t launched = 0;
-  std::uint64_t sent = 0;
+  std::uint64_t sent = 0;               // raw datagrams, DNS queries and connect()s that left
   std::uint64_t send_errors = 0;
   std::uint64_t answered = 0;          // finished by a reply or an ICMP error
   std::uint64_t timeouts = 0;

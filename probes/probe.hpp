@@ -104,6 +104,9 @@ class ProbeContext {
   // for these epoll events and calls the probe's on_ready. False when the
   // engine runs without an event loop (then such probes cannot run).
   virtual bool watch(int fd, std::uint32_t events) = 0;
+  // Probes on ordinary sockets report their own send (the query, the SYN of
+  // connect): the engine counts it as sent, or as a send error.
+  virtual void count_socket_send(bool ok) { (void)ok; }
 };
 
 // One probe in flight.

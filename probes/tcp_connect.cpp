@@ -65,9 +65,16 @@ void TcpConnectProbe::start(ProbeContext& ctx) {
   sockaddr_storage sa;
   const socklen_t len = target.to_sockaddr(sa, port_);
   started_ = std::chrono::steady_clock::now();
-  if (connect(fd_, reinterpret_cast<const sockaddr*>(&sa), len) == 0) return finish(0, true);
+  if (connect(fd_, reinterpret_cast<const sockaddr*>(&sa), len) == 0) {
+    ctx.count_socket_send(true);
+    return finish(0, true);
+  }
   // Failed at once, before anything left (no route, no local address...).
-  if (const int err = errno; err != EINPROGRESS) return finish(err, false);
+  if (const int err = errno; err != EINPROGRESS) {
+    ctx.count_socket_send(false);
+    return finish(err, false);
+  }
+  ctx.count_socket_send(true);
   // The flow is ours (the kernel chose the local port): the engine counts
   // probes in flight by their flow keys. The capture never sees it (not a
   // tcp_syn port), so nothing is ever delivered to on_packet.

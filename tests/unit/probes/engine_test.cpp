@@ -552,3 +552,45 @@ TEST_CASE("engine: a callback may launch the next probe", "[engine]") {
   CHECK(lab.engine.in_flight() == 0);
   CHECK(lab.engine.stats().launched == 3);
 }
+
+namespace {
+// A probe on an ordinary socket, as far as the engine sees it: it reports its
+// own send, then finishes with a timeout.
+class SocketSendProbe final : public outpost::Probe {
+ public:
+  explicit SocketSendProbe(bool ok) : ok_(ok) {}
+  void start(outpost::ProbeContext& ctx) override {
+    ctx.count_socket_send(ok_);
+    if (!ok_) result_.status = ProbeStatus::error;
+    finished_ = !ok_;
+    if (ok_) ctx.arm_timeout(1s);
+  }
+  void on_sent(WallTime) override {}
+  bool on_packet(const DecodedPacket&, WallTime) override { return false; }
+  void on_timeout() override {
+    result_.status = ProbeStatus::timeout;
+    finished_ = true;
+  }
+  bool finished() const override { return finished_; }
+  const ProbeResult& result() const override { return result_; }
+
+ private:
+  bool ok_;
+  bool finished_ = false;
+  ProbeResult result_;
+};
+}  // namespace
+
+TEST_CASE("engine: probes on ordinary sockets count in sent and send_errors", "[engine]") {
+  Lab lab;
+  int done = 0;
+  lab.engine.launch(std::make_unique<SocketSendProbe>(true), [&](const ProbeResult&) { ++done; });
+  lab.engine.launch(std::make_unique<SocketSendProbe>(true), [&](const ProbeResult&) { ++done; });
+  lab.engine.launch(std::make_unique<SocketSendProbe>(false), [&](const ProbeResult&) { ++done; });
+  lab.clock.advance(1s);
+  lab.engine.expire(lab.clock.now());
+  CHECK(done == 3);
+  CHECK(lab.engine.stats().sent == 2);
+  CHECK(lab.engine.stats().send_errors == 1);
+  CHECK(lab.wire.sent.empty());  // nothing went through the raw wire
+}

@@ -352,7 +352,7 @@ void check_one_flow(const std::vector<Bytes>& sent, const TraceResult& r, TraceM
     if (!is_v6(d)) ip_ids.insert(be16(d, 4));
     switch (method) {
       case TraceMethod::icmp:
-        CHECK(proto_of(d) == (is_v6(d) ? IPPROTO_ICMPV6 : IPPROTO_ICMP));
+        CHECK(proto_of(d) == (is_v6(d) ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}));
         CHECK(d.at(t) == (is_v6(d) ? 128 : 8));  // echo request
         CHECK(d.at(t + 1) == 0);
         CHECK(be16(d, t + 2) == r.flow_id);      // the fixed checksum
