@@ -97,10 +97,18 @@ std::string Agent::apply(const Config& config) {
                                                             config.detect.flap_window});
   Duration longest_timeout{};
   Duration shortest_interval = config.traceroute.baseline_interval;
+  // Host names the running config has resolved are not looked up again here
+  // (a blocking lookup would stall the probing): they are refreshed off the
+  // loop right after the reload.
+  std::unordered_map<std::string, IpAddress> known_hosts;
+  for (const auto& t : targets_)
+    if (!t.host.empty() && t.address) known_hosts.emplace(t.host, t.address);
+  const SteadyTime now_steady = loop_.clock().now();
   for (const auto& group : config.groups) {
     for (const auto& target : group.targets) {
       const std::string& name = target.address.empty() ? target.host : target.address;
-      const Resolved resolved = resolve_target(name);
+      const auto known = target.host.empty() ? known_hosts.end() : known_hosts.find(target.host);
+      const Resolved resolved = known != known_hosts.end() ? Resolved{known->second, {}} : resolve_target(name);
       if (!resolved.error.empty()) spdlog::warn("target {}: {}", target.name, resolved.error);
       if (resolved.address && raw_) {
         if (auto why = engine_.prepare(resolved.address); !why.empty()) spdlog::warn("target {}: {}", target.name, why);
@@ -113,6 +121,9 @@ std::string Agent::apply(const Config& config) {
       info.upstream_asn = group.upstream_asn;
       info.interval = target.interval;
       info.host = target.host;
+      // A name is looked up again every agent.resolve_interval (off the loop); one
+      // carried over from the running config or that did not resolve, at once.
+      info.next_resolve = known == known_hosts.end() && resolved.address ? now_steady + config.agent.resolve_interval : now_steady;
       // While suspect: the configured interval, else a quarter of the target's,
       // never shorter than its timeout nor longer than its interval.
       const Duration suspect = config.detect.suspect_interval.count() > 0 ? config.detect.suspect_interval
@@ -145,7 +156,8 @@ std::string Agent::apply(const Config& config) {
       detector->add_target(target.name, group.name, group.control, method_index);
       longest_timeout = std::max(longest_timeout, target.timeout);
       shortest_interval = std::min(shortest_interval, target.interval);
-      if (resolved.address && raw_) {
+      if (raw_) {  // a target whose name does not resolve yet is traced once it does
+        info.trace_task = trace_tasks.size();
         trace_tasks.push_back({{config.agent.id, target.name, group.name, trace_method_name(trace_spec->method),
                                 trace_spec->port},
                                resolved.address});
@@ -185,6 +197,7 @@ std::string Agent::apply(const Config& config) {
 
   ++generation_;
   agent_id_ = config.agent.id;
+  resolve_interval_ = config.agent.resolve_interval;
   auto old_tasks = std::move(tasks_);
   auto old_scheduler = std::move(scheduler_);
   auto old_trace_tasks = std::move(trace_tasks_);
@@ -228,7 +241,8 @@ void Agent::keep_phase(const Scheduler& before, const std::vector<T>& before_tas
   for (Scheduler::TaskId id = 0; id < before_tasks.size(); ++id) old_ids.emplace(phase_key(before_tasks[id].labels), id);
   for (Scheduler::TaskId id = 0; id < after_tasks.size(); ++id) {
     auto it = old_ids.find(phase_key(after_tasks[id].labels));
-    if (it == old_ids.end()) continue;
+    // A task whose address was unknown has nothing to keep: it starts as new.
+    if (it == old_ids.end() || !before_tasks[it->second].address || !after_tasks[id].address) continue;
     const auto next = before.next_run(it->second);
     if (!next) continue;
     const SteadyTime last = *next - before.interval(it->second);
@@ -273,6 +287,7 @@ void Agent::drain_pending(SteadyTime now) {
 }
 
 void Agent::run_trace(const TraceTask& task, const std::string& reason) {
+  if (!task.address) return;  // its name does not resolve (yet)
   ++traces_running_;
   auto trace = Trace::create(
       trace_spec_, task.address, ++trace_seed_ * 2654435761u, loop_.clock().wall(),
@@ -315,9 +330,10 @@ void Agent::run_task(const Task& task) {
     failed.status = ProbeStatus::error;
     failed.sent = now;
     observe(task, failed);
-    if (!targets_[task.target].address) retry_resolution(task.target);
+    resolve_again(task.target);
     return;
   }
+  resolve_again(task.target);
   std::string error;
   auto probe = make_probe(task.method, task.address, task.timeout, task.dns ? &*task.dns : nullptr, &error);
   // The task is found again by index and generation: a reload may replace tasks_ while this probe is in flight.
@@ -427,31 +443,59 @@ void Agent::conclude(const DetectorEvent& event, const TargetInfo& target, const
   in.upstream_asn = target.upstream_asn;
   in.vantage_failing = event.kind == EventKind::vantage_down;
   in.last_hop_alive = last_hop_alive;
-  const Verdict verdict = judge(in);
+  Verdict verdict = judge(in);
+  if (!failure && !target.address && !target.host.empty() && event.kind != EventKind::vantage_down)
+    verdict.reason = "no failure trace: its host name " + target.host + " does not resolve";
   write(event_record(agent_id_, event, &verdict, loop_.clock().wall()));
   if (failure) --investigations_;
   finish_if_idle();
 }
 
-void Agent::retry_resolution(std::size_t index) {
+void Agent::resolve_again(std::size_t index) {
   TargetInfo& target = targets_[index];
   const SteadyTime now = loop_.clock().now();
   if (target.host.empty() || target.resolving || now < target.next_resolve) return;
   target.resolving = true;
-  target.next_resolve = now + std::clamp<Duration>(target.interval, std::chrono::seconds(5), std::chrono::minutes(1));
+  // Until it resolves: at most once per probe interval, between every 5 s and every minute.
+  target.next_resolve =
+      now + (target.address ? resolve_interval_
+                            : std::min(resolve_interval_, std::clamp<Duration>(target.interval, std::chrono::seconds(5),
+                                                                               std::chrono::minutes(1))));
   resolver_->resolve(target.host, [this, index, generation = generation_](const Resolved& resolved) {
     if (generation != generation_) return;  // the config changed meanwhile
     TargetInfo& t = targets_[index];
     t.resolving = false;
-    if (!resolved.address) return;  // still not: its probes keep saying so
-    spdlog::info("target {}: {} resolves to {} now", t.name, t.host, resolved.address.to_string());
+    if (!resolved.address) {
+      // A failed refresh keeps the address the name had; a name that never
+      // resolved keeps its probes saying so.
+      if (t.address)
+        spdlog::warn("target {}: looking up {} again failed ({}); still probing {}", t.name, t.host, resolved.error,
+                     t.address.to_string());
+      return;
+    }
+    if (resolved.address == t.address) return;
+    if (t.address)
+      spdlog::info("target {}: {} resolves to {} now, no longer {}", t.name, t.host, resolved.address.to_string(),
+                   t.address.to_string());
+    else
+      spdlog::info("target {}: {} resolves to {} now", t.name, t.host, resolved.address.to_string());
+    const bool first = !t.address;
     t.address = resolved.address;
-    engine_.prepare(t.address);
+    if (raw_) engine_.prepare(t.address);
     for (Scheduler::TaskId id : t.tasks) {
       Task& task = tasks_[id];
       task.address = resolved.address;
       task.error.clear();
-      make_probe(task.method, task.address, task.timeout, task.dns ? &*task.dns : nullptr, &task.error);
+      if (needs_raw_socket(task.method) && !raw_) task.error = "probe method " + task.method.text() + " needs CAP_NET_RAW";
+      else make_probe(task.method, task.address, task.timeout, task.dns ? &*task.dns : nullptr, &task.error);
+    }
+    if (t.trace_task) {
+      trace_tasks_[*t.trace_task].address = resolved.address;
+      // Its first baseline trace now: a failure soon after has a path to compare with.
+      if (first && !stopping_) {
+        trace_scheduler_->run_at(static_cast<Scheduler::TaskId>(*t.trace_task), loop_.clock().now());
+        rearm();
+      }
     }
   });
 }

@@ -80,9 +80,10 @@ class Agent {
     Duration interval{};
     Duration suspect_interval{};
     bool fast = false;  // probing at suspect_interval now
-    std::string host;   // configured by host name: resolved again while it does not resolve
+    std::string host;   // configured by host name: looked up again now and then, off the loop
     SteadyTime next_resolve{};
     bool resolving = false;
+    std::optional<std::size_t> trace_task;  // its baseline traces' task, with raw sockets
   };
 
   struct TraceTask {
@@ -95,7 +96,8 @@ class Agent {
   };
 
   // On a reload: each task of `after` that `before` had too (same target,
-  // method and port) runs next one interval after its last run, not as if new.
+  // method and port), with an address in both, runs next one interval after
+  // its last run, not as if new.
   template <typename T>
   static void keep_phase(const Scheduler& before, const std::vector<T>& before_tasks, Scheduler& after,
                          const std::vector<T>& after_tasks, SteadyTime now);
@@ -119,9 +121,12 @@ class Agent {
   void conclude(const DetectorEvent& event, const TargetInfo& target, const TraceResult* failure,
                 std::optional<bool> last_hop_alive);
   void emit_series(std::vector<SeriesWindow> windows);
-  // A target whose name did not resolve is looked up again, off the loop:
-  // at most once per probe interval, and between every 5 s and every minute.
-  void retry_resolution(std::size_t target);
+  // A target configured by host name is looked up again, off the loop: every
+  // agent.resolve_interval while it resolves (a changed address is probed from then
+  // on; a failed lookup keeps the old one), and while it does not, at most
+  // once per probe interval, between every 5 s and every minute.
+  void resolve_again(std::size_t target);
+  Duration resolve_interval_ = std::chrono::minutes(5);
   const TargetInfo* find_target(const std::string& name) const;
 
   EventLoop& loop_;

@@ -562,12 +562,13 @@ class Loader {
   }
 
   void read_agent(const Field& field) {
-    auto map = open_map(field, {"id", "max_pps", "interface"}, Need::required);
+    auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval"}, Need::required);
     if (!map) return;
     AgentSection& agent = config_.agent;
     read(*map, "id", agent.id, string_value, Need::required);
     read(*map, "max_pps", agent.max_pps, positive_number_value);
     read(*map, "interface", agent.interface, string_value);
+    read(*map, "resolve_interval", agent.resolve_interval, duration_value);
   }
 
   // Reads interval, timeout and probes given at this level over those inherited.

@@ -66,6 +66,8 @@ struct AgentSection {
   std::string id;
   double max_pps = 1000;
   std::string interface;  // empty: the route's interface
+  // Targets given by host name are looked up again this often (off the event loop).
+  Duration resolve_interval = std::chrono::minutes(5);
 };
 
 struct Defaults {

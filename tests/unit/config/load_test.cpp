@@ -228,6 +228,7 @@ TEST_CASE("example.yaml loads with the values it documents", "[config][example]"
   CHECK(config.agent.id == "fra-1");
   CHECK(config.agent.max_pps == 1000);
   CHECK(config.agent.interface.empty());
+  CHECK(config.agent.resolve_interval == 5min);
   CHECK(config.defaults.interval == 30s);
   CHECK(config.defaults.timeout == 2s);
   CHECK(config.defaults.probes == methods({"icmp", "tcp:80"}));
@@ -335,6 +336,7 @@ TEST_CASE("valid-inheritance.yaml resolves target, then group, then defaults", "
   CHECK(config.agent.id == "ams-2");
   CHECK(config.agent.max_pps == 2.5);
   CHECK(config.agent.interface == "eth1");
+  CHECK(config.agent.resolve_interval == 90s);
   CHECK(config.asn_table == "/srv/outpost/pfx2as.txt.gz");
   CHECK(config.asn_names == "/srv/outpost/asnames.json");
   CHECK(config.defaults.interval == 20s);
