@@ -10,6 +10,7 @@
 #                                                # (stopped if still running 30 s late)
 #   start_agent CFG OUT LOG [ARGS...]            # the same in the background:
 #                                                # sets AGENT_PID, waits until it runs
+#   start_agent_or_exit CFG OUT LOG [ARGS...]    # or the test fails there
 #   check NAME CMD...       # PASS/FAIL line; counts failures
 #   quiet CMD...            # CMD without its output (for check)
 #   py_checks ARGS... <<'EOF' ... EOF
@@ -153,6 +154,15 @@ start_agent() {
     sleep 0.1
   done
   return 1
+}
+
+# start_agent_or_exit CFG OUT LOG [ARGS...]: start_agent, or the test fails
+# here with the agent's log.
+start_agent_or_exit() {
+  start_agent "$@" && return 0
+  echo "FAIL: the agent did not start"
+  show_log "$3"
+  exit 1
 }
 
 # wait_pid PID SECONDS: waits for PID to exit; its exit code, or 124 (and a

@@ -68,11 +68,7 @@ outage_start() {
   OUT=$WORK/out.jsonl
   LOG=$WORK/agent.log
   AGENT_FOR=$1
-  if ! start_agent "$CFG" "$OUT" "$LOG" --for "$AGENT_FOR"; then
-    echo "FAIL: the agent did not start"
-    show_log "$LOG"
-    exit 1
-  fi
+  start_agent_or_exit "$CFG" "$OUT" "$LOG" --for "$AGENT_FOR"
   pause 6 # good rounds and baseline traces first
 }
 

@@ -161,11 +161,7 @@ cat >>"$live" <<'EOF'
 EOF
 out=$WORK/live.jsonl
 log=$WORK/live.log
-if ! start_agent "$live" "$out" "$log"; then
-  echo "FAIL: the agent did not start"
-  show_log "$log"
-  exit 1
-fi
+start_agent_or_exit "$live" "$out" "$log"
 sleep 1
 # A broken config on disk: refused, the old one keeps running.
 cp "$broken" "$live"

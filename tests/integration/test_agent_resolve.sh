@@ -46,11 +46,7 @@ EOF
 check "outpost check accepts the config" quiet "$OUTPOST" check -c "$cfg"
 out=$WORK/out.jsonl
 log=$WORK/agent.log
-if ! start_agent "$cfg" "$out" "$log"; then
-  echo "FAIL: the agent did not start"
-  show_log "$log"
-  exit 1
-fi
+start_agent_or_exit "$cfg" "$out" "$log"
 sleep 2
 set_hosts "198.18.1.1 web.lab.test" "198.18.2.1 later.lab.test"
 t_move=$(now_utc)
