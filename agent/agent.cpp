@@ -479,7 +479,6 @@ void Agent::resolve_again(std::size_t index) {
                    t.address.to_string());
     else
       spdlog::info("target {}: {} resolves to {} now", t.name, t.host, resolved.address.to_string());
-    const bool first = !t.address;
     t.address = resolved.address;
     if (raw_) engine_.prepare(t.address);
     for (Scheduler::TaskId id : t.tasks) {
@@ -491,8 +490,9 @@ void Agent::resolve_again(std::size_t index) {
     }
     if (t.trace_task) {
       trace_tasks_[*t.trace_task].address = resolved.address;
-      // Its first baseline trace now: a failure soon after has a path to compare with.
-      if (first && !stopping_) {
+      // A baseline trace toward the new address now: a failure soon after
+      // has a path to compare with.
+      if (!stopping_) {
         trace_scheduler_->run_at(static_cast<Scheduler::TaskId>(*t.trace_task), loop_.clock().now());
         rearm();
       }

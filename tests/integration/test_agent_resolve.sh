@@ -3,7 +3,7 @@
 # (the lab's /etc/netns/VP/hosts, which `ip netns exec` mounts over it) is
 # rewritten while the agent runs, with agent.resolve_interval 1s.
 #   - web.lab.test moves from 198.18.0.1 to 198.18.1.1: the agent probes the
-#     new address from then on (and says so in its log);
+#     new address from then on, traces it at once, and says so in its log;
 #   - later.lab.test does not resolve at first (error records), then does:
 #     its probes answer, and it gets its baseline trace;
 #   - a reload (SIGHUP) keeps the names it has resolved and looks them up
@@ -103,6 +103,10 @@ check("later: before its name existed, error records naming it",
 resolved = phase(later, t_move + 2.0, 1e12)
 check("later: from 2 s after its name appeared, every probe to 198.18.2.1 answered",
       resolved and all(r["address"] == "198.18.2.1" and r["status"] == "reply" for r in resolved), statuses(resolved))
+web_traces = {r.get("address") for r in records if r.get("type") == "trace" and r.get("target") == "web"
+              and r.get("reason") == "baseline" and r.get("reached")}
+check("web: a baseline trace that reached each of its three addresses", web_traces ==
+      {"198.18.0.1", "198.18.1.1", "198.18.3.1"}, sorted(web_traces))
 traces = [r for r in records if r.get("type") == "trace" and r.get("target") == "later"]
 check("later: a baseline trace once it resolved, reaching 198.18.2.1",
       any(r.get("reason") == "baseline" and r.get("reached") and r.get("address") == "198.18.2.1" for r in traces),
