@@ -15,56 +15,93 @@ namespace {
 
 std::string errno_text(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
-std::string interface_of(const IpAddress& local) {
+}  // namespace
+
+RouteFinder::RouteFinder(std::string bind_interface, Duration table_age)
+    : bind_interface_(std::move(bind_interface)), table_age_(table_age) {}
+
+RouteFinder::~RouteFinder() {
+  if (fd4_ >= 0) close(fd4_);
+  if (fd6_ >= 0) close(fd6_);
+}
+
+int RouteFinder::socket_for(bool v6, std::string* error) {
+  int& fd = v6 ? fd6_ : fd4_;
+  if (fd >= 0) return fd;
+  fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error = errno_text("socket", errno);
+    return -1;
+  }
+  if (!bind_interface_.empty() &&
+      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, bind_interface_.c_str(), bind_interface_.size()) != 0) {
+    *error = errno_text("interface " + bind_interface_, errno);
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+void RouteFinder::read_table(SteadyTime now) {
   ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return {};
-  std::string name;
+  table_time_ = now;
+  table_read_ = true;
+  ++table_reads_;
+  if (getifaddrs(&list) != 0) return;
+  interfaces_.clear();
   for (ifaddrs* i = list; i; i = i->ifa_next) {
     if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6)) continue;
     sockaddr_storage ss{};
     std::memcpy(&ss, i->ifa_addr, i->ifa_addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
-    if (auto a = IpAddress::from_sockaddr(ss); a && *a == local) {
-      name = i->ifa_name;
-      break;
-    }
+    // The first interface listed with an address keeps it, as before.
+    if (auto a = IpAddress::from_sockaddr(ss)) interfaces_.try_emplace(*a, i->ifa_name);
   }
   freeifaddrs(list);
-  return name;
 }
 
-}  // namespace
-
-Route lookup_route(const IpAddress& dst, const std::string& bind_interface) {
-  Route route;
-  const int fd = socket(dst.is_v6() ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    route.error = errno_text("socket", errno);
-    return route;
+std::string RouteFinder::interface_of(const IpAddress& local, SteadyTime now) {
+  if (!table_read_ || now - table_time_ >= table_age_) read_table(now);
+  auto it = interfaces_.find(local);
+  if (it == interfaces_.end() && table_time_ != now) {
+    // An address added since the table was read.
+    read_table(now);
+    it = interfaces_.find(local);
   }
+  return it == interfaces_.end() ? std::string{} : it->second;
+}
+
+Route RouteFinder::find(const IpAddress& dst, SteadyTime now) {
+  Route route;
+  const int fd = socket_for(dst.is_v6(), &route.error);
+  if (fd < 0) return route;
+  // Dissolve the last association first: a connected UDP socket keeps the
+  // source it was given, and the next destination may route elsewhere.
+  sockaddr_storage none{};
+  none.ss_family = AF_UNSPEC;
+  connect(fd, reinterpret_cast<sockaddr*>(&none), sizeof(sa_family_t));
   sockaddr_storage sa;
   socklen_t len = dst.to_sockaddr(sa, 33434);
-  if (!bind_interface.empty() &&
-      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, bind_interface.c_str(), bind_interface.size()) != 0) {
-    route.error = errno_text("interface " + bind_interface, errno);
-  } else if (connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
     route.error = errno_text("no route to " + dst.to_string(), errno);
-  } else {
-    sockaddr_storage local{};
-    len = sizeof local;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
-    route.source = IpAddress::from_sockaddr(local).value_or(IpAddress{});
-    route.interface = bind_interface.empty() ? interface_of(route.source) : bind_interface;
-    if (route.interface.empty()) {
-      route.error = "no interface holds " + route.source.to_string();
-      route.source = {};
-    }
+    return route;
   }
-  close(fd);
+  sockaddr_storage local{};
+  len = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
+    route.error = errno_text("getsockname", errno);
+    return route;
+  }
+  route.source = IpAddress::from_sockaddr(local).value_or(IpAddress{});
+  route.interface = bind_interface_.empty() ? interface_of(route.source, now) : bind_interface_;
+  if (route.interface.empty()) {
+    route.error = "no interface holds " + route.source.to_string();
+    route.source = {};
+  }
   return route;
 }
 
 RawWire::RawWire(Clock& clock, RawWireOptions options, FilterParams filter)
-    : clock_(clock), options_(std::move(options)), filter_(filter) {}
+    : clock_(clock), options_(std::move(options)), filter_(filter), route_finder_(options_.interface) {}
 
 RawWire::~RawWire() {
   for (auto& c : captures_) pcap_close(c.handle);
@@ -96,7 +133,7 @@ IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
   auto it = routes_.find(dst);
   if (it == routes_.end() || it->second.second <= now) {
     if (routes_.size() > 100000) routes_.clear();
-    Route route = lookup_route(dst, options_.interface);
+    Route route = route_finder_.find(dst, now);
     // A failed lookup is not kept: the route may be back by the next probe
     // (a link restored), and asking again costs one failed connect().
     const SteadyTime until = route.source ? now + options_.route_cache : now;

@@ -26,8 +26,36 @@ struct Route {
   std::string error;  // why there is no route, when source is empty
 };
 
-// Asks the kernel which source address and interface it would use toward dst.
-Route lookup_route(const IpAddress& dst, const std::string& bind_interface);
+// Asks the kernel which source address and interface it would use toward an
+// address: connect() on a UDP socket kept open for the purpose (no packet
+// leaves), then the interface that holds that source, from a table of local
+// addresses read again when a source is not in it or the table is older than
+// table_age. A few system calls per lookup, not a socket and a netlink dump.
+class RouteFinder {
+ public:
+  explicit RouteFinder(std::string bind_interface = {}, Duration table_age = std::chrono::seconds(30));
+  ~RouteFinder();
+  RouteFinder(const RouteFinder&) = delete;
+  RouteFinder& operator=(const RouteFinder&) = delete;
+
+  Route find(const IpAddress& dst, SteadyTime now);
+  // How many times the table of local addresses was read (for tests).
+  std::uint64_t table_reads() const { return table_reads_; }
+
+ private:
+  int socket_for(bool v6, std::string* error);
+  std::string interface_of(const IpAddress& local, SteadyTime now);
+  void read_table(SteadyTime now);
+
+  std::string bind_interface_;
+  Duration table_age_;
+  int fd4_ = -1;
+  int fd6_ = -1;
+  std::unordered_map<IpAddress, std::string> interfaces_;
+  SteadyTime table_time_{};
+  bool table_read_ = false;
+  std::uint64_t table_reads_ = 0;
+};
 
 class Wire {
  public:
@@ -88,6 +116,7 @@ class RawWire final : public Wire {
   std::function<void(int)> watch_fd_;
   std::vector<Capture> captures_;
   int current_link_type_ = 0;
+  RouteFinder route_finder_;
   std::unordered_map<IpAddress, std::pair<Route, SteadyTime>> routes_;
 };
 

@@ -6,6 +6,7 @@
 #include <pcap/dlt.h>
 #include <tins/tins.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -117,8 +118,11 @@ Tins::IPv4Address tins4(const IpAddress& a) { return Tins::IPv4Address(a.to_stri
 Bytes ethernet(const Bytes& datagram) {
   const std::uint8_t type_hi = (datagram.at(0) >> 4) == 6 ? 0x86 : 0x08;
   const std::uint8_t type_lo = (datagram.at(0) >> 4) == 6 ? 0xdd : 0x00;
-  Bytes f = {0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, type_hi, type_lo};
-  f.insert(f.end(), datagram.begin(), datagram.end());
+  const Bytes header = {0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, type_hi, type_lo};
+  // Sized once and copied into: g++ 12 misreads insert() after a list (-Warray-bounds).
+  Bytes f(header.size() + datagram.size());
+  std::copy(header.begin(), header.end(), f.begin());
+  std::copy(datagram.begin(), datagram.end(), f.begin() + static_cast<std::ptrdiff_t>(header.size()));
   return f;
 }
 

@@ -5,6 +5,7 @@
 #include <pcap/pcap.h>
 #include <tins/tins.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -146,9 +147,12 @@ Tins::IPv4Address tins4(const IpAddress& a) { return Tins::IPv4Address(a.to_stri
 Tins::IPv6Address tins6(const IpAddress& a) { return Tins::IPv6Address(a.to_string()); }
 
 Bytes eth(std::uint16_t ethertype, const Bytes& payload) {
-  Bytes f = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01,
-             static_cast<std::uint8_t>(ethertype >> 8), static_cast<std::uint8_t>(ethertype)};
-  f.insert(f.end(), payload.begin(), payload.end());
+  const Bytes header = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01,
+                        static_cast<std::uint8_t>(ethertype >> 8), static_cast<std::uint8_t>(ethertype)};
+  // Sized once and copied into: g++ 12 misreads insert() after a list (-Warray-bounds).
+  Bytes f(header.size() + payload.size());
+  std::copy(header.begin(), header.end(), f.begin());
+  std::copy(payload.begin(), payload.end(), f.begin() + static_cast<std::ptrdiff_t>(header.size()));
   return f;
 }
 
