@@ -5,6 +5,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -85,11 +86,16 @@ void EventLoop::run_due_timers() {
   }
 }
 
-void EventLoop::arm_timerfd() {
+std::optional<SteadyTime> EventLoop::next_deadline() {
   while (!timers_.empty() && cancelled_.erase(timers_.top().id)) timers_.pop();
+  if (timers_.empty()) return std::nullopt;
+  return timers_.top().when;
+}
+
+void EventLoop::arm_timerfd() {
   itimerspec spec{};
-  if (!timers_.empty()) {
-    const auto ns = timers_.top().when.time_since_epoch().count();
+  if (const auto next = next_deadline()) {
+    const auto ns = next->time_since_epoch().count();
     // steady_clock is CLOCK_MONOTONIC on Linux: arm at the absolute time.
     spec.it_value.tv_sec = ns / 1000000000;
     spec.it_value.tv_nsec = ns % 1000000000;
@@ -106,14 +112,32 @@ void EventLoop::handle_signals() {
   }
 }
 
+int EventLoop::wait(epoll_event* events, int max_events) {
+  if (use_pwait2_) {
+    // One system call per wake, where a timerfd takes three (arm, wait, read).
+    timespec timeout{};
+    const timespec* until = nullptr;
+    if (const auto next = next_deadline()) {
+      const auto ns = std::max<std::int64_t>(0, (*next - clock_.now()).count());
+      timeout.tv_sec = ns / 1000000000;
+      timeout.tv_nsec = ns % 1000000000;
+      until = &timeout;
+    }
+    const int n = epoll_pwait2(epoll_, events, max_events, until, nullptr);
+    if (n >= 0 || errno != ENOSYS) return n;
+    use_pwait2_ = false;  // a kernel before 5.11
+  }
+  arm_timerfd();
+  return epoll_wait(epoll_, events, max_events, -1);
+}
+
 void EventLoop::run() {
   constexpr int kMaxEvents = 64;
   epoll_event events[kMaxEvents];
   while (!stopping_) {
     run_due_timers();
     if (stopping_) break;
-    arm_timerfd();
-    const int n = epoll_wait(epoll_, events, kMaxEvents, -1);
+    const int n = wait(events, kMaxEvents);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;

@@ -1,19 +1,23 @@
 // The single-threaded event loop: epoll over file descriptors, a timer heap
-// on the injected steady clock (one timerfd armed at the earliest deadline),
-// and signals through a signalfd.
-// Leaves to others: what the callbacks do; nothing here blocks but epoll_wait.
+// on the injected steady clock (epoll_pwait2 waits until the earliest
+// deadline, to the nanosecond; where the kernel lacks it, a timerfd armed at
+// that deadline), and signals through a signalfd.
+// Leaves to others: what the callbacks do; nothing here blocks but the wait.
 #pragma once
 
 #include <csignal>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "clock.hpp"
+
+struct epoll_event;
 
 namespace outpost {
 
@@ -55,12 +59,17 @@ class EventLoop {
     TimerId id;
     bool operator>(const Timer& o) const { return when != o.when ? when > o.when : id > o.id; }
   };
+  // The earliest live deadline, cancelled timers on top popped first.
+  std::optional<SteadyTime> next_deadline();
   void arm_timerfd();
+  // One wait for events: up to the next deadline.
+  int wait(epoll_event* events, int max_events);
   void handle_signals();
 
   Clock& clock_;
   int epoll_ = -1;
   int timerfd_ = -1;
+  bool use_pwait2_ = true;  // until the kernel says ENOSYS
   int signalfd_ = -1;
   sigset_t signals_{};
   bool stopping_ = false;
