@@ -393,7 +393,6 @@ std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAn
 // ---------------------------------------------------------------- the probe
 
 namespace {
-enum : std::uint32_t { kTagUdp = 1, kTagTcp = 2 };
 }
 
 void keep_kernel_timestamps_on() {
@@ -455,7 +454,6 @@ DnsProbe::DnsProbe(IpAddress server, DnsProbeSpec spec, Duration timeout)
 DnsProbe::~DnsProbe() {
   close_fd(tcp_);
   close_fd(udp_);
-  close_fd(epoll_);
 }
 
 void DnsProbe::close_fd(int& fd) {
@@ -469,8 +467,6 @@ bool DnsProbe::open_udp(std::string* error) {
     return false;
   };
   const bool v6 = server_.is_v6();
-  epoll_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_ < 0) return fail("epoll_create1", errno);
   udp_ = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (udp_ < 0) return fail("UDP socket", errno);
   // Software stamps, TX ones on the error queue without a copy of the packet.
@@ -491,10 +487,6 @@ bool DnsProbe::open_udp(std::string* error) {
     const int err = errno;
     return fail("connect to " + server_.to_string(), err);
   }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u32 = kTagUdp;
-  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, udp_, &ev) != 0) return fail("epoll_ctl", errno);
   return true;
 }
 
@@ -504,7 +496,7 @@ void DnsProbe::start(ProbeContext& ctx) {
   query_ = forge_dns_query(id_, spec_.question);
   std::string error;
   if (!open_udp(&error)) return finish(ProbeStatus::error, error);
-  if (!ctx.watch(epoll_, EPOLLIN))
+  if (!ctx.watch(udp_, EPOLLIN))
     return finish(ProbeStatus::error, "dns probes need an event loop to watch their socket");
   result_.sent = ctx.wall_now();  // replaced by the kernel's TX stamp when it comes
   if (send(udp_, query_.data(), query_.size(), 0) < 0) {
@@ -516,17 +508,24 @@ void DnsProbe::start(ProbeContext& ctx) {
   ctx.arm_timeout(timeout_);
 }
 
-void DnsProbe::on_ready(int fd, std::uint32_t) {
-  if (finished_ || fd != epoll_) return;
-  epoll_event events[2];
-  const int n = epoll_wait(epoll_, events, 2, 0);
-  for (int i = 0; i < n && !finished_; ++i) {
-    if (events[i].data.u32 == kTagUdp && udp_ >= 0) {
-      read_error_queue();
-      if (!finished_) read_udp();
-    } else if (events[i].data.u32 == kTagTcp && tcp_ >= 0) {
-      on_tcp_ready();
-    }
+void DnsProbe::on_ready(ProbeContext& ctx, int fd, std::uint32_t) {
+  if (finished_) return;
+  if (fd == udp_ && udp_ >= 0) {
+    if (truncated_) return drain_udp();  // answered already: TCP is under way
+    read_error_queue();
+    if (!finished_) read_udp(ctx);
+  } else if (fd == tcp_ && tcp_ >= 0) {
+    on_tcp_ready();
+  }
+}
+
+// While TCP is tried: whatever else comes to the UDP socket is dropped, so
+// that its readiness does not stay raised.
+void DnsProbe::drain_udp() {
+  std::array<std::uint8_t, 512> sink;
+  while (recv(udp_, sink.data(), sink.size(), MSG_DONTWAIT | MSG_TRUNC) >= 0) {
+  }
+  while (recv(udp_, sink.data(), sink.size(), MSG_DONTWAIT | MSG_ERRQUEUE) >= 0) {
   }
 }
 
@@ -563,8 +562,10 @@ void DnsProbe::read_error_queue() {
   }
 }
 
-void DnsProbe::read_udp() {
-  std::vector<std::uint8_t> buf(65536);
+void DnsProbe::read_udp(ProbeContext& ctx) {
+  // One buffer for every probe (the agent is one thread): a fresh 64 KiB
+  // vector per answer cost more than the rest of reading it.
+  static thread_local std::array<std::uint8_t, 65536> buf;
   while (!finished_ && udp_ >= 0) {
     alignas(cmsghdr) std::array<std::uint8_t, 256> control;
     iovec iov{buf.data(), buf.size()};
@@ -587,11 +588,11 @@ void DnsProbe::read_udp() {
       result_.dns->last_ignored = std::move(parsed.detail);
       continue;
     }
-    on_udp_answer(*parsed.response, a.stamp, a.ttl);
+    on_udp_answer(ctx, *parsed.response, a.stamp, a.ttl);
   }
 }
 
-void DnsProbe::on_udp_answer(const DnsResponse& response, std::optional<WallTime> rx, int ttl) {
+void DnsProbe::on_udp_answer(ProbeContext& ctx, const DnsResponse& response, std::optional<WallTime> rx, int ttl) {
   auto& dns = *result_.dns;
   result_.reply_from = server_;
   result_.reply_ttl = ttl;
@@ -604,14 +605,13 @@ void DnsProbe::on_udp_answer(const DnsResponse& response, std::optional<WallTime
     if (!rx) rx = std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
   }
   result_.rtt = *rx - result_.sent;
-  close_fd(udp_);
   if (!response.truncated) return finish_answer(response, "udp");
   dns.truncated = true;
   truncated_ = response;
-  start_tcp();
+  start_tcp(ctx);
 }
 
-void DnsProbe::start_tcp() {
+void DnsProbe::start_tcp(ProbeContext& ctx) {
   // The TCP exchange is timed with the steady clock (connect to answer): the
   // record's rtt stays the UDP round trip from kernel stamps.
   tcp_started_ = std::chrono::steady_clock::now();
@@ -621,10 +621,10 @@ void DnsProbe::start_tcp() {
   const socklen_t len = server_.to_sockaddr(sa, spec_.port);
   if (connect(tcp_, reinterpret_cast<const sockaddr*>(&sa), len) != 0 && errno != EINPROGRESS)
     return give_up_tcp(errno_text("TCP connect", errno));
-  epoll_event ev{};
-  ev.events = EPOLLOUT;
-  ev.data.u32 = kTagTcp;
-  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, tcp_, &ev) != 0) return give_up_tcp(errno_text("epoll_ctl", errno));
+  // Edge-triggered: once when the connection is up (and the query goes out),
+  // then when the answer comes, without waking for a socket that stays
+  // writable meanwhile.
+  if (!ctx.watch(tcp_, EPOLLIN | EPOLLOUT | EPOLLET)) return give_up_tcp("no event loop to watch the TCP socket");
   tcp_out_ = {static_cast<std::uint8_t>(query_.size() >> 8), static_cast<std::uint8_t>(query_.size())};
   tcp_out_.insert(tcp_out_.end(), query_.begin(), query_.end());
 }
@@ -641,13 +641,7 @@ void DnsProbe::on_tcp_ready() {
       return give_up_tcp(errno_text("TCP send", errno));
     }
     tcp_written_ += static_cast<std::size_t>(n);
-    if (tcp_written_ == tcp_out_.size()) {
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u32 = kTagTcp;
-      epoll_ctl(epoll_, EPOLL_CTL_MOD, tcp_, &ev);
-    }
-    return;
+    if (tcp_written_ < tcp_out_.size()) return;  // the rest when there is room (the next edge)
   }
   for (;;) {
     std::array<std::uint8_t, 4096> chunk;

@@ -111,7 +111,7 @@ class DnsProbe final : public Probe {
   void on_sent(WallTime) override {}
   bool on_packet(const DecodedPacket&, WallTime) override { return false; }
   void on_timeout() override;
-  void on_ready(int fd, std::uint32_t events) override;
+  void on_ready(ProbeContext& ctx, int fd, std::uint32_t events) override;
   bool finished() const override { return finished_; }
   const ProbeResult& result() const override { return result_; }
 
@@ -120,9 +120,10 @@ class DnsProbe final : public Probe {
  private:
   bool open_udp(std::string* error);
   void read_error_queue();
-  void read_udp();
-  void on_udp_answer(const DnsResponse& response, std::optional<WallTime> rx, int ttl);
-  void start_tcp();
+  void read_udp(ProbeContext& ctx);
+  void drain_udp();
+  void on_udp_answer(ProbeContext& ctx, const DnsResponse& response, std::optional<WallTime> rx, int ttl);
+  void start_tcp(ProbeContext& ctx);
   void on_tcp_ready();
   void give_up_tcp(std::string why);
   void finish_answer(const DnsResponse& response, const char* transport);
@@ -134,9 +135,8 @@ class DnsProbe final : public Probe {
   Duration timeout_;
   std::uint16_t id_ = 0;
   std::vector<std::uint8_t> query_;
-  // The probe's own epoll set (UDP, later TCP): the engine watches this one
-  // fd, since a probe can hand fds to the engine only in start().
-  int epoll_ = -1;
+  // Both watched by the engine; the UDP socket stays open (and drained)
+  // while TCP is tried, so that its number cannot be reused while watched.
   int udp_ = -1;
   int tcp_ = -1;
   std::optional<DnsResponse> truncated_;  // the UDP answer, while TCP is tried

@@ -122,7 +122,8 @@ void Engine::forget_old(SteadyTime now) {
 void Engine::on_ready(std::uint32_t idx, std::uint32_t generation, int fd, std::uint32_t events) {
   Slot& slot = slots_[idx];
   if (!slot.active || slot.generation != generation) return;
-  slot.probe->on_ready(fd, events);
+  SlotContext ctx(*this, idx);
+  slot.probe->on_ready(ctx, fd, events);
   if (slot.probe->finished()) complete(idx);
 }
 

@@ -121,9 +121,10 @@ class Probe {
   // us (a spoofed or foreign reply): the engine counts it and ignores it.
   virtual bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) = 0;
   virtual void on_timeout() = 0;
-  // A watched socket is ready (epoll event bits); the probe closes its own
-  // sockets when it is destroyed, after the engine stopped watching them.
-  virtual void on_ready(int fd, std::uint32_t events) {}
+  // A watched socket is ready (epoll event bits). The probe may watch more
+  // sockets from here (ctx.watch); it closes its own sockets when it is
+  // destroyed, after the engine stopped watching them, and not before.
+  virtual void on_ready(ProbeContext& ctx, int fd, std::uint32_t events) {}
   virtual bool finished() const = 0;
   virtual const ProbeResult& result() const = 0;
 };

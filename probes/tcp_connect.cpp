@@ -86,7 +86,7 @@ void TcpConnectProbe::start(ProbeContext& ctx) {
   ctx.arm_timeout(timeout_);
 }
 
-void TcpConnectProbe::on_ready(int fd, std::uint32_t events) {
+void TcpConnectProbe::on_ready(ProbeContext&, int fd, std::uint32_t events) {
   if (finished_ || fd != fd_) return;
   int err = 0;
   socklen_t len = sizeof err;

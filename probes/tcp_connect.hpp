@@ -26,7 +26,7 @@ class TcpConnectProbe final : public Probe {
   void on_sent(WallTime) override {}
   bool on_packet(const DecodedPacket&, WallTime) override { return false; }
   void on_timeout() override;
-  void on_ready(int fd, std::uint32_t events) override;
+  void on_ready(ProbeContext& ctx, int fd, std::uint32_t events) override;
   bool finished() const override { return finished_; }
   const ProbeResult& result() const override { return result_; }
 

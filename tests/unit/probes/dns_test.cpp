@@ -324,8 +324,14 @@ TEST_CASE("dns: check_dns_expect", "[dns]") {
 
 namespace {
 
+// Watches as the engine does: a real epoll set, with the events asked for.
 class FakeContext final : public outpost::ProbeContext {
  public:
+  FakeContext() : epoll_(epoll_create1(EPOLL_CLOEXEC)) {}
+  ~FakeContext() override { close(epoll_); }
+  FakeContext(const FakeContext&) = delete;
+  FakeContext& operator=(const FakeContext&) = delete;
+
   std::vector<int> watched;
   std::vector<outpost::FlowKey> expected;
   std::vector<outpost::Duration> timeouts;
@@ -346,10 +352,24 @@ class FakeContext final : public outpost::ProbeContext {
     return false;
   }
   void arm_timeout(outpost::Duration d) override { timeouts.push_back(d); }
-  bool watch(int fd, std::uint32_t) override {
+  bool watch(int fd, std::uint32_t events) override {
     watched.push_back(fd);
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    return epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) == 0;
+  }
+  // Waits up to 2 s for a watched socket and hands it to the probe, as the
+  // engine does; false when nothing stirred.
+  bool step(outpost::Probe& probe) {
+    epoll_event ev{};
+    if (epoll_wait(epoll_, &ev, 1, 2000) != 1) return false;
+    probe.on_ready(*this, ev.data.fd, ev.events);
     return true;
   }
+
+ private:
+  int epoll_;
 };
 
 const IpAddress kLoopback = *IpAddress::parse("127.0.0.1");
@@ -450,9 +470,10 @@ outpost::DnsProbeSpec spec_for(const LoopbackServer& server, DnsQuestion q = kWw
 }
 
 // Hands the probe its readiness until it has finished (or nothing stirs for 2 s).
-void run_until_finished(outpost::DnsProbe& probe, const FakeContext& ctx) {
+void run_until_finished(outpost::DnsProbe& probe, FakeContext& ctx) {
   REQUIRE(ctx.watched.size() == 1);
-  while (!probe.finished() && wait_readable(ctx.watched[0])) probe.on_ready(ctx.watched[0], EPOLLIN);
+  while (!probe.finished() && ctx.step(probe)) {
+  }
   REQUIRE(probe.finished());
 }
 
@@ -541,9 +562,11 @@ TEST_CASE("DnsProbe: a truncated answer is asked again over TCP", "[dns][loopbac
     else
       server.hang_up_tcp();
   });
-  while (!probe.finished() && wait_readable(ctx.watched.at(0))) probe.on_ready(ctx.watched[0], EPOLLIN);
+  while (!probe.finished() && ctx.step(probe)) {
+  }
   server_side.join();
   REQUIRE(probe.finished());
+  CHECK(ctx.watched.size() == 2);  // the UDP socket, then the TCP one
   CHECK(tcp_query == udp_query);
 
   const auto& r = probe.result();
@@ -570,9 +593,9 @@ TEST_CASE("DnsProbe: no answer over TCP within the timeout keeps the UDP answer"
   probe.start(ctx);
   CHECK_FALSE(server.receive().empty());
   CHECK(server.answer(with_id(read_hex_fixture("dns_answer_big_udp_tc.hex"), probe.query_id())));
-  REQUIRE(wait_readable(ctx.watched[0]));
-  probe.on_ready(ctx.watched[0], EPOLLIN);
+  REQUIRE(ctx.step(probe));
   REQUIRE_FALSE(probe.finished());  // connecting over TCP now
+  CHECK(ctx.watched.size() == 2);
   probe.on_timeout();
   REQUIRE(probe.finished());
   const auto& r = probe.result();

@@ -84,14 +84,14 @@ class LoopbackPort {
 };
 
 // What the event loop does: waits for the watched events, hands them to the probe.
-void run_until_ready(outpost::TcpConnectProbe& probe, int fd, std::uint32_t events) {
+void run_until_ready(outpost::TcpConnectProbe& probe, FakeContext& ctx, int fd, std::uint32_t events) {
   pollfd p{fd, static_cast<short>(events), 0};
   REQUIRE(poll(&p, 1, 5000) == 1);
   std::uint32_t ready = 0;
   if (p.revents & POLLOUT) ready |= EPOLLOUT;
   if (p.revents & POLLERR) ready |= EPOLLERR;
   if (p.revents & POLLHUP) ready |= EPOLLHUP;
-  probe.on_ready(fd, ready);
+  probe.on_ready(ctx, fd, ready);
 }
 
 }  // namespace
@@ -108,7 +108,7 @@ TEST_CASE("TcpConnectProbe on loopback: open port is reply, closed port is refus
     REQUIRE(ctx.watched.size() == 1);
     CHECK(ctx.watched[0].second == EPOLLOUT);
     CHECK(ctx.timeouts == std::vector<outpost::Duration>{2s});
-    run_until_ready(probe, ctx.watched[0].first, EPOLLOUT);
+    run_until_ready(probe, ctx, ctx.watched[0].first, EPOLLOUT);
   }
   REQUIRE(probe.finished());
   const auto& r = probe.result();
@@ -130,7 +130,7 @@ TEST_CASE("TcpConnectProbe: a timeout ends it, and a late readiness changes noth
   probe.on_timeout();
   REQUIRE(probe.finished());
   CHECK(probe.result().status == ProbeStatus::timeout);
-  run_until_ready(probe, ctx.watched.at(0).first, EPOLLOUT);
+  run_until_ready(probe, ctx, ctx.watched.at(0).first, EPOLLOUT);
   CHECK(probe.result().status == ProbeStatus::timeout);
   CHECK_FALSE(probe.result().rtt);
 }
