@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "dns.hpp"
 #include "icmp_echo.hpp"
 #include "resolve.hpp"
@@ -103,12 +105,27 @@ std::string Agent::apply(const Config& config) {
   std::unordered_map<std::string, IpAddress> known_hosts;
   for (const auto& t : targets_)
     if (!t.host.empty() && t.address) known_hosts.emplace(t.host, t.address);
+  // The other names are looked up here, side by side (start-up waits for
+  // about the slowest lookup, not for the sum of them).
+  std::vector<std::string> unknown_hosts;
+  for (const auto& group : config.groups)
+    for (const auto& target : group.targets)
+      if (target.address.empty() && !known_hosts.count(target.host)) unknown_hosts.push_back(target.host);
+  std::sort(unknown_hosts.begin(), unknown_hosts.end());
+  unknown_hosts.erase(std::unique(unknown_hosts.begin(), unknown_hosts.end()), unknown_hosts.end());
+  std::unordered_map<std::string, Resolved> looked_up;
+  if (!unknown_hosts.empty()) {
+    const auto answers = resolve_targets(unknown_hosts);
+    for (std::size_t i = 0; i < unknown_hosts.size(); ++i) looked_up.emplace(unknown_hosts[i], answers[i]);
+  }
   const SteadyTime now_steady = loop_.clock().now();
   for (const auto& group : config.groups) {
     for (const auto& target : group.targets) {
       const std::string& name = target.address.empty() ? target.host : target.address;
       const auto known = target.host.empty() ? known_hosts.end() : known_hosts.find(target.host);
-      const Resolved resolved = known != known_hosts.end() ? Resolved{known->second, {}} : resolve_target(name);
+      const Resolved resolved = !target.address.empty() ? resolve_target(target.address)
+                                : known != known_hosts.end() ? Resolved{known->second, {}}
+                                                             : looked_up.at(target.host);
       if (!resolved.error.empty()) spdlog::warn("target {}: {}", target.name, resolved.error);
       if (resolved.address && raw_) {
         if (auto why = engine_.prepare(resolved.address); !why.empty()) spdlog::warn("target {}: {}", target.name, why);

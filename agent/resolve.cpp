@@ -3,7 +3,10 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 namespace outpost {
 
@@ -28,6 +31,25 @@ Resolved resolve_target(const std::string& name) {
   if (v4) return {v4, {}};
   if (v6) return {v6, {}};
   return {{}, "host '" + name + "' has no IPv4 or IPv6 address"};
+}
+
+std::vector<Resolved> resolve_targets(const std::vector<std::string>& names, unsigned parallel) {
+  std::vector<Resolved> out(names.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < names.size();) out[i] = resolve_target(names[i]);
+  };
+  const std::size_t threads = std::min<std::size_t>(std::max(1u, parallel), names.size());
+  if (threads <= 1) {
+    work();
+    return out;
+  }
+  std::vector<std::thread> pool;
+  pool.reserve(threads - 1);
+  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  return out;
 }
 
 }  // namespace outpost
