@@ -361,9 +361,10 @@ class FakeContext final : public outpost::ProbeContext {
   }
   // Waits up to 2 s for a watched socket and hands it to the probe, as the
   // engine does; false when nothing stirred.
-  bool step(outpost::Probe& probe) {
+  bool step(outpost::Probe& probe) { return step_for(probe, 2000); }
+  bool step_for(outpost::Probe& probe, int ms) {
     epoll_event ev{};
-    if (epoll_wait(epoll_, &ev, 1, 2000) != 1) return false;
+    if (epoll_wait(epoll_, &ev, 1, ms) != 1) return false;
     probe.on_ready(*this, ev.data.fd, ev.events);
     return true;
   }
@@ -583,6 +584,38 @@ TEST_CASE("DnsProbe: a truncated answer is asked again over TCP", "[dns][loopbac
     CHECK(r.dns->answers.size() == 30);
     CHECK(r.dns->tcp_error == "the server closed the TCP connection before the whole answer");
   }
+}
+
+TEST_CASE("DnsProbe: datagrams that come while TCP is tried are drained, not spun on", "[dns][loopback]") {
+  LoopbackServer server;
+  REQUIRE(server.ok());
+  FakeContext ctx;
+  outpost::DnsProbe probe(kLoopback, spec_for(server, {"big.lab.test", 1}), 2s);
+  probe.start(ctx);
+  const Bytes truncated = with_id(read_hex_fixture("dns_answer_big_udp_tc.hex"), probe.query_id());
+  CHECK_FALSE(server.receive().empty());
+  CHECK(server.answer(truncated));
+  REQUIRE(ctx.step(probe));  // the truncated answer: TCP starts
+  REQUIRE_FALSE(probe.finished());
+  REQUIRE(ctx.watched.size() == 2);
+  // The same answer again, and a third copy: the UDP socket is readable.
+  CHECK(server.answer(truncated));
+  CHECK(server.answer(truncated));
+  // The server does not accept the TCP connection yet: nothing but the
+  // datagrams (and the connection being up) can wake the probe, and once
+  // drained the UDP socket must stay quiet.
+  int wakes = 0;
+  const auto until = std::chrono::steady_clock::now() + 300ms;
+  while (std::chrono::steady_clock::now() < until && !probe.finished()) {
+    if (ctx.step_for(probe, 50)) ++wakes;
+  }
+  CHECK_FALSE(probe.finished());
+  CHECK(wakes <= 3);
+  probe.on_timeout();
+  REQUIRE(probe.finished());
+  CHECK(probe.result().status == ProbeStatus::reply);
+  CHECK(probe.result().dns->transport == "udp");
+  CHECK(probe.result().dns->answers.size() == 30);
 }
 
 TEST_CASE("DnsProbe: no answer over TCP within the timeout keeps the UDP answer", "[dns][loopback]") {
