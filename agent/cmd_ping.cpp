@@ -122,7 +122,8 @@ int ping_command(int argc, char** argv) {
   char host[256] = "outpost";
   gethostname(host, sizeof host - 1);
   const ProbeLabels labels{host, target, "", method->record_name(), method->port};
-  std::uint64_t sent = 0, replies = 0;
+  // A refused TCP probe (RST) is an answer: the host is up, the port closed.
+  std::uint64_t sent = 0, replies = 0, refused = 0;
   std::vector<double> rtts;
   bool stopping = false;
 
@@ -134,9 +135,9 @@ int ping_command(int argc, char** argv) {
     const std::uint64_t n = ++sent;
     std::string err;
     stack.launch(make_probe(*method, resolved.address, *timeout, dns_query, &err), [&, n](const ProbeResult& r) {
-      if (r.status == ProbeStatus::reply) {
-        ++replies;
-        rtts.push_back(to_ms(*r.rtt));
+      if (r.status == ProbeStatus::reply || r.status == ProbeStatus::refused) {
+        ++(r.status == ProbeStatus::reply ? replies : refused);
+        if (r.rtt) rtts.push_back(to_ms(*r.rtt));
       }
       if (json) std::cout << probe_record(labels, r).dump() << std::endl;
       else std::cout << human_line(r, n, method->port) << std::endl;
@@ -158,13 +159,16 @@ int ping_command(int argc, char** argv) {
   loop.run();
 
   if (!json) {
-    const double loss = sent ? 100.0 * static_cast<double>(sent - replies) / static_cast<double>(sent) : 0;
-    std::printf("--- %s outpost ping statistics ---\n%llu probes sent, %llu replies, %.1f%% loss\n", target.c_str(),
-                static_cast<unsigned long long>(sent), static_cast<unsigned long long>(replies), loss);
+    const double loss = sent ? 100.0 * static_cast<double>(sent - replies - refused) / static_cast<double>(sent) : 0;
+    std::printf("--- %s outpost ping statistics ---\n%llu probes sent, %llu replies", target.c_str(),
+                static_cast<unsigned long long>(sent), static_cast<unsigned long long>(replies));
+    if (method->record_name() == "tcp")
+      std::printf(", %llu refused", static_cast<unsigned long long>(refused));
+    std::printf(", %.1f%% loss\n", loss);
     if (auto s = summarize_rtts(rtts))
       std::printf("rtt min/avg/max/stddev = %.3f/%.3f/%.3f/%.3f ms\n", s->min, s->avg, s->max, s->stddev);
   }
-  return replies > 0 ? kExitOk : kExitFailure;
+  return replies + refused > 0 ? kExitOk : kExitFailure;
 }
 
 }  // namespace outpost

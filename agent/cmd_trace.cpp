@@ -33,7 +33,9 @@ void print_hop(const TraceHop& h, const AsnTable* asns) {
   }
   std::string extra;
   if (h.is_target) extra += "  [target]";
-  else if (h.icmp_type == 3) extra += "  !" + describe_icmp_error(IPPROTO_ICMP, 3, static_cast<std::uint8_t>(h.icmp_code));
+  else if (const bool v6 = h.addr.is_v6(); h.icmp_type == (v6 ? 1 : 3))  // destination unreachable (ICMPv6 type 3 is time exceeded)
+    extra += "  !" + describe_icmp_error(v6 ? std::uint8_t{IPPROTO_ICMPV6} : std::uint8_t{IPPROTO_ICMP}, static_cast<std::uint8_t>(h.icmp_type),
+                                         static_cast<std::uint8_t>(h.icmp_code));
   for (const auto& m : h.mpls) extra += "  MPLS:L=" + std::to_string(m.label) + ",TTL=" + std::to_string(m.ttl);
   std::printf("%3d  %-16s %-24s %8.3f ms%s\n", h.ttl, h.addr.to_string().c_str(), asn_label(asns, h.addr).c_str(),
               h.rtt ? to_ms(*h.rtt) : 0.0, extra.c_str());

@@ -193,7 +193,8 @@ check() { # check NAME CMD...: run CMD, report PASS/FAIL
 
 # Python prelude for py_checks: check(name, ok, detail), load_records(path)
 # (records, numbers of the lines that are not JSON objects), parse_time(),
-# TIME_RE (RFC 3339, UTC, microseconds), by_target(records), binomial_band().
+# TIME_RE (RFC 3339, UTC, microseconds), by_target(records), binomial_band(),
+# statuses(records), hops_of_text(path).
 LIB_PY_PRELUDE='
 import json, math, re, statistics, sys
 from datetime import datetime, timezone
@@ -233,6 +234,14 @@ def statuses(records):
     for r in records:
         out[r.get("status")] = out.get(r.get("status"), 0) + 1
     return out
+def hops_of_text(path):
+    """The hop addresses of a traceroute(8) or scamper text output (None for *)."""
+    hops = []
+    for line in open(path):
+        m = re.match(r"^\s*(\d+)\s+(\S+)", line)
+        if m:
+            hops.append(m.group(2) if m.group(2) != "*" else None)
+    return hops
 '
 
 # py_checks ARGS... <<'EOF' ... EOF: runs the python checks on stdin with ARGS

@@ -30,13 +30,6 @@ import re
 work, target = sys.argv[1], sys.argv[2]
 expected = ["198.19.0.2", "198.19.0.6", "198.19.0.10", target]
 asns = [64496, 64500, 64510, 64510]
-def hops_of_text(path):
-    hops = []
-    for line in open(path):
-        m = re.match(r"^\s*(\d+)\s+(\S+)", line)
-        if m:
-            hops.append(m.group(2) if m.group(2) != "*" else None)
-    return hops
 for method in ["icmp", "udp", "tcp:80"]:
     t = json.load(open(f"{work}/trace-{method}.json"))
     addrs = [h.get("addr") for h in t["hops"]]
