@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # IPv6 through the lab's routers (netlab up --ipv6): ICMPv6 echo with the hop
-# limit the three routers leave; a TCP SYN to a closed port is refused; Paris
+# limit the three routers leave; a TCP SYN to a closed port is refused, to the
+# web server answered; DNS over IPv6 (AAAA, A, NXDOMAIN); Paris
 # traces by icmp, udp and tcp:80 show every router in order with the lab's
 # ASNs, ICMPv6 time exceeded (type 3) from each, and agree hop by hop with
 # traceroute -6; with the carrier dropping what it forwards, echoes time out
@@ -11,14 +12,21 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init v6
 lib_need_tools traceroute
 lab_up --hosts 2 --ipv6
+netlab serve web
+netlab serve dns
 TABLE=$OUTPOST_SOURCE_DIR/tests/fixtures/netlab-pfx2as.txt
 TARGET=2001:2:0:2::1
+DNS6=2001:2::1
 
 in_vp "$OUTPOST" ping "$TARGET" -c 5 -i 50ms --json >"$WORK/echo.jsonl" 2>"$WORK/echo.log"
 echo "outpost ping (icmp): exit $?"
 in_vp "$OUTPOST" ping "$TARGET" --method tcp:81 -c 3 -i 50ms --json >"$WORK/closed.jsonl" 2>"$WORK/closed.log"
 echo "outpost ping (tcp:81): exit $?"
 in_vp "$OUTPOST" ping "$TARGET" --method tcp:81 -c 2 -i 50ms >"$WORK/closed.txt" 2>&1
+in_vp "$OUTPOST" ping "$TARGET" --method tcp:80 -c 2 -i 50ms --json >"$WORK/open.jsonl" 2>"$WORK/open.log"
+in_vp "$OUTPOST" ping "$DNS6" --method dns --query www.lab.test --qtype AAAA -c 2 -i 50ms --json >"$WORK/dns-aaaa.jsonl" 2>"$WORK/dns.log"
+in_vp "$OUTPOST" ping "$DNS6" --method dns --query www.lab.test --qtype A -c 1 --json >"$WORK/dns-a.jsonl" 2>>"$WORK/dns.log"
+in_vp "$OUTPOST" ping "$DNS6" --method dns --query nope.lab.test -c 1 --json >"$WORK/dns-nx.jsonl" 2>>"$WORK/dns.log"
 for method in icmp udp tcp:80; do
   in_vp "$OUTPOST" trace "$TARGET" --method "$method" --asn-table "$TABLE" --json >"$WORK/trace-$method.json" 2>"$WORK/trace-$method.log"
   echo "outpost trace --method $method: exit $?"
@@ -41,6 +49,18 @@ check("echo: plausible RTTs (0 < rtt < 50 ms)", all(0 < r.get("rtt_ms", -1) < 50
 closed, bad = load_records(f"{work}/closed.jsonl")
 check("tcp:81 (closed): refused, port 81", len(closed) == 3 and all(r["status"] == "refused" and r["port"] == 81 for r in closed),
       [(r["status"], r.get("port")) for r in closed])
+opened, bad = load_records(f"{work}/open.jsonl")
+check("tcp:80 (web server): reply", len(opened) == 2 and all(r["status"] == "reply" for r in opened), [r["status"] for r in opened])
+aaaa, bad = load_records(f"{work}/dns-aaaa.jsonl")
+check("dns over IPv6, www AAAA: reply NOERROR [2001:2::1], from the server, kernel-timed",
+      len(aaaa) == 2 and all(r["status"] == "reply" and r.get("rcode") == "NOERROR" and r.get("answers") == ["2001:2::1"]
+                             and r.get("reply_from") == "2001:2::1" and r.get("rtt_clock") == "kernel" for r in aaaa),
+      [(r["status"], r.get("rcode"), r.get("answers"), r.get("rtt_clock")) for r in aaaa])
+a4, bad = load_records(f"{work}/dns-a.jsonl")
+check("dns over IPv6, www A: [198.18.0.1]", len(a4) == 1 and a4[0].get("answers") == ["198.18.0.1"], [r.get("answers") for r in a4])
+nx, bad = load_records(f"{work}/dns-nx.jsonl")
+check("dns over IPv6, nope: NXDOMAIN", len(nx) == 1 and nx[0]["status"] == "reply" and nx[0].get("rcode") == "NXDOMAIN",
+      [(r["status"], r.get("rcode")) for r in nx])
 summary = open(f"{work}/closed.txt").read()
 check("tcp:81 summary: refused probes are answers, not loss", "2 probes sent, 0 replies, 2 refused, 0.0% loss" in summary, summary)
 
