@@ -7,6 +7,7 @@
 #                         # lab (upstream_asn 64500, probes [icmp, tcp:80]) and
 #                         # two control hosts (CONTROL_PROBES, default [icmp];
 #                         # "" for the defaults'); checked with outpost check
+#   outage_config_ipv6    # rewrites it with the hosts' IPv6 addresses
 #   outage_start DURATION # the agent in the vp for DURATION (OUT, LOG), then
 #                         # 6 s of good rounds and baseline traces
 #   fault NETLAB-ARGS...  # applies a netlab fault (exits on failure)
@@ -53,6 +54,14 @@ report:
   window: 10s
 YAML
   check "outpost check accepts the config" quiet "$OUTPOST" check -c "$CFG"
+}
+
+# outage_config_ipv6: the same targets by their IPv6 addresses (netlab up --ipv6).
+outage_config_ipv6() {
+  sed -i -E -e 's/address: 198\.18\.([0-3])\.1 /address: "2001:2:0:\1::1" /' \
+    -e 's/address: 198\.18\.100\.([12]) /address: "2001:2:0:100::\1" /' "$CFG"
+  check "the config names only IPv6 targets" bash -c "! grep -q 'address: 198' '$CFG' && grep -c 'address: \"2001:2:' '$CFG' | grep -qx 6"
+  check "outpost check accepts the IPv6 config" quiet "$OUTPOST" check -c "$CFG"
 }
 
 now() { "$PY" -c 'import time; print(f"{time.time():.6f}")'; }

@@ -13,16 +13,27 @@
 #   - every output line is JSON; the agent exits 0 after --for.
 # Prints the detection delay (event time - fault), the start error (event
 # start - fault) and the duration error. Exit 77 (skip) when not root.
+# OUTAGE_IPV6=1 (test_outage_ipv6.sh): the same over IPv6 (netlab up --ipv6,
+# the targets by their IPv6 addresses, the carrier's hop 2001:2:0:ff01::2).
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source=tests/integration/outage_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/outage_lib.sh"
-lib_init oc
-lab_up --hosts 4
+IPV6=${OUTAGE_IPV6:-0}
+if ((IPV6)); then
+  lib_init o6
+  lab_up --hosts 4 --ipv6
+  CARRIER_HOP=2001:2:0:ff01::2
+else
+  lib_init oc
+  lab_up --hosts 4
+  CARRIER_HOP=198.19.0.6
+fi
 fault serve web
 
 outage_config itest-outage-carrier
+if ((IPV6)); then outage_config_ipv6; fi
 
 outage_start 40s
 fault drop carrier
@@ -35,12 +46,15 @@ echo "  $(date -u +%T.%N | cut -c1-12) carrier restored"
 
 outage_wait
 
-py_checks "$OUT" "$t_fault" "$t_heal" <<'EOF'
-path, t_fault, t_heal = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+py_checks "$OUT" "$t_fault" "$t_heal" "$CARRIER_HOP" "$IPV6" <<'EOF'
+path, t_fault, t_heal, carrier_hop, ipv6 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 INTERVAL = 1.0
 records, events = outage_events(path, t_fault)
 true_s = t_heal - t_fault
 print(f"  true outage (undrop - drop): {true_s:.3f} s")
+probes = [r for r in records if r.get("type") == "probe"]
+check("probes went to " + ("IPv6" if ipv6 else "IPv4") + " addresses only",
+      probes and all((":" in r["address"]) == ipv6 for r in probes), len(probes))
 
 gd = [e for e in events if e.get("kind") == "group_down" and e.get("group") == "lab"]
 check("a group_down for group lab", len(gd) >= 1, f"{len(gd)} found")
@@ -50,7 +64,7 @@ if gd:
     print(f"  verdict: {json.dumps(v, sort_keys=True)}")
     check("group_down: exactly one", len(gd) == 1, len(gd))
     check("verdict.where == upstream", v.get("where") == "upstream", v.get("where"))
-    check("verdict.last_hop == 198.19.0.6 (carrier)", v.get("last_hop") == "198.19.0.6", v.get("last_hop"))
+    check(f"verdict.last_hop == {carrier_hop} (carrier)", v.get("last_hop") == carrier_hop, v.get("last_hop"))
     check("verdict.last_hop_asn == 64500", v.get("last_hop_asn") == 64500, v.get("last_hop_asn"))
     check("verdict.baseline_reached_asn == 64510", v.get("baseline_reached_asn") == 64510, v.get("baseline_reached_asn"))
     delay = parse_time(e["time"]) - t_fault
