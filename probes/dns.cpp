@@ -392,9 +392,6 @@ std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAn
 
 // ---------------------------------------------------------------- the probe
 
-namespace {
-}
-
 void keep_kernel_timestamps_on() {
   static const int holder = [] {
     const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -621,12 +618,12 @@ void DnsProbe::start_tcp(ProbeContext& ctx) {
   const socklen_t len = server_.to_sockaddr(sa, spec_.port);
   if (connect(tcp_, reinterpret_cast<const sockaddr*>(&sa), len) != 0 && errno != EINPROGRESS)
     return give_up_tcp(errno_text("TCP connect", errno));
+  tcp_out_ = {static_cast<std::uint8_t>(query_.size() >> 8), static_cast<std::uint8_t>(query_.size())};
+  tcp_out_.insert(tcp_out_.end(), query_.begin(), query_.end());
   // Edge-triggered: once when the connection is up (and the query goes out),
   // then when the answer comes, without waking for a socket that stays
   // writable meanwhile.
   if (!ctx.watch(tcp_, EPOLLIN | EPOLLOUT | EPOLLET)) return give_up_tcp("no event loop to watch the TCP socket");
-  tcp_out_ = {static_cast<std::uint8_t>(query_.size() >> 8), static_cast<std::uint8_t>(query_.size())};
-  tcp_out_.insert(tcp_out_.end(), query_.begin(), query_.end());
 }
 
 void DnsProbe::on_tcp_ready() {
