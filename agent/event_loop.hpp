@@ -50,6 +50,9 @@ class EventLoop {
   // Until stop(); each turn waits for the earliest of fds, timers and signals.
   void run();
   void stop() { stopping_ = true; }
+  // Waits with a timerfd and epoll_wait, as on kernels without epoll_pwait2
+  // (where the loop falls back to it by itself); for tests of that path.
+  void use_timerfd() { use_pwait2_ = false; }
   bool stopping() const { return stopping_; }
   std::size_t pending_timers() const { return timers_.size() - cancelled_.size(); }
 

@@ -1,5 +1,9 @@
 // The event loop's timer heap on a fake clock: run_due_timers fires what is
 // due, in time order, and nothing else; cancel; timers added from callbacks.
+// And run() on the real clock, with either way of waiting: timers never fire
+// early, a readable pipe is handed over, stop() ends it.
+
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -140,4 +144,41 @@ TEST_CASE("event loop: stop is remembered", "[event_loop]") {
   clock.advance(1s);
   loop.run_due_timers();
   CHECK(loop.stopping());
+}
+
+TEST_CASE("event loop: run() waits for timers and fds, by epoll_pwait2 or by timerfd", "[event_loop]") {
+  const bool timerfd = GENERATE(false, true);
+  INFO((timerfd ? "timerfd" : "epoll_pwait2"));
+  outpost::SystemClock clock;
+  EventLoop loop(clock);
+  if (timerfd) loop.use_timerfd();
+  int pipe_fds[2];
+  REQUIRE(pipe(pipe_fds) == 0);
+  std::vector<std::string> order;
+  bool early = false;
+  const auto start = clock.now();
+  auto at = [&](std::chrono::milliseconds d, std::string name, std::function<void()> then = {}) {
+    loop.at(start + d, [&, d, name, then] {
+      early = early || clock.now() < start + d;
+      order.push_back(name);
+      if (then) then();
+    });
+  };
+  at(120ms, "120ms");
+  at(20ms, "20ms", [&] { REQUIRE(write(pipe_fds[1], "x", 1) == 1); });
+  at(150ms, "150ms", [&] { loop.stop(); });
+  at(400ms, "never");  // after stop()
+  loop.watch(pipe_fds[0], [&] {
+    char c;
+    REQUIRE(read(pipe_fds[0], &c, 1) == 1);
+    order.push_back("pipe");
+  });
+  loop.run();
+  // The pipe is read on the wake after the 20 ms timer wrote to it, before
+  // the next timers (100 ms later) are due.
+  CHECK(order == std::vector<std::string>{"20ms", "pipe", "120ms", "150ms"});
+  CHECK_FALSE(early);
+  loop.unwatch(pipe_fds[0]);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
 }
