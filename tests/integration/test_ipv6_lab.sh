@@ -55,7 +55,7 @@ aaaa, bad = load_records(f"{work}/dns-aaaa.jsonl")
 check("dns over IPv6, www AAAA: reply NOERROR [2001:2::1], from the server, kernel-timed",
       len(aaaa) == 2 and all(r["status"] == "reply" and r.get("rcode") == "NOERROR" and r.get("answers") == ["2001:2::1"]
                              and r.get("reply_from") == "2001:2::1" and r.get("rtt_clock") == "kernel" for r in aaaa),
-      [(r["status"], r.get("rcode"), r.get("answers"), r.get("rtt_clock")) for r in aaaa])
+      [(r["status"], r.get("rcode"), r.get("answers"), r.get("rtt_clock"), r.get("error")) for r in aaaa])
 a4, bad = load_records(f"{work}/dns-a.jsonl")
 check("dns over IPv6, www A: [198.18.0.1]", len(a4) == 1 and a4[0].get("answers") == ["198.18.0.1"], [r.get("answers") for r in a4])
 nx, bad = load_records(f"{work}/dns-nx.jsonl")

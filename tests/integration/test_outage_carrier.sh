@@ -35,7 +35,7 @@ fault serve web
 outage_config itest-outage-carrier
 if ((IPV6)); then outage_config_ipv6; fi
 
-outage_start 40s
+outage_start 30s
 fault drop carrier
 t_fault=$(now)
 echo "  $(date -u +%T.%N | cut -c1-12) carrier drops everything it forwards"
