@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
 #include "dns.hpp"
 #include "icmp_echo.hpp"
 #include "resolve.hpp"
@@ -107,17 +105,14 @@ std::string Agent::apply(const Config& config) {
     if (!t.host.empty() && t.address) known_hosts.emplace(t.host, t.address);
   // The other names are looked up here, side by side (start-up waits for
   // about the slowest lookup, not for the sum of them).
-  std::vector<std::string> unknown_hosts;
+  std::unordered_map<std::string, Resolved> looked_up;
   for (const auto& group : config.groups)
     for (const auto& target : group.targets)
-      if (target.address.empty() && !known_hosts.count(target.host)) unknown_hosts.push_back(target.host);
-  std::sort(unknown_hosts.begin(), unknown_hosts.end());
-  unknown_hosts.erase(std::unique(unknown_hosts.begin(), unknown_hosts.end()), unknown_hosts.end());
-  std::unordered_map<std::string, Resolved> looked_up;
-  if (!unknown_hosts.empty()) {
-    const auto answers = resolve_targets(unknown_hosts);
-    for (std::size_t i = 0; i < unknown_hosts.size(); ++i) looked_up.emplace(unknown_hosts[i], answers[i]);
-  }
+      if (target.address.empty() && !known_hosts.count(target.host)) looked_up.try_emplace(target.host);
+  std::vector<std::string> unknown_hosts;
+  for (const auto& entry : looked_up) unknown_hosts.push_back(entry.first);
+  const auto answers = resolve_targets(unknown_hosts);
+  for (std::size_t i = 0; i < unknown_hosts.size(); ++i) looked_up[unknown_hosts[i]] = answers[i];
   const SteadyTime now_steady = loop_.clock().now();
   for (const auto& group : config.groups) {
     for (const auto& target : group.targets) {
