@@ -118,7 +118,7 @@ int EventLoop::wait(epoll_event* events, int max_events) {
     timespec timeout{};
     const timespec* until = nullptr;
     if (const auto next = next_deadline()) {
-      const auto ns = std::max<std::int64_t>(0, (*next - clock_.now()).count());
+      const auto ns = std::max<std::int64_t>(0, (*next - clock_.now()).count());  // 0: a timer is due
       timeout.tv_sec = ns / 1000000000;
       timeout.tv_nsec = ns % 1000000000;
       until = &timeout;
@@ -131,16 +131,25 @@ int EventLoop::wait(epoll_event* events, int max_events) {
   return epoll_wait(epoll_, events, max_events, -1);
 }
 
-void EventLoop::run() {
+bool EventLoop::run_once(bool block) {
   constexpr int kMaxEvents = 64;
   epoll_event events[kMaxEvents];
-  while (!stopping_) {
-    run_due_timers();
-    if (stopping_) break;
-    const int n = wait(events, kMaxEvents);
+  // The loop's barrier (no exception crosses it): a callback that throws
+  // ends the run with the reason in error(); the caller flushes and exits.
+  try {
+    int n;
+    if (block) {
+      n = wait(events, kMaxEvents);
+    } else {
+      n = epoll_wait(epoll_, events, kMaxEvents, 0);
+    }
     if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
+      if (errno != EINTR) {
+        error_ = std::string("epoll: ") + std::strerror(errno);
+        stopping_ = true;
+        return false;
+      }
+      n = 0;
     }
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
@@ -154,7 +163,23 @@ void EventLoop::run() {
         cb(events[i].events);
       }
     }
+    run_due_timers();
+  } catch (const std::exception& e) {
+    error_ = std::string("uncaught exception in the event loop: ") + e.what();
+    stopping_ = true;
+    return false;
+  } catch (...) {
+    error_ = "uncaught exception in the event loop";
+    stopping_ = true;
+    return false;
   }
+  return true;
+}
+
+bool EventLoop::run() {
+  while (!stopping_)
+    if (!run_once(true)) return false;
+  return error_.empty();
 }
 
 }  // namespace outpost

@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <queue>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -47,9 +48,20 @@ class EventLoop {
 
   // Runs due timers (and only timers): what a fake-clock test calls.
   void run_due_timers();
-  // Until stop(); each turn waits for the earliest of fds, timers and signals.
-  void run();
+  // One turn of the loop: waits for the earliest of fds, timers and signals
+  // (with block false, or when a timer is due, does not wait at all), hands
+  // over every ready fd and signal, and only then runs the timers due. I/O
+  // goes first so that after a stall (a slow callback, a starved process)
+  // what arrived in time is taken in before any timeout fires. Returns false
+  // after an epoll error or an exception out of a callback (see error()).
+  bool run_once(bool block = true);
+  // Turns until stop(); false (with error()) when the loop failed.
+  bool run();
   void stop() { stopping_ = true; }
+  // Why the loop failed: an epoll error, or what a callback threw ("" while it has not).
+  const std::string& error() const { return error_; }
+  // The earliest live timer, if any (a simulation advances its clock to it).
+  std::optional<SteadyTime> next_timer() { return next_deadline(); }
   // Waits with a timerfd and epoll_wait, as on kernels without epoll_pwait2
   // (where the loop falls back to it by itself); for tests of that path.
   void use_timerfd() { use_pwait2_ = false; }
@@ -76,6 +88,7 @@ class EventLoop {
   int signalfd_ = -1;
   sigset_t signals_{};
   bool stopping_ = false;
+  std::string error_;
   TimerId next_id_ = 1;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   std::unordered_map<TimerId, Callback> callbacks_;
