@@ -5,16 +5,17 @@
 
 #include <cstdio>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "records.hpp"
 
 namespace outpost {
 
 class RecordSink {
  public:
   virtual ~RecordSink() = default;
-  virtual void write(const nlohmann::json& record) = 0;
+  virtual void write(const Record& record) = 0;
   virtual void flush() = 0;
 };
 
@@ -23,7 +24,7 @@ class JsonlFile final : public RecordSink {
   // "-" is standard output. Throws std::runtime_error when the file cannot be opened.
   explicit JsonlFile(const std::string& path);
   ~JsonlFile() override;
-  void write(const nlohmann::json& record) override;
+  void write(const Record& record) override;
   void flush() override;
   std::uint64_t written() const { return written_; }
 
@@ -38,7 +39,7 @@ class JsonlFile final : public RecordSink {
 class Outputs {
  public:
   void add(std::unique_ptr<RecordSink> sink) { sinks_.push_back(std::move(sink)); }
-  void write(const nlohmann::json& record) {
+  void write(const Record& record) {
     for (auto& s : sinks_) s->write(record);
   }
   void flush() {

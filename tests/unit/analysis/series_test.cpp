@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "clock.hpp"
+#include "json_lines.hpp"
 #include "records.hpp"
 #include "series.hpp"
 
@@ -372,7 +373,7 @@ TEST_CASE("series_record: the fields of a window with answers", "[series][record
   series.add(kIcmp, result(ProbeStatus::timeout, hms(15, 55)));
   const auto closed = series.close_due(hms(17, 0));
   REQUIRE(closed.size() == 1);
-  const json j = outpost::series_record("fra-1", closed[0]);
+  const json j = outpost::to_json(outpost::series_record("fra-1", closed[0]));
 
   std::set<std::string> fields;
   for (const auto& [k, v] : j.items()) fields.insert(k);
@@ -410,7 +411,7 @@ TEST_CASE("series_record: tcp has a port, no rtt fields when nothing was receive
   series.add(kTcp, result(ProbeStatus::error, hms(15, 1, 700000000)));
   const auto closed = series.close_all(hms(15, 1, 800000000));
   REQUIRE(closed.size() == 1);
-  const json j = outpost::series_record("fra-1", closed[0]);
+  const json j = outpost::to_json(outpost::series_record("fra-1", closed[0]));
 
   std::set<std::string> fields;
   for (const auto& [k, v] : j.items()) fields.insert(k);

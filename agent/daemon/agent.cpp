@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "asn_lookup.hpp"
 #include "dns.hpp"
 #include "icmp_echo.hpp"
 #include "resolve.hpp"
@@ -274,7 +275,7 @@ const TraceResult* Agent::last_good_trace(const std::string& target) const {
   return it == last_good_trace_.end() ? nullptr : &it->second;
 }
 
-void Agent::write(const nlohmann::json& record) {
+void Agent::write(Record record) {
   outputs_.write(record);
   ++records_;
 }
@@ -307,7 +308,7 @@ void Agent::run_trace(const TraceTask& task, const std::string& reason) {
       [this, labels = task.labels, reason, asns = asns_](const TraceResult& result) {
         --traces_running_;
         if (!stopping_) {
-          write(trace_record(labels, result, reason, asns.get()));
+          write(trace_record(labels, result, reason, hop_asn_lookup(asns)));
           if (result.reached) last_good_trace_[labels.target] = result;
         }
         finish_if_idle();
@@ -415,7 +416,7 @@ void Agent::investigate(DetectorEvent event) {
       [this](std::unique_ptr<Probe> probe, Engine::Done done) { launch_paced(std::move(probe), std::move(done)); },
       [this, event = std::move(event), info = *target, labels, asns = asns_](const TraceResult& failure) {
         --traces_running_;
-        write(trace_record(labels, failure, "failure", asns.get()));
+        write(trace_record(labels, failure, "failure", hop_asn_lookup(asns)));
         const TraceHop* last = last_router(failure);
         if (event.kind == EventKind::vantage_down || failure.reached || !last || stopping_) {
           conclude(event, info, &failure, std::nullopt);
@@ -451,7 +452,7 @@ void Agent::conclude(const DetectorEvent& event, const TargetInfo& target, const
   in.target = target.address;
   in.baseline = last_good_trace(target.name);
   in.failure = failure;
-  in.asns = asns_.get();
+  in.asn_of = origin_lookup(asns_);
   in.upstream_asn = target.upstream_asn;
   in.vantage_failing = event.kind == EventKind::vantage_down;
   in.last_hop_alive = last_hop_alive;

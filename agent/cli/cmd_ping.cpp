@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "agent.hpp"
+#include "json_lines.hpp"
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "resolve.hpp"
@@ -139,7 +140,7 @@ int ping_command(int argc, char** argv) {
         ++(r.status == ProbeStatus::reply ? replies : refused);
         if (r.rtt) rtts.push_back(to_ms(*r.rtt));
       }
-      if (json) std::cout << probe_record(labels, r).dump() << std::endl;
+      if (json) std::cout << to_json(probe_record(labels, r)).dump() << std::endl;
       else std::cout << human_line(r, n, method->port) << std::endl;
       finish_if_done();
     });

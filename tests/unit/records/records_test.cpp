@@ -8,6 +8,7 @@
 #include <ctime>
 #include <string>
 
+#include "json_lines.hpp"
 #include "records.hpp"
 
 using namespace std::chrono_literals;
@@ -92,7 +93,7 @@ TEST_CASE("probe record: reply", "[records]") {
   r.reply_ttl = 57;
   r.icmp_type = 0;
   r.icmp_code = 0;
-  const json j = outpost::probe_record(icmp_labels(), r);
+  const json j = outpost::to_json(outpost::probe_record(icmp_labels(), r));
   INFO(j.dump());
   check_common(j, icmp_labels(), "reply");
   REQUIRE(j.contains("rtt_ms"));
@@ -103,7 +104,7 @@ TEST_CASE("probe record: reply", "[records]") {
 }
 
 TEST_CASE("probe record: timeout has no rtt_ms and no error", "[records]") {
-  const json j = outpost::probe_record(icmp_labels(), result(ProbeStatus::timeout));
+  const json j = outpost::to_json(outpost::probe_record(icmp_labels(), result(ProbeStatus::timeout)));
   INFO(j.dump());
   check_common(j, icmp_labels(), "timeout");
   CHECK_FALSE(j.contains("rtt_ms"));
@@ -119,7 +120,7 @@ TEST_CASE("probe record: unreachable, answered by a router's ICMP error", "[reco
   r.icmp_type = 3;
   r.icmp_code = 1;
   r.error = "host unreachable";
-  const json j = outpost::probe_record(icmp_labels(), r);
+  const json j = outpost::to_json(outpost::probe_record(icmp_labels(), r));
   INFO(j.dump());
   check_common(j, icmp_labels(), "unreachable");
   CHECK(j.at("rtt_ms").get<double>() == 1.5);
@@ -135,14 +136,14 @@ TEST_CASE("probe record: error carries its message and no rtt_ms", "[records]") 
   ProbeResult r = result(ProbeStatus::error);
   r.sent_kernel_stamp = false;
   r.error = "sendto 175.45.176.71: Network is unreachable";
-  json j = outpost::probe_record(icmp_labels(), r);
+  json j = outpost::to_json(outpost::probe_record(icmp_labels(), r));
   INFO(j.dump());
   check_common(j, icmp_labels(), "error");
   CHECK(j.at("error") == "sendto 175.45.176.71: Network is unreachable");
   CHECK_FALSE(j.contains("rtt_ms"));
 
   r.error.clear();  // never an error record without a message
-  j = outpost::probe_record(icmp_labels(), r);
+  j = outpost::to_json(outpost::probe_record(icmp_labels(), r));
   CHECK(j.at("error").is_string());
   CHECK_FALSE(j.at("error").get<std::string>().empty());
 }
@@ -153,7 +154,7 @@ TEST_CASE("probe record: port only for tcp", "[records]") {
   tcp.port = 80;
   ProbeResult r = result(ProbeStatus::refused);
   r.rtt = 3ms;
-  json j = outpost::probe_record(tcp, r);
+  json j = outpost::to_json(outpost::probe_record(tcp, r));
   INFO(j.dump());
   check_common(j, tcp, "refused");
   CHECK(j.at("port") == 80);
@@ -162,13 +163,13 @@ TEST_CASE("probe record: port only for tcp", "[records]") {
 
   ProbeLabels icmp_with_port = icmp_labels();
   icmp_with_port.port = 80;  // a stray port on an icmp probe is not written
-  CHECK_FALSE(outpost::probe_record(icmp_with_port, result(ProbeStatus::timeout)).contains("port"));
+  CHECK_FALSE(outpost::to_json(outpost::probe_record(icmp_with_port, result(ProbeStatus::timeout))).contains("port"));
 }
 
 TEST_CASE("probe_error_record: a probe that could not be attempted", "[records]") {
   ProbeLabels labels = icmp_labels();
   labels.target = "naenara";
-  const json j = outpost::probe_error_record(labels, "", at(k1615, 123456789), "naenara.com.kp: name not resolved");
+  const json j = outpost::to_json(outpost::probe_error_record(labels, "", at(k1615, 123456789), "naenara.com.kp: name not resolved"));
   INFO(j.dump());
   CHECK(j.at("type") == "probe");
   CHECK(j.at("agent") == "fra-1");

@@ -1,5 +1,7 @@
 #include "outputs.hpp"
 
+#include "json_lines.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -23,8 +25,8 @@ JsonlFile::~JsonlFile() {
   if (owned_) std::fclose(file_);
 }
 
-void JsonlFile::write(const nlohmann::json& record) {
-  const std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+void JsonlFile::write(const Record& record) {
+  const std::string line = to_json_line(record);
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size()) {
     if (!failed_) spdlog::error("writing {}: {}", path_, std::strerror(errno));
     failed_ = true;

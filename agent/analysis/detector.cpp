@@ -5,24 +5,6 @@
 
 namespace outpost {
 
-std::string_view to_string(EventKind kind) {
-  switch (kind) {
-    case EventKind::target_down: return "target_down";
-    case EventKind::target_up: return "target_up";
-    case EventKind::group_down: return "group_down";
-    case EventKind::group_up: return "group_up";
-    case EventKind::vantage_down: return "vantage_down";
-    case EventKind::vantage_up: return "vantage_up";
-    case EventKind::target_flapping: return "target_flapping";
-    case EventKind::target_stable: return "target_stable";
-  }
-  return "unknown";
-}
-
-bool is_down(EventKind kind) {
-  return kind == EventKind::target_down || kind == EventKind::group_down || kind == EventKind::vantage_down;
-}
-
 Detector::Detector(DetectSettings settings) : settings_(settings) {
   settings_.down_after = std::max(1, settings_.down_after);
   settings_.up_after = std::max(1, settings_.up_after);

@@ -5,11 +5,9 @@
 #include <optional>
 #include <vector>
 
-namespace outpost {
+#include "records.hpp"  // RttSummary
 
-struct RttSummary {
-  double min = 0, avg = 0, p50 = 0, p95 = 0, max = 0, stddev = 0;  // milliseconds
-};
+namespace outpost {
 
 // nullopt for no samples. Percentiles by linear interpolation between closest
 // ranks; stddev is the population standard deviation (as ping's mdev).

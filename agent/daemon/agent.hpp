@@ -21,6 +21,7 @@
 #include "scheduler.hpp"
 #include "series.hpp"
 #include "traceroute.hpp"
+#include "asn_table.hpp"
 
 namespace outpost {
 
@@ -108,7 +109,7 @@ class Agent {
   // Trace probes wait here for the rate cap; regular probes go first.
   void launch_paced(std::unique_ptr<Probe> probe, Engine::Done done);
   void drain_pending(SteadyTime now);
-  void write(const nlohmann::json& record);
+  void write(Record record);
   void finish_if_idle();
   // A probe's result through the series and the detector.
   void observe(const Task& task, const ProbeResult& result);

@@ -1,19 +1,7 @@
 #include "correlator.hpp"
 
-#include "records.hpp"
 
 namespace outpost {
-
-std::string_view to_string(Where where) {
-  switch (where) {
-    case Where::upstream: return "upstream";
-    case Where::target_network: return "target_network";
-    case Where::before_upstream: return "before_upstream";
-    case Where::vantage: return "vantage";
-    case Where::unknown: return "unknown";
-  }
-  return "unknown";
-}
 
 const TraceHop* last_router(const TraceResult& trace) {
   const TraceHop* last = nullptr;
@@ -24,17 +12,17 @@ const TraceHop* last_router(const TraceResult& trace) {
 
 namespace {
 
-std::optional<std::uint32_t> asn_of(const AsnTable* asns, const IpAddress& addr) {
-  if (!asns || !addr) return std::nullopt;
-  auto m = asns->lookup(addr);
-  if (!m) return std::nullopt;
-  return m->origin.primary();
+using AsnOf = std::function<std::optional<std::uint32_t>(const IpAddress&)>;
+
+std::optional<std::uint32_t> asn_of(const AsnOf& lookup, const IpAddress& addr) {
+  if (!lookup || !addr) return std::nullopt;
+  return lookup(addr);
 }
 
 std::string as_text(std::optional<std::uint32_t> asn) { return asn ? "AS" + std::to_string(*asn) : "an unknown AS"; }
 
 // The TTL at which the baseline first entered `asn`, if it did.
-std::optional<int> first_ttl_in(const TraceResult& trace, const AsnTable* asns, std::uint32_t asn) {
+std::optional<int> first_ttl_in(const TraceResult& trace, const AsnOf& asns, std::uint32_t asn) {
   for (const auto& h : trace.hops)
     if (asn_of(asns, h.addr) == asn) return h.ttl;
   return std::nullopt;
@@ -50,10 +38,10 @@ Verdict judge(const VerdictInput& in) {
     const TraceHop* end = nullptr;
     for (const auto& h : in.baseline->hops)
       if (h.addr) end = &h;
-    if (end) v.baseline_reached_asn = asn_of(in.asns, end->addr);
+    if (end) v.baseline_reached_asn = asn_of(in.asn_of, end->addr);
   }
   // The target's own network: where the baseline ended, else the target address's AS.
-  const auto target_asn = in.baseline && in.baseline->reached ? v.baseline_reached_asn : asn_of(in.asns, in.target);
+  const auto target_asn = in.baseline && in.baseline->reached ? v.baseline_reached_asn : asn_of(in.asn_of, in.target);
 
   if (in.vantage_failing) {
     v.where = Where::vantage;
@@ -71,11 +59,11 @@ Verdict judge(const VerdictInput& in) {
     const TraceHop& t = f.hops.back();
     v.last_hop = t.addr;
     v.last_ttl = t.ttl;
-    v.last_hop_asn = asn_of(in.asns, t.addr);
+    v.last_hop_asn = asn_of(in.asn_of, t.addr);
   } else if (last) {
     v.last_hop = last->addr;
     v.last_ttl = last->ttl;
-    v.last_hop_asn = asn_of(in.asns, last->addr);
+    v.last_hop_asn = asn_of(in.asn_of, last->addr);
   }
   if (v.where == Where::vantage) return v;
 
@@ -104,7 +92,7 @@ Verdict judge(const VerdictInput& in) {
     v.where = Where::upstream;
     v.reason = dies + ", inside the upstream carrier";
   } else if (in.baseline && in.upstream_asn) {
-    const auto carrier_ttl = first_ttl_in(*in.baseline, in.asns, *in.upstream_asn);
+    const auto carrier_ttl = first_ttl_in(*in.baseline, in.asn_of, *in.upstream_asn);
     if (carrier_ttl && last->ttl < *carrier_ttl) {
       v.where = Where::before_upstream;
       v.reason = dies + ", before the upstream carrier " + as_text(in.upstream_asn) + " (hop " +
@@ -116,20 +104,6 @@ Verdict judge(const VerdictInput& in) {
     v.reason = dies + (in.baseline ? "" : "; there is no good trace to compare with");
   }
   return v;
-}
-
-nlohmann::json verdict_json(const Verdict& v) {
-  nlohmann::json j;
-  j["where"] = std::string(to_string(v.where));
-  j["last_hop"] = v.last_hop ? nlohmann::json(v.last_hop.to_string()) : nlohmann::json(nullptr);
-  j["last_hop_asn"] = v.last_hop_asn ? nlohmann::json(*v.last_hop_asn) : nlohmann::json(nullptr);
-  j["last_ttl"] = v.last_ttl;
-  j["baseline_reached_asn"] = v.baseline_reached_asn ? nlohmann::json(*v.baseline_reached_asn) : nlohmann::json(nullptr);
-  j["trace"] = v.trace ? nlohmann::json(rfc3339(*v.trace)) : nlohmann::json(nullptr);
-  j["have_baseline"] = v.have_baseline;
-  if (v.last_hop_alive) j["last_hop_alive"] = *v.last_hop_alive;
-  j["reason"] = v.reason;
-  return j;
 }
 
 }  // namespace outpost

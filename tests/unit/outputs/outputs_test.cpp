@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "json_lines.hpp"
 #include "outputs.hpp"
 
 using nlohmann::json;
@@ -51,13 +52,36 @@ std::string read_all(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("JsonlFile writes one record per line", "[outputs]") {
+namespace {
+
+outpost::Record probe(outpost::ProbeStatus status, const std::string& error = {}, int n = 0) {
+  outpost::ProbeResult r;
+  r.status = status;
+  r.error = error;
+  r.sequence = static_cast<std::uint16_t>(n);
+  r.sent = outpost::WallTime(std::chrono::seconds(1419264900));
+  return outpost::probe_record({"fra-1", "naenara", "kp", "icmp", 0, 4}, r);
+}
+
+outpost::Record group_down() {
+  outpost::DetectorEvent e;
+  e.kind = outpost::EventKind::group_down;
+  e.group = "kp";
+  e.start = outpost::WallTime(std::chrono::seconds(1419264900));
+  outpost::Verdict v;
+  v.where = outpost::Where::upstream;
+  return outpost::event_record("fra-1", e, &v, e.start);
+}
+
+}  // namespace
+
+TEST_CASE("JsonlFile writes one record per line, as the encoder makes it", "[outputs]") {
   TempDir dir;
   const std::string path = dir.file("results.jsonl");
-  const json records[] = {
-      {{"type", "probe"}, {"agent", "fra-1"}, {"status", "reply"}, {"rtt_ms", 0.25}},
-      {{"type", "probe"}, {"agent", "fra-1"}, {"status", "error"}, {"error", "line one\nline two"}},
-      {{"type", "event"}, {"kind", "group_down"}, {"group", "kp"}, {"verdict", {{"where", "upstream"}}}},
+  const outpost::Record records[] = {
+      probe(outpost::ProbeStatus::reply),
+      probe(outpost::ProbeStatus::error, "line one\nline two"),
+      group_down(),
   };
   {
     outpost::JsonlFile file(path);
@@ -73,19 +97,21 @@ TEST_CASE("JsonlFile writes one record per line", "[outputs]") {
   REQUIRE(lines.size() == 3);
   for (std::size_t i = 0; i < 3; ++i) {
     INFO(lines[i]);
-    CHECK(json::parse(lines[i]) == records[i]);  // a newline inside a string stays escaped
+    CHECK(json::parse(lines[i]) == outpost::to_json(records[i]));  // a newline inside a string stays escaped
   }
+  CHECK(json::parse(lines[1]).at("error") == "line one\nline two");
+  CHECK(json::parse(lines[2]).at("verdict").at("where") == "upstream");
 }
 
 TEST_CASE("JsonlFile appends to what is there", "[outputs]") {
   TempDir dir;
   const std::string path = dir.file("results.jsonl");
-  { outpost::JsonlFile(path).write({{"n", 1}}); }
-  { outpost::JsonlFile(path).write({{"n", 2}}); }  // a restart of the agent
+  { outpost::JsonlFile(path).write(probe(outpost::ProbeStatus::reply, "", 1)); }
+  { outpost::JsonlFile(path).write(probe(outpost::ProbeStatus::reply, "", 2)); }  // a restart of the agent
   const auto lines = read_lines(path);
   REQUIRE(lines.size() == 2);
-  CHECK(json::parse(lines[0]).at("n") == 1);
-  CHECK(json::parse(lines[1]).at("n") == 2);
+  CHECK(json::parse(lines[0]).at("seq") == 1);
+  CHECK(json::parse(lines[1]).at("seq") == 2);
 }
 
 TEST_CASE("JsonlFile: invalid UTF-8 in a field does not lose the record", "[outputs]") {
@@ -93,7 +119,7 @@ TEST_CASE("JsonlFile: invalid UTF-8 in a field does not lose the record", "[outp
   const std::string path = dir.file("results.jsonl");
   {
     outpost::JsonlFile file(path);
-    file.write({{"error", std::string("bad \xff byte")}});
+    file.write(probe(outpost::ProbeStatus::error, std::string("bad \xff byte")));
     CHECK(file.written() == 1);
   }
   const auto lines = read_lines(path);
@@ -119,8 +145,8 @@ TEST_CASE("Outputs hands each record to every sink", "[outputs]") {
   outputs.add(std::make_unique<outpost::JsonlFile>(dir.file("a.jsonl")));
   outputs.add(std::make_unique<outpost::JsonlFile>(dir.file("b.jsonl")));
   CHECK_FALSE(outputs.empty());
-  outputs.write({{"type", "probe"}});
-  outputs.write({{"type", "series"}});
+  outputs.write(probe(outpost::ProbeStatus::reply));
+  outputs.write(group_down());
   outputs.flush();
   CHECK(read_lines(dir.file("a.jsonl")).size() == 2);
   CHECK(read_lines(dir.file("b.jsonl")) == read_lines(dir.file("a.jsonl")));

@@ -6,11 +6,14 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "correlator.hpp"
+#include "asn_table.hpp"
+#include "json_lines.hpp"
 #include "records.hpp"
 
 using outpost::AsnTable;
@@ -94,7 +97,7 @@ TraceResult dies_after(std::vector<const char*> answering, int silent = 5) {
 }
 
 struct Case {
-  AsnTable asns = lab_table();
+  std::shared_ptr<const AsnTable> asns = std::make_shared<const AsnTable>(lab_table());
   TraceResult good = baseline();
   TraceResult bad;
   VerdictInput in;
@@ -102,7 +105,11 @@ struct Case {
     in.target = ip(kTarget);
     in.baseline = &good;
     in.failure = &bad;
-    in.asns = &asns;
+    in.asn_of = [table = asns](const IpAddress& a) -> std::optional<std::uint32_t> {
+      auto m = table->lookup(a);
+      if (!m) return std::nullopt;
+      return m->origin.primary();
+    };
     in.upstream_asn = kCarrierAsn;
   }
   Verdict judge() { return outpost::judge(in); }

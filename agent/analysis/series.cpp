@@ -5,11 +5,6 @@
 
 namespace outpost {
 
-double SeriesWindow::loss() const {
-  if (sent == 0) return 0;
-  return static_cast<double>(sent - received) / static_cast<double>(sent);
-}
-
 WallTime window_start(WallTime t, Duration window) {
   const auto ns = t.time_since_epoch().count();
   const auto w = window.count();
@@ -30,7 +25,8 @@ std::size_t SeriesAggregator::key_id(const SeriesKey& key) {
   text.append(key.target).push_back('\0');
   text.append(key.group).push_back('\0');
   text.append(key.method).push_back('\0');
-  text.append(std::to_string(key.port));
+  text.append(std::to_string(key.port)).push_back('\0');
+  text.append(std::to_string(key.af));
   const auto [it, inserted] = ids_.try_emplace(std::move(text), keys_.size());
   if (inserted) keys_.push_back(key);
   return it->second;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "probe.hpp"
+#include "records.hpp"  // DetectorEvent
 
 namespace outpost {
 
@@ -25,24 +26,6 @@ struct DetectSettings {
   double group_fraction = 0.5;    // a group is down when at least this fraction of its targets is
   int flap_count = 4;             // this many down/up changes within flap_window make a target flapping
   Duration flap_window = std::chrono::minutes(10);
-};
-
-enum class EventKind : std::uint8_t {
-  target_down, target_up, group_down, group_up, vantage_down, vantage_up, target_flapping, target_stable
-};
-std::string_view to_string(EventKind kind);
-bool is_down(EventKind kind);  // target_down, group_down, vantage_down
-
-struct DetectorEvent {
-  EventKind kind{};
-  std::string target;                // target events
-  std::string group;                 // group events, and the target's group on target events
-  WallTime start{};                  // the first failed probe of the outage
-  std::optional<WallTime> last_ok;   // the last good probe before it (the outage began after this)
-  std::optional<WallTime> end;       // on the way up: the first good probe again
-  std::vector<std::string> targets;  // group and vantage events: the targets that are down
-  int changes = 0;                   // flapping: state changes within the flap window
-  std::string state;                 // target_stable: "up" or "down"
 };
 
 class Detector {

@@ -12,49 +12,10 @@
 #include <vector>
 
 #include "probe.hpp"
+#include "records.hpp"
 #include "rtt_stats.hpp"
 
 namespace outpost {
-
-// What one series is of: the agent has one per task (target × method).
-struct SeriesKey {
-  std::string target;
-  std::string group;
-  std::string method;  // icmp | tcp | dns
-  int port = 0;        // tcp only
-  bool operator==(const SeriesKey&) const = default;
-};
-
-// One closed window of one series.
-//
-// How a probe counts, by its status:
-//   reply, refused  sent and received: the host answered (a TCP RST says the
-//                   host is up, only the port is closed). Their rtt, when the
-//                   result has one, is an RTT sample.
-//   timeout         sent, not received; counted in `timeouts`.
-//   unreachable     sent, not received (an ICMP error came from a router, not
-//                   an answer from the target); counted in `unreachable`.
-//   error           sent, not received; counted in `errors`.
-// So sent == received + timeouts + unreachable + errors, and loss is
-// (sent - received) / sent. `rtt` is empty when there is no RTT sample
-// (nothing received, or only answers without an rtt).
-struct SeriesWindow {
-  SeriesKey key;
-  WallTime start;   // floor(send time / length) * length, since the Unix epoch
-  Duration length;  // the aggregator's window
-  std::uint64_t sent = 0;
-  std::uint64_t received = 0;
-  std::uint64_t timeouts = 0;
-  std::uint64_t unreachable = 0;
-  std::uint64_t errors = 0;
-  std::optional<RttSummary> rtt;  // milliseconds, exact over the window's samples
-  // The agent did not probe for the whole window: it started after the
-  // window's start, or stopped (close_all) before the window's end.
-  bool partial = false;
-
-  WallTime end() const { return start + length; }
-  double loss() const;  // 0..1; 0 when nothing was sent
-};
 
 // The start of the window of length `window` holding t: floor(t / window) * window,
 // counted from the Unix epoch (also before it). `window` must be positive.

@@ -10,7 +10,8 @@
 #include "asn_table.hpp"
 #include "cli_common.hpp"
 #include "commands.hpp"
-#include "records.hpp"
+#include "asn_lookup.hpp"
+#include "json_lines.hpp"
 #include "resolve.hpp"
 #include "traceroute.hpp"
 
@@ -82,14 +83,15 @@ int trace_command(int argc, char** argv) {
     return kExitUsage;
   }
 
-  std::optional<AsnTable> asns;
+  std::shared_ptr<AsnTable> asns;
   if (vm.count("asn-table")) {
     AsnLoadReport report;
-    asns = AsnTable::load(vm["asn-table"].as<std::string>(), &report, &error);
-    if (!asns) {
+    auto loaded = AsnTable::load(vm["asn-table"].as<std::string>(), &report, &error);
+    if (!loaded) {
       std::cerr << "outpost trace: " << error << "\n";
       return kExitFailure;
     }
+    asns = std::make_shared<AsnTable>(std::move(*loaded));
     for (const auto& p : report.problems) std::cerr << "outpost trace: skipped " << p << "\n";
     if (vm.count("asn-names") && !asns->load_names(vm["asn-names"].as<std::string>(), &error)) {
       std::cerr << "outpost trace: " << error << "\n";
@@ -116,13 +118,14 @@ int trace_command(int argc, char** argv) {
   gethostname(host, sizeof host - 1);
   const ProbeLabels labels{host, target, "", trace_method_name(spec->method), spec->port};
   const bool json = vm.count("json") > 0;
-  const AsnTable* table = asns ? &*asns : nullptr;
+  const AsnTable* table = asns.get();
+  const AsnLookup hop_asns = hop_asn_lookup(asns);
   bool reached = false;
   auto trace = Trace::create(*spec, resolved.address, std::random_device{}(), clock.wall(), launch,
                              [&](const TraceResult& r) {
                                reached = r.reached;
                                if (json) {
-                                 std::cout << trace_record(labels, r, "manual", table).dump() << std::endl;
+                                 std::cout << to_json(trace_record(labels, r, "manual", hop_asns)).dump() << std::endl;
                                } else {
                                  for (const auto& h : r.hops) print_hop(h, table);
                                  if (!r.error.empty()) std::printf("error: %s\n", r.error.c_str());
