@@ -97,6 +97,16 @@ std::optional<ProbeMethod> parse_probe_method(std::string_view text, std::string
   return std::nullopt;
 }
 
+std::string_view family_text(TargetFamily family) {
+  switch (family) {
+    case TargetFamily::automatic: return "auto";
+    case TargetFamily::v4: return "4";
+    case TargetFamily::v6: return "6";
+    case TargetFamily::both: return "both";
+  }
+  return "auto";
+}
+
 std::string ConfigError::to_string() const {
   if (line == 0) return file + ": " + message;
   return file + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + message;
@@ -271,6 +281,17 @@ Parsed<std::string> address_value(const Node& node, std::string& error) {
   return text;
 }
 
+// `family:` 4 | 6 | both | auto.
+Parsed<TargetFamily> family_value(const Node& node, std::string& error) {
+  if (node.IsScalar()) {
+    for (TargetFamily family : {TargetFamily::automatic, TargetFamily::v4, TargetFamily::v6, TargetFamily::both}) {
+      if (node.Scalar() == family_text(family)) return family;
+    }
+  }
+  error = "expected 4, 6, both or auto, got " + describe(node);
+  return std::nullopt;
+}
+
 Parsed<std::string> host_value(const Node& node, std::string& error) {
   auto text = scalar_or(node, "a host name", error);
   if (text && !is_host_name(*text)) {
@@ -427,12 +448,12 @@ struct Found {
   bool valid = false;
 };
 
-// Interval, timeout and probes in force at one level (defaults, group, target).
+// Interval, timeout, probes and family in force at one level (defaults, group, target).
 struct Settings {
   Duration interval;
   Duration timeout;
   std::vector<ProbeMethod> probes;
-  bool timing_known = true;  // false below a level whose interval or timeout was bad
+  TargetFamily family;
 };
 
 class Loader {
@@ -545,11 +566,14 @@ class Loader {
                 {"agent", "defaults", "asn_table", "asn_names", "groups", "detect", "traceroute", "report"});
     if (auto agent = map.require("agent")) read_agent(*agent);
 
-    Settings defaults{config_.defaults.interval, config_.defaults.timeout, config_.defaults.probes};
+    Settings defaults{config_.defaults.interval, config_.defaults.timeout, config_.defaults.probes,
+                      config_.defaults.family};
     if (auto field = map.get("defaults")) {
-      if (auto section = open_map(*field, {"interval", "timeout", "probes"})) defaults = read_settings(*section, defaults);
+      if (auto section = open_map(*field, {"interval", "timeout", "probes", "family"})) {
+        defaults = read_settings(*section, defaults);
+      }
     }
-    config_.defaults = {defaults.interval, defaults.timeout, defaults.probes};
+    config_.defaults = {defaults.interval, defaults.timeout, defaults.probes, defaults.family};
 
     read(map, "asn_table", config_.asn_table, string_value);
     read(map, "asn_names", config_.asn_names, string_value);
@@ -571,22 +595,14 @@ class Loader {
     read(*map, "resolve_interval", agent.resolve_interval, duration_value);
   }
 
-  // Reads interval, timeout and probes given at this level over those inherited.
+  // Reads interval, timeout, probes and family given at this level over those
+  // inherited. A timeout may be longer than the interval: probes then overlap.
   Settings read_settings(const MapView& map, const Settings& inherited) {
     Settings settings = inherited;
-    Found interval = read(map, "interval", settings.interval, duration_value);
-    Found timeout = read(map, "timeout", settings.timeout, duration_value);
+    read(map, "interval", settings.interval, duration_value);
+    read(map, "timeout", settings.timeout, duration_value);
     if (auto probes = map.get("probes")) settings.probes = read_probes(*probes);
-
-    if ((interval.field && !interval.valid) || (timeout.field && !timeout.valid)) {
-      settings.timing_known = false;
-    } else if ((interval.field || timeout.field) && settings.timing_known &&
-               settings.timeout >= settings.interval) {
-      const Field& at = timeout.field ? *timeout.field : *interval.field;
-      errors_.add(at.mark(), map.path(),
-                  "timeout (" + format_duration(settings.timeout) + ") must be less than interval (" +
-                      format_duration(settings.interval) + ")");
-    }
+    read(map, "family", settings.family, family_value);
     return settings;
   }
 
@@ -605,7 +621,8 @@ class Loader {
   }
 
   void read_group(const Field& field, const Settings& defaults) {
-    auto map = open_map(field, {"name", "upstream_asn", "control", "interval", "timeout", "probes", "targets"},
+    auto map = open_map(field, {"name", "upstream_asn", "control", "interval", "timeout", "probes", "family",
+                                "targets"},
                         Need::required);
     if (!map) return;
     Group group;
@@ -624,7 +641,7 @@ class Loader {
   }
 
   void read_target(const Field& field, const Settings& inherited, Group& group) {
-    auto map = open_map(field, {"name", "address", "host", "probes", "interval", "timeout", "dns"},
+    auto map = open_map(field, {"name", "address", "host", "probes", "interval", "timeout", "family", "dns"},
                         Need::required);
     if (!map) return;
     Target target;
@@ -644,6 +661,8 @@ class Loader {
     target.probes = settings.probes;
     target.interval = settings.interval;
     target.timeout = settings.timeout;
+    target.family = settings.family;
+    if (address.valid) target.family = literal_family(*map, target.address);
 
     auto dns = map->get("dns");
     if (dns) target.dns = read_dns(*dns);
@@ -653,6 +672,24 @@ class Loader {
       errors_.add(map->mark(), map->path(), "probe method 'dns' needs a 'dns' block with a query");
     }
     group.targets.push_back(std::move(target));
+  }
+
+  // A literal address's own family; records an error when the target's own
+  // `family` says otherwise (one inherited from the group or defaults is
+  // for host names and does not apply).
+  TargetFamily literal_family(const MapView& target, const std::string& address) {
+    const bool v4 = address.find(':') == std::string::npos;
+    const TargetFamily own = v4 ? TargetFamily::v4 : TargetFamily::v6;
+    if (auto field = target.get("family")) {
+      std::string ignored;  // an invalid value was reported by read_settings
+      auto written = family_value(field->value, ignored);
+      if (written && *written != TargetFamily::automatic && *written != own) {
+        errors_.add(field->mark(), field->path,
+                    quote(family_text(*written)) + " contradicts address " + address + ", an IPv" + (v4 ? "4" : "6") +
+                        " address (family is for targets given by 'host')");
+      }
+    }
+    return own;
   }
 
   std::optional<DnsQuery> read_dns(const Field& field) {

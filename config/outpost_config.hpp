@@ -43,13 +43,28 @@ struct DnsQuery {
   std::vector<std::string> expect;  // optional: answers that must be there
 };
 
+// The address families a target given by `host` is probed over, as written
+// in `family:`. A literal `address` is always probed over its own family.
+enum class TargetFamily {
+  automatic,  // `auto`: the name's first IPv4 address, else its first IPv6 address
+  v4,         // `4`: its first IPv4 address; none is an error, never a fall-back to IPv6
+  v6,         // `6`: its first IPv6 address; likewise never IPv4
+  both,       // `both`: its first IPv4 and its first IPv6 address, each probed on its own
+};
+
+// As written in the config: "auto", "4", "6", "both".
+std::string_view family_text(TargetFamily family);
+
 struct Target {
   std::string name;
   std::string address;  // a literal IPv4/IPv6 address, or empty when `host` is used
   std::string host;     // a host name the agent resolves, or empty
   std::vector<ProbeMethod> probes;  // resolved: the target's own, else group's, else defaults
   Duration interval{};              // resolved likewise
-  Duration timeout{};               // resolved likewise
+  Duration timeout{};               // resolved likewise; may exceed interval (probes then overlap)
+  // For `host`: resolved like interval. For `address`: that address's own
+  // family (v4 or v6), whatever the group or defaults say.
+  TargetFamily family = TargetFamily::automatic;
   std::optional<DnsQuery> dns;
   SourceMark mark;
 };
@@ -74,6 +89,7 @@ struct Defaults {
   Duration interval = std::chrono::seconds(30);
   Duration timeout = std::chrono::seconds(2);
   std::vector<ProbeMethod> probes{ProbeMethod{}};
+  TargetFamily family = TargetFamily::automatic;
 };
 
 struct DetectSection {

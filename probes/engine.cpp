@@ -10,7 +10,9 @@ class Engine::SlotContext final : public ProbeContext {
   SlotContext(Engine& engine, std::uint32_t slot) : engine_(engine), slot_(slot) {}
 
   IpAddress source_for(const IpAddress& dst, std::string* error) override {
-    return engine_.wire_.prepare(dst, error);
+    IpAddress source = engine_.wire_.prepare(dst, error);
+    if (!source) engine_.slots_[slot_].local_failure = true;
+    return source;
   }
   std::uint16_t next_ip_id() override { return ++engine_.next_ip_id_; }
   std::uint16_t icmp_ident() const override { return engine_.params_.icmp_ident; }
@@ -25,6 +27,7 @@ class Engine::SlotContext final : public ProbeContext {
   bool send(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error) override {
     if (!engine_.wire_.send(dst, datagram, error)) {
       ++engine_.stats_.send_errors;
+      engine_.slots_[slot_].local_failure = true;
       return false;
     }
     ++engine_.stats_.sent;
@@ -39,9 +42,13 @@ class Engine::SlotContext final : public ProbeContext {
     });
     return true;
   }
-  void count_socket_send(bool ok) override { ++(ok ? engine_.stats_.sent : engine_.stats_.send_errors); }
+  void count_socket_send(bool ok) override {
+    ++(ok ? engine_.stats_.sent : engine_.stats_.send_errors);
+    if (!ok) engine_.slots_[slot_].local_failure = true;
+  }
   void arm_timeout(Duration d) override {
     engine_.deadlines_.push({engine_.clock_.now() + d, slot_, engine_.slots_[slot_].generation});
+    engine_.slots_[slot_].wall_deadline = engine_.clock_.wall() + d;
   }
 
  private:
@@ -92,12 +99,23 @@ void Engine::complete(std::uint32_t idx) {
   for (int fd : slot.fds) fd_service_.unwatch(fd);
   auto probe = std::move(slot.probe);
   auto done = std::move(slot.done);
+  const bool local = slot.local_failure && status == ProbeStatus::error;
   slot.keys.clear();
   slot.fds.clear();
   slot.active = false;
+  slot.local_failure = false;
+  slot.wall_deadline.reset();
   ++slot.generation;
   free_slots_.push_back(idx);
-  if (done) done(probe->result());  // may launch more probes: slot is no longer referenced
+  if (!done) return;
+  // May launch more probes: the slot is no longer referenced.
+  if (local) {
+    ProbeResult result = probe->result();
+    result.local_error = true;
+    done(result);
+  } else {
+    done(probe->result());
+  }
 }
 
 void Engine::remember(const FlowKey& key, bool timed_out) {
@@ -161,6 +179,13 @@ void Engine::on_frame(int link_type, const std::uint8_t* data, std::size_t size,
     Probe* probe = slots_[idx].probe.get();
     if (classified->outgoing) {
       probe->on_sent(stamp);
+    } else if (const auto& deadline = slots_[idx].wall_deadline; deadline && stamp > *deadline) {
+      // It reached this host after the probe's deadline: the probe timed
+      // out, whenever the loop gets round to reading the answer (after a
+      // stall, perhaps long after).
+      ++stats_.late;
+      probe->on_timeout();
+      if (probe->finished()) complete(idx);
     } else if (probe->on_packet(*packet, stamp)) {
       if (!probe->result().sent_kernel_stamp) ++stats_.tx_stamp_missing;
       if (probe->finished()) complete(idx);

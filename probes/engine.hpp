@@ -92,6 +92,8 @@ class Engine {
     std::vector<int> fds;
     std::uint32_t generation = 0;
     bool active = false;
+    bool local_failure = false;  // a send or a route lookup failed on this host
+    std::optional<WallTime> wall_deadline;  // the latest arm_timeout, on the wall clock of kernel stamps
   };
   struct Deadline {
     SteadyTime when;

@@ -234,6 +234,17 @@ void TcpTraceProbe::on_timeout() {
 
 // ---- the trace ----
 
+std::uint32_t Trace::flow_id_for(TraceMethod method, std::uint32_t flow_seed) {
+  switch (method) {
+    case TraceMethod::icmp:  // any fixed checksum but 0 and 0xffff
+      return 1 + flow_seed % 0xfffd;
+    case TraceMethod::udp:
+    case TraceMethod::tcp:
+      break;
+  }
+  return kTraceFirstPort + flow_seed % (kTraceLastPort - kTraceFirstPort + 1);
+}
+
 std::shared_ptr<Trace> Trace::create(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime now,
                                      Launch launch, Done done) {
   return std::shared_ptr<Trace>(new Trace(spec, target, flow_seed, now, std::move(launch), std::move(done)));
@@ -250,15 +261,7 @@ Trace::Trace(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime
   result_.target = target;
   result_.spec = spec_;
   result_.started = now;
-  switch (spec_.method) {
-    case TraceMethod::icmp:  // any fixed checksum but 0 and 0xffff
-      result_.flow_id = 1 + flow_seed % 0xfffd;
-      break;
-    case TraceMethod::udp:
-    case TraceMethod::tcp:
-      result_.flow_id = kTraceFirstPort + flow_seed % (kTraceLastPort - kTraceFirstPort + 1);
-      break;
-  }
+  result_.flow_id = flow_id_for(spec_.method, flow_seed);
   for (int ttl = spec_.first_ttl; ttl <= spec_.max_ttl; ++ttl) {
     HopState h;
     h.hop.ttl = ttl;

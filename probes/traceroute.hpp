@@ -138,6 +138,9 @@ class Trace : public std::enable_shared_from_this<Trace> {
   static std::shared_ptr<Trace> create(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime now,
                                        Launch launch, Done done);
   void start();
+  // The flow identifier a seed gives (the fixed ICMP checksum, or the source
+  // port): callers running traces side by side keep them apart with it.
+  static std::uint32_t flow_id_for(TraceMethod method, std::uint32_t flow_seed);
 
  private:
   struct HopState {

@@ -114,9 +114,15 @@ bool RawWire::open(std::string* error) {
     fd = socket(family, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_RAW);
     if (fd < 0) return errno;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &options_.send_buffer_bytes, sizeof options_.send_buffer_bytes);
-    if (!options_.interface.empty())
-      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, options_.interface.c_str(), options_.interface.size());
     return 0;
+  };
+  // agent.interface: a name that is not there (a typo) is a start-up error, not per-probe noise.
+  auto bind = [&](int fd) {
+    if (options_.interface.empty() ||
+        setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, options_.interface.c_str(), options_.interface.size()) == 0)
+      return true;
+    *error = errno_text("interface " + options_.interface + " (SO_BINDTODEVICE)", errno);
+    return false;
   };
   if (int err = open_raw(AF_INET, raw4_); err != 0) {
     *error = err == EPERM || err == EACCES
@@ -124,7 +130,9 @@ bool RawWire::open(std::string* error) {
                  : errno_text("raw IPv4 socket", err);
     return false;
   }
+  if (!bind(raw4_)) return false;
   open_raw(AF_INET6, raw6_);  // a host without IPv6 still probes IPv4
+  if (raw6_ >= 0 && !bind(raw6_)) return false;
   return true;
 }
 

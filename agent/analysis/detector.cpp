@@ -73,9 +73,13 @@ std::vector<std::string> Detector::carry_over(const Detector& old, WallTime now)
       std::fill(t.round.begin(), t.round.end(), std::nullopt);  // the old round's probes were of old tasks
     }
   }
+  last_control_ok_ = old.last_control_ok_;
+  check_wanted_ = old.check_wanted_;
+  pending_ = 0;
   for (std::size_t i = 0; i < targets_.size(); ++i) {
     sync_group_count(targets_[i]);
     if (targets_[i].flapping) flapping_.push_back(i);
+    if (targets_[i].pending_down) ++pending_;
   }
   for (std::size_t i = 0; i < groups_.size(); ++i) {
     Group& g = groups_[i];
@@ -123,6 +127,7 @@ void Detector::on_result(const std::string& name, int method, bool ok, WallTime 
       ok && std::none_of(t.round.begin(), t.round.end(), [](const auto& r) { return r && *r; });
   if (first_ok_in_round && t.down && t.goods == 0) t.recovery_start = sent;
   t.round[m] = ok;
+  if (ok && t.control && (!last_control_ok_ || sent > *last_control_ok_)) last_control_ok_ = sent;
   if (ok) {
     t.last_ok = sent;
     t.ever_ok[m] = true;
@@ -131,6 +136,8 @@ void Detector::on_result(const std::string& name, int method, bool ok, WallTime 
     t.failing_since[m] = sent;  // perhaps in a round that another method still saved
   }
   if (std::all_of(t.round.begin(), t.round.end(), [](const auto& r) { return r.has_value(); })) end_round(t, sent);
+  // A control target's answer may vouch for the vantage point now.
+  if (ok && t.control && pending_ > 0 && !vantage_failing()) release_pending();
 }
 
 // The first failure of a method that used to answer; the round's first probe
@@ -161,7 +168,7 @@ void Detector::end_round(Target& t, WallTime now) {
       if (t.fails >= settings_.down_after) {
         t.down = true;
         t.goods = 0;
-        on_target_down(t);
+        on_target_down(t, now);
       }
     }
   } else if (!ok) {
@@ -187,10 +194,15 @@ bool Detector::vantage_failing() const {
   });
 }
 
-void Detector::on_target_down(Target& t) {
+void Detector::on_target_down(Target& t, WallTime decided) {
   if (t.control || vantage_down_) return;  // controls speak through vantage events; our own outage hides theirs
-  if (vantage_failing()) {
-    t.pending_down = true;  // wait: is it them, or us?
+  const bool vouched = controls_.empty() || (last_control_ok_ && *last_control_ok_ >= decided);
+  if (vantage_failing() || !vouched) {
+    // Wait: is it them, or us?
+    if (!t.pending_down) ++pending_;
+    t.pending_down = true;
+    t.down_decided = decided;
+    if (!controls_.empty()) check_wanted_ = true;
     return;
   }
   report(t, EventKind::target_down, t.streak_start);
@@ -199,6 +211,7 @@ void Detector::on_target_down(Target& t) {
 void Detector::on_target_up(Target& t, WallTime now) {
   if (t.pending_down) {
     t.pending_down = false;
+    --pending_;
     return;
   }
   if (t.reported_down) report(t, EventKind::target_up, now);
@@ -275,6 +288,7 @@ void Detector::update_vantage(WallTime now) {
     vantage_start_ = e.start;
     events_.push_back(std::move(e));
     for (auto& t : targets_) t.pending_down = false;  // it was us, not them
+    pending_ = 0;
   } else if (vantage_down_ && !all_down) {
     vantage_down_ = false;
     DetectorEvent e;
@@ -297,9 +311,13 @@ void Detector::update_vantage(WallTime now) {
 }
 
 void Detector::release_pending() {
+  if (pending_ == 0 || vantage_down_) return;
   for (auto& t : targets_) {
     if (!t.pending_down) continue;
+    // Held until a control target answered a probe sent after it went down.
+    if (!controls_.empty() && (!last_control_ok_ || *last_control_ok_ < t.down_decided)) continue;
     t.pending_down = false;
+    --pending_;
     if (t.down) report(t, EventKind::target_down, t.streak_start);
   }
 }
@@ -356,6 +374,12 @@ bool Detector::suspect(const std::string& name) const {
   if (it == index_.end()) return false;
   const Target& t = targets_[it->second];
   return t.down ? t.goods > 0 : t.fails > 0;
+}
+
+bool Detector::is_group_down(const std::string& group) const {
+  for (const auto& g : groups_)
+    if (g.name == group) return g.down;
+  return false;
 }
 
 bool Detector::is_target_down(const std::string& name) const {

@@ -57,6 +57,21 @@ class Detector {
   // recovery: when the agent should probe faster.
   bool suspect(const std::string& target) const;
   bool vantage_down() const { return vantage_down_; }
+  bool is_group_down(const std::string& group) const;
+
+  // Blame the vantage point first: with control targets configured, a target
+  // that goes down is reported only once a control target has answered a
+  // probe sent at or after the result that took it down; until then it is
+  // held, and a vantage check is wanted (the agent probes the control
+  // targets at once). If they fail instead, the vantage point's own outage
+  // follows and the held targets are never blamed.
+  bool vantage_check_wanted() const { return check_wanted_; }
+  void vantage_check_started() { check_wanted_ = false; }
+  // A probe that never left this host (a local send error): evidence against
+  // the vantage point, so its control targets are asked at once.
+  void want_vantage_check() {
+    if (!controls_.empty()) check_wanted_ = true;
+  }
   // Whether any control target is failing now (suspect or down).
   bool vantage_failing() const;
   bool is_target_down(const std::string& target) const;
@@ -81,7 +96,8 @@ class Detector {
     std::optional<WallTime> last_ok;        // last good probe
     WallTime recovery_start{};              // first good probe after being down
     bool reported_down = false;             // a target_down went out (so a target_up will)
-    bool pending_down = false;              // down, held back while the control targets fail
+    bool pending_down = false;              // down, held back until the vantage point is vouched for
+    WallTime down_decided{};                // the send time of the result that took it down
     std::deque<WallTime> changes;           // reported state changes within the flap window
     bool flapping = false;
     std::size_t group_index = 0;
@@ -99,7 +115,7 @@ class Detector {
 
   void end_round(Target& t, WallTime now);
   static WallTime outage_start(const Target& t);
-  void on_target_down(Target& t);
+  void on_target_down(Target& t, WallTime decided);
   void on_target_up(Target& t, WallTime now);
   void report(Target& t, EventKind kind, WallTime now);
   // A target's down state as its group counts it: call after any change to
@@ -123,6 +139,9 @@ class Detector {
   std::vector<DetectorEvent> events_;
   bool vantage_down_ = false;
   WallTime vantage_start_{};
+  std::optional<WallTime> last_control_ok_;  // the latest send time of a probe a control target answered
+  std::size_t pending_ = 0;                  // targets held back
+  bool check_wanted_ = false;
 };
 
 }  // namespace outpost

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <iostream>
 
-#include "agent.hpp"
+#include "probe_factory.hpp"
 #include "json_lines.hpp"
 #include "cli_common.hpp"
 #include "commands.hpp"

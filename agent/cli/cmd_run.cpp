@@ -7,6 +7,7 @@
 #include "agent.hpp"
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "host_resolver.hpp"
 #include "scheduler.hpp"
 
 namespace outpost {
@@ -71,6 +72,26 @@ int run_command(int argc, char** argv) {
   if (help) return kExitOk;
   init_logging(vm.count("verbose") > 0);
 
+  SystemClock clock;
+  EventLoop loop(clock);
+  // Signals first: a SIGTERM or SIGHUP during a slow start (config, name
+  // lookups, the ASN table) waits in the loop's signalfd instead of killing
+  // the process, and is handled on the loop's first turn.
+  Agent* agent = nullptr;
+  std::function<void()> reload;
+  bool stop_asked = false;
+  auto stop = [&] {
+    stop_asked = true;
+    if (agent) agent->stop();
+    else loop.stop();
+  };
+  loop.on_signal(SIGTERM, stop);
+  loop.on_signal(SIGINT, stop);
+  loop.on_signal(SIGHUP, [&] {
+    if (reload) reload();
+  });
+  loop.on_signal(SIGPIPE, [] {});  // a closed reader of --output - is an output error, not a kill
+
   const auto path = vm["config"].as<std::string>();
   ConfigLoad load = load_config_file(path);
   if (!load.errors.empty()) {
@@ -80,8 +101,6 @@ int run_command(int argc, char** argv) {
   std::optional<Duration> run_for;
   if (vm.count("for") && !(run_for = duration_option(vm, "for", "run"))) return kExitUsage;
 
-  SystemClock clock;
-  EventLoop loop(clock);
   ProbingStack stack(clock, load.config->agent.interface, load.config->agent.max_pps);
   // ICMP needs raw sockets; TCP and DNS can do without (tcp:PORT then connects).
   bool icmp = false;
@@ -101,29 +120,27 @@ int run_command(int argc, char** argv) {
     return kExitFailure;
   }
 
-  Agent agent(loop, engine, outputs);
-  agent.set_raw(stack.raw);
-  if (auto error = agent.apply(*load.config); !error.empty()) {
+  SystemResolver resolver(loop);
+  Agent the_agent({loop, engine, outputs, resolver, asn_files_loader(), stack.raw, {}});
+  if (auto error = the_agent.apply(*load.config); !error.empty()) {
     std::cerr << path << ": " << error << "\n";
     return kExitFailure;
   }
-
-  loop.on_signal(SIGTERM, [&] { agent.stop(); });
-  loop.on_signal(SIGINT, [&] { agent.stop(); });
-  loop.on_signal(SIGHUP, [&] {
-    ConfigLoad reload = load_config_file(path);
-    if (!reload.errors.empty()) {
-      for (const auto& e : reload.errors) spdlog::error("reload refused: {}", e.to_string());
+  agent = &the_agent;
+  reload = [&] {
+    ConfigLoad again = load_config_file(path);
+    if (!again.errors.empty()) {
+      for (const auto& e : again.errors) spdlog::error("reload refused: {}", e.to_string());
       return;
     }
-    if (auto error = agent.apply(*reload.config); !error.empty()) {
+    if (auto error = the_agent.apply(*again.config); !error.empty()) {
       spdlog::error("reload refused: {}: {}", path, error);
       return;
     }
     spdlog::info("reloaded {}", path);
-  });
+  };
   loop.on_signal(SIGUSR1, [&] { log_engine_stats(engine); });
-  if (run_for) loop.after(*run_for, [&] { agent.stop(); });
+  if (run_for) loop.after(*run_for, [&] { the_agent.stop(); });
   // Records reach the files at least once a second.
   std::function<void()> flush_tick = [&] {
     outputs.flush();
@@ -133,12 +150,18 @@ int run_command(int argc, char** argv) {
 
   spdlog::info("outpost agent {} running{}", load.config->agent.id,
                run_for ? " for " + format_duration(*run_for) : std::string());
-  agent.start();
-  loop.run();
+  the_agent.start();
+  if (stop_asked) the_agent.stop();  // asked while starting
+  const bool ok = loop.run();
+  if (!ok) {
+    // The loop's barrier: whatever failed, what was measured is written before the exit.
+    spdlog::critical("{}; flushing and exiting", loop.error());
+    the_agent.flush_now();
+  }
   outputs.flush();
   log_engine_stats(engine);
-  spdlog::info("stopped: {} records written", agent.records_written());
-  return kExitOk;
+  spdlog::info("stopped: {} records written", the_agent.records_written());
+  return ok ? kExitOk : kExitSoftware;
 }
 
 }  // namespace outpost

@@ -16,5 +16,6 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;    // invalid config, or (ping) no reply at all
 inline constexpr int kExitPrivilege = 2;  // no CAP_NET_RAW
 inline constexpr int kExitUsage = 64;     // bad command line
+inline constexpr int kExitSoftware = 70;  // an internal failure (after flushing what was measured)
 
 }  // namespace outpost

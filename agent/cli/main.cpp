@@ -24,9 +24,7 @@ const char* const kUsage =
     "\n"
     "`outpost COMMAND --help` lists a command's options. Durations: 500ms, 2s, 5m, 1h.\n";
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int dispatch(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << kUsage;
     return outpost::kExitUsage;
@@ -48,4 +46,20 @@ int main(int argc, char** argv) {
   if (command == "asn") return outpost::asn_command(argc - 1, argv + 1);
   std::cerr << "outpost: unknown command '" << command << "'\n\n" << kUsage;
   return outpost::kExitUsage;
+}
+
+}  // namespace
+
+// The process's barrier: nothing escapes main as std::terminate. The
+// subcommands' outputs flush as the stack unwinds; the loop has a barrier of
+// its own that flushes what the agent holds.
+int main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "outpost: fatal: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "outpost: fatal: unknown exception\n";
+  }
+  return outpost::kExitSoftware;
 }

@@ -1,165 +1,156 @@
-// The daemon over time: the configured targets × methods as scheduler tasks,
-// probes launched on the engine when due, results written as records, and a
-// clean stop that lets probes in flight finish and flushes every output.
-// Leaves to others: packets (engine), timing (event loop), record layout (records).
+// The daemon over time: the Agent wires its parts together — the plan (the
+// config compiled into targets and tasks), the scheduler (when each task is
+// due), the engine (probes in flight), the pacer (rate-capped launches
+// outside the schedule), the series and the detector (what the answers
+// mean), the investigator (traces and verdicts) and the host refresher — and
+// writes every record to the outputs. Its services come in from outside
+// (loop and clock, engine and wire, name lookups, ASN tables), so the whole
+// daemon runs in tests over a simulated network in simulated time.
+// Leaves to others: packets (engine), timing (event loop), computing anything (analysis).
 #pragma once
 
-#include <deque>
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
-#include <unordered_map>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "asn_table.hpp"
+#include "detector.hpp"
 #include "engine.hpp"
 #include "event_loop.hpp"
+#include "host_refresher.hpp"
+#include "host_resolver.hpp"
+#include "investigator.hpp"
 #include "outpost_config.hpp"
 #include "outputs.hpp"
+#include "pacer.hpp"
+#include "plan.hpp"
 #include "records.hpp"
-#include "async_resolver.hpp"
-#include "correlator.hpp"
-#include "detector.hpp"
 #include "scheduler.hpp"
 #include "series.hpp"
-#include "traceroute.hpp"
-#include "asn_table.hpp"
 
 namespace outpost {
 
-// Makes the engine's probe for one configured method, or nullptr with *error
-// (a dns probe without a usable query). `dns` is the target's dns block
-// (the dns method needs it; the others ignore it).
-std::unique_ptr<Probe> make_probe(const ProbeMethod& method, const IpAddress& address, Duration timeout,
-                                  const DnsQuery* dns, std::string* error);
+// Loads the config's ASN table (and names); nullptr with *error when it cannot.
+// An empty table path gives nullptr and no error.
+using AsnLoader = std::function<std::shared_ptr<const AsnTable>(const Config& config, std::string* error)>;
+AsnLoader asn_files_loader();
 
-// Whether the method needs raw sockets (icmp, tcp:PORT); tcp:PORT has an
-// unprivileged stand-in, tcp_connect:PORT.
-bool needs_raw_socket(const ProbeMethod& method);
-ProbeMethod without_raw_socket(ProbeMethod method);
+struct AgentServices {
+  EventLoop& loop;
+  Engine& engine;
+  Outputs& outputs;
+  HostResolver& resolver;
+  AsnLoader load_asns = asn_files_loader();
+  // Without raw sockets (no CAP_NET_RAW): tcp:PORT runs as tcp_connect:PORT,
+  // icmp cannot run, and there are no traces.
+  bool raw = true;
+  InvestigationLimits investigations{};
+};
+
+struct AgentStats {
+  std::uint64_t records = 0;
+  std::uint64_t vantage_checks = 0;   // control targets probed at once before an outage was blamed
+  std::uint64_t local_errors = 0;     // probes that never left this host (not held against their targets)
+  std::uint64_t reordered = 0;        // answers that came before an earlier probe's and waited for it
+  std::uint64_t stale_results = 0;    // results of tasks a reload replaced (written, not counted)
+};
 
 class Agent {
  public:
-  Agent(EventLoop& loop, Engine& engine, Outputs& outputs);
-  // Without raw sockets (no CAP_NET_RAW): tcp:PORT runs as tcp_connect:PORT,
-  // icmp cannot run, and there are no traces. Set before apply.
-  void set_raw(bool raw) { raw_ = raw; }
+  explicit Agent(AgentServices services);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
 
-  // Takes a (new) configuration: loads the ASN table, resolves host names and
-  // (re)builds the tasks. On a reload the new schedule starts at once; probes
-  // in flight finish. Returns "" or why the config cannot be applied (then
-  // nothing changed).
+  // Takes a (new) configuration: loads the ASN table, looks up host names and
+  // (re)builds the plan. On a reload the tasks that stay keep their phase and
+  // their targets' state; probes in flight finish. Returns "" or why the
+  // config cannot be applied (then nothing changed).
   std::string apply(const Config& config);
   void start();
-  // Stops scheduling; when the last probe in flight is over, flushes and stops the loop.
+  // Stops scheduling; when the last probe and investigation is over, closes
+  // the open series windows, flushes and stops the loop.
   void stop();
-  std::uint64_t records_written() const { return records_; }
-  // The last trace toward the target that reached it, if any.
-  const TraceResult* last_good_trace(const std::string& target) const;
+  // At once, whatever is in flight: closes the open windows and flushes (the
+  // loop failed, or the process is about to exit).
+  void flush_now();
+  bool finished() const { return finished_; }
+
+  const AgentStats& stats() const { return stats_; }
+  std::uint64_t records_written() const { return stats_.records; }
+  const InvestigatorStats& investigations() const { return investigator_.stats(); }
+  // The last trace toward the target (by its key: the name, or NAME/4 and NAME/6) that reached it.
+  const TraceResult* last_good_trace(const std::string& key) const { return investigator_.last_good(key); }
+  const Plan& plan() const { return plan_; }
 
  private:
-  struct Task {
-    ProbeLabels labels;
-    ProbeMethod method;
-    std::string address_text;  // as configured, for records when unresolved
-    IpAddress address;
-    std::string error;  // set when the task cannot probe (unresolved name, method not built)
-    Duration timeout{};
-    std::optional<DnsQuery> dns;
-    std::size_t target = 0;      // index into targets_
-    int method_index = 0;        // among the target's methods, for the detector's rounds
-    std::size_t series_key = 0;  // the series aggregator's id for target × method
+  // Results of one task go to the series and the detector in send order,
+  // whenever they come (a timeout may exceed the interval).
+  struct TaskRun {
+    std::uint64_t next_seq = 0;
+    std::uint64_t next_to_observe = 0;
+    std::map<std::uint64_t, ProbeResult> waiting;
+    std::size_t series_key = 0;
+  };
+  struct TargetRun {
+    bool fast = false;  // probing at its suspect interval now
   };
 
-  // What the detector and the correlator need to know of a target.
-  struct TargetInfo {
-    std::string name;
-    std::string group;
-    bool control = false;
-    IpAddress address;
-    std::optional<std::uint32_t> upstream_asn;  // its group's
-    std::optional<std::uint16_t> tcp_port;      // failure traces follow the first tcp:PORT probe's flow
-    std::vector<Scheduler::TaskId> tasks;
-    Duration interval{};
-    Duration suspect_interval{};
-    bool fast = false;  // probing at suspect_interval now
-    std::string host;   // configured by host name: looked up again now and then, off the loop
-    SteadyTime next_resolve{};
-    bool resolving = false;
-    std::optional<std::size_t> trace_task;  // its baseline traces' task, with raw sockets
-  };
-
-  struct TraceTask {
-    ProbeLabels labels;
-    IpAddress address;
-  };
-  struct PendingLaunch {
-    std::unique_ptr<Probe> probe;
-    Engine::Done done;
-  };
-
-  // On a reload: each task of `after` that `before` had too (same target,
-  // method and port), with an address in both, runs next one interval after
-  // its last run, not as if new.
-  template <typename T>
-  static void keep_phase(const Scheduler& before, const std::vector<T>& before_tasks, Scheduler& after,
-                         const std::vector<T>& after_tasks, SteadyTime now);
   void tick();
   void rearm();
-  void run_task(const Task& task);
-  void run_trace(const TraceTask& task, const std::string& reason);
-  // Trace probes wait here for the rate cap; regular probes go first.
-  void launch_paced(std::unique_ptr<Probe> probe, Engine::Done done);
-  void drain_pending(SteadyTime now);
+  void run_task(std::size_t id, bool out_of_schedule = false);
+  void deliver(std::size_t id, std::uint64_t seq, const ProbeResult& result);
+  void observe(std::size_t id, const ProbeResult& result);
+  void adjust_speed(std::size_t target);
+  void handle_events();
+  void handle_event(DetectorEvent event);
+  void run_vantage_check();
+  void on_address_changed(std::size_t target, const IpAddress& address);
+  TraceTarget trace_target(const PlannedTarget& t) const;
+  const PlannedTarget* find_target(const std::string& key) const;
   void write(Record record);
   void finish_if_idle();
-  // A probe's result through the series and the detector.
-  void observe(const Task& task, const ProbeResult& result);
-  void adjust_speed(TargetInfo& target);
-  void handle_event(DetectorEvent event);
-  // A *_down event: a failure trace toward the target, a direct probe of the
-  // last router that answered, then the event with its verdict.
-  void investigate(DetectorEvent event);
-  void check_alive(const IpAddress& router, std::function<void(bool)> done);
-  void conclude(const DetectorEvent& event, const TargetInfo& target, const TraceResult* failure,
-                std::optional<bool> last_hop_alive);
-  void emit_series(std::vector<SeriesWindow> windows);
-  // A target configured by host name is looked up again, off the loop: every
-  // agent.resolve_interval while it resolves (a changed address is probed from then
-  // on; a failed lookup keeps the old one), and while it does not, at most
-  // once per probe interval, between every 5 s and every minute.
-  void resolve_again(std::size_t target);
-  Duration resolve_interval_ = std::chrono::minutes(5);
-  const TargetInfo* find_target(const std::string& name) const;
 
   EventLoop& loop_;
   Engine& engine_;
   Outputs& outputs_;
+  HostResolver& resolver_;
+  AsnLoader load_asns_;
+  bool raw_;
+  InvestigationLimits limits_;
+  Pacer pacer_;
+  Investigator investigator_;
+  HostRefresher refresher_;
+
+  Plan plan_;
+  std::vector<TaskRun> runs_;
+  std::vector<TargetRun> target_runs_;
+  std::unordered_map<std::string, std::size_t> target_index_;  // by key
+  std::vector<std::size_t> control_tasks_;
   std::unique_ptr<Scheduler> scheduler_;
-  std::vector<Task> tasks_;
   std::unique_ptr<Scheduler> trace_scheduler_;  // its own bucket is unused: trace probes pay scheduler_'s
-  std::vector<TraceTask> trace_tasks_;
-  TraceSpec trace_spec_;
-  Duration trace_spread_{};
-  std::shared_ptr<const AsnTable> asns_;
-  std::deque<PendingLaunch> pending_;
-  std::unordered_map<std::string, TraceResult> last_good_trace_;
-  std::uint32_t trace_seed_ = 0;
-  std::size_t traces_running_ = 0;
-  std::string agent_id_;
-  std::vector<TargetInfo> targets_;
-  std::unordered_map<std::string, std::size_t> target_index_;
   std::unique_ptr<Detector> detector_;
-  std::unique_ptr<AsyncResolver> resolver_;
   std::unique_ptr<SeriesAggregator> series_;
-  Duration series_window_{};
+  std::shared_ptr<const AsnTable> asns_;
   std::uint64_t generation_ = 0;  // bumped by apply: results of older tasks feed no newer state
-  std::size_t investigations_ = 0;
-  bool finished_ = false;
-  bool raw_ = true;
+
+  std::size_t check_probes_ = 0;  // vantage check probes in flight
+  bool check_again_ = false;
+  std::optional<SteadyTime> last_check_;
+  Duration check_gap_{};
+
   EventLoop::TimerId tick_timer_ = 0;
   SteadyTime tick_at_{};
-  bool stopping_ = false;
   bool started_ = false;
-  std::uint64_t records_ = 0;
+  bool in_tick_ = false;
+  bool stopping_ = false;
+  bool finished_ = false;
+  AgentStats stats_;
 };
 
 }  // namespace outpost

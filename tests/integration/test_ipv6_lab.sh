@@ -5,8 +5,10 @@
 # traces by icmp, udp and tcp:80 show every router in order with the lab's
 # ASNs, ICMPv6 time exceeded (type 3) from each, and agree hop by hop with
 # traceroute -6; with the carrier dropping what it forwards, echoes time out
-# and the trace ends at the carrier; and the agent probes and traces an IPv6
-# target by itself.
+# and the trace ends at the carrier; with the border answering for net2's
+# IPv6 prefix (`netlab unreachable border 2001:2:0:1::/64`), echoes to net2
+# are unreachable (ICMPv6 address unreachable from the border) while net3
+# still answers; and the agent probes and traces an IPv6 target by itself.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init v6
@@ -97,6 +99,28 @@ addrs = [h.get("addr") for h in d["hops"]]
 check("drop at carrier: the trace ends at the carrier", addrs[:2] == ["2001:2:0:ff00::2", "2001:2:0:ff01::2"]
       and all(a is None for a in addrs[2:]) and d["hops"][1].get("asn") == 64500, addrs)
 check("drop at carrier: not reached, exit status 1", not d["reached"] and drop_rc == 1, (d["reached"], drop_rc))
+PY
+
+# The border answers everything toward net2's IPv6 prefix with ICMPv6
+# address unreachable; net3 is not affected.
+netlab unreachable border 2001:2:0:1::/64
+in_vp "$OUTPOST" ping 2001:2:0:1::1 -c 2 -i 50ms --timeout 300ms --json >"$WORK/unreach.jsonl" 2>/dev/null
+in_vp "$OUTPOST" ping "$TARGET" -c 1 --timeout 300ms --json >"$WORK/unreach-other.jsonl" 2>/dev/null
+netlab reachable border 2001:2:0:1::/64
+in_vp "$OUTPOST" ping 2001:2:0:1::1 -c 1 --timeout 300ms --json >"$WORK/reachable.jsonl" 2>/dev/null
+py_checks "$WORK" <<'PY'
+work = sys.argv[1]
+un, bad = load_records(f"{work}/unreach.jsonl")
+check("unreachable border 2001:2:0:1::/64: echoes to net2 unreachable from the border (ICMPv6 type 1, code 3)",
+      len(un) == 2 and all(r["status"] == "unreachable" and r.get("reply_from") == "2001:2:0:ff02::2"
+                           and r.get("icmp_type") == 1 and r.get("icmp_code") == 3 for r in un),
+      [(r["status"], r.get("reply_from"), r.get("icmp_type"), r.get("icmp_code")) for r in un])
+other, bad = load_records(f"{work}/unreach-other.jsonl")
+check("unreachable border 2001:2:0:1::/64: net3 still answers", len(other) == 1 and other[0]["status"] == "reply",
+      [r["status"] for r in other])
+back, bad = load_records(f"{work}/reachable.jsonl")
+check("reachable border 2001:2:0:1::/64: net2 answers again", len(back) == 1 and back[0]["status"] == "reply",
+      [r["status"] for r in back])
 PY
 
 # The agent, with an IPv6 group: probes answered, a baseline trace with ASNs.

@@ -83,6 +83,10 @@ check "unreachable border 198.18.1.0/24: host unreachable from 198.19.0.10" host
 check "unreachable border: other nets unaffected" reaches 198.18.0.1
 netlab_ok reachable border 198.18.1.0/24
 check "reachable border: ping 198.18.1.1 works" reaches 198.18.1.1
+check "unreachable with an IPv6 prefix: refused in a lab without --ipv6" \
+  bash -c '! "$0" unreachable border 2001:2:0:1::/64 >/dev/null 2>&1' "$netlab"
+check "unreachable with a bad prefix: refused" bash -c '! "$0" unreachable border 198.18.1.0/33 >/dev/null 2>&1' "$netlab"
+check "refused prefixes leave no fault" no_faults_listed
 
 netlab_ok loss border 50
 check "loss border 50: some but not all lost" partial_loss

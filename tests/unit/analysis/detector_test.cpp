@@ -506,11 +506,20 @@ TEST_CASE("detector: a held-back target is released when the control is decided 
     d.on_result("a", 0, false, at(30 * r));
     d.on_result("c1", 0, false, at(30 * r + 2));
   }
-  // c1 is now down too (not all controls: no vantage_down); a's target_down went out
-  // when c1 was decided.
+  // c1 is now down too (not all controls: no vantage_down). a went down at
+  // 90, and no control has answered a probe sent since: a is held, and the
+  // detector wants the control targets asked at once.
   auto events = d.take_events();
   INFO(kinds(events));
   CHECK(of_kind(events, EventKind::vantage_down).empty());
+  CHECK(of_kind(events, EventKind::target_down).empty());
+  CHECK(d.vantage_check_wanted());
+  d.vantage_check_started();
+  CHECK_FALSE(d.vantage_check_wanted());
+  // c2 answers the check: the vantage point is fine, a's target_down goes out.
+  d.on_result("c2", 0, true, at(93));
+  events = d.take_events();
+  INFO(kinds(events));
   CHECK(of_kind(events, EventKind::target_down).size() == 1);
 
   VantageLab lab2;

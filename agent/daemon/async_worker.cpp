@@ -1,16 +1,20 @@
-#include "async_resolver.hpp"
+#include "async_worker.hpp"
 
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
+#include <cstring>
+#include <stdexcept>
 
 namespace outpost {
 
-AsyncResolver::AsyncResolver(EventLoop& loop) : loop_(loop) {
+AsyncWorker::AsyncWorker(EventLoop& loop) : loop_(loop) {
   eventfd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (eventfd_ < 0) throw std::runtime_error(std::string("eventfd for the lookup worker: ") + std::strerror(errno));
   loop_.watch(eventfd_, [this] { deliver(); });
   // Signals belong to the loop's signalfd: the worker starts with every signal
   // blocked (a thread inherits the mask), or a SIGHUP could kill the process.
@@ -21,7 +25,7 @@ AsyncResolver::AsyncResolver(EventLoop& loop) : loop_(loop) {
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
 }
 
-AsyncResolver::~AsyncResolver() {
+AsyncWorker::~AsyncWorker() {
   {
     std::lock_guard lock(mutex_);
     quit_ = true;
@@ -32,15 +36,15 @@ AsyncResolver::~AsyncResolver() {
   close(eventfd_);
 }
 
-void AsyncResolver::resolve(const std::string& name, Done done) {
+void AsyncWorker::run(std::function<void()> work, std::function<void()> done) {
   {
     std::lock_guard lock(mutex_);
-    requests_.push_back({name, std::move(done), {}});
+    requests_.push_back({std::move(work), std::move(done)});
   }
   wake_.notify_one();
 }
 
-void AsyncResolver::work() {
+void AsyncWorker::work() {
   std::unique_lock lock(mutex_);
   for (;;) {
     wake_.wait(lock, [this] { return quit_ || !requests_.empty(); });
@@ -48,7 +52,7 @@ void AsyncResolver::work() {
     Job job = std::move(requests_.front());
     requests_.pop_front();
     lock.unlock();
-    job.result = resolve_target(job.name);  // may block for seconds: not on the loop
+    job.work();  // may block for seconds: not on the loop
     lock.lock();
     answers_.push_back(std::move(job));
     const std::uint64_t one = 1;
@@ -56,7 +60,7 @@ void AsyncResolver::work() {
   }
 }
 
-void AsyncResolver::deliver() {
+void AsyncWorker::deliver() {
   std::uint64_t count;
   [[maybe_unused]] auto n = read(eventfd_, &count, sizeof count);
   std::deque<Job> ready;
@@ -64,7 +68,7 @@ void AsyncResolver::deliver() {
     std::lock_guard lock(mutex_);
     ready.swap(answers_);
   }
-  for (auto& job : ready) job.done(job.result);
+  for (auto& job : ready) job.done();
 }
 
 }  // namespace outpost

@@ -1,0 +1,71 @@
+#include "host_refresher.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "plan.hpp"
+
+namespace outpost {
+
+HostRefresher::HostRefresher(HostResolver& resolver, Changed changed)
+    : resolver_(resolver), changed_(std::move(changed)) {}
+
+Duration HostRefresher::retry_interval(const State& s) const {
+  if (s.entry.address) return resolve_interval_;
+  return std::min(resolve_interval_,
+                  std::clamp<Duration>(s.entry.interval, std::chrono::seconds(5), std::chrono::minutes(1)));
+}
+
+void HostRefresher::reset(std::vector<Entry> entries, Duration resolve_interval, SteadyTime now) {
+  ++generation_;
+  resolve_interval_ = resolve_interval;
+  states_.clear();
+  states_.reserve(entries.size());
+  for (auto& e : entries) {
+    State s;
+    s.entry = std::move(e);
+    // A name looked up just now waits a whole interval; one carried over, or
+    // that did not resolve, is asked again at once.
+    s.next = s.entry.fresh && s.entry.address ? now + resolve_interval_ : now;
+    states_.push_back(std::move(s));
+  }
+}
+
+void HostRefresher::remember(const std::string& host, const HostAddresses& addresses) {
+  if (addresses.v4 || addresses.v6) known_[host] = addresses;
+}
+
+void HostRefresher::maybe_refresh(std::size_t index, SteadyTime now) {
+  if (index >= states_.size()) return;
+  State& s = states_[index];
+  if (s.entry.host.empty() || s.resolving || now < s.next) return;
+  s.resolving = true;
+  s.next = now + retry_interval(s);
+  ++lookups_;
+  resolver_.lookup(s.entry.host, [this, index, generation = generation_](const HostAddresses& answer) {
+    if (generation != generation_) return;  // the config changed meanwhile
+    State& t = states_[index];
+    t.resolving = false;
+    remember(t.entry.host, answer);
+    std::string error;
+    const IpAddress address = pick_address(answer, t.entry.want_af, &error);
+    if (!address) {
+      // A failed refresh keeps the address the name had.
+      if (t.entry.address)
+        spdlog::warn("target {}: looking up {} again failed ({}); still probing {}", t.entry.key, t.entry.host, error,
+                     t.entry.address.to_string());
+      return;
+    }
+    if (address == t.entry.address) return;
+    if (t.entry.address)
+      spdlog::info("target {}: {} resolves to {} now, no longer {}", t.entry.key, t.entry.host, address.to_string(),
+                   t.entry.address.to_string());
+    else
+      spdlog::info("target {}: {} resolves to {} now", t.entry.key, t.entry.host, address.to_string());
+    t.entry.address = address;
+    changed_(index, address);
+  });
+}
+
+}  // namespace outpost

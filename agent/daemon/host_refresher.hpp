@@ -1,0 +1,59 @@
+// Targets given by host name are looked up again now and then, off the loop:
+// every agent.resolve_interval while the name resolves (a changed address is
+// probed from then on; a failed lookup keeps the old one), and while it does
+// not, at most once per probe interval, between every 5 s and every minute.
+// A lookup is due when the target is probed (no timers of its own).
+// Leaves to others: the lookups (host_resolver), what a new address changes (agent).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "host_resolver.hpp"
+#include "probe.hpp"
+
+namespace outpost {
+
+class HostRefresher {
+ public:
+  // A target's name now gives another address (of its family).
+  using Changed = std::function<void(std::size_t target, const IpAddress& address)>;
+  struct Entry {
+    std::string key;   // for the log
+    std::string host;  // empty: a literal address, never looked up
+    int want_af = 0;   // 4, 6, or 0 (auto)
+    IpAddress address;
+    Duration interval{};  // the target's probe interval
+    bool fresh = false;   // looked up just now (else: due at once)
+  };
+
+  HostRefresher(HostResolver& resolver, Changed changed);
+  // At start-up and each reload; answers to lookups of older entries are ignored.
+  void reset(std::vector<Entry> entries, Duration resolve_interval, SteadyTime now);
+  void maybe_refresh(std::size_t target, SteadyTime now);
+  // What each name gave at its last successful lookup (a reload need not ask again).
+  const std::unordered_map<std::string, HostAddresses>& known() const { return known_; }
+  void remember(const std::string& host, const HostAddresses& addresses);
+  std::uint64_t lookups() const { return lookups_; }
+
+ private:
+  struct State {
+    Entry entry;
+    SteadyTime next{};
+    bool resolving = false;
+  };
+  Duration retry_interval(const State& s) const;
+
+  HostResolver& resolver_;
+  Changed changed_;
+  std::vector<State> states_;
+  Duration resolve_interval_{};
+  std::uint64_t generation_ = 0;
+  std::unordered_map<std::string, HostAddresses> known_;
+  std::uint64_t lookups_ = 0;
+};
+
+}  // namespace outpost

@@ -1,0 +1,230 @@
+#include "investigator.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "asn_lookup.hpp"
+#include "icmp_echo.hpp"
+
+namespace outpost {
+namespace {
+
+ProbeLabels trace_labels(const std::string& agent, const TraceTarget& t, const TraceSpec& spec) {
+  return {agent, t.name, t.group, trace_method_name(spec.method), spec.port, t.af};
+}
+
+std::string flow_key(const IpAddress& address, std::uint32_t flow_id) {
+  return address.to_string() + '#' + std::to_string(flow_id);
+}
+
+}  // namespace
+
+Investigator::Investigator(EventLoop& loop, Pacer& pacer, Write write)
+    : loop_(loop), pacer_(pacer), write_(std::move(write)) {}
+
+Investigator::~Investigator() = default;
+
+void Investigator::configure(const std::string& agent_id, const TraceSpec& spec, std::shared_ptr<const AsnTable> asns,
+                             InvestigationLimits limits, bool raw) {
+  agent_id_ = agent_id;
+  spec_ = spec;
+  asns_ = std::move(asns);
+  limits_ = limits;
+  limits_.max_running = std::max<std::size_t>(1, limits_.max_running);
+  raw_ = raw;
+  start_queued();
+}
+
+const TraceResult* Investigator::last_good(const std::string& key) const {
+  auto it = last_good_.find(key);
+  return it == last_good_.end() ? nullptr : &it->second;
+}
+
+std::uint32_t Investigator::next_seed(TraceMethod method, const IpAddress& address) {
+  // Consecutive seeds give consecutive flow ids: the first one free toward this address.
+  for (int tries = 0; tries < 1000; ++tries) {
+    const std::uint32_t seed = ++seed_;
+    if (flows_.insert(flow_key(address, Trace::flow_id_for(method, seed))).second) return seed;
+  }
+  return ++seed_;  // a thousand traces toward one address at once: cannot happen with the caps
+}
+
+void Investigator::run_trace(const TraceTarget& target, const TraceSpec& spec, const std::string& reason,
+                             std::function<void(const TraceResult&)> done) {
+  ++traces_running_;
+  const std::uint32_t seed = next_seed(spec.method, target.address);
+  const std::string flow = flow_key(target.address, Trace::flow_id_for(spec.method, seed));
+  auto trace = Trace::create(
+      spec, target.address, seed, loop_.clock().wall(),
+      [this](std::unique_ptr<Probe> probe, Engine::Done probe_done) {
+        pacer_.launch(std::move(probe), std::move(probe_done));
+      },
+      [this, labels = trace_labels(agent_id_, target, spec), reason, flow, done = std::move(done),
+       asns = asns_](const TraceResult& result) {
+        --traces_running_;
+        flows_.erase(flow);
+        write_(trace_record(labels, result, reason, hop_asn_lookup(asns)));
+        done(result);
+      });
+  trace->start();
+}
+
+void Investigator::baseline(const TraceTarget& target) {
+  if (stopping_ || !raw_ || !target.address) return;
+  ++stats_.baselines;
+  run_trace(target, spec_, "baseline", [this, key = target.key](const TraceResult& result) {
+    if (result.reached && !stopping_) last_good_[key] = result;
+  });
+}
+
+std::string Investigator::group_key(const DetectorEvent& event, const TraceTarget& target) const {
+  if (event.kind == EventKind::vantage_down) return std::string("\n") + "vantage";
+  return event.group.empty() ? target.group : event.group;
+}
+
+void Investigator::investigate(DetectorEvent event, const TraceTarget& target, bool group_dark) {
+  auto c = std::make_shared<Case>(Case{std::move(event), target, {}});
+  if (stopping_) {
+    conclude(c, nullptr, std::nullopt);
+    return;
+  }
+  const std::string gk = group_key(c->event, target);
+  auto active = active_.find(gk);
+  if (c->event.kind == EventKind::target_down) {
+    // A target of a dark group, or of one whose group investigation runs: the group's verdict.
+    if (active != active_.end() && (group_dark || active->second->event.kind == EventKind::group_down)) {
+      active->second->followers.push_back(std::move(c->event));
+      ++stats_.merged;
+      return;
+    }
+    if (auto v = group_verdicts_.find(gk); group_dark && v != group_verdicts_.end()) {
+      write_event(c->event, &v->second);
+      ++stats_.merged;
+      return;
+    }
+  }
+  if (c->event.kind == EventKind::group_down) {
+    // The group's targets still waiting for a trace take the group's verdict.
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (group_key((*it)->event, (*it)->target) != gk) {
+        ++it;
+        continue;
+      }
+      c->followers.push_back(std::move((*it)->event));
+      for (auto& f : (*it)->followers) c->followers.push_back(std::move(f));
+      ++stats_.merged;
+      it = queue_.erase(it);
+    }
+    // A trace toward one of its targets already runs: it serves the group.
+    if (active != active_.end()) {
+      active->second->followers.push_back(std::move(c->event));
+      for (auto& f : c->followers) active->second->followers.push_back(std::move(f));
+      ++stats_.merged;
+      return;
+    }
+  }
+  if (!raw_ || !target.address) {  // no traces without raw sockets, nor toward an unknown address
+    conclude(c, nullptr, std::nullopt);
+    return;
+  }
+  if (failure_traces_ >= limits_.max_running) {
+    if (queue_.size() >= limits_.max_queued) {
+      ++stats_.dropped;
+      Verdict v;
+      v.reason = "no failure trace: " + std::to_string(queue_.size()) + " investigations were waiting already";
+      write_event(c->event, &v);
+      return;
+    }
+    queue_.push_back(std::move(c));
+    return;
+  }
+  start(std::move(c));
+}
+
+void Investigator::start_queued() {
+  while (!stopping_ && failure_traces_ < limits_.max_running && !queue_.empty()) {
+    CasePtr c = std::move(queue_.front());
+    queue_.pop_front();
+    start(std::move(c));
+  }
+}
+
+void Investigator::start(CasePtr c) {
+  ++failure_traces_;
+  ++stats_.started;
+  active_[group_key(c->event, c->target)] = c;
+  TraceSpec spec = spec_;
+  spec.method = c->target.tcp_port ? TraceMethod::tcp : TraceMethod::icmp;
+  spec.port = c->target.tcp_port.value_or(0);
+  run_trace(c->target, spec, "failure", [this, c](const TraceResult& failure) {
+    --failure_traces_;
+    const TraceHop* last = last_router(failure);
+    if (c->event.kind == EventKind::vantage_down || failure.reached || !last || stopping_) {
+      conclude(c, &failure, std::nullopt);
+    } else {
+      // Before blaming the silence after the last router, make sure it still answers itself.
+      ++concluding_;
+      auto kept = std::make_shared<TraceResult>(failure);
+      check_alive(last->addr, [this, c, kept](bool alive) {
+        --concluding_;
+        conclude(c, kept.get(), alive);
+      });
+    }
+    start_queued();
+  });
+}
+
+void Investigator::check_alive(const IpAddress& router, std::function<void(bool)> done) {
+  constexpr int kProbes = 3;
+  struct State {
+    int left = kProbes;
+    bool alive = false;
+    std::function<void(bool)> done;
+  };
+  auto state = std::make_shared<State>();
+  state->done = std::move(done);
+  for (int i = 0; i < kProbes; ++i) {
+    pacer_.launch(std::make_unique<IcmpEchoProbe>(router, spec_.timeout), [state](const ProbeResult& r) {
+      state->alive = state->alive || r.status == ProbeStatus::reply;
+      if (--state->left == 0) state->done(state->alive);
+    });
+  }
+}
+
+void Investigator::conclude(const CasePtr& c, const TraceResult* failure, std::optional<bool> last_hop_alive) {
+  VerdictInput in;
+  in.target = c->target.address;
+  in.baseline = last_good(c->target.key);
+  in.failure = failure;
+  in.asn_of = origin_lookup(asns_);
+  in.upstream_asn = c->target.upstream_asn;
+  in.vantage_failing = c->event.kind == EventKind::vantage_down;
+  in.last_hop_alive = last_hop_alive;
+  Verdict verdict = judge(in);
+  if (!failure && !c->target.address && !c->target.host.empty() && c->event.kind != EventKind::vantage_down)
+    verdict.reason = "no failure trace: its host name " + c->target.host + " does not resolve";
+  else if (!failure && !raw_ && c->event.kind != EventKind::vantage_down)
+    verdict.reason = "no failure trace: traces need CAP_NET_RAW";
+  const std::string gk = group_key(c->event, c->target);
+  if (auto it = active_.find(gk); it != active_.end() && it->second == c) active_.erase(it);
+  write_event(c->event, &verdict);
+  bool group = c->event.kind == EventKind::group_down;
+  for (const auto& f : c->followers) {
+    write_event(f, &verdict);
+    group = group || f.kind == EventKind::group_down;
+  }
+  if (group) group_verdicts_[gk] = verdict;
+}
+
+void Investigator::write_event(const DetectorEvent& event, const Verdict* verdict) {
+  write_(event_record(agent_id_, event, verdict, loop_.clock().wall()));
+}
+
+void Investigator::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  auto queue = std::move(queue_);
+  queue_.clear();
+  for (auto& c : queue) conclude(c, nullptr, std::nullopt);
+}
+
+}  // namespace outpost

@@ -1,0 +1,123 @@
+// Traces and verdicts: baseline traces toward each target (the last good
+// path), and for each *_down event a failure investigation — a Paris trace
+// toward the target, direct probes of the last router that answered, and the
+// correlator's verdict — before the event is written. Investigations are
+// bounded: at most `max_running` traces at once, the rest queued (up to
+// `max_queued`, then dropped and counted); the target events of a group that
+// is dark, or going dark, take the group's verdict instead of a trace each
+// (merged and counted). Two traces toward one address never share a flow.
+// Leaves to others: when to trace (agent), the verdict's rules (correlator), the rate cap (pacer).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <unordered_set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "asn_table.hpp"
+#include "correlator.hpp"
+#include "event_loop.hpp"
+#include "pacer.hpp"
+#include "records.hpp"
+#include "traceroute.hpp"
+
+namespace outpost {
+
+// What a trace needs to know of its target.
+struct TraceTarget {
+  std::string key;  // the detector's name for it
+  std::string name;
+  std::string group;
+  int af = 0;
+  IpAddress address;
+  std::string host;  // when configured by name (for the verdict's reason when it does not resolve)
+  std::optional<std::uint32_t> upstream_asn;
+  std::optional<std::uint16_t> tcp_port;  // failure traces follow this flow when set
+};
+
+struct InvestigationLimits {
+  std::size_t max_running = 4;    // failure traces at once
+  std::size_t max_queued = 1024;  // waiting for a place; beyond, dropped
+};
+
+struct InvestigatorStats {
+  std::uint64_t baselines = 0;
+  std::uint64_t started = 0;  // failure traces run
+  std::uint64_t merged = 0;   // events that took another investigation's verdict
+  std::uint64_t dropped = 0;  // events written without a trace: too many waiting
+};
+
+class Investigator {
+ public:
+  using Write = std::function<void(Record)>;
+
+  Investigator(EventLoop& loop, Pacer& pacer, Write write);
+  ~Investigator();
+
+  // Before use and at each reload.
+  void configure(const std::string& agent_id, const TraceSpec& spec, std::shared_ptr<const AsnTable> asns,
+                 InvestigationLimits limits, bool raw);
+
+  // A baseline trace; when it reaches the target it becomes the last good path.
+  void baseline(const TraceTarget& target);
+  // A *_down event toward `target` (the event's own, or one of the group's or
+  // control targets): its record is written once the verdict is known.
+  // group_dark: the event's group is down already (a target event then takes
+  // the group's verdict).
+  void investigate(DetectorEvent event, const TraceTarget& target, bool group_dark);
+
+  // The last trace toward the target (by key) that reached it.
+  const TraceResult* last_good(const std::string& key) const;
+  void forget(const std::string& key) { last_good_.erase(key); }
+  // Traces running and investigations waiting: the agent drains them before it stops.
+  std::size_t busy() const { return traces_running_ + queue_.size() + concluding_; }
+  // Stops: queued investigations are written without a trace, and no new trace starts.
+  void stop();
+  const InvestigatorStats& stats() const { return stats_; }
+
+ private:
+  struct Case {
+    DetectorEvent event;
+    TraceTarget target;
+    std::vector<DetectorEvent> followers;  // merged: written with this case's verdict
+  };
+  using CasePtr = std::shared_ptr<Case>;
+
+  std::string group_key(const DetectorEvent& event, const TraceTarget& target) const;
+  void start(CasePtr c);
+  void start_queued();
+  void run_trace(const TraceTarget& target, const TraceSpec& spec, const std::string& reason,
+                 std::function<void(const TraceResult&)> done);
+  void check_alive(const IpAddress& router, std::function<void(bool)> done);
+  void conclude(const CasePtr& c, const TraceResult* failure, std::optional<bool> last_hop_alive);
+  void write_event(const DetectorEvent& event, const Verdict* verdict);
+  std::uint32_t next_seed(TraceMethod method, const IpAddress& address);
+
+  EventLoop& loop_;
+  Pacer& pacer_;
+  Write write_;
+  std::string agent_id_;
+  TraceSpec spec_;
+  std::shared_ptr<const AsnTable> asns_;
+  InvestigationLimits limits_;
+  bool raw_ = true;
+  bool stopping_ = false;
+  std::unordered_map<std::string, TraceResult> last_good_;
+  std::size_t traces_running_ = 0;
+  std::size_t failure_traces_ = 0;
+  std::size_t concluding_ = 0;  // failure traces done, direct probes of the last hop running
+  std::deque<CasePtr> queue_;
+  std::unordered_map<std::string, CasePtr> active_;  // by group key: the case whose verdict the group's events take
+  std::unordered_map<std::string, Verdict> group_verdicts_;  // the last verdict of each dark group
+  std::unordered_set<std::string> flows_;  // address and flow id of each trace running
+  std::uint32_t seed_ = 0;
+  InvestigatorStats stats_;
+};
+
+}  // namespace outpost
