@@ -55,8 +55,8 @@ json to_json(const ProbeRecord& p) {
     if (r.reply_ttl >= 0) j["reply_ttl"] = r.reply_ttl;
   }
   if (r.status == ProbeStatus::unreachable) {
-    j["icmp_type"] = r.icmp_type;
-    j["icmp_code"] = r.icmp_code;
+    if (r.icmp_type >= 0) j["icmp_type"] = r.icmp_type;
+    if (r.icmp_code >= 0) j["icmp_code"] = r.icmp_code;
     j["detail"] = r.error;
   }
   if (labels.method == "icmp" && r.status != ProbeStatus::error) j["seq"] = r.sequence;
@@ -123,10 +123,10 @@ json to_json(const TraceRecord& r) {
         if (!a.name.empty()) hop["asn_name"] = a.name;
       }
       if (h.rtt) hop["rtt_ms"] = to_ms(*h.rtt);
-      hop["icmp_type"] = h.icmp_type;
-      hop["icmp_code"] = h.icmp_code;
+      if (h.icmp_type >= 0) hop["icmp_type"] = h.icmp_type;
+      if (h.icmp_code >= 0) hop["icmp_code"] = h.icmp_code;
       if (h.quoted_ttl >= 0) hop["quoted_ttl"] = h.quoted_ttl;
-      hop["reply_ttl"] = h.reply_ttl;
+      if (h.reply_ttl >= 0) hop["reply_ttl"] = h.reply_ttl;
       if (h.is_target) hop["target"] = true;
       if (!h.mpls.empty()) {
         json labels = json::array();

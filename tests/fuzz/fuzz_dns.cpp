@@ -1,13 +1,15 @@
-// libFuzzer target for the DNS answer parser (parse_dns_response): any bytes,
-// against each question the fixtures answer. Beyond "no crash, no sanitizer
-// report", it checks that whatever is accepted is ASCII text, as the records need.
+// libFuzzer target for the DNS message codec's answer parser (parse_dns_response):
+// any bytes, against each question the fixtures answer. Beyond "no crash, no
+// sanitizer report", it checks that whatever is accepted (names, record data,
+// the rcode's and the types' names) is ASCII text, as the records need.
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <span>
+#include <string>
 
-#include "dns.hpp"
+#include "dns_message.hpp"
 
 namespace {
 
@@ -34,13 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (parsed.error == outpost::DnsParseError::none || parsed.detail.empty()) std::abort();
       continue;
     }
-    outpost::DnsAnswerInfo info;
-    info.rcode = outpost::dns_rcode_name(parsed.response->rcode);
-    for (const auto& rr : parsed.response->answers) {
-      if (!printable(rr.name) || !printable(rr.data)) std::abort();
-      info.answers.push_back(rr.data);
-    }
-    if (!printable(outpost::check_dns_expect({"198.18.0.1"}, info))) std::abort();
+    if (!printable(outpost::dns_rcode_name(parsed.response->rcode))) std::abort();
+    for (const auto& rr : parsed.response->answers)
+      if (!printable(rr.name) || !printable(rr.data) || !printable(outpost::dns_type_name(rr.type))) std::abort();
   }
   return 0;
 }

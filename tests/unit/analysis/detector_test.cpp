@@ -969,3 +969,93 @@ TEST_CASE("detector: targets released together after a control blip take their g
   CHECK(secs(groups[0].start) == 31);  // the second target's first failed probe
   CHECK(groups[0].targets == std::vector<std::string>{"a", "b"});
 }
+
+TEST_CASE("detector: a target_down waits for a control target to answer a probe sent after it", "[detector][vantage]") {
+  VantageLab lab;
+  Detector& d = lab.d;
+  lab.round(0, true, true, true, false);  // controls answered at 2 and 3
+  d.on_result("a", 0, false, at(30));
+  d.on_result("a", 0, false, at(60));
+  CHECK_FALSE(d.vantage_check_wanted());
+  d.on_result("a", 0, false, at(90));  // down now; the controls last answered probes sent at 2 and 3
+  auto events = d.take_events();
+  INFO(kinds(events));
+  CHECK(events.empty());
+  CHECK(d.is_target_down("a"));
+  REQUIRE(d.vantage_check_wanted());
+  d.vantage_check_started();
+  // A control probe sent before a went down vouches for nothing.
+  d.on_result("c1", 0, true, at(89));
+  CHECK(d.take_events().empty());
+  // The check's answer, sent after: a's outage is reported, from its first failure.
+  d.on_result("c2", 0, true, at(91));
+  events = d.take_events();
+  INFO(kinds(events));
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == EventKind::target_down);
+  CHECK(events[0].target == "a");
+  CHECK(secs(events[0].start) == 30);
+}
+
+TEST_CASE("detector: a control answer sent after the deciding probe lets target_down out at once",
+          "[detector][vantage]") {
+  VantageLab lab;
+  Detector& d = lab.d;
+  lab.round(0, true, true, true, false);
+  d.on_result("a", 0, false, at(30));
+  d.on_result("a", 0, false, at(60));
+  // The control's probe, sent a second after a's third, is answered before a's times out.
+  d.on_result("c1", 0, true, at(91));
+  d.on_result("a", 0, false, at(90));
+  const auto events = d.take_events();
+  INFO(kinds(events));
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == EventKind::target_down);
+  CHECK_FALSE(d.vantage_check_wanted());
+}
+
+TEST_CASE("detector: held targets are never blamed when the check fails and the vantage goes down",
+          "[detector][vantage]") {
+  VantageLab lab;
+  Detector& d = lab.d;
+  lab.round(0, true, true, true, false);
+  for (int r = 1; r <= 3; ++r) {
+    d.on_result("a", 0, false, at(30 * r));
+    d.on_result("b", 0, false, at(30 * r + 1));
+  }
+  CHECK(d.vantage_check_wanted());
+  // The checks fail, again and again: the vantage point is down, not a and b.
+  for (int r = 0; r < 3; ++r) {
+    d.on_result("c1", 0, false, at(92 + r));
+    d.on_result("c2", 0, false, at(92 + r));
+  }
+  auto events = d.take_events();
+  INFO(kinds(events));
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == EventKind::vantage_down);
+  // Back: the controls answer, and a and b answer too. No target event ever.
+  for (int r = 0; r < 2; ++r) {
+    d.on_result("c1", 0, true, at(200 + r));
+    d.on_result("c2", 0, true, at(200 + r));
+    d.on_result("a", 0, true, at(200 + r));
+    d.on_result("b", 0, true, at(200 + r));
+  }
+  events = d.take_events();
+  INFO(kinds(events));
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == EventKind::vantage_up);
+}
+
+TEST_CASE("detector: without control targets nothing is held and no check is wanted", "[detector][vantage]") {
+  Detector d(settings(2, 1));
+  d.add_target("a", "g", false, 1);
+  d.add_target("b", "g", false, 1);
+  d.add_target("c", "g", false, 1);
+  d.on_result("a", 0, false, at(0));
+  d.on_result("a", 0, false, at(10));
+  d.want_vantage_check();
+  CHECK_FALSE(d.vantage_check_wanted());
+  const auto events = d.take_events();
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == EventKind::target_down);
+}
