@@ -280,6 +280,7 @@ void Detector::update_vantage(WallTime now) {
     vantage_down_ = true;
     DetectorEvent e;
     e.kind = EventKind::vantage_down;
+    e.group = controls.front()->group;  // the (first) control group: the vantage point's own
     e.start = controls.front()->streak_start;
     for (const Target* c : controls) {
       e.start = std::min(e.start, c->streak_start);
@@ -293,6 +294,7 @@ void Detector::update_vantage(WallTime now) {
     vantage_down_ = false;
     DetectorEvent e;
     e.kind = EventKind::vantage_up;
+    e.group = controls.front()->group;
     e.start = vantage_start_;
     e.end = now;
     for (const Target* c : controls)

@@ -26,6 +26,16 @@ void log_engine_stats(const Engine& engine) {
       s.duplicate, s.spoofed, s.tx_stamp_missing, s.capture_dropped);
 }
 
+void log_agent_stats(const Agent& agent) {
+  const AgentStats& a = agent.stats();
+  const InvestigatorStats& i = agent.investigations();
+  spdlog::info(
+      "agent: records={} vantage_checks={} local_errors={} reordered={} stale_results={}; investigations: "
+      "baselines={} failure_traces={} merged={} dropped={}",
+      a.records, a.vantage_checks, a.local_errors, a.reordered, a.stale_results, i.baselines, i.started, i.merged,
+      i.dropped);
+}
+
 }  // namespace
 
 int check_command(int argc, char** argv) {
@@ -139,7 +149,10 @@ int run_command(int argc, char** argv) {
     }
     spdlog::info("reloaded {}", path);
   };
-  loop.on_signal(SIGUSR1, [&] { log_engine_stats(engine); });
+  loop.on_signal(SIGUSR1, [&] {
+    log_engine_stats(engine);
+    log_agent_stats(the_agent);
+  });
   if (run_for) loop.after(*run_for, [&] { the_agent.stop(); });
   // Records reach the files at least once a second.
   std::function<void()> flush_tick = [&] {
@@ -160,6 +173,7 @@ int run_command(int argc, char** argv) {
   }
   outputs.flush();
   log_engine_stats(engine);
+  log_agent_stats(the_agent);
   spdlog::info("stopped: {} records written", the_agent.records_written());
   return ok ? kExitOk : kExitSoftware;
 }

@@ -156,7 +156,9 @@ std::string Agent::apply(const Config& config) {
     check_gap_ = std::min(check_gap_, t.suspect_interval);
   }
   pacer_.set_bucket(&scheduler_->bucket());
-  investigator_.configure(plan_.agent_id, plan_.trace_spec, asns_, limits_, raw_);
+  investigator_.configure(plan_.agent_id, plan_.trace_spec, asns_,
+                          limits_.value_or(InvestigationLimits{plan_.max_failure_traces, plan_.max_queued_failures}),
+                          raw_);
 
   std::vector<HostRefresher::Entry> entries;
   entries.reserve(plan_.targets.size());
@@ -170,26 +172,23 @@ std::string Agent::apply(const Config& config) {
     // The tasks that stay keep their phase: no probe or baseline trace sooner
     // than one (new) interval after the last. A task whose address was
     // unknown has nothing to keep: it starts as new.
-    for (std::size_t id = 0; id < diff.tasks.size(); ++id) {
-      const auto old = diff.tasks[id];
-      if (!old || !old_plan.targets[old_plan.tasks[*old].target].address ||
-          !plan_.targets[plan_.tasks[id].target].address)
-        continue;
-      if (const auto next = old_scheduler->next_run(static_cast<Scheduler::TaskId>(*old))) {
-        const SteadyTime last = *next - old_scheduler->interval(static_cast<Scheduler::TaskId>(*old));
-        scheduler_->run_at(static_cast<Scheduler::TaskId>(id), std::max(now, last + plan_.tasks[id].interval));
+    auto keep_phase = [&](const auto& pairs, const auto& old_items, const auto& new_items, const Scheduler& before,
+                          Scheduler& after, auto interval_of) {
+      for (std::size_t id = 0; id < pairs.size(); ++id) {
+        const auto old = pairs[id];
+        if (!old || !old_plan.targets[old_items[*old].target].address ||
+            !plan_.targets[new_items[id].target].address)
+          continue;
+        if (const auto next = before.next_run(static_cast<Scheduler::TaskId>(*old))) {
+          const SteadyTime last = *next - before.interval(static_cast<Scheduler::TaskId>(*old));
+          after.run_at(static_cast<Scheduler::TaskId>(id), std::max(now, last + interval_of(id)));
+        }
       }
-    }
-    for (std::size_t id = 0; id < diff.traces.size(); ++id) {
-      const auto old = diff.traces[id];
-      if (!old || !old_plan.targets[old_plan.traces[*old].target].address ||
-          !plan_.targets[plan_.traces[id].target].address)
-        continue;
-      if (const auto next = old_trace_scheduler->next_run(static_cast<Scheduler::TaskId>(*old))) {
-        const SteadyTime last = *next - old_trace_scheduler->interval(static_cast<Scheduler::TaskId>(*old));
-        trace_scheduler_->run_at(static_cast<Scheduler::TaskId>(id), std::max(now, last + plan_.baseline_interval));
-      }
-    }
+    };
+    keep_phase(diff.tasks, old_plan.tasks, plan_.tasks, *old_scheduler, *scheduler_,
+               [&](std::size_t id) { return plan_.tasks[id].interval; });
+    keep_phase(diff.traces, old_plan.traces, plan_.traces, *old_trace_scheduler, *trace_scheduler_,
+               [&](std::size_t) { return plan_.baseline_interval; });
     for (std::size_t i = 0; i < plan_.targets.size(); ++i) adjust_speed(i);  // suspect targets carried over stay fast
     handle_events();
     rearm();

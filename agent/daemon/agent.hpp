@@ -49,7 +49,8 @@ struct AgentServices {
   // Without raw sockets (no CAP_NET_RAW): tcp:PORT runs as tcp_connect:PORT,
   // icmp cannot run, and there are no traces.
   bool raw = true;
-  InvestigationLimits investigations{};
+  // Overrides traceroute.max_failure_traces and max_queued_failures when set.
+  std::optional<InvestigationLimits> investigations{};
 };
 
 struct AgentStats {
@@ -122,7 +123,7 @@ class Agent {
   HostResolver& resolver_;
   AsnLoader load_asns_;
   bool raw_;
-  InvestigationLimits limits_;
+  std::optional<InvestigationLimits> limits_;
   Pacer pacer_;
   Investigator investigator_;
   HostRefresher refresher_;

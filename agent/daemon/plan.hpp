@@ -68,6 +68,8 @@ struct Plan {
   TraceSpec trace_spec;
   Duration trace_spread{};  // the first baselines come within this of start-up
   Duration baseline_interval{};
+  std::size_t max_failure_traces = 4;
+  std::size_t max_queued_failures = 1024;
   std::vector<PlannedTarget> targets;
   std::vector<PlannedTask> tasks;
   std::vector<PlannedTrace> traces;

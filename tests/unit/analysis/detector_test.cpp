@@ -1033,6 +1033,7 @@ TEST_CASE("detector: held targets are never blamed when the check fails and the 
   INFO(kinds(events));
   REQUIRE(events.size() == 1);
   CHECK(events[0].kind == EventKind::vantage_down);
+  CHECK(events[0].group == "control");  // CONTRACT: every event names a target or a group
   // Back: the controls answer, and a and b answer too. No target event ever.
   for (int r = 0; r < 2; ++r) {
     d.on_result("c1", 0, true, at(200 + r));

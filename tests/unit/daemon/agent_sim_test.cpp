@@ -112,7 +112,7 @@ struct SimLab {
   SteadyTime t0 = clock.now();
   WallTime w0 = clock.wall();
 
-  explicit SimLab(InvestigationLimits limits = {}) {
+  SimLab() {
     net.add_path("198.18.0.0/16", {kIsp, kCarrier, kBorder});
     net.add_path("2001:2::/48", {kIsp6, kCarrier6, kBorder6});
     net.add_path("198.19.1.0/24", {kIsp});
@@ -129,7 +129,7 @@ struct SimLab {
     auto table = std::make_shared<const AsnTable>(AsnTable::parse(kAsnTable, "sim", &report));
     agent = std::make_unique<Agent>(AgentServices{
         loop, engine, outputs, resolver,
-        [table](const Config&, std::string*) -> std::shared_ptr<const AsnTable> { return table; }, true, limits});
+        [table](const Config&, std::string*) -> std::shared_ptr<const AsnTable> { return table; }, true, std::nullopt});
   }
 
   void apply(const std::string& yaml) {
@@ -374,16 +374,17 @@ TEST_CASE("agent sim: trace hops go out as answers come, not a tick later", "[ag
 }
 
 TEST_CASE("agent sim: investigations are bounded when a large group goes dark", "[agent][sim]") {
-  InvestigationLimits limits;
-  limits.max_running = 2;
-  limits.max_queued = 100;
-  SimLab lab(limits);
+  SimLab lab;
   std::string many = "  - name: big\n    upstream_asn: 64500\n    targets:\n";
   for (int i = 0; i < 400; ++i)
     many += "      - { name: h" + std::to_string(i) + ", address: 198.18." + std::to_string(4 + i / 200) + "." +
             std::to_string(i % 200 + 2) + ", probes: [icmp] }\n";
   for (int i = 0; i < 400; ++i) lab.net.add_host(ip("198.18." + std::to_string(4 + i / 200) + "." + std::to_string(i % 200 + 2)));
-  lab.start(lab_config(many));
+  std::string config = lab_config(many);
+  config.replace(config.find("baseline_interval: 1h }"), std::string("baseline_interval: 1h }").size(),
+                 "baseline_interval: 1h, max_failure_traces: 2, max_queued_failures: 100 }");
+  lab.start(config);
+  REQUIRE(lab.agent->plan().max_failure_traces == 2);
   lab.run_for(20s);
   REQUIRE(lab.events().empty());
   const auto baselines = lab.agent->investigations().baselines;

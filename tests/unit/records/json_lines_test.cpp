@@ -758,6 +758,7 @@ TEST_CASE("json_lines: group and vantage events", "[records][json]") {
   SECTION("vantage_down: the control targets that are down, a verdict that blames us") {
     DetectorEvent e;
     e.kind = EventKind::vantage_down;
+    e.group = "control";
     e.targets = {"anchor1", "anchor2"};
     e.start = at(k1615);
     Verdict v;
@@ -767,7 +768,8 @@ TEST_CASE("json_lines: group and vantage events", "[records][json]") {
     v.last_ttl = 1;
     v.reason = "the control targets fail too: the vantage point's own network";
     json want = event_head("vantage_down");
-    want.update({{"targets", json::array({"anchor1", "anchor2"})},
+    want.update({{"group", "control"},
+                 {"targets", json::array({"anchor1", "anchor2"})},
                  {"start", "2014-12-22T16:15:00.000000Z"},
                  {"verdict",
                   {{"where", "vantage"},
@@ -783,10 +785,12 @@ TEST_CASE("json_lines: group and vantage events", "[records][json]") {
   SECTION("vantage_up: end and duration_s") {
     DetectorEvent e;
     e.kind = EventKind::vantage_up;
+    e.group = "control";
     e.start = at(k1615);
     e.end = at(k1615 + 300);
     json want = event_head("vantage_up");
-    want.update({{"start", "2014-12-22T16:15:00.000000Z"},
+    want.update({{"group", "control"},
+                 {"start", "2014-12-22T16:15:00.000000Z"},
                  {"end", "2014-12-22T16:20:00.000000Z"},
                  {"duration_s", 300.0}});
     check_json(event_json(e), want);
