@@ -67,7 +67,9 @@ int ProbingStack::prepare(EventLoop& loop, const char* command, bool raw_require
   std::string error;
   if (raw && !wire.open(&error)) {
     std::cerr << "outpost " << command << ": " << error << "\n";
-    return kExitPrivilege;
+    // A missing privilege is exit 2; anything else (agent.interface names no
+    // interface) is an error of the config.
+    return error.find("CAP_NET_RAW") != std::string::npos ? kExitPrivilege : kExitFailure;
   }
   if (!raw)
     spdlog::warn("no CAP_NET_RAW: tcp:PORT probes use connect() (tcp_connect), and there are no traces");

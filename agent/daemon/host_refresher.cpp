@@ -33,7 +33,20 @@ void HostRefresher::reset(std::vector<Entry> entries, Duration resolve_interval,
 }
 
 void HostRefresher::remember(const std::string& host, const HostAddresses& addresses) {
-  if (addresses.v4 || addresses.v6) known_[host] = addresses;
+  // A failed lookup is remembered too: a reload does not block on a name
+  // already tried; it is asked again off the loop.
+  auto [it, inserted] = known_.try_emplace(host, addresses);
+  if (inserted) return;
+  HostAddresses& known = it->second;
+  // A failure keeps what the name gave before, family by family.
+  if (addresses.v4 || !known.v4) {
+    known.v4 = addresses.v4;
+    known.error4 = addresses.error4;
+  }
+  if (addresses.v6 || !known.v6) {
+    known.v6 = addresses.v6;
+    known.error6 = addresses.error6;
+  }
 }
 
 void HostRefresher::maybe_refresh(std::size_t index, SteadyTime now) {

@@ -34,7 +34,8 @@ class HostRefresher {
   // At start-up and each reload; answers to lookups of older entries are ignored.
   void reset(std::vector<Entry> entries, Duration resolve_interval, SteadyTime now);
   void maybe_refresh(std::size_t target, SteadyTime now);
-  // What each name gave at its last successful lookup (a reload need not ask again).
+  // What each name gave (per family, its last address, or why it has none):
+  // a reload does not ask again.
   const std::unordered_map<std::string, HostAddresses>& known() const { return known_; }
   void remember(const std::string& host, const HostAddresses& addresses);
   std::uint64_t lookups() const { return lookups_; }

@@ -126,6 +126,18 @@ groups:
       - { name: net1-h1, address: 198.18.0.1 }
       - { name: nowhere, host: no-such-host.invalid }
 EOF
+# agent.interface naming no interface (a typo): a start-up error naming it, nothing sent.
+badif=$WORK/badif.yaml
+sed 's/^agent:$/agent:\n  interface: nosuchif0/' "$unres" >"$badif"
+t0=$(vp_tx_packets)
+out=$(in_vp "$OUTPOST" run -c "$badif" --for 2s --output "$WORK/badif.jsonl" 2>&1)
+rc=$?
+t1=$(vp_tx_packets)
+check "run with agent.interface: nosuchif0 exits 1 (got $rc)" test "$rc" -eq 1
+check "run with agent.interface: nosuchif0 names it" grep -q 'nosuchif0' <<<"$out"
+check "run with agent.interface: nosuchif0 sent nothing (vp tx packets $t0 -> $t1)" test "$t0" -eq "$t1"
+check "run with agent.interface: nosuchif0 wrote no records" test ! -s "$WORK/badif.jsonl"
+
 check "check -c unresolved.yaml: valid (names are resolved when running)" quiet "$OUTPOST" check -c "$unres"
 run_agent "$unres" "$WORK/unres.jsonl" "$WORK/unres.log" 3s
 rc=$?

@@ -484,3 +484,68 @@ TEST_CASE("agent sim: 10,000 targets for one simulated hour", "[agent][sim][scal
   CHECK(probes > 10000 * 59);
   CHECK(lab.engine.stats().timeouts == 0);
 }
+
+namespace {
+
+// A sink that fails on its n-th record, as a bug below the loop would.
+class Throwing final : public RecordSink {
+ public:
+  explicit Throwing(int n) : left_(n) {}
+  void write(const Record&) override {
+    if (--left_ == 0) throw std::runtime_error("sink bug");
+  }
+  void flush() override {}
+
+ private:
+  int left_;
+};
+
+}  // namespace
+
+TEST_CASE("agent sim: an exception below the loop ends the run at the barrier, and what was measured is flushed",
+          "[agent][sim]") {
+  SimLab lab;
+  lab.outputs.add(std::make_unique<Throwing>(50));
+  lab.start(lab_config());
+  CHECK_FALSE(lab.driver.run_for(30s));
+  CHECK(lab.loop.error().find("sink bug") != std::string::npos);
+  const int flushes = lab.capture->flushes;
+  lab.agent->flush_now();  // what `outpost run` does after a failed loop
+  CHECK(lab.agent->finished());
+  CHECK(lab.capture->flushes == flushes + 1);
+  // The open windows were closed and written (partial: the run ended early).
+  const auto series = lab.records<SeriesRecord>();
+  REQUIRE_FALSE(series.empty());
+  for (const auto& s : series) CHECK(s.window.partial);
+}
+
+TEST_CASE("agent sim: two traces toward one address at once never share a flow", "[agent][sim]") {
+  SimLab lab;
+  Pacer pacer(lab.loop, lab.engine);
+  TokenBucket bucket(100000, 1000);
+  pacer.set_bucket(&bucket);
+  std::vector<TraceRecord> traces;
+  Investigator investigator(lab.loop, pacer, [&](Record r) {
+    if (auto* t = std::get_if<TraceRecord>(&r)) traces.push_back(*t);
+  });
+  for (TraceMethod method : {TraceMethod::tcp, TraceMethod::udp, TraceMethod::icmp}) {
+    traces.clear();
+    TraceSpec spec;
+    spec.method = method;
+    spec.port = method == TraceMethod::tcp ? 80 : 0;
+    spec.timeout = 200ms;
+    investigator.configure("sim-1", spec, nullptr, {}, true);
+    TraceTarget target{"net1", "net1", "lab", 4, ip("198.18.0.1"), "", std::nullopt, std::nullopt};
+    for (int i = 0; i < 3; ++i) investigator.baseline(target);  // all three at once
+    REQUIRE(lab.driver.run_for(5s));
+    REQUIRE(traces.size() == 3);
+    INFO(trace_method_name(method));
+    CHECK(traces[0].trace.flow_id != traces[1].trace.flow_id);
+    CHECK(traces[1].trace.flow_id != traces[2].trace.flow_id);
+    CHECK(traces[0].trace.flow_id != traces[2].trace.flow_id);
+    for (const auto& t : traces) {
+      CHECK(t.trace.reached);
+      CHECK(t.trace.error.empty());
+    }
+  }
+}

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -181,4 +182,59 @@ TEST_CASE("event loop: run() waits for timers and fds, by epoll_pwait2 or by tim
   loop.unwatch(pipe_fds[0]);
   close(pipe_fds[0]);
   close(pipe_fds[1]);
+}
+
+TEST_CASE("event loop: ready fds are handed over before the timers that came due meanwhile", "[event_loop]") {
+  FakeClock clock;
+  EventLoop loop(clock);
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  std::vector<std::string> order;
+  loop.watch(fds[0], [&] {
+    char c;
+    REQUIRE(read(fds[0], &c, 1) == 1);
+    order.push_back("read");
+  });
+  loop.after(1s, [&] { order.push_back("timer"); });
+  // A stall: the timer came due and the data arrived while the loop did not run.
+  clock.advance(2s);
+  REQUIRE(write(fds[1], "x", 1) == 1);
+  REQUIRE(loop.run_once(false));
+  CHECK(order == std::vector<std::string>{"read", "timer"});
+  loop.unwatch(fds[0]);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST_CASE("event loop: an exception out of a callback stops the loop with the reason, never terminate",
+          "[event_loop]") {
+  FakeClock clock;
+  EventLoop loop(clock);
+  bool later = false;
+  loop.after(0s, [] { throw std::runtime_error("disk on fire"); });
+  loop.after(0s, [&] { later = true; });
+  CHECK_FALSE(loop.run_once(false));
+  CHECK(loop.stopping());
+  CHECK(loop.error().find("disk on fire") != std::string::npos);
+  CHECK_FALSE(later);  // nothing more runs on a failed loop
+  CHECK_FALSE(loop.run());
+}
+
+TEST_CASE("event loop: an epoll error ends the run with the reason, not silently", "[event_loop]") {
+  FakeClock clock;
+  EventLoop loop(clock);
+  // Break the loop's epoll descriptor behind its back.
+  int closed = 0;
+  for (int fd = 3; fd < 1024; ++fd) {
+    char link[64] = {};
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t n = readlink(path.c_str(), link, sizeof link - 1);
+    if (n > 0 && std::string(link, static_cast<std::size_t>(n)) == "anon_inode:[eventpoll]") {
+      close(fd);
+      ++closed;
+    }
+  }
+  REQUIRE(closed >= 1);
+  CHECK_FALSE(loop.run());
+  CHECK(loop.error().rfind("epoll: ", 0) == 0);
 }
