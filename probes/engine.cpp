@@ -99,7 +99,9 @@ void Engine::complete(std::uint32_t idx) {
   for (int fd : slot.fds) fd_service_.unwatch(fd);
   auto probe = std::move(slot.probe);
   auto done = std::move(slot.done);
-  const bool local = slot.local_failure && status == ProbeStatus::error;
+  // Failed because of this host (a DNS query whose send found no route ends
+  // as unreachable, from our own kernel): local, whatever the status says.
+  const bool local = slot.local_failure && (status == ProbeStatus::error || status == ProbeStatus::unreachable);
   slot.keys.clear();
   slot.fds.clear();
   slot.active = false;

@@ -55,9 +55,10 @@ struct ProbeResult {
   std::vector<MplsEntry> mpls;  // ICMP errors: the router's MPLS label stack, if it says
   std::uint16_t sequence = 0;   // the probe's sequence number on the wire
   std::string error;            // why, when status is error (or detail for unreachable)
-  // Status error because the probe never left this host: no route or source
-  // address toward the target, or a send that failed (interface down). Says
-  // something about the vantage point, nothing about the target.
+  // The probe failed (status error, or unreachable from our own kernel)
+  // because it never left this host: no route or source address toward the
+  // target, or a send that failed (interface down). Says something about the
+  // vantage point, nothing about the target.
   bool local_error = false;
   std::optional<DnsAnswerInfo> dns;
 };

@@ -11,10 +11,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init sig
 lab_up --hosts 1
 
-# The vp's name server (127.0.0.1) now drops queries: each lookup waits 3 s.
+# The vp's name server (127.0.0.1:53) takes queries and never answers: each
+# lookup waits 3 s.
 printf 'nameserver 127.0.0.1\noptions timeout:3 attempts:1\n' >"$LIB_RESOLV_DIR/resolv.conf"
-echo 'table inet sigtest { chain out { type filter hook output priority 0; udp dport 53 drop; tcp dport 53 drop; } }' |
-  in_vp nft -f - || { echo "FAIL: nft in vp"; exit 1; }
+"$NETLAB" exec vp "$PY" -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+time.sleep(120)' &
+LIB_PIDS+=("$!")
+sleep 0.3
 
 cfg=$WORK/signals.yaml
 printf '%s\n' \

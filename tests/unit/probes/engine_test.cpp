@@ -598,3 +598,43 @@ TEST_CASE("engine: probes on ordinary sockets count in sent and send_errors", "[
   CHECK(lab.engine.stats().send_errors == 1);
   CHECK(lab.wire.sent.empty());  // nothing went through the raw wire
 }
+
+TEST_CASE("engine: a probe that never left this host says so (local_error); a timeout does not", "[engine]") {
+  Lab lab;
+  lab.wire.send_error = "sendto 198.18.0.1: Network is unreachable";
+  const auto sent_fail = lab.launch(kTarget);
+  CHECK(lab.result(sent_fail).status == ProbeStatus::error);
+  CHECK(lab.result(sent_fail).local_error);
+
+  lab.wire.send_error.clear();
+  lab.wire.prepare_error = "no route to 198.18.0.1";
+  const auto no_route = lab.launch(kTarget);
+  CHECK(lab.result(no_route).status == ProbeStatus::error);
+  CHECK(lab.result(no_route).local_error);
+
+  lab.wire.prepare_error.clear();
+  const auto lost = lab.launch(kTarget, 1s);
+  lab.clock.advance(2s);
+  lab.engine.expire(lab.clock.now());
+  CHECK(lab.result(lost).status == ProbeStatus::timeout);
+  CHECK_FALSE(lab.result(lost).local_error);
+}
+
+TEST_CASE("engine: an answer stamped after the probe's deadline is late, however late the loop reads it",
+          "[engine]") {
+  Lab lab;
+  const auto i = lab.launch(kTarget, 1s);
+  const auto j = lab.launch(kTarget, 1s);
+  REQUIRE(lab.wire.sent.size() == 2);
+  // Both answers are read 3 s later (a stalled loop), before expire runs:
+  // the first arrived in time, the second after its deadline.
+  const WallTime start = lab.clock.wall();
+  const auto reply_i = echo_reply(lab.sent(0));
+  const auto reply_j = echo_reply(lab.sent(1));
+  lab.clock.advance(3s);
+  lab.capture(reply_i, start + 200ms);
+  lab.capture(reply_j, start + 1500ms);
+  CHECK(lab.result(i).status == ProbeStatus::reply);
+  CHECK(lab.result(j).status == ProbeStatus::timeout);
+  CHECK(lab.engine.stats().late == 1);
+}
