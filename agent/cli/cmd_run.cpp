@@ -58,7 +58,9 @@ int check_command(int argc, char** argv) {
   for (const auto& g : c.groups) {
     targets += g.targets.size();
     for (const auto& t : g.targets)
-      for (std::size_t i = 0; i < t.probes.size(); ++i) demand.add(t.interval);
+      // A name probed over both families is two targets.
+      for (int af = 0; af < (t.address.empty() && t.family == TargetFamily::both ? 2 : 1); ++af)
+        for (std::size_t i = 0; i < t.probes.size(); ++i) demand.add(t.interval);
   }
   std::cout << path << ": ok: agent " << c.agent.id << ", " << c.groups.size() << " groups, " << targets
             << " targets, " << demand.size() << " probe tasks, " << demand.demanded_pps() << " probes/s of max_pps "

@@ -1,0 +1,74 @@
+// The pacer: probes outside the schedule go to the engine at once while the
+// shared bucket has tokens, the rest on a timer when it refills, in order;
+// cancel_all ends what waits; refuse ends what comes later, on the next turn.
+
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+#include "clock.hpp"
+#include "engine.hpp"
+#include "event_loop.hpp"
+#include "icmp_echo.hpp"
+#include "pacer.hpp"
+#include "scheduler.hpp"
+#include "sim_net.hpp"
+
+using namespace std::chrono_literals;
+using namespace outpost;
+
+namespace {
+
+struct PacerLab {
+  FakeClock clock;
+  EventLoop loop{clock};
+  sim::SimNet net{clock, loop, *IpAddress::parse("198.19.0.1"), *IpAddress::parse("2001:db8::1")};
+  Engine engine{clock, net, FilterParams{0x1234}};
+  sim::SimDriver driver{clock, loop, net};
+  Pacer pacer{loop, engine};
+  std::vector<int> done;
+  PacerLab() {
+    net.add_path("198.18.0.0/24", {*IpAddress::parse("198.19.0.2")});
+    net.add_host(*IpAddress::parse("198.18.0.1"));
+  }
+  void launch(int n) {
+    pacer.launch(std::make_unique<IcmpEchoProbe>(*IpAddress::parse("198.18.0.1"), 1s),
+                 [this, n](const ProbeResult&) { done.push_back(n); });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("pacer: at once while there are tokens, then as the bucket refills, in order", "[pacer]") {
+  PacerLab lab;
+  TokenBucket bucket(10, 2);  // 10 a second, 2 at once
+  lab.pacer.set_bucket(&bucket);
+  for (int i = 0; i < 5; ++i) lab.launch(i);
+  CHECK(lab.engine.stats().launched == 2);  // no tick needed for the first ones
+  CHECK(lab.pacer.queued() == 3);
+  REQUIRE(lab.driver.run_for(150ms));
+  CHECK(lab.engine.stats().launched == 3);
+  REQUIRE(lab.driver.run_for(2s));
+  CHECK(lab.engine.stats().launched == 5);
+  CHECK(lab.pacer.queued() == 0);
+  CHECK(lab.done == std::vector<int>{0, 1, 2, 3, 4});
+}
+
+TEST_CASE("pacer: cancel_all ends what waits; refuse ends what comes later, on the next turn", "[pacer]") {
+  PacerLab lab;
+  TokenBucket bucket(1, 1);
+  lab.pacer.set_bucket(&bucket);
+  for (int i = 0; i < 3; ++i) lab.launch(i);
+  CHECK(lab.engine.stats().launched == 1);
+  ProbeResult cancelled;
+  cancelled.status = ProbeStatus::error;
+  cancelled.error = "stopping";
+  lab.pacer.cancel_all(cancelled);
+  CHECK(lab.done == std::vector<int>{1, 2});
+  lab.pacer.refuse(cancelled);
+  lab.launch(3);
+  CHECK(lab.done == std::vector<int>{1, 2});  // not inside the caller
+  REQUIRE(lab.driver.run_for(2s));
+  CHECK(lab.done == std::vector<int>{1, 2, 3, 0});  // 3 refused on the next turn, 0 answered 4 ms later
+  CHECK(lab.engine.stats().launched == 1);
+}
