@@ -362,6 +362,7 @@ void Agent::handle_event(DetectorEvent event) {
     event.af = target->af;
   }
   if (!is_down(event.kind)) {
+    if (event.kind == EventKind::target_up || event.kind == EventKind::group_up) investigator_.recovered(event.group);
     write(event_record(plan_.agent_id, event, nullptr, loop_.clock().wall()));
     return;
   }

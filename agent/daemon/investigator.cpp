@@ -102,6 +102,13 @@ void Investigator::investigate(DetectorEvent event, const TraceTarget& target, b
       return;
     }
   }
+  if (c->event.kind != EventKind::vantage_down) {
+    if (const Verdict* v = explained(target)) {
+      write_event(c->event, v);
+      ++stats_.merged;
+      return;
+    }
+  }
   if (c->event.kind == EventKind::group_down) {
     // The group's targets still waiting for a trace take the group's verdict.
     for (auto it = queue_.begin(); it != queue_.end();) {
@@ -127,6 +134,12 @@ void Investigator::investigate(DetectorEvent event, const TraceTarget& target, b
     return;
   }
   if (failure_traces_ >= limits_.max_running) {
+    if (queue_.size() >= limits_.max_queued && active != active_.end()) {
+      // No room to wait: the trace running toward its group is the best evidence there is.
+      active->second->followers.push_back(std::move(c->event));
+      ++stats_.merged;
+      return;
+    }
     if (queue_.size() >= limits_.max_queued) {
       ++stats_.dropped;
       Verdict v;
@@ -213,6 +226,64 @@ void Investigator::conclude(const CasePtr& c, const TraceResult* failure, std::o
     group = group || f.kind == EventKind::group_down;
   }
   if (group) group_verdicts_[gk] = verdict;
+  if (failure) note_break(c, *failure, verdict);
+}
+
+void Investigator::note_break(const CasePtr& c, const TraceResult& failure, const Verdict& verdict) {
+  if (failure.reached || !verdict.last_hop || verdict.where == Where::unknown || verdict.where == Where::vantage)
+    return;
+  const TraceResult* baseline = last_good(c->target.key);
+  if (!baseline) return;
+  // Where the last good path went on from the hop the failure trace died at.
+  IpAddress next;
+  bool seen = false;
+  for (const auto& h : baseline->hops) {
+    if (seen && h.addr) {
+      next = h.addr;
+      break;
+    }
+    seen = seen || h.addr == verdict.last_hop;
+  }
+  if (!next) return;
+  const WallTime now = loop_.clock().wall();
+  // Breaks are kept ten minutes at most, and while nothing of their group came back.
+  std::erase_if(breaks_, [&](const Break& b) { return now - b.found > std::chrono::minutes(10); });
+  breaks_.push_back({c->target.group, verdict.last_hop, next, verdict, now});
+  // Outages waiting for a trace that this break explains need none.
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (const Verdict* v = (*it)->event.kind == EventKind::vantage_down ? nullptr : explained((*it)->target)) {
+      write_event((*it)->event, v);
+      for (const auto& f : (*it)->followers) write_event(f, v);
+      ++stats_.merged;
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+const Verdict* Investigator::explained(const TraceTarget& target) {
+  if (breaks_.empty()) return nullptr;
+  const TraceResult* baseline = last_good(target.key);
+  if (!baseline) return nullptr;
+  const WallTime now = loop_.clock().wall();
+  for (auto b = breaks_.rbegin(); b != breaks_.rend(); ++b) {
+    if (now - b->found > std::chrono::minutes(10)) continue;
+    bool seen = false;
+    for (const auto& h : baseline->hops) {
+      if (seen && h.addr) {
+        if (h.addr == b->next_hop) return &b->verdict;
+        break;
+      }
+      seen = seen || h.addr == b->last_hop;
+    }
+  }
+  return nullptr;
+}
+
+void Investigator::recovered(const std::string& group) {
+  std::erase_if(breaks_, [&](const Break& b) { return b.group == group; });
+  group_verdicts_.erase(group);
 }
 
 void Investigator::write_event(const DetectorEvent& event, const Verdict* verdict) {

@@ -3,9 +3,13 @@
 // toward the target, direct probes of the last router that answered, and the
 // correlator's verdict — before the event is written. Investigations are
 // bounded: at most `max_running` traces at once, the rest queued (up to
-// `max_queued`, then dropped and counted); the target events of a group that
-// is dark, or going dark, take the group's verdict instead of a trace each
-// (merged and counted). Two traces toward one address never share a flow.
+// `max_queued`; beyond, an event takes the verdict of the trace running
+// toward its group, or is written without one: merged or dropped, and
+// counted); the target events of a group that is dark, or going dark, take
+// the group's verdict instead of a trace each (merged and counted); and an
+// outage already explained by a break a failure trace found (the target's
+// last good path runs through the hop where that trace died, and went on
+// the same way from it) takes that verdict instead of a trace of its own. Two traces toward one address never share a flow.
 // Leaves to others: when to trace (agent), the verdict's rules (correlator), the rate cap (pacer).
 #pragma once
 
@@ -77,6 +81,8 @@ class Investigator {
   void forget(const std::string& key) { last_good_.erase(key); }
   // Traces running and investigations waiting: the agent drains them before it stops.
   std::size_t busy() const { return traces_running_ + queue_.size() + concluding_; }
+  // A target or group of this group is back: the breaks found in it no longer explain anything.
+  void recovered(const std::string& group);
   // Stops: queued investigations are written without a trace, and no new trace starts.
   void stop();
   const InvestigatorStats& stats() const { return stats_; }
@@ -97,6 +103,16 @@ class Investigator {
   void check_alive(const IpAddress& router, std::function<void(bool)> done);
   void conclude(const CasePtr& c, const TraceResult* failure, std::optional<bool> last_hop_alive);
   void write_event(const DetectorEvent& event, const Verdict* verdict);
+  // A break a failure trace found: where the path died, and where it used to go on.
+  struct Break {
+    std::string group;
+    IpAddress last_hop;
+    IpAddress next_hop;
+    Verdict verdict;
+    WallTime found;
+  };
+  void note_break(const CasePtr& c, const TraceResult& failure, const Verdict& verdict);
+  const Verdict* explained(const TraceTarget& target);
   std::uint32_t next_seed(TraceMethod method, const IpAddress& address);
 
   EventLoop& loop_;
@@ -115,6 +131,7 @@ class Investigator {
   std::deque<CasePtr> queue_;
   std::unordered_map<std::string, CasePtr> active_;  // by group key: the case whose verdict the group's events take
   std::unordered_map<std::string, Verdict> group_verdicts_;  // the last verdict of each dark group
+  std::vector<Break> breaks_;
   std::unordered_set<std::string> flows_;  // address and flow id of each trace running
   std::uint32_t seed_ = 0;
   InvestigatorStats stats_;
