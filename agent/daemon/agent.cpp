@@ -10,10 +10,13 @@
 namespace outpost {
 namespace {
 
+constexpr const char* kStopping = "agent stopping";
+
+// A probe that waited for the rate cap when the agent stopped: never sent.
 ProbeResult cancelled_result() {
   ProbeResult r;
   r.status = ProbeStatus::error;
-  r.error = "agent stopping";
+  r.error = kStopping;
   return r;
 }
 
@@ -295,6 +298,8 @@ void Agent::deliver(std::size_t id, std::uint64_t seq, const ProbeResult& result
 }
 
 void Agent::observe(std::size_t id, const ProbeResult& result) {
+  // Never sent (the agent stopped first): it says nothing about anyone.
+  if (stopping_ && result.status == ProbeStatus::error && result.error == kStopping) return;
   series_->add(runs_[id].series_key, result);
   const PlannedTask& task = plan_.tasks[id];
   const PlannedTarget& target = plan_.targets[task.target];

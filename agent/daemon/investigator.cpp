@@ -62,7 +62,8 @@ void Investigator::run_trace(const TraceTarget& target, const TraceSpec& spec, c
        asns = asns_](const TraceResult& result) {
         --traces_running_;
         flows_.erase(flow);
-        write_(trace_record(labels, result, reason, hop_asn_lookup(asns)));
+        // A baseline cut short by the stop is no path: it is not written.
+        if (!(stopping_ && reason == "baseline")) write_(trace_record(labels, result, reason, hop_asn_lookup(asns)));
         done(result);
       });
   trace->start();
