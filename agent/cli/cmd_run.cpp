@@ -176,7 +176,7 @@ int run_command(int argc, char** argv) {
   outputs.flush();
   log_engine_stats(engine);
   log_agent_stats(the_agent);
-  spdlog::info("stopped: {} records written", the_agent.records_written());
+  spdlog::info("stopped: {} records written", the_agent.stats().records);
   return ok ? kExitOk : kExitSoftware;
 }
 

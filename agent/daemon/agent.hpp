@@ -83,7 +83,6 @@ class Agent {
   bool finished() const { return finished_; }
 
   const AgentStats& stats() const { return stats_; }
-  std::uint64_t records_written() const { return stats_.records; }
   const InvestigatorStats& investigations() const { return investigator_.stats(); }
   // The last trace toward the target (by its key: the name, or NAME/4 and NAME/6) that reached it.
   const TraceResult* last_good_trace(const std::string& key) const { return investigator_.last_good(key); }

@@ -55,7 +55,6 @@ void HostRefresher::maybe_refresh(std::size_t index, SteadyTime now) {
   if (s.entry.host.empty() || s.resolving || now < s.next) return;
   s.resolving = true;
   s.next = now + retry_interval(s);
-  ++lookups_;
   resolver_.lookup(s.entry.host, [this, index, generation = generation_](const HostAddresses& answer) {
     if (generation != generation_) return;  // the config changed meanwhile
     State& t = states_[index];

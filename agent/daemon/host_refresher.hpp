@@ -38,7 +38,6 @@ class HostRefresher {
   // a reload does not ask again.
   const std::unordered_map<std::string, HostAddresses>& known() const { return known_; }
   void remember(const std::string& host, const HostAddresses& addresses);
-  std::uint64_t lookups() const { return lookups_; }
 
  private:
   struct State {
@@ -54,7 +53,6 @@ class HostRefresher {
   Duration resolve_interval_{};
   std::uint64_t generation_ = 0;
   std::unordered_map<std::string, HostAddresses> known_;
-  std::uint64_t lookups_ = 0;
 };
 
 }  // namespace outpost

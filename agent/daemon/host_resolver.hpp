@@ -57,13 +57,11 @@ class TableResolver final : public HostResolver {
   void set(const std::string& name, HostAddresses addresses) { table_[name] = std::move(addresses); }
   std::vector<HostAddresses> lookup_now(const std::vector<std::string>& names) override;
   void lookup(const std::string& name, Done done) override;
-  std::size_t lookups() const { return lookups_; }
 
  private:
   HostAddresses find(const std::string& name);
   EventLoop& loop_;
   std::unordered_map<std::string, HostAddresses> table_;
-  std::size_t lookups_ = 0;
 };
 
 }  // namespace outpost

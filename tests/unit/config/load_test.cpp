@@ -368,7 +368,7 @@ TEST_CASE("valid-inheritance.yaml resolves target, then group, then defaults", "
   CHECK(v6.interval == 1min);
   CHECK(v6.timeout == 59s);
   REQUIRE(v6.dns.has_value());
-  CHECK(v6.dns->query == "71.176.45.175.in-addr.arpa");
+  CHECK(v6.dns->query == "1.2.0.192.in-addr.arpa");
   CHECK(v6.dns->type == "PTR");  // written "ptr"
   CHECK(v6.dns->expect == std::vector<std::string>{"naenara.com.kp.", "other.kp."});
 
