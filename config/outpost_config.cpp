@@ -272,6 +272,60 @@ Parsed<Duration> duration_value(const Node& node, std::string& error) {
   return parse_duration(*text, &error);
 }
 
+auto size_value(std::uint64_t low, std::uint64_t high) {
+  return [low, high](const Node& node, std::string& error) -> Parsed<std::uint64_t> {
+    if (!node.IsScalar()) {
+      error = "expected a size such as 64MiB, got " + describe(node);
+      return std::nullopt;
+    }
+    auto size = parse_size(node.Scalar(), &error);
+    if (!size) return std::nullopt;
+    if (*size < low || *size > high) {
+      error = "size " + quote(node.Scalar()) + " out of range (" + std::to_string(low) + " to " +
+              std::to_string(high) + " bytes)";
+      return std::nullopt;
+    }
+    return size;
+  };
+}
+
+// A name that is safe as a file name and a NATS subject token: letters,
+// digits, '-' and '_', at most 64 characters.
+Parsed<std::string> name_value(const Node& node, std::string& error) {
+  auto text = string_value(node, error);
+  if (!text) return std::nullopt;
+  const bool good = !text->empty() && text->size() <= 64 &&
+                    std::all_of(text->begin(), text->end(), [](unsigned char c) {
+                      return std::isalnum(c) || c == '-' || c == '_';
+                    });
+  if (!good) {
+    error = "expected a name of letters, digits, '-' and '_' (at most 64), got " + quote(*text);
+    return std::nullopt;
+  }
+  return text;
+}
+
+// NATS subject tokens separated by '.': each a name as above.
+Parsed<std::string> subject_value(const Node& node, std::string& error) {
+  auto text = string_value(node, error);
+  if (!text) return std::nullopt;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t dot = text->find('.', start);
+    const std::string token = text->substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    const bool good = !token.empty() && std::all_of(token.begin(), token.end(), [](unsigned char c) {
+      return std::isalnum(c) || c == '-' || c == '_';
+    });
+    if (!good) {
+      error = "expected a NATS subject such as outpost or metrics.outpost, got " + quote(*text);
+      return std::nullopt;
+    }
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return text;
+}
+
 Parsed<std::string> address_value(const Node& node, std::string& error) {
   auto text = scalar_or(node, "an IPv4 or IPv6 address", error);
   if (text && !is_ip_address(*text)) {
@@ -456,6 +510,18 @@ struct Settings {
   TargetFamily family;
 };
 
+// kind-XXXXXXXX: the kind and 32 bits of the target's FNV-1a hash, stable
+// across restarts so the spool is found again.
+std::string default_output_name(const OutputSpec& spec) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : spec.target) h = (h ^ c) * 1099511628211ull;
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(h ^ (h >> 32)));
+  std::string kind = spec.kind_name();
+  if (kind == "prometheus_remote_write") kind = "remote_write";
+  return kind + "-" + hex;
+}
+
 class Loader {
  public:
   explicit Loader(const std::string& name) : errors_(name) { config_.path = name; }
@@ -586,13 +652,14 @@ class Loader {
   }
 
   void read_agent(const Field& field) {
-    auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval"}, Need::required);
+    auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval", "state_dir"}, Need::required);
     if (!map) return;
     AgentSection& agent = config_.agent;
     read(*map, "id", agent.id, string_value, Need::required);
     read(*map, "max_pps", agent.max_pps, positive_number_value);
     read(*map, "interface", agent.interface, string_value);
     read(*map, "resolve_interval", agent.resolve_interval, duration_value);
+    read(*map, "state_dir", agent.state_dir, string_value);
   }
 
   // Reads interval, timeout, probes and family given at this level over those
@@ -741,14 +808,102 @@ class Loader {
     if (!map) return;
     read(*map, "window", config_.report.window, duration_value);
     if (auto outputs = map->get("outputs")) {
+      std::map<std::string, int> names;
       for_each_item(*outputs, "outputs such as { file: PATH }", Need::optional, [&](const Field& item) {
-        auto output = open_map(item, {"file"}, Need::required);
-        if (!output) return;
-        OutputSpec spec;
-        read(*output, "file", spec.file, string_value, Need::required);
-        config_.report.outputs.push_back(std::move(spec));
+        if (auto spec = read_output(item)) {
+          check_unique(names, spec->name, item, "output");
+          config_.report.outputs.push_back(std::move(*spec));
+        }
       });
     }
+  }
+
+  // `- file: PATH`, `- influx: URL`, ... or the same key with options beside it.
+  std::optional<OutputSpec> read_output(const Field& item) {
+    static constexpr std::pair<std::string_view, OutputSpec::Kind> kinds[] = {
+        {"file", OutputSpec::Kind::file},
+        {"http", OutputSpec::Kind::http},
+        {"influx", OutputSpec::Kind::influx},
+        {"prometheus_remote_write", OutputSpec::Kind::prometheus_remote_write},
+        {"nats", OutputSpec::Kind::nats}};
+    auto map = open_map(item,
+                        {"file", "http", "influx", "prometheus_remote_write", "nats", "name", "fsync",
+                         "flush_interval", "timeout", "batch_age", "batch_bytes", "spool_bytes", "retry_min",
+                         "retry_max", "ca_file", "token_file", "gzip", "stream", "subject"},
+                        Need::required);
+    if (!map) return std::nullopt;
+    OutputSpec spec;
+    spec.mark = item.mark();
+    std::vector<std::string_view> present;
+    std::optional<Field> target;
+    for (const auto& [key, kind] : kinds) {
+      if (auto f = map->get(key)) {
+        present.push_back(key);
+        spec.kind = kind;
+        target = f;
+      }
+    }
+    if (present.size() != 1) {
+      errors_.add(item.mark(), item.path,
+                  present.empty() ? "an output needs one of file, http, influx, prometheus_remote_write or nats"
+                                  : "an output has one kind, found " + quote(present[0]) + " and " + quote(present[1]));
+      return std::nullopt;
+    }
+    if (!convert(*target, spec.target, string_value)) return std::nullopt;
+    const bool file = spec.kind == OutputSpec::Kind::file;
+    bool ok = true;
+    if (!file) {
+      const std::string_view scheme = spec.kind == OutputSpec::Kind::nats ? "nats://" : "http";
+      const bool good = spec.kind == OutputSpec::Kind::nats
+                            ? spec.target.rfind("nats://", 0) == 0 || spec.target.rfind("tls://", 0) == 0
+                            : spec.target.rfind("http://", 0) == 0 || spec.target.rfind("https://", 0) == 0;
+      if (!good) {
+        errors_.add(target->mark(), target->path,
+                    "expected a URL starting with " +
+                        std::string(scheme == "http" ? "http:// or https://" : "nats:// or tls://") + ", got " +
+                        quote(spec.target));
+        ok = false;
+      }
+    }
+    // Options that mean nothing for this kind are errors, not silently ignored.
+    auto only_for = [&](std::string_view key, bool allowed, std::string_view which) {
+      if (auto f = map->get(key); f && !allowed) {
+        errors_.add(f->at, f->path, quote(key) + " is for " + std::string(which) + " outputs only");
+        ok = false;
+      }
+    };
+    only_for("fsync", file, "file");
+    only_for("flush_interval", file, "file");
+    for (auto key : {"timeout", "batch_age", "batch_bytes", "retry_min", "retry_max"})
+      only_for(key, !file, "collector");
+    const bool http = !file && spec.kind != OutputSpec::Kind::nats;
+    only_for("ca_file", http, "http, influx and prometheus_remote_write");
+    only_for("token_file", !file, "collector");
+    only_for("gzip", spec.kind == OutputSpec::Kind::http || spec.kind == OutputSpec::Kind::influx,
+             "http and influx");
+    only_for("stream", spec.kind == OutputSpec::Kind::nats, "nats");
+    only_for("subject", spec.kind == OutputSpec::Kind::nats, "nats");
+
+    read(*map, "fsync", spec.fsync, bool_value);
+    read(*map, "flush_interval", spec.flush_interval, duration_value);
+    read(*map, "timeout", spec.timeout, duration_value);
+    read(*map, "batch_age", spec.batch_age, duration_value);
+    read(*map, "batch_bytes", spec.batch_bytes, size_value(1024, 64ull << 20));
+    read(*map, "spool_bytes", spec.spool_bytes, size_value(1ull << 20, 1ull << 50));
+    read(*map, "retry_min", spec.retry_min, duration_value);
+    read(*map, "retry_max", spec.retry_max, duration_value);
+    read(*map, "ca_file", spec.ca_file, string_value);
+    read(*map, "token_file", spec.token_file, string_value);
+    bool gzip = false;
+    if (read(*map, "gzip", gzip, bool_value).valid) spec.gzip = gzip;
+    read(*map, "stream", spec.stream, name_value);
+    read(*map, "subject", spec.subject, subject_value);
+    if (spec.retry_max < spec.retry_min) {
+      errors_.add(item.mark(), item.path, "retry_max is shorter than retry_min");
+      ok = false;
+    }
+    if (Found name = read(*map, "name", spec.name, name_value); !name.field) spec.name = default_output_name(spec);
+    return ok ? std::optional(std::move(spec)) : std::nullopt;
   }
 
   ErrorList errors_;
@@ -781,6 +936,38 @@ ConfigLoad load_guarded(const std::string& name, const std::string* text, const 
 }
 
 }  // namespace
+
+std::string OutputSpec::kind_name() const {
+  switch (kind) {
+    case Kind::file: return "file";
+    case Kind::http: return "http";
+    case Kind::influx: return "influx";
+    case Kind::prometheus_remote_write: return "prometheus_remote_write";
+    case Kind::nats: return "nats";
+  }
+  return "file";
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text, std::string* error) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const std::string_view unit = text.substr(digits);
+  static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+      {"", 1},           {"B", 1},           {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
+      {"KB", 1000},      {"MB", 1000000},    {"GB", 1000000000}};
+  std::uint64_t scale = 0;
+  for (const auto& [name, value] : units)
+    if (unit == name) scale = value;
+  std::uint64_t number = 0;
+  bool overflow = digits == 0 || digits > 19;
+  for (std::size_t i = 0; i < digits && !overflow; ++i) number = number * 10 + static_cast<unsigned>(text[i] - '0');
+  if (scale == 0 || overflow || number > std::numeric_limits<std::uint64_t>::max() / scale) {
+    if (error)
+      *error = "expected a size such as 1048576, 512KiB, 64MiB or 2GiB, got \"" + std::string(text) + "\"";
+    return std::nullopt;
+  }
+  return number * scale;
+}
 
 ConfigLoad load_config_file(const std::string& path) { return load_guarded(path, nullptr, &path); }
 

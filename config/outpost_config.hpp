@@ -17,6 +17,7 @@ using Duration = std::chrono::nanoseconds;
 struct SourceMark {
   int line = 0;
   int col = 0;
+  bool operator==(const SourceMark&) const = default;
 };
 
 // One probe method as written in `probes:`: `icmp`, `tcp:PORT`,
@@ -83,6 +84,9 @@ struct AgentSection {
   std::string interface;  // empty: the route's interface
   // Targets given by host name are looked up again this often (off the event loop).
   Duration resolve_interval = std::chrono::minutes(5);
+  // Spool, detector states and baseline traces that survive a restart.
+  // Empty: nothing survives; collector outputs then spool in memory only.
+  std::string state_dir;
 };
 
 struct Defaults {
@@ -113,8 +117,32 @@ struct TracerouteSection {
   int max_queued_failures = 1024;  // outages waiting for a trace; beyond, written without one
 };
 
+// One item of `report.outputs`: a JSON Lines file or a collector.
 struct OutputSpec {
-  std::string file;  // JSON Lines file
+  enum class Kind { file, http, influx, prometheus_remote_write, nats };
+  Kind kind = Kind::file;
+  std::string target;  // file: the path; collectors: the URL (http(s)://... or nats://...)
+  // Unique among the outputs; names the output's spool directory under
+  // agent.state_dir and its log lines. Default: the kind and a short hash of
+  // the target (file: the path), e.g. influx-3f2a9c1e.
+  std::string name;
+  bool fsync = true;                              // file: fsync at every flush
+  Duration flush_interval = std::chrono::seconds(1);  // file: write and fsync this often
+  Duration timeout = std::chrono::seconds(10);    // collectors: one request (or publish) at most this long
+  Duration batch_age = std::chrono::seconds(5);   // collectors: a batch closes when its oldest record is this old
+  std::uint64_t batch_bytes = 1 << 20;            // ... or when it is this big (encoded, before compression)
+  std::uint64_t spool_bytes = 256ull << 20;       // the spool's size limit; beyond, oldest probe batches go first
+  Duration retry_min = std::chrono::seconds(1);   // backoff after a failed send: from this ...
+  Duration retry_max = std::chrono::minutes(5);   // ... doubling (with jitter) up to this
+  std::string ca_file;                            // https: trust these CAs (PEM) instead of the system's
+  std::string token_file;                         // a bearer token, read from this file (never logged)
+  std::optional<bool> gzip;                       // compress request bodies (default: http no, influx yes)
+  std::string stream = "OUTPOST";                 // nats: the JetStream stream (created when missing)
+  std::string subject = "outpost";                // nats: subjects are SUBJECT.AGENT.CLASS (probe|series|event)
+  SourceMark mark;
+
+  std::string kind_name() const;  // "file", "http", "influx", "prometheus_remote_write", "nats"
+  bool operator==(const OutputSpec&) const = default;
 };
 
 struct ReportSection {
@@ -152,6 +180,10 @@ struct ConfigLoad {
 ConfigLoad load_config_file(const std::string& path);
 // The same from text; `name` stands for the file name in errors.
 ConfigLoad load_config_string(const std::string& text, const std::string& name);
+
+// "1048576", "512KiB", "64MiB", "2GiB" (also KB, MB, GB: powers of 1000);
+// nullopt and a message in *error otherwise.
+std::optional<std::uint64_t> parse_size(std::string_view text, std::string* error);
 
 // "500ms", "2s", "5m", "1h", also "1.5s", "100us"; nullopt and a message in *error otherwise.
 std::optional<Duration> parse_duration(std::string_view text, std::string* error);

@@ -124,7 +124,7 @@ int run_command(int argc, char** argv) {
 
   Outputs outputs;
   try {
-    for (const auto& o : load.config->report.outputs) outputs.add(std::make_unique<JsonlFile>(o.file));
+    for (const auto& o : load.config->report.outputs) outputs.add(std::make_unique<JsonlFile>(o.target));
     if (vm.count("output")) outputs.add(std::make_unique<JsonlFile>(vm["output"].as<std::string>()));
     if (outputs.empty()) outputs.add(std::make_unique<JsonlFile>("-"));
   } catch (const std::exception& e) {

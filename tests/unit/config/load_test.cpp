@@ -299,7 +299,7 @@ TEST_CASE("example.yaml loads with the values it documents", "[config][example]"
   CHECK(config.traceroute.baseline_interval == 1h);
   CHECK(config.report.window == 60s);
   REQUIRE(config.report.outputs.size() == 1);
-  CHECK(config.report.outputs[0].file == "/var/lib/outpost/results.jsonl");
+  CHECK(config.report.outputs[0].target == "/var/lib/outpost/results.jsonl");
 }
 
 TEST_CASE("valid-minimal.yaml gets every default", "[config]") {
@@ -399,8 +399,8 @@ TEST_CASE("valid-inheritance.yaml resolves target, then group, then defaults", "
   CHECK(config.traceroute.baseline_interval == 10min);
   CHECK(config.report.window == 90s);
   REQUIRE(config.report.outputs.size() == 2);
-  CHECK(config.report.outputs[0].file == "/tmp/a.jsonl");
-  CHECK(config.report.outputs[1].file == "/tmp/b.jsonl");
+  CHECK(config.report.outputs[0].target == "/tmp/a.jsonl");
+  CHECK(config.report.outputs[1].target == "/tmp/b.jsonl");
 }
 
 TEST_CASE("valid-family.yaml: family for host names inherits; a literal address has its own", "[config]") {
