@@ -135,13 +135,13 @@ TEST_CASE("influx_line: escaping", "[records][influx]") {
           "sent=20i,received=19i,timeouts=1i,unreachable=0i,errors=0i,loss=0.05,window_s=60,partial=false "
           "1419264900000000000\n");
   }
-  SECTION("backslashes in tag values: doubled only where they would escape a separator") {
+  SECTION("backslashes in tag values: spelled \\x5c where a reader could take them for an escape") {
     SeriesWindow w = window("icmp");
-    w.key.target = "odd\\";     // ends the value: would escape the next comma
-    w.key.group = "a\\ b";      // before an escaped space
+    w.key.target = "odd\\";        // at the end: would escape the separator after it
+    w.key.group = "a\\ b\\\\c\\\n";  // before an escaped space, another backslash, a newline
     const std::string line = lines_of(outpost::series_record("x\\y", w));  // harmless: as it is
     CHECK(line ==
-          "outpost_series,af=4,agent=x\\y,group=a\\\\\\ b,method=icmp,target=odd\\\\ "
+          "outpost_series,af=4,agent=x\\y,group=a\\x5c\\ b\\x5c\\c\\x5c\\n,method=icmp,target=odd\\x5c "
           "sent=20i,received=19i,timeouts=1i,unreachable=0i,errors=0i,loss=0.05,window_s=60,partial=false "
           "1419264900000000000\n");
   }
