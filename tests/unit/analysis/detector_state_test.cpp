@@ -169,8 +169,6 @@ TEST_CASE("detector state: a target down at the restart comes back with one targ
   CHECK(secs(events[0].start) == 10);
   REQUIRE(events[0].end);
   CHECK(secs(*events[0].end) == 120);
-  REQUIRE(events[0].last_ok);
-  CHECK(secs(*events[0].last_ok) == 1);
 }
 
 TEST_CASE("detector state: a failing streak cut by the restart keeps its start", "[detector][state]") {
