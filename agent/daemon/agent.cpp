@@ -318,10 +318,16 @@ void Agent::save_state() {
   SavedState s;
   s.written = loop_.clock().wall();
   s.detector = detector_->snapshot();
-  for (const auto& [key, trace] : investigator_.last_good_traces()) s.last_good.emplace(key, trace);
+  // The traces, the file's bulk, are encoded again only when they changed.
+  if (!traces_json_ || traces_json_revision_ != investigator_.last_good_revision()) {
+    const std::map<std::string, TraceResult> traces(investigator_.last_good_traces().begin(),
+                                                    investigator_.last_good_traces().end());
+    traces_json_ = encode_traces(traces);
+    traces_json_revision_ = investigator_.last_good_revision();
+  }
   std::string error;
   last_save_ = loop_.clock().now();
-  if (!state_->save(s, &error)) {
+  if (!state_->save(s, *traces_json_, &error)) {
     spdlog::warn("state: cannot save: {}", error);
     return;
   }

@@ -170,20 +170,14 @@ std::optional<TraceMethod> method_of(const std::string& name) {
 }
 
 json encode_trace(const TraceResult& r) {
+  // A hop is an array (a trace is kept per target: the file's bulk):
+  // [ttl, addr, rtt_ns|null, icmp_type, icmp_code, quoted_ttl, reply_ttl, probes_sent, is_target, mpls].
   json hops = json::array();
   for (const auto& h : r.hops) {
     json mpls = json::array();
     for (const auto& m : h.mpls) mpls.push_back({m.label, m.exp, m.bottom, m.ttl});
-    hops.push_back({{"ttl", h.ttl},
-                    {"addr", addr_text(h.addr)},
-                    {"rtt", h.rtt ? json(h.rtt->count()) : json(nullptr)},
-                    {"icmp_type", h.icmp_type},
-                    {"icmp_code", h.icmp_code},
-                    {"quoted_ttl", h.quoted_ttl},
-                    {"reply_ttl", h.reply_ttl},
-                    {"mpls", mpls},
-                    {"probes_sent", h.probes_sent},
-                    {"is_target", h.is_target}});
+    hops.push_back({h.ttl, addr_text(h.addr), h.rtt ? json(h.rtt->count()) : json(nullptr), h.icmp_type, h.icmp_code,
+                    h.quoted_ttl, h.reply_ttl, h.probes_sent, h.is_target, mpls});
   }
   const TraceSpec& s = r.spec;
   return {{"target", addr_text(r.target)},
@@ -224,16 +218,25 @@ TraceResult decode_trace(const json& j, const std::string& where) {
   for (std::size_t i = 0; i < hops.size(); ++i) {
     const std::string hw = where + ".hops[" + std::to_string(i) + "]";
     const json& h = hops[i];
+    if (!h.is_array() || h.size() != 10) throw Bad(hw + ": not a hop of 10 fields");
     TraceHop hop;
-    hop.ttl = small(h, "ttl", hw, 0, 255);
-    hop.addr = address(h, "addr", hw);
-    const json& rtt = field(h, "rtt", hw);
-    if (!rtt.is_null()) hop.rtt = Duration(integer(rtt, hw + ".rtt", 0, std::numeric_limits<std::int64_t>::max()));
-    hop.icmp_type = small(h, "icmp_type", hw, -1, 255);
-    hop.icmp_code = small(h, "icmp_code", hw, -1, 255);
-    hop.quoted_ttl = small(h, "quoted_ttl", hw, -1, 255);
-    hop.reply_ttl = small(h, "reply_ttl", hw, -1, 255);
-    const json& mpls = array(h, "mpls", hw, kMaxMpls);
+    hop.ttl = static_cast<int>(integer(h[0], hw + ".ttl", 0, 255));
+    if (!h[1].is_string() || h[1].get_ref<const std::string&>().size() > kMaxText) throw Bad(hw + ".addr: not a string");
+    if (const auto& a = h[1].get_ref<const std::string&>(); !a.empty()) {
+      auto parsed = IpAddress::parse(a);
+      if (!parsed) throw Bad(hw + ".addr: not an address");
+      hop.addr = *parsed;
+    }
+    if (!h[2].is_null()) hop.rtt = Duration(integer(h[2], hw + ".rtt", 0, std::numeric_limits<std::int64_t>::max()));
+    hop.icmp_type = static_cast<int>(integer(h[3], hw + ".icmp_type", -1, 255));
+    hop.icmp_code = static_cast<int>(integer(h[4], hw + ".icmp_code", -1, 255));
+    hop.quoted_ttl = static_cast<int>(integer(h[5], hw + ".quoted_ttl", -1, 255));
+    hop.reply_ttl = static_cast<int>(integer(h[6], hw + ".reply_ttl", -1, 255));
+    hop.probes_sent = static_cast<int>(integer(h[7], hw + ".probes_sent", 0, 1 << 16));
+    if (!h[8].is_boolean()) throw Bad(hw + ".is_target: not true or false");
+    hop.is_target = h[8].get<bool>();
+    const json& mpls = h[9];
+    if (!mpls.is_array() || mpls.size() > kMaxMpls) throw Bad(hw + ".mpls: not an array of at most 16");
     for (const auto& m : mpls) {
       if (!m.is_array() || m.size() != 4 || !m[2].is_boolean()) throw Bad(hw + ".mpls: not [label, exp, bottom, ttl]");
       MplsEntry e;
@@ -243,8 +246,6 @@ TraceResult decode_trace(const json& j, const std::string& where) {
       e.ttl = static_cast<std::uint8_t>(integer(m[3], hw + ".mpls", 0, 255));
       hop.mpls.push_back(e);
     }
-    hop.probes_sent = small(h, "probes_sent", hw, 0, 1 << 16);
-    hop.is_target = boolean(h, "is_target", hw);
     r.hops.push_back(std::move(hop));
   }
   r.reached = boolean(j, "reached", where);
@@ -303,14 +304,20 @@ bool write_all(int fd, std::string_view data, const std::string& path, std::stri
 
 }  // namespace
 
-std::string encode_state(const SavedState& state) {
+std::string encode_traces(const std::map<std::string, TraceResult>& traces) {
+  json good = json::object();
+  for (const auto& [key, trace] : traces) good[key] = encode_trace(trace);
+  return good.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string encode_state(const SavedState& state) { return encode_state(state, encode_traces(state.last_good)); }
+
+std::string encode_state(const SavedState& state, std::string_view traces_json) {
   json targets = json::array();
   for (const auto& t : state.detector.targets) targets.push_back(encode_target(t));
   json groups = json::array();
   for (const auto& g : state.detector.groups)
     groups.push_back({{"name", g.name}, {"control", g.control}, {"down", g.down}, {"start", ns(g.start)}});
-  json good = json::object();
-  for (const auto& [key, trace] : state.last_good) good[key] = encode_trace(trace);
   const json j = {{"version", kStateVersion},
                   {"written", ns(state.written)},
                   {"targets", std::move(targets)},
@@ -319,10 +326,14 @@ std::string encode_state(const SavedState& state) {
                    {{"down", state.detector.vantage_down},
                     {"start", ns(state.detector.vantage_start)},
                     {"last_control_ok", opt_ns(state.detector.last_control_ok)},
-                    {"check_wanted", state.detector.check_wanted}}},
-                  {"last_good", std::move(good)}};
+                    {"check_wanted", state.detector.check_wanted}}}};
   // Invalid UTF-8 in a name cannot stop a save: it is replaced.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  std::string text = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  text.pop_back();  // the closing brace: the traces go last
+  text += ",\"last_good\":";
+  text += traces_json;
+  text += "}\n";
+  return text;
 }
 
 std::optional<SavedState> decode_state(std::string_view text, std::string* error) {
@@ -390,9 +401,18 @@ std::optional<SavedState> StateStore::load(std::string* problem) const {
 }
 
 bool StateStore::save(const SavedState& state, std::string* error) const {
+  try {
+    return save(state, encode_traces(state.last_good), error);
+  } catch (const std::exception& e) {
+    *error = path_ + ": " + e.what();
+    return false;
+  }
+}
+
+bool StateStore::save(const SavedState& state, std::string_view traces_json, std::string* error) const {
   std::string text;
   try {
-    text = encode_state(state);
+    text = encode_state(state, traces_json);
   } catch (const std::exception& e) {
     *error = path_ + ": " + e.what();
     return false;

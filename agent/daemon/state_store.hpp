@@ -29,6 +29,11 @@ struct SavedState {
 };
 
 std::string encode_state(const SavedState& state);
+// The last good traces alone, as the state holds them: a caller that saves
+// often keeps this text until the traces change ...
+std::string encode_traces(const std::map<std::string, TraceResult>& traces);
+// ... and gives it here in place of state.last_good (not read then).
+std::string encode_state(const SavedState& state, std::string_view traces_json);
 // nullopt and *error when the text is not a state of a version this build reads.
 std::optional<SavedState> decode_state(std::string_view text, std::string* error);
 
@@ -43,6 +48,8 @@ class StateStore {
   // Writes the whole state (creating the directory if need be); false and
   // *error when it could not (the file before stays whole). Never throws.
   bool save(const SavedState& state, std::string* error) const;
+  // The same with the traces encoded already (encode_traces).
+  bool save(const SavedState& state, std::string_view traces_json, std::string* error) const;
 
  private:
   std::string dir_;

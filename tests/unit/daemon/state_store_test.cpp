@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -219,7 +220,7 @@ TEST_CASE("state store: a file that cannot be used is refused with a message nam
       {"a negative streak", with([](auto& x) { x["targets"][0]["fails"] = -3; }), "fails: out of range"},
       {"a huge time", with([](auto& x) { x["written"] = 18446744073709551615ull; }), "written: out of range"},
       {"a boolean as a number", with([](auto& x) { x["vantage"]["down"] = 1; }), "vantage.down"},
-      {"a bad address", with([](auto& x) { x["last_good"]["net1"]["hops"][0]["addr"] = "999.1.1.1"; }),
+      {"a bad address", with([](auto& x) { x["last_good"]["net1"]["hops"][0][1] = "999.1.1.1"; }),
        "addr: not an address"},
       {"a bad trace method", with([](auto& x) { x["last_good"]["net1"]["spec"]["method"] = "gre"; }), "method"},
       {"too many hops", with([](auto& x) {
@@ -228,7 +229,8 @@ TEST_CASE("state store: a file that cannot be used is refused with a message nam
          for (int i = 0; i < 300; ++i) hops.push_back(hop);
        }),
        "more than 256"},
-      {"a bad MPLS entry", with([](auto& x) { x["last_good"]["net1"]["hops"][0]["mpls"] = {{1, 2}}; }), "mpls"},
+      {"a bad MPLS entry", with([](auto& x) { x["last_good"]["net1"]["hops"][0][9] = {{1, 2}}; }), "mpls"},
+      {"a hop cut short", with([](auto& x) { x["last_good"]["net1"]["hops"][0].erase(9); }), "10 fields"},
       {"last_good not an object", with([](auto& x) { x["last_good"] = nlohmann::json::array(); }), "last_good"},
       {"deeply nested", std::string(100000, '[') + std::string(100000, ']'), "not a JSON object"},
   };
@@ -273,4 +275,34 @@ TEST_CASE("state store: a save that cannot be written says so and leaves the fil
   CHECK_FALSE(store.save(SavedState{}, &error));
   CHECK(error.find("state.json.tmp") != std::string::npos);
   CHECK(read_file(store.path()) == before);
+}
+
+TEST_CASE("state store: the size and cost of a thousand targets with their traces", "[state]") {
+  TempDir dir;
+  StateStore store(dir.path);
+  SavedState s;
+  const SavedState one = sample();
+  for (int i = 0; i < 1000; ++i) {
+    TargetState t = one.detector.targets[0];
+    t.name = "target-" + std::to_string(i);
+    s.detector.targets.push_back(t);
+    TraceResult trace = one.last_good.at("net1");
+    while (trace.hops.size() < 12) trace.hops.insert(trace.hops.begin(), one.last_good.at("net1").hops[0]);
+    s.last_good[t.name] = trace;
+  }
+  const auto begin = std::chrono::steady_clock::now();
+  std::string error;
+  REQUIRE(store.save(s, &error));
+  const double save_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count();
+  const auto bytes = std::filesystem::file_size(store.path());
+  const auto load_begin = std::chrono::steady_clock::now();
+  std::string problem;
+  auto back = store.load(&problem);
+  const double load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_begin).count();
+  REQUIRE(back);
+  CHECK(back->detector.targets.size() == 1000);
+  CHECK(back->last_good.size() == 1000);
+  std::printf("state store: 1000 targets, 1000 traces of 12 hops: %ju bytes, saved in %.1f ms, loaded in %.1f ms\n",
+              static_cast<std::uintmax_t>(bytes), save_ms, load_ms);
 }
