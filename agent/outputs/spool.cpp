@@ -136,7 +136,7 @@ std::string encode_entry(std::uint8_t kind, const Batch& b, std::string_view not
   put16(p + 24, static_cast<std::uint16_t>(note.size()));
   char* body = p + kHeader;
   std::memcpy(body, b.id.data(), b.id.size());
-  std::memcpy(body + b.id.size(), note.data(), note.size());
+  if (!note.empty()) std::memcpy(body + b.id.size(), note.data(), note.size());
   std::memcpy(body + b.id.size() + note.size(), b.payload.data(), b.payload.size());
   std::uint32_t crc = crc_update(0, p, 28);
   crc = crc_update(crc, body, out.size() - kHeader);
