@@ -293,6 +293,7 @@ struct Spool::Impl {
     std::uint64_t ack_size = 0;  // bytes in its ack log
     std::size_t live = 0;        // entries still to send
     bool ack_broken = false;     // a failed ack write left the log unaligned: no more acks
+    bool sealed = false;         // its tail was cut at open: appends go to a new segment
     std::vector<std::uint64_t> seqs;  // every entry it was given, in order
   };
   struct Entry {
@@ -463,7 +464,8 @@ struct Spool::Impl {
       replay_segment(c, n);
     }
     // Appends continue in the last segment while it has room.
-    if (!c.segments.empty() && c.segments.rbegin()->second.size < segment_bytes) {
+    if (!c.segments.empty() && !c.segments.rbegin()->second.sealed &&
+        c.segments.rbegin()->second.size < segment_bytes) {
       c.active = c.segments.rbegin()->first;
     }
   }
@@ -484,6 +486,7 @@ struct Spool::Impl {
       std::string id;
     };
     std::vector<Found> found;
+    bool cut = false;
     Reader r(fd, size);
     std::uint64_t off = 0;
     while (off < size) {
@@ -504,6 +507,7 @@ struct Spool::Impl {
       spdlog::warn("spool: {}: damaged or torn tail at offset {} ({}): {} bytes truncated", path, off, why,
                    size - off);
       damaged(size - off);
+      cut = true;
       if (::ftruncate(fd, static_cast<off_t>(off)) != 0) {
         spdlog::warn("spool: {}: cannot truncate: {}", path, errno_text(errno));
       } else {
@@ -518,6 +522,7 @@ struct Spool::Impl {
     Segment seg;
     seg.size = size;
     seg.ack_size = ack_size;
+    seg.sealed = cut;
     for (Found& f : found) {
       if (acked.count(f.offset)) continue;
       const std::uint64_t seq = next_seq++;

@@ -287,6 +287,9 @@ TEST_CASE("spool: a torn tail is reported, counted, truncated, and later appends
     spool.append(make_batch("after-1", RecordClass::series));
     spool.append(make_batch("after-2", RecordClass::series));
   }
+  // Later appends went to a segment of their own.
+  CHECK(files(dir.sub("series"), ".seg").size() == 2);
+  CHECK(fs::file_size(segs[0]) == last_offset);
   Spool spool(dir.str(), kBig);
   CHECK(spool.stats().corrupt == 0);
   CHECK(drain(spool) == std::vector<std::string>{"t0", "t1", "t2", "t3", "after-1", "after-2"});
