@@ -357,7 +357,12 @@ struct Spool::Impl {
     }
     if (dir.empty()) return;
     open_dir();
-    for (ClassLog& c : classes) replay(c);
+    try {
+      for (ClassLog& c : classes) replay(c);
+    } catch (...) {
+      ::close(lock_fd);  // no destructor runs for a constructor that throws
+      throw;
+    }
     if (stats.replayed > 0 || stats.corrupt > 0) {
       spdlog::info("spool {}: {} batches ({} records, {} bytes) to send{}", dir, stats.replayed, records, disk_bytes,
                    stats.corrupt > 0 ? fmt::format("; {} damaged parts skipped ({} bytes)", stats.corrupt,
