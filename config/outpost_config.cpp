@@ -963,7 +963,7 @@ std::optional<std::uint64_t> parse_size(std::string_view text, std::string* erro
   for (std::size_t i = 0; i < digits && !overflow; ++i) number = number * 10 + static_cast<unsigned>(text[i] - '0');
   if (scale == 0 || overflow || number > std::numeric_limits<std::uint64_t>::max() / scale) {
     if (error)
-      *error = "expected a size such as 1048576, 512KiB, 64MiB or 2GiB, got \"" + std::string(text) + "\"";
+      *error = "expected a size such as 1048576, 512KiB, 64MiB or 2GiB, got '" + std::string(text) + "'";
     return std::nullopt;
   }
   return number * scale;

@@ -13,9 +13,9 @@ namespace {
 constexpr const char* kStopping = "agent stopping";
 
 // Saves of the state: soon after a detector event (no more often than this) ...
-constexpr Duration kEventSaveGap = std::chrono::milliseconds(100);
-// ... at most once a second after other changes of the detector's ...
-constexpr Duration kSaveGap = std::chrono::seconds(1);
+constexpr Duration kEventSaveGap = std::chrono::seconds(1);
+// ... at most once every five seconds after other changes of the detector's ...
+constexpr Duration kSaveGap = std::chrono::seconds(5);
 // ... and at most once a minute after new last good traces alone (an hour's baselines spread out).
 constexpr Duration kTraceSaveGap = std::chrono::minutes(1);
 

@@ -148,7 +148,7 @@ const std::vector<InvalidCase> invalid_cases = {
       "invalid-missing-key.yaml:8:9: groups[1].targets[0]: missing required key 'name'",
       "invalid-missing-key.yaml:9:9: groups[1].targets[1]: missing required key 'address' or 'host'",
       "invalid-missing-key.yaml:13:14: groups[1].targets[2].dns: missing required key 'query'",
-      "invalid-missing-key.yaml:16:7: report.outputs[0]: missing required key 'file'",
+      "invalid-missing-key.yaml:16:7: report.outputs[0]: an output needs one of file, http, influx, prometheus_remote_write or nats",
     }},
     {"invalid-missing-section.yaml", {
       "invalid-missing-section.yaml:2:1: missing required key 'agent'",
@@ -196,6 +196,21 @@ const std::vector<InvalidCase> invalid_cases = {
     }},
     {"invalid-two-documents.yaml", {
       "invalid-two-documents.yaml:8:1: expected one YAML document, found 2",
+    }},
+    {"invalid-outputs.yaml", {
+      "invalid-outputs.yaml:8:7: report.outputs[0]: an output has one kind, found 'file' and 'influx'",
+      "invalid-outputs.yaml:9:15: report.outputs[1].influx: expected a URL starting with http:// or https://, got '127.0.0.1:8428/write'",
+      "invalid-outputs.yaml:10:13: report.outputs[2].nats: expected a URL starting with nats:// or tls://, got 'http://127.0.0.1:4222'",
+      "invalid-outputs.yaml:11:29: report.outputs[3].timeout: 'timeout' is for collector outputs only",
+      "invalid-outputs.yaml:12:28: report.outputs[4].fsync: 'fsync' is for file outputs only",
+      "invalid-outputs.yaml:12:48: report.outputs[4].gzip: expected true or false, got 'maybe'",
+      "invalid-outputs.yaml:13:61: report.outputs[5].batch_bytes: expected a size such as 1048576, 512KiB, 64MiB or 2GiB, got '12XB'",
+      "invalid-outputs.yaml:13:80: report.outputs[5].spool_bytes: size '10' out of range (1048576 to 1125899906842624 bytes)",
+      "invalid-outputs.yaml:14:49: report.outputs[6].subject: expected a NATS subject such as outpost or metrics.outpost, got 'a..b'",
+      "invalid-outputs.yaml:14:63: report.outputs[6].name: expected a name of letters, digits, '-' and '_' (at most 64), got 'bad name'",
+      "invalid-outputs.yaml:15:7: report.outputs[7]: retry_max is shorter than retry_min",
+      "invalid-outputs.yaml:17:7: report.outputs[9]: duplicate output name 'same' (first at line 16)",
+      "invalid-outputs.yaml:18:7: report.outputs[10]: an output needs one of file, http, influx, prometheus_remote_write or nats",
     }},
     {"invalid-unknown-key.yaml", {
       "invalid-unknown-key.yaml:4:3: agent: unknown key 'max_ppz' (did you mean 'max_pps'?)",
@@ -401,6 +416,56 @@ TEST_CASE("valid-inheritance.yaml resolves target, then group, then defaults", "
   REQUIRE(config.report.outputs.size() == 2);
   CHECK(config.report.outputs[0].target == "/tmp/a.jsonl");
   CHECK(config.report.outputs[1].target == "/tmp/b.jsonl");
+}
+
+TEST_CASE("valid-outputs.yaml: every output kind, bare and with options", "[config]") {
+  using Kind = OutputSpec::Kind;
+  Config config = load_valid(testdata_dir + "/valid-outputs.yaml");
+  CHECK(config.agent.state_dir == "/var/lib/outpost");
+  const auto& o = config.report.outputs;
+  REQUIRE(o.size() == 7);
+  CHECK(o[0].kind == Kind::file);
+  CHECK(o[0].target == "/var/lib/outpost/results.jsonl");
+  CHECK(o[0].fsync);
+  CHECK(o[0].name.rfind("file-", 0) == 0);
+  CHECK(o[1].name == "fast");
+  CHECK_FALSE(o[1].fsync);
+  CHECK(o[1].flush_interval == 250ms);
+  CHECK(o[2].kind == Kind::http);
+  CHECK_FALSE(o[2].gzip.has_value());
+  CHECK(o[3].kind == Kind::influx);
+  CHECK(o[3].name.rfind("influx-", 0) == 0);
+  CHECK(o[3].name != o[4].name);
+  CHECK(o[4].name == "influx1");
+  CHECK(o[4].gzip == false);
+  CHECK(o[4].timeout == 3s);
+  CHECK(o[4].batch_age == 2s);
+  CHECK(o[4].batch_bytes == 512 * 1024);
+  CHECK(o[4].spool_bytes == 64ull << 20);
+  CHECK(o[4].retry_min == 500ms);
+  CHECK(o[4].retry_max == 1min);
+  CHECK(o[4].token_file == "/etc/outpost/influx.token");
+  CHECK(o[5].kind == Kind::prometheus_remote_write);
+  CHECK(o[5].ca_file == "/etc/outpost/ca.pem");
+  CHECK(o[5].name.rfind("remote_write-", 0) == 0);
+  CHECK(o[6].kind == Kind::nats);
+  CHECK(o[6].stream == "PROBES");
+  CHECK(o[6].subject == "metrics.outpost");
+  // Default names are stable: the same config names its spools the same way again.
+  CHECK(load_valid(testdata_dir + "/valid-outputs.yaml").report.outputs[3].name == o[3].name);
+}
+
+TEST_CASE("parse_size: bytes and binary or decimal units", "[config]") {
+  std::string error;
+  CHECK(parse_size("1048576", &error) == 1048576u);
+  CHECK(parse_size("512KiB", &error) == 512u * 1024);
+  CHECK(parse_size("2GiB", &error) == 2ull << 30);
+  CHECK(parse_size("3MB", &error) == 3000000u);
+  CHECK_FALSE(parse_size("", &error));
+  CHECK_FALSE(parse_size("1.5MiB", &error));
+  CHECK_FALSE(parse_size("99999999999999999999", &error));
+  CHECK_FALSE(parse_size("20000000000GiB", &error));
+  CHECK_THAT(error, Catch::Contains("20000000000GiB"));
 }
 
 TEST_CASE("valid-family.yaml: family for host names inherits; a literal address has its own", "[config]") {

@@ -545,7 +545,7 @@ TEST_CASE("spool: the pointer next() gave survives an append that evicts its bat
   }
 }
 
-TEST_CASE("spool: 100,000 small batches (rates printed)", "[spool][bench]") {
+TEST_CASE("spool: 100,000 small batches (rates printed)", "[spool][.bench]") {
   TempDir dir;
   constexpr int kBatches = 100000;
   const std::string payload(100, 'b');
