@@ -277,3 +277,49 @@ TEST_CASE("Outputs hands each record to every output and sink", "[outputs]") {
   CHECK(outputs.drained());
   CHECK(outputs.stats_lines().size() == 2);
 }
+
+TEST_CASE("Outputs: a reload adds, keeps, moves and removes outputs; a removed one drains, then goes", "[outputs]") {
+  TempDir dir;
+  FakeReactor reactor;
+  outpost::Outputs outputs;
+  outputs.attach(reactor, "fra-1", dir.file("state"));
+  auto a = file_spec(dir.file("a.jsonl"));
+  auto b = file_spec(dir.file("b.jsonl"));
+  a.name = "a";
+  b.name = "b";
+  REQUIRE(outputs.apply({a, b}).empty());
+  const outpost::Output* kept = outputs.outputs()[0].get();
+  outputs.write(probe(1));
+
+  // b removed, a moved to a new path, c added.
+  auto moved = a;
+  moved.target = dir.file("a2.jsonl");
+  auto c = file_spec(dir.file("c.jsonl"));
+  c.name = "c";
+  REQUIRE(outputs.apply({moved, c}).empty());
+  REQUIRE(outputs.outputs().size() == 2);
+  CHECK(outputs.outputs()[0]->name() == "a");
+  CHECK(outputs.outputs()[0]->spec().target == dir.file("a2.jsonl"));
+  CHECK(outputs.outputs()[0].get() != kept);  // rebuilt over the old one's spool
+  outputs.write(probe(2));
+  reactor.advance(std::chrono::seconds(2));
+  CHECK(outputs.retired().empty());  // b wrote what it held, and went
+  CHECK(read_lines(dir.file("b.jsonl")).size() == 1);
+  CHECK(read_lines(dir.file("a.jsonl")).size() == 1);  // what a held went to its old path before the move
+  const auto a2 = read_lines(dir.file("a2.jsonl"));
+  REQUIRE(a2.size() == 1);
+  CHECK(json::parse(a2[0]).at("seq") == 2);
+  CHECK(read_lines(dir.file("c.jsonl")).size() == 1);
+
+  // An unchanged config keeps the very same outputs.
+  const outpost::Output* first = outputs.outputs()[0].get();
+  REQUIRE(outputs.apply({moved, c}).empty());
+  CHECK(outputs.outputs()[0].get() == first);
+
+  // A file that cannot be opened refuses the whole reload: nothing changes.
+  auto bad = file_spec(dir.file("no-such-dir/x.jsonl"));
+  bad.name = "bad";
+  CHECK_THAT(outputs.apply({moved, bad}), Catch::Contains("no-such-dir"));
+  REQUIRE(outputs.outputs().size() == 2);
+  CHECK(outputs.outputs()[1]->name() == "c");
+}
