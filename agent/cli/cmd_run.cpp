@@ -8,6 +8,7 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "host_resolver.hpp"
+#include "loop_reactor.hpp"
 #include "scheduler.hpp"
 
 namespace outpost {
@@ -35,6 +36,33 @@ void log_agent_stats(const Agent& agent) {
       a.records, a.vantage_checks, a.local_errors, a.reordered, a.stale_results, i.baselines, i.started, i.merged,
       i.dropped);
 }
+
+void log_output_stats(const Outputs& outputs) {
+  for (const auto& line : outputs.stats_lines()) spdlog::info("{}", line);
+}
+
+// report.outputs, and --output beside them; standard output when there is none.
+std::vector<OutputSpec> output_specs(const Config& config, const std::optional<std::string>& extra) {
+  std::vector<OutputSpec> specs = config.report.outputs;
+  if (extra) {
+    OutputSpec spec;
+    spec.target = *extra;
+    spec.name = "output-option";
+    specs.push_back(std::move(spec));
+  }
+  if (specs.empty()) {
+    OutputSpec spec;
+    spec.target = "-";
+    spec.name = "stdout";
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+// How long a stopping agent waits for its outputs to deliver what they hold;
+// what is still undelivered then stays in the spools (on disk with
+// agent.state_dir) for the next run.
+constexpr Duration kDrainTimeout = std::chrono::seconds(5);
 
 }  // namespace
 
@@ -92,10 +120,12 @@ int run_command(int argc, char** argv) {
   Agent* agent = nullptr;
   std::function<void()> reload;
   bool stop_asked = false;
+  bool stop_asked_twice = false;
   auto stop = [&] {
+    stop_asked_twice = stop_asked;
     stop_asked = true;
-    if (agent) agent->stop();
-    else loop.stop();
+    if (agent && !agent->finished()) agent->stop();
+    else loop.stop();  // before the start, or while the outputs drain
   };
   loop.on_signal(SIGTERM, stop);
   loop.on_signal(SIGINT, stop);
@@ -122,13 +152,14 @@ int run_command(int argc, char** argv) {
   if (int rc = stack.prepare(loop, "run", icmp); rc != kExitOk) return rc;
   Engine& engine = stack.engine;
 
+  const Config& config = *load.config;
+  std::optional<std::string> extra_output;
+  if (vm.count("output")) extra_output = vm["output"].as<std::string>();
+  LoopReactor reactor(loop);
   Outputs outputs;
-  try {
-    for (const auto& o : load.config->report.outputs) outputs.add(std::make_unique<JsonlFile>(o.target));
-    if (vm.count("output")) outputs.add(std::make_unique<JsonlFile>(vm["output"].as<std::string>()));
-    if (outputs.empty()) outputs.add(std::make_unique<JsonlFile>("-"));
-  } catch (const std::exception& e) {
-    std::cerr << "outpost run: " << e.what() << "\n";
+  outputs.attach(reactor, config.agent.id, config.agent.state_dir);
+  if (auto error = outputs.apply(output_specs(config, extra_output)); !error.empty()) {
+    std::cerr << "outpost run: " << error << "\n";
     return kExitFailure;
   }
 
@@ -140,6 +171,7 @@ int run_command(int argc, char** argv) {
   }
   agent = &the_agent;
   reload = [&] {
+    outputs.reopen();  // logrotate moved the files away
     ConfigLoad again = load_config_file(path);
     if (!again.errors.empty()) {
       for (const auto& e : again.errors) spdlog::error("reload refused: {}", e.to_string());
@@ -149,34 +181,52 @@ int run_command(int argc, char** argv) {
       spdlog::error("reload refused: {}: {}", path, error);
       return;
     }
+    if (again.config->agent.state_dir != config.agent.state_dir)
+      spdlog::warn("reload: agent.state_dir changes only at a restart; still using {}", config.agent.state_dir);
+    if (auto error = outputs.apply(output_specs(*again.config, extra_output)); !error.empty())
+      spdlog::error("reload: outputs unchanged: {}", error);
     spdlog::info("reloaded {}", path);
   };
   loop.on_signal(SIGUSR1, [&] {
     log_engine_stats(engine);
     log_agent_stats(the_agent);
+    log_output_stats(outputs);
   });
   if (run_for) loop.after(*run_for, [&] { the_agent.stop(); });
-  // Records reach the files at least once a second.
-  std::function<void()> flush_tick = [&] {
-    outputs.flush();
-    loop.after(std::chrono::seconds(1), flush_tick);
-  };
-  loop.after(std::chrono::seconds(1), flush_tick);
-
   spdlog::info("outpost agent {} running{}", load.config->agent.id,
                run_for ? " for " + format_duration(*run_for) : std::string());
   the_agent.start();
   if (stop_asked) the_agent.stop();  // asked while starting
-  const bool ok = loop.run();
+  bool ok = loop.run();
   if (!ok) {
     // The loop's barrier: whatever failed, what was measured is written before the exit.
     spdlog::critical("{}; flushing and exiting", loop.error());
     the_agent.flush_now();
   }
   outputs.flush();
+  if (ok && !outputs.drained()) {
+    // A little time for the collectors to take what is left; a second
+    // SIGTERM ends it at once.
+    spdlog::info("waiting up to {} for the outputs to deliver", format_duration(kDrainTimeout));
+    const SteadyTime deadline = clock.now() + kDrainTimeout;
+    std::function<void()> check = [&] {
+      if (outputs.drained() || clock.now() >= deadline) loop.stop();
+      else loop.after(std::chrono::milliseconds(50), check);
+    };
+    loop.after(std::chrono::milliseconds(50), check);
+    if (!stop_asked_twice) {
+      loop.resume();
+      ok = loop.run();
+    }
+  }
   log_engine_stats(engine);
   log_agent_stats(the_agent);
+  log_output_stats(outputs);
   spdlog::info("stopped: {} records written", the_agent.stats().records);
+  if (const std::uint64_t lost = outputs.records_at_risk(); lost > 0) {
+    spdlog::error("{} records were not delivered and are lost (no agent.state_dir to spool them on disk)", lost);
+    return kExitFailure;
+  }
   return ok ? kExitOk : kExitSoftware;
 }
 

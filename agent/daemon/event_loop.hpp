@@ -58,6 +58,8 @@ class EventLoop {
   // Turns until stop(); false (with error()) when the loop failed.
   bool run();
   void stop() { stopping_ = true; }
+  // Lets run() turn again after a stop() (a second phase, such as draining the outputs).
+  void resume() { stopping_ = false; }
   // Why the loop failed: an epoll error, or what a callback threw ("" while it has not).
   const std::string& error() const { return error_; }
   // The earliest live timer, if any (a simulation advances its clock to it).

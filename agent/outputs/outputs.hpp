@@ -1,54 +1,72 @@
-// Where records go: JSON Lines files (or standard output), buffered and
-// flushed on a timer and at exit.
-// Leaves to others: collectors and the spool (later outputs plug in here).
+// Where records go: the outputs of `report.outputs` (files and collectors,
+// each with its spool under agent.state_dir), built from the config, changed
+// on a reload (a removed output drains its spool before it goes), and any
+// sink a test adds.
+// Leaves to others: encodings (records/), delivery (output.hpp and the transports).
 #pragma once
 
-#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "output.hpp"
+#include "outpost_config.hpp"
+#include "reactor.hpp"
 #include "records.hpp"
+#include "syncer.hpp"
 
 namespace outpost {
 
-class RecordSink {
- public:
-  virtual ~RecordSink() = default;
-  virtual void write(const Record& record) = 0;
-  virtual void flush() = 0;
-};
-
-class JsonlFile final : public RecordSink {
- public:
-  // "-" is standard output. Throws std::runtime_error when the file cannot be opened.
-  explicit JsonlFile(const std::string& path);
-  ~JsonlFile() override;
-  void write(const Record& record) override;
-  void flush() override;
-  std::uint64_t written() const { return written_; }
-
- private:
-  std::string path_;
-  std::FILE* file_ = nullptr;
-  bool owned_ = false;
-  std::uint64_t written_ = 0;
-  bool failed_ = false;
-};
-
 class Outputs {
  public:
+  Outputs();
+  ~Outputs();
+  Outputs(const Outputs&) = delete;
+  Outputs& operator=(const Outputs&) = delete;
+
+  // Needed before apply(): the loop outputs run on, the agent's id (on batch
+  // ids and NATS subjects) and agent.state_dir ("" : spools in memory).
+  void attach(Reactor& reactor, std::string agent, std::string state_dir);
+  // Makes the configured outputs these: new ones are opened, unchanged ones
+  // kept, changed ones rebuilt over the same spool, removed ones retired
+  // (they take no more records and go once their spool is sent). Returns ""
+  // or why not (then nothing changed).
+  std::string apply(const std::vector<OutputSpec>& specs);
+
+  // A sink of the caller's own (tests).
   void add(std::unique_ptr<RecordSink> sink) { sinks_.push_back(std::move(sink)); }
-  void write(const Record& record) {
-    for (auto& s : sinks_) s->write(record);
-  }
-  void flush() {
-    for (auto& s : sinks_) s->flush();
-  }
-  bool empty() const { return sinks_.empty(); }
+
+  void write(const Record& record);
+  // Everything taken goes on its way now: batches close into their spools,
+  // files are written (the agent is stopping).
+  void flush();
+  // Files are opened again by path (SIGHUP; logrotate moved them).
+  void reopen();
+  // Every output has nothing open, nothing spooled and nothing in flight.
+  bool drained() const;
+  bool empty() const { return sinks_.empty() && outputs_.empty(); }
+
+  const std::vector<std::unique_ptr<Output>>& outputs() const { return outputs_; }
+  const std::vector<std::unique_ptr<Output>>& retired() const { return retired_; }
+  // One stats line per output, retired ones included.
+  std::vector<std::string> stats_lines() const;
+  // Records that would be lost if the process ended now: waiting in a spool
+  // that is not on disk.
+  std::uint64_t records_at_risk() const;
 
  private:
+  std::unique_ptr<Output> make(const OutputSpec& spec, std::unique_ptr<Spool> spool);
+  std::unique_ptr<Spool> open_spool(const OutputSpec& spec);
+  void reap();
+
+  Reactor* reactor_ = nullptr;
+  std::string agent_;
+  std::string state_dir_;
+  std::unique_ptr<Syncer> syncer_;
   std::vector<std::unique_ptr<RecordSink>> sinks_;
+  std::vector<std::unique_ptr<Output>> outputs_;
+  std::vector<std::unique_ptr<Output>> retired_;
+  Reactor::TimerId reap_timer_ = 0;
 };
 
 }  // namespace outpost
