@@ -50,6 +50,7 @@ class HttpTransport final : public Transport {
   HttpTransport(const HttpTransport&) = delete;
   HttpTransport& operator=(const HttpTransport&) = delete;
 
+  // A send while another is under way cancels that one first.
   void send(const Batch& batch, Done done) override;
   void cancel() override;
 

@@ -216,8 +216,9 @@ class NatsTransport::Session {
     if (s == NATS_OK) s = natsConnection_Connect(&conn, opts);
     natsOptions_Destroy(opts);
     if (s != NATS_OK) {
-      std::string why =
-          s == NATS_NO_SERVER ? why_no_server(options_.url, deadline, options_.timeout) : last_nats_error(s);
+      std::string why = s == NATS_NO_SERVER ? why_no_server(options_.url, deadline, options_.timeout)
+                        : s == NATS_TIMEOUT   ? "no answer within " + seconds_text(options_.timeout)
+                                              : last_nats_error(s);
       return retry(why + " (" + shown_url_ + ")");
     }
     jsOptions js_opts;

@@ -16,14 +16,14 @@ namespace outpost {
 namespace {
 
 // What a collector output needs besides its spool: the wire and the format.
-struct Wire {
+struct CollectorWire {
   std::unique_ptr<Transport> transport;
   CollectorOutput::Encoder encoder;
 };
 
-Wire make_wire(Reactor& reactor, const OutputSpec& spec, const std::string& agent) {
+CollectorWire make_wire(Reactor& reactor, const OutputSpec& spec, const std::string& agent) {
   using Kind = OutputSpec::Kind;
-  Wire wire;
+  CollectorWire wire;
   if (spec.kind == Kind::nats) {
     NatsOptions o;
     o.url = spec.target;
@@ -54,9 +54,9 @@ Wire make_wire(Reactor& reactor, const OutputSpec& spec, const std::string& agen
       break;
     case Kind::prometheus_remote_write:
       o.gzip = false;  // remote write is snappy-compressed by its protocol
-      o.content_type = kRemoteWriteContentType;
-      o.headers = {std::string("Content-Encoding: ") + kRemoteWriteEncoding,
-                   std::string("X-Prometheus-Remote-Write-Version: ") + kRemoteWriteVersion};
+      o.content_type = std::string(kRemoteWriteContentType);
+      o.headers = {"Content-Encoding: " + std::string(kRemoteWriteContentEncoding),
+                   "X-Prometheus-Remote-Write-Version: " + std::string(kRemoteWriteVersion)};
       o.body = [](const Batch& b) { return remote_write_body(b.payload); };
       wire.encoder = [](const Record& r) { return remote_write_series(r); };
       break;
@@ -89,7 +89,7 @@ std::unique_ptr<Spool> Outputs::open_spool(const OutputSpec& spec) {
 std::unique_ptr<Output> Outputs::make(const OutputSpec& spec, std::unique_ptr<Spool> spool) {
   if (spec.kind == OutputSpec::Kind::file)
     return std::make_unique<FileOutput>(*reactor_, spec, std::move(spool), syncer_.get());
-  Wire wire = make_wire(*reactor_, spec, agent_);
+  CollectorWire wire = make_wire(*reactor_, spec, agent_);
   return std::make_unique<CollectorOutput>(*reactor_, spec, agent_, std::move(spool), std::move(wire.transport),
                                            std::move(wire.encoder));
 }
@@ -104,7 +104,7 @@ std::string Outputs::apply(const std::vector<OutputSpec>& specs) {
   // First everything that can fail, while nothing has changed yet: the new
   // outputs are built whole, and a changed one's new wire and file are tried.
   std::vector<std::unique_ptr<Output>> built(specs.size());
-  std::vector<Wire> wires(specs.size());
+  std::vector<CollectorWire> wires(specs.size());
   try {
     for (std::size_t i = 0; i < specs.size(); ++i) {
       const OutputSpec& spec = specs[i];

@@ -12,29 +12,24 @@
 namespace outpost {
 namespace {
 
-// Writes `text`, a backslash before each of `special`, newlines as `\n`. A run of
-// backslashes that ends the text or stands before a special character is doubled
-// (see the header).
+// Writes `text` with a backslash before each of `special`, newlines as `\n`, and a
+// backslash that a reader could take for an escape (before a special character, another
+// backslash or the end) as `\x5c` (see the header).
 void append_escaped_name(std::string& out, std::string_view text, std::string_view special) {
-  std::size_t i = 0;
-  while (i < text.size()) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (c == '\\') {
-      std::size_t run = i;
-      while (run < text.size() && text[run] == '\\') ++run;
-      const std::size_t count = run - i;
-      const bool exposed = run == text.size() || special.find(text[run]) != std::string_view::npos;
-      out.append(exposed ? 2 * count : count, '\\');
-      i = run;
-      continue;
-    }
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else {
+      const bool exposed = i + 1 == text.size() || text[i + 1] == '\\' || text[i + 1] == '\n' ||
+                           text[i + 1] == '\r' || special.find(text[i + 1]) != std::string_view::npos;
+      out += exposed ? "\\x5c" : "\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else {
       if (special.find(c) != std::string_view::npos) out += '\\';
       out += c;
     }
-    ++i;
   }
 }
 

@@ -17,9 +17,11 @@
 //     as the two characters `\n` or `\r`, in tag values and string fields alike. InfluxDB
 //     1.x does not unescape them, so they are stored as those two characters: visible,
 //     never dropped;
-//   - in a tag value (or key), a run of backslashes that ends the value or stands before a
-//     character escaped here is doubled, so that it cannot swallow the separator after it.
-//     Other backslashes are written as they are (InfluxDB 1.x stores tag text literally).
+//   - in a tag value (or key), a backslash before a special character, before another
+//     backslash or at the end is written as the four characters `\x5c`: InfluxDB 1.x takes
+//     any backslash before a separator for an escape (and rejects a tag value ending in
+//     one), while VictoriaMetrics unescapes `\\`, so no other spelling reads the same in
+//     both. Any other backslash is written as it is, and both store it as it is.
 // A tag with an empty value is left out (the protocol forbids it). A float that is NaN or
 // infinite is left out; a line left with no field is not written. Floats are written in
 // the shortest form that reads back to the same double; integers with the `i` suffix.
