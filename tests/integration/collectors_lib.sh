@@ -19,6 +19,7 @@
 #                              # SECS later start them again (same ports and data)
 #   collectors_stop_all        # every server still running (an EXIT trap's step)
 #   collector_exec CMD...      # CMD where the servers live (e.g. the reader)
+#   forget_pid PID             # PID (stopped and reaped) leaves LIB_PIDS
 #
 # Every PID is also added to lib.sh's LIB_PIDS when that exists, so that
 # lib.sh's EXIT trap stops the servers before it removes the lab.
@@ -176,6 +177,7 @@ collector_stop() {
     fi
   fi
   wait "$pid" 2>/dev/null
+  forget_pid "$pid"
   COLL_PID[$name]=""
   echo "=== stopped $(date -u +%T.%N | cut -c1-12)" >>"${COLL_DIR[$name]}/server.log"
   return 0
@@ -195,6 +197,15 @@ collectors_pause() {
   for name in "$@"; do collector_launch "$name" --no-wait; done
   for name in "$@"; do collector_ready_or_say "$name" || rc=1; done
   return "$rc"
+}
+
+# forget_pid PID: a process that was stopped and reaped leaves lib.sh's
+# LIB_PIDS, so that the EXIT trap never signals a later process with its number.
+forget_pid() {
+  declare -p LIB_PIDS >/dev/null 2>&1 || return 0
+  local keep=() p
+  for p in "${LIB_PIDS[@]+"${LIB_PIDS[@]}"}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+  LIB_PIDS=("${keep[@]+"${keep[@]}"}")
 }
 
 collectors_stop_all() {

@@ -105,6 +105,7 @@ sleep 3
 check "run 1 still running before its SIGKILL" kill -0 "$AGENT_PID"
 kill -KILL "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null
+forget_pid "$AGENT_PID"
 stamp "agent killed (SIGKILL); restarted on the same state_dir and file"
 agent_start "$LOG2"
 sleep 15
