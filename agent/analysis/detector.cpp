@@ -46,57 +46,113 @@ void Detector::sync_group_count(Target& t) {
 }
 
 std::vector<std::string> Detector::carry_over(const Detector& old, WallTime now) {
+  return restore(old.snapshot(), now, true);
+}
+
+DetectorSnapshot Detector::snapshot() const {
+  DetectorSnapshot s;
+  s.targets.reserve(targets_.size());
+  for (const Target& t : targets_) {
+    TargetState x;
+    x.name = t.name;
+    x.control = t.control;
+    x.down = t.down;
+    x.fails = t.fails;
+    x.goods = t.goods;
+    x.streak_start = t.streak_start;
+    x.failing_since = t.failing_since;
+    x.ever_ok = t.ever_ok;
+    x.last_ok = t.last_ok;
+    x.recovery_start = t.recovery_start;
+    x.reported_down = t.reported_down;
+    x.pending_down = t.pending_down;
+    x.down_decided = t.down_decided;
+    x.changes.assign(t.changes.begin(), t.changes.end());
+    x.flapping = t.flapping;
+    s.targets.push_back(std::move(x));
+  }
+  for (const Group& g : groups_) s.groups.push_back({g.name, g.control, g.down, g.start});
+  s.vantage_down = vantage_down_;
+  s.vantage_start = vantage_start_;
+  s.last_control_ok = last_control_ok_;
+  s.check_wanted = check_wanted_;
+  return s;
+}
+
+std::vector<std::string> Detector::restore(const DetectorSnapshot& snapshot, WallTime now, bool keep_undecided) {
+  ++revision_;
   std::vector<std::string> forgotten;
   std::vector<bool> carried(targets_.size(), false);
-  for (const Target& before : old.targets_) {
+  for (const TargetState& before : snapshot.targets) {
     auto it = index_.find(before.name);
-    if (it == index_.end() || targets_[it->second].control != before.control) {
+    if (it == index_.end() || targets_[it->second].control != before.control || carried[it->second]) {
       if (before.down && before.reported_down) forgotten.push_back(before.name);
       continue;
     }
     carried[it->second] = true;
     Target& t = targets_[it->second];
-    const std::string group = t.group;
-    const auto methods = t.methods;
-    const auto group_index = t.group_index;
-    t = before;
-    t.group = group;
-    t.group_index = group_index;
-    t.counted = false;  // counted again below, in its new group
-    if (methods != before.methods) {
-      // Other probe methods: their rounds and per-method history start afresh.
-      t.methods = methods;
-      t.round.assign(static_cast<std::size_t>(methods), std::nullopt);
-      t.failing_since.assign(static_cast<std::size_t>(methods), std::nullopt);
-      t.ever_ok.assign(static_cast<std::size_t>(methods), false);
+    t.down = before.down;
+    t.fails = std::max(0, before.fails);
+    t.goods = std::max(0, before.goods);
+    t.streak_start = before.streak_start;
+    t.last_ok = before.last_ok;
+    t.recovery_start = before.recovery_start;
+    t.reported_down = before.reported_down;
+    t.pending_down = before.pending_down;
+    t.down_decided = before.down_decided;
+    t.changes.assign(before.changes.begin(), before.changes.end());
+    t.flapping = before.flapping;
+    std::fill(t.round.begin(), t.round.end(), std::nullopt);  // the old round's probes were of old tasks
+    const auto methods = static_cast<std::size_t>(t.methods);
+    if (before.failing_since.size() == methods && before.ever_ok.size() == methods) {
+      t.failing_since = before.failing_since;
+      t.ever_ok = before.ever_ok;
     } else {
-      std::fill(t.round.begin(), t.round.end(), std::nullopt);  // the old round's probes were of old tasks
+      // Other probe methods: their per-method history starts afresh.
+      t.failing_since.assign(methods, std::nullopt);
+      t.ever_ok.assign(methods, false);
     }
+    if (!t.down) t.reported_down = false;  // an outage that ended is no open outage
+    if (!keep_undecided) {
+      // What went out as events stays: a reported outage, the control targets of the vantage point's.
+      const bool decided = t.reported_down || (t.control && snapshot.vantage_down);
+      if (t.down && !decided) {
+        // Down but never reported (held back): judged afresh.
+        t.down = false;
+        t.pending_down = false;
+      }
+      if (!t.down) t.fails = 0;
+      t.goods = 0;
+      std::fill(t.failing_since.begin(), t.failing_since.end(), std::nullopt);
+    }
+    if (!t.down) t.pending_down = false;
   }
-  last_control_ok_ = old.last_control_ok_;
-  check_wanted_ = old.check_wanted_;
+  last_control_ok_ = snapshot.last_control_ok;
+  check_wanted_ = snapshot.check_wanted && !controls_.empty();
   pending_ = 0;
+  flapping_.clear();
   for (std::size_t i = 0; i < targets_.size(); ++i) {
     sync_group_count(targets_[i]);
     if (targets_[i].flapping) flapping_.push_back(i);
     if (targets_[i].pending_down) ++pending_;
   }
+  if (pending_ > 0 && !controls_.empty()) check_wanted_ = true;  // held back: ask the control targets
   for (std::size_t i = 0; i < groups_.size(); ++i) {
     Group& g = groups_[i];
     if (!g.dirty) {
       g.dirty = true;  // judged again below, whatever changed
       dirty_groups_.push_back(i);
     }
-    auto before = std::find_if(old.groups_.begin(), old.groups_.end(),
-                               [&](const Group& x) { return x.name == g.name && x.control == g.control; });
-    if (before == old.groups_.end()) continue;
+    auto before = std::find_if(snapshot.groups.begin(), snapshot.groups.end(),
+                               [&](const GroupState& x) { return x.name == g.name && x.control == g.control; });
+    if (before == snapshot.groups.end()) continue;
     g.down = before->down;
     g.start = before->start;
   }
   const bool controls = !controls_.empty();
-  if (old.vantage_down_ && controls) {
+  if (snapshot.vantage_down && controls) {
     vantage_down_ = true;
-    vantage_start_ = old.vantage_start_;
+    vantage_start_ = snapshot.vantage_start;
     // A control target new to this config vouches for the vantage point only
     // once it has answered: until then it counts as down.
     for (std::size_t i = 0; i < targets_.size(); ++i) {
@@ -130,10 +186,12 @@ void Detector::on_result(const std::string& name, int method, bool ok, WallTime 
   if (ok && t.control && (!last_control_ok_ || sent > *last_control_ok_)) last_control_ok_ = sent;
   if (ok) {
     t.last_ok = sent;
+    if (!t.ever_ok[m] || t.failing_since[m]) ++revision_;
     t.ever_ok[m] = true;
     t.failing_since[m].reset();
   } else if (!t.failing_since[m]) {
     t.failing_since[m] = sent;  // perhaps in a round that another method still saved
+    ++revision_;
   }
   if (std::all_of(t.round.begin(), t.round.end(), [](const auto& r) { return r.has_value(); })) end_round(t, sent);
   // A control target's answer may vouch for the vantage point now.
@@ -159,6 +217,7 @@ void Detector::end_round(Target& t, WallTime now) {
     r.reset();
   }
   if (!any) return;
+  if (t.down || !ok || t.fails > 0) ++revision_;  // all but a good round of a healthy target
   // A round fails when every probe method of the target failed.
   if (!t.down) {
     if (ok) {
@@ -218,6 +277,7 @@ void Detector::on_target_up(Target& t, WallTime now) {
 }
 
 void Detector::report(Target& t, EventKind kind, WallTime now) {
+  ++revision_;
   t.reported_down = kind == EventKind::target_down;
   sync_group_count(t);
   if (!note_change(t, now)) return;
@@ -258,6 +318,7 @@ void Detector::settle_flapping(WallTime now) {
     flapping_[k] = flapping_.back();
     flapping_.pop_back();
     t.flapping = false;
+    ++revision_;
     DetectorEvent e;
     e.kind = EventKind::target_stable;
     e.target = t.name;
@@ -278,6 +339,7 @@ void Detector::update_vantage(WallTime now) {
   const bool all_down = std::all_of(controls.begin(), controls.end(), [](const Target* t) { return t->down; });
   if (!vantage_down_ && all_down) {
     vantage_down_ = true;
+    ++revision_;
     DetectorEvent e;
     e.kind = EventKind::vantage_down;
     e.group = controls.front()->group;  // the (first) control group: the vantage point's own
@@ -292,6 +354,7 @@ void Detector::update_vantage(WallTime now) {
     pending_ = 0;
   } else if (vantage_down_ && !all_down) {
     vantage_down_ = false;
+    ++revision_;
     DetectorEvent e;
     e.kind = EventKind::vantage_up;
     e.group = controls.front()->group;
@@ -336,6 +399,7 @@ void Detector::update_groups(WallTime end_hint) {
     const bool down = g.down_count >= need;
     if (down == g.down) continue;
     g.down = down;
+    ++revision_;
     std::vector<WallTime> starts;
     std::vector<std::string> names;
     for (std::size_t i : g.members) {

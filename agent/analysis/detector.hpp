@@ -4,8 +4,10 @@
 // control targets all down). While the control targets are failing, target
 // and group outages are held back rather than blamed on the targets; flapping
 // targets are reported once as flapping instead of as a storm of events.
-// Pure: results and times come in, events come out; tested with fake times.
-// Leaves to others: probing faster while suspect (agent), verdicts (correlator).
+// Its state goes out and comes back as plain data (DetectorSnapshot), for a
+// reload and across a restart. Pure: results and times come in, events come
+// out; tested with fake times.
+// Leaves to others: storing snapshots (daemon), probing faster while suspect (agent), verdicts (correlator).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +30,44 @@ struct DetectSettings {
   Duration flap_window = std::chrono::minutes(10);
 };
 
+// A target's state, as its detector knew it (by name): the streaks, the open
+// outage and whether it went out as an event, the flapping history.
+struct TargetState {
+  std::string name;
+  bool control = false;
+  bool down = false;
+  int fails = 0;                     // failed rounds in a row (while up)
+  int goods = 0;                     // good rounds in a row (while down)
+  WallTime streak_start{};           // the first failed probe of the failing streak: the outage's start
+  // Per probe method: its first failure since its last success, and whether it ever answered.
+  std::vector<std::optional<WallTime>> failing_since;
+  std::vector<bool> ever_ok;
+  std::optional<WallTime> last_ok;   // the last good probe
+  WallTime recovery_start{};         // the first good probe after being down
+  bool reported_down = false;        // a target_down went out (so a target_up will)
+  bool pending_down = false;         // down, held back until the vantage point is vouched for
+  WallTime down_decided{};           // the send time of the result that took it down
+  std::vector<WallTime> changes;     // reported state changes within the flap window
+  bool flapping = false;
+};
+
+struct GroupState {
+  std::string name;
+  bool control = false;
+  bool down = false;
+  WallTime start{};
+};
+
+// All a detector knows that outlives its configuration.
+struct DetectorSnapshot {
+  std::vector<TargetState> targets;
+  std::vector<GroupState> groups;
+  bool vantage_down = false;
+  WallTime vantage_start{};
+  std::optional<WallTime> last_control_ok;  // the latest send time of a probe a control target answered
+  bool check_wanted = false;
+};
+
 class Detector {
  public:
   explicit Detector(DetectSettings settings);
@@ -46,6 +86,22 @@ class Detector {
   // of the targets it knew as down are returned (and old.vantage_down() says
   // whether the vantage point was, if there are no control targets now).
   std::vector<std::string> carry_over(const Detector& old, WallTime now);
+
+  DetectorSnapshot snapshot() const;
+  // After registration: takes over a snapshot's state as carry_over does an
+  // old detector's (targets matched by name and control-ness; what the
+  // snapshot knows of no registered target is forgotten, and the names of
+  // those it knew as reported down are returned). Restored outages end with
+  // their *_up, carrying their original start; none is reported again.
+  // keep_undecided false (a stale snapshot: the process was gone too long for
+  // its streaks to mean anything now): only what went out as events is taken
+  // — reported outages, down groups, the vantage point's outage, flapping —
+  // while failing streaks, recoveries under way and outages held back start
+  // afresh.
+  std::vector<std::string> restore(const DetectorSnapshot& snapshot, WallTime now, bool keep_undecided = true);
+  // Bumped by every change a snapshot would show beyond the time of the last
+  // good probe of a healthy target: when it has not moved, there is nothing new to save.
+  std::uint64_t revision() const { return revision_; }
 
   // One probe's outcome: ok means the target answered (reply or refused).
   // Results of one target come in send order.
@@ -142,6 +198,7 @@ class Detector {
   std::optional<WallTime> last_control_ok_;  // the latest send time of a probe a control target answered
   std::size_t pending_ = 0;                  // targets held back
   bool check_wanted_ = false;
+  std::uint64_t revision_ = 0;
 };
 
 }  // namespace outpost

@@ -12,6 +12,13 @@ namespace {
 
 constexpr const char* kStopping = "agent stopping";
 
+// Saves of the state: soon after a detector event (no more often than this) ...
+constexpr Duration kEventSaveGap = std::chrono::milliseconds(100);
+// ... at most once a second after other changes of the detector's ...
+constexpr Duration kSaveGap = std::chrono::seconds(1);
+// ... and at most once a minute after new last good traces alone (an hour's baselines spread out).
+constexpr Duration kTraceSaveGap = std::chrono::minutes(1);
+
 // A probe that waited for the rate cap when the agent stopped: never sent.
 ProbeResult cancelled_result() {
   ProbeResult r;
@@ -61,7 +68,9 @@ Agent::Agent(AgentServices services)
 }
 
 Agent::~Agent() {
+  // Nothing is saved here: what stop() and flush_now() saved stands, as after a crash.
   if (tick_timer_) loop_.cancel(tick_timer_);
+  if (save_timer_) loop_.cancel(save_timer_);
 }
 
 std::string Agent::apply(const Config& config) {
@@ -128,6 +137,10 @@ std::string Agent::apply(const Config& config) {
 
   // What the detector knew goes on for the targets that stay: an outage open
   // across a reload still ends with its *_up, and is not reported twice.
+  if (!detector_ && !config.agent.state_dir.empty()) {
+    state_ = std::make_unique<StateStore>(config.agent.state_dir);
+    restore_state(*state_, *detector, *plan);
+  }
   if (detector_) {
     for (const auto& name : detector->carry_over(*detector_, now_wall))
       spdlog::warn("reload: target {} was down; it is gone from the config (or changed role), its outage stays open",
@@ -162,6 +175,7 @@ std::string Agent::apply(const Config& config) {
   investigator_.configure(plan_.agent_id, plan_.trace_spec, asns_,
                           limits_.value_or(InvestigationLimits{plan_.max_failure_traces, plan_.max_queued_failures}),
                           raw_);
+  restore_traces();
 
   std::vector<HostRefresher::Entry> entries;
   entries.reserve(plan_.targets.size());
@@ -204,6 +218,7 @@ void Agent::start() {
   const SteadyTime now = loop_.clock().now();
   scheduler_->start(now);
   trace_scheduler_->start(now, plan_.trace_spread);
+  for (std::size_t i = 0; i < plan_.targets.size(); ++i) adjust_speed(i);  // suspect at the restart: fast at once
   rearm();
 }
 
@@ -221,6 +236,7 @@ void Agent::stop() {
   pacer_.refuse(cancelled_result());
   pacer_.cancel_all(cancelled_result());
   investigator_.stop();
+  save_state();
   finish_if_idle();
 }
 
@@ -239,7 +255,84 @@ void Agent::flush_now() {
   }
   if (series_)
     for (auto& w : series_->close_all(loop_.clock().wall())) write(series_record(plan_.agent_id, std::move(w)));
+  save_state();
+  if (save_timer_) {
+    loop_.cancel(save_timer_);
+    save_timer_ = 0;
+  }
   outputs_.flush();
+}
+
+void Agent::restore_state(const StateStore& store, Detector& detector, const Plan& plan) {
+  std::string problem;
+  auto saved = store.load(&problem);
+  if (!saved) {
+    if (!problem.empty()) spdlog::warn("state: {}; starting without it", problem);
+    return;
+  }
+  const WallTime now = loop_.clock().wall();
+  // Fresh: written within the flap window. Older, the streaks it holds say
+  // nothing of now; what went out as events is restored all the same (the
+  // first probes end such an outage, with its start), nothing else.
+  const Duration age = now - saved->written;
+  const bool fresh = age <= plan.detect.flap_window && age >= -plan.detect.flap_window;
+  for (const auto& name : detector.restore(saved->detector, now, fresh))
+    spdlog::warn("state: target {} was down; it is gone from the config (or changed role), its outage stays open",
+                 name);
+  spdlog::info("state: {} restored ({} targets, {} last good traces), written {} ago{}", store.path(),
+               saved->detector.targets.size(), saved->last_good.size(),
+               format_duration(std::chrono::duration_cast<std::chrono::seconds>(age)),
+               fresh ? "" : ": only the outages reported before it are taken");
+  restored_traces_ = std::move(saved->last_good);
+}
+
+void Agent::restore_traces() {
+  if (restored_traces_.empty()) return;
+  // A trace toward an address the target no longer has is no baseline for it.
+  for (auto& [key, trace] : restored_traces_)
+    if (const PlannedTarget* t = find_target(key); t && t->address && t->address == trace.target)
+      investigator_.restore_last_good(key, std::move(trace));
+  restored_traces_.clear();
+}
+
+void Agent::consider_save(bool urgent) {
+  if (!state_ || finished_ || !detector_) return;
+  const bool detector_moved = detector_->revision() != saved_detector_revision_;
+  if (!detector_moved && investigator_.last_good_revision() == saved_traces_revision_) return;
+  const SteadyTime now = loop_.clock().now();
+  const Duration gap = urgent ? kEventSaveGap : detector_moved ? kSaveGap : kTraceSaveGap;
+  const SteadyTime at = last_save_ ? std::max(now, *last_save_ + gap) : now;
+  if (save_timer_) {
+    if (save_at_ <= at) return;
+    loop_.cancel(save_timer_);
+  }
+  save_at_ = at;
+  save_timer_ = loop_.at(at, [this] {
+    save_timer_ = 0;
+    save_state();
+  });
+}
+
+void Agent::save_state() {
+  if (!state_ || !detector_) return;
+  SavedState s;
+  s.written = loop_.clock().wall();
+  s.detector = detector_->snapshot();
+  // The traces, the file's bulk, are encoded again only when they changed.
+  if (!traces_json_ || traces_json_revision_ != investigator_.last_good_revision()) {
+    const std::map<std::string, TraceResult> traces(investigator_.last_good_traces().begin(),
+                                                    investigator_.last_good_traces().end());
+    traces_json_ = encode_traces(traces);
+    traces_json_revision_ = investigator_.last_good_revision();
+  }
+  std::string error;
+  last_save_ = loop_.clock().now();
+  if (!state_->save(s, *traces_json_, &error)) {
+    spdlog::warn("state: cannot save: {}", error);
+    return;
+  }
+  saved_detector_revision_ = detector_->revision();
+  saved_traces_revision_ = investigator_.last_good_revision();
 }
 
 void Agent::run_task(std::size_t id, bool out_of_schedule) {
@@ -317,8 +410,10 @@ void Agent::observe(std::size_t id, const ProbeResult& result) {
 }
 
 void Agent::handle_events() {
-  for (auto& event : detector_->take_events()) handle_event(std::move(event));
+  auto events = detector_->take_events();
+  for (auto& event : events) handle_event(std::move(event));
   if (detector_->vantage_check_wanted()) run_vantage_check();
+  consider_save(!events.empty());
 }
 
 void Agent::run_vantage_check() {
@@ -411,6 +506,7 @@ void Agent::tick() {
     for (Scheduler::TaskId id : trace_scheduler_->take_due(now))
       investigator_.baseline(trace_target(plan_.targets[plan_.traces[id].target]));
     if (check_again_ && check_probes_ == 0) run_vantage_check();
+    consider_save(false);  // new last good traces
   }
   in_tick_ = false;
   finish_if_idle();

@@ -5,7 +5,10 @@
 // mean), the investigator (traces and verdicts) and the host refresher — and
 // writes every record to the outputs. Its services come in from outside
 // (loop and clock, engine and wire, name lookups, ASN tables), so the whole
-// daemon runs in tests over a simulated network in simulated time.
+// daemon runs in tests over a simulated network in simulated time. With
+// agent.state_dir, what the detector knows and the last good traces outlive
+// the process (state_store): an outage open at a restart, even a kill -9,
+// is neither forgotten nor reported again, and its *_up carries its start.
 // Leaves to others: packets (engine), timing (event loop), computing anything (analysis).
 #pragma once
 
@@ -32,6 +35,7 @@
 #include "records.hpp"
 #include "scheduler.hpp"
 #include "series.hpp"
+#include "state_store.hpp"
 
 namespace outpost {
 
@@ -74,11 +78,11 @@ class Agent {
   // config cannot be applied (then nothing changed).
   std::string apply(const Config& config);
   void start();
-  // Stops scheduling; when the last probe and investigation is over, closes
+  // Stops scheduling (and saves the state); when the last probe and investigation is over, closes
   // the open series windows, flushes and stops the loop.
   void stop();
-  // At once, whatever is in flight: closes the open windows and flushes (the
-  // loop failed, or the process is about to exit).
+  // At once, whatever is in flight: closes the open windows, saves the state
+  // and flushes (the loop failed, or the process is about to exit).
   void flush_now();
   bool finished() const { return finished_; }
 
@@ -115,6 +119,14 @@ class Agent {
   const PlannedTarget* find_target(const std::string& key) const;
   void write(Record record);
   void finish_if_idle();
+  // The state under agent.state_dir: restored at the first apply, saved soon
+  // after each detector event, at most once a second after other changes of
+  // the detector's, at most once a minute after new baselines only, and at
+  // stop() and flush_now().
+  void restore_state(const StateStore& store, Detector& detector, const Plan& plan);
+  void restore_traces();
+  void consider_save(bool urgent);
+  void save_state();
 
   EventLoop& loop_;
   Engine& engine_;
@@ -143,6 +155,16 @@ class Agent {
   bool check_again_ = false;
   std::optional<SteadyTime> last_check_;
   Duration check_gap_{};
+
+  std::unique_ptr<StateStore> state_;
+  std::map<std::string, TraceResult> restored_traces_;  // saved before the restart, for the first apply
+  std::uint64_t saved_detector_revision_ = 0;
+  std::uint64_t saved_traces_revision_ = 0;
+  std::optional<std::string> traces_json_;  // the last good traces as last encoded
+  std::uint64_t traces_json_revision_ = 0;
+  std::optional<SteadyTime> last_save_;
+  EventLoop::TimerId save_timer_ = 0;
+  SteadyTime save_at_{};
 
   EventLoop::TimerId tick_timer_ = 0;
   SteadyTime tick_at_{};

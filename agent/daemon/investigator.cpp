@@ -73,8 +73,19 @@ void Investigator::baseline(const TraceTarget& target) {
   if (stopping_ || !raw_ || !target.address) return;
   ++stats_.baselines;
   run_trace(target, spec_, "baseline", [this, key = target.key](const TraceResult& result) {
-    if (result.reached && !stopping_) last_good_[key] = result;
+    if (result.reached && !stopping_) {
+      last_good_[key] = result;
+      ++last_good_revision_;
+    }
   });
+}
+
+void Investigator::restore_last_good(const std::string& key, TraceResult trace) {
+  if (!trace.reached) return;
+  auto it = last_good_.find(key);
+  if (it != last_good_.end() && it->second.started >= trace.started) return;
+  last_good_[key] = std::move(trace);
+  ++last_good_revision_;
 }
 
 std::string Investigator::group_key(const DetectorEvent& event, const TraceTarget& target) const {

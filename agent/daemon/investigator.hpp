@@ -78,7 +78,16 @@ class Investigator {
 
   // The last trace toward the target (by key) that reached it.
   const TraceResult* last_good(const std::string& key) const;
-  void forget(const std::string& key) { last_good_.erase(key); }
+  void forget(const std::string& key) {
+    if (last_good_.erase(key)) ++last_good_revision_;
+  }
+  // Every last good trace by key, to be saved; the count moves with each change.
+  const std::unordered_map<std::string, TraceResult>& last_good_traces() const { return last_good_; }
+  std::uint64_t last_good_revision() const { return last_good_revision_; }
+  // A last good trace saved before a restart: verdicts use it until a baseline
+  // of this run reaches the target (a newer one is kept: only a trace that
+  // reached its target is taken).
+  void restore_last_good(const std::string& key, TraceResult trace);
   // Traces running and investigations waiting: the agent drains them before it stops.
   std::size_t busy() const { return traces_running_ + queue_.size() + concluding_; }
   // A target or group of this group is back: the breaks found in it no longer explain anything.
@@ -125,6 +134,7 @@ class Investigator {
   bool raw_ = true;
   bool stopping_ = false;
   std::unordered_map<std::string, TraceResult> last_good_;
+  std::uint64_t last_good_revision_ = 0;
   std::size_t traces_running_ = 0;
   std::size_t failure_traces_ = 0;
   std::size_t concluding_ = 0;  // failure traces done, direct probes of the last hop running

@@ -136,7 +136,7 @@ std::string encode_entry(std::uint8_t kind, const Batch& b, std::string_view not
   put16(p + 24, static_cast<std::uint16_t>(note.size()));
   char* body = p + kHeader;
   std::memcpy(body, b.id.data(), b.id.size());
-  std::memcpy(body + b.id.size(), note.data(), note.size());
+  if (!note.empty()) std::memcpy(body + b.id.size(), note.data(), note.size());
   std::memcpy(body + b.id.size() + note.size(), b.payload.data(), b.payload.size());
   std::uint32_t crc = crc_update(0, p, 28);
   crc = crc_update(crc, body, out.size() - kHeader);
@@ -293,6 +293,7 @@ struct Spool::Impl {
     std::uint64_t ack_size = 0;  // bytes in its ack log
     std::size_t live = 0;        // entries still to send
     bool ack_broken = false;     // a failed ack write left the log unaligned: no more acks
+    bool sealed = false;         // its tail was cut at open: appends go to a new segment
     std::vector<std::uint64_t> seqs;  // every entry it was given, in order
   };
   struct Entry {
@@ -356,7 +357,12 @@ struct Spool::Impl {
     }
     if (dir.empty()) return;
     open_dir();
-    for (ClassLog& c : classes) replay(c);
+    try {
+      for (ClassLog& c : classes) replay(c);
+    } catch (...) {
+      ::close(lock_fd);  // no destructor runs for a constructor that throws
+      throw;
+    }
     if (stats.replayed > 0 || stats.corrupt > 0) {
       spdlog::info("spool {}: {} batches ({} records, {} bytes) to send{}", dir, stats.replayed, records, disk_bytes,
                    stats.corrupt > 0 ? fmt::format("; {} damaged parts skipped ({} bytes)", stats.corrupt,
@@ -463,7 +469,8 @@ struct Spool::Impl {
       replay_segment(c, n);
     }
     // Appends continue in the last segment while it has room.
-    if (!c.segments.empty() && c.segments.rbegin()->second.size < segment_bytes) {
+    if (!c.segments.empty() && !c.segments.rbegin()->second.sealed &&
+        c.segments.rbegin()->second.size < segment_bytes) {
       c.active = c.segments.rbegin()->first;
     }
   }
@@ -484,6 +491,7 @@ struct Spool::Impl {
       std::string id;
     };
     std::vector<Found> found;
+    bool cut = false;
     Reader r(fd, size);
     std::uint64_t off = 0;
     while (off < size) {
@@ -504,6 +512,7 @@ struct Spool::Impl {
       spdlog::warn("spool: {}: damaged or torn tail at offset {} ({}): {} bytes truncated", path, off, why,
                    size - off);
       damaged(size - off);
+      cut = true;
       if (::ftruncate(fd, static_cast<off_t>(off)) != 0) {
         spdlog::warn("spool: {}: cannot truncate: {}", path, errno_text(errno));
       } else {
@@ -518,6 +527,7 @@ struct Spool::Impl {
     Segment seg;
     seg.size = size;
     seg.ack_size = ack_size;
+    seg.sealed = cut;
     for (Found& f : found) {
       if (acked.count(f.offset)) continue;
       const std::uint64_t seq = next_seq++;

@@ -27,15 +27,19 @@
 // Ack record, 16 bytes: "OPAK", u64 offset of the entry in its segment,
 // u32 crc32 of the first 12 bytes. An ack means "never send this entry again"
 // (delivered or quarantined). A segment whose entries are all acked, or that
-// is evicted whole, is deleted (segment first, then its ack log, so an ack
-// log never outlives its segment's data).
+// is evicted whole, is deleted: the segment first, then its ack log (an ack
+// log a crash left without its segment is deleted at open; numbers are never
+// reused).
 //
 // At open every entry is verified. A damaged entry (bad magic, impossible
 // length or field, bad checksum) is warned about with its file and offset,
-// counted, and the segment is scanned forward for the next valid entry;
-// when none follows, the damaged tail is truncated away so later appends are
-// never glued after garbage. Ack logs are verified the same way (a damaged
-// ack record is dropped: its batch is sent again, at least once).
+// counted, and the segment is scanned forward for the next valid entry.
+// When none follows, the damaged tail is truncated away and appends go to a
+// new segment (never glued after garbage, never at an offset an old ack
+// names). Damage in the middle stays in its file and is counted again at
+// each open until the segment is deleted. Ack logs are verified the same
+// way: a damaged ack record is dropped and its batch is sent again (at least
+// once), a torn one truncated.
 //
 // A batch the disk refuses (ENOSPC, EIO, ...) is kept in memory in its place
 // in the order; it does not survive a restart.
