@@ -17,6 +17,8 @@
 // Series records: ceil(N / 50) targets, each with windows of 60 s one after
 // the other ending about 6 minutes ago, so that every series' samples move
 // forward in time and stay within the last hour (what Prometheus accepts).
+// Target names carry the process id, so a second run into the same server
+// makes new series instead of going back in time on the old ones.
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -188,8 +190,8 @@ class RecordMaker {
   }
   SeriesKey key(std::uint64_t i) const {
     const std::uint64_t t = target_of(i);
-    char name[32];
-    std::snprintf(name, sizeof name, "t%06llu", static_cast<unsigned long long>(t));
+    char name[48];
+    std::snprintf(name, sizeof name, "r%ld-t%06llu", static_cast<long>(getpid()), static_cast<unsigned long long>(t));
     SeriesKey k;
     k.target = name;
     k.group = "g" + std::to_string(t % 16);
