@@ -194,6 +194,9 @@ void CollectorOutput::write(const Record& record) {
   if (encoded.empty()) return;  // not carried by this format
   ++stats_.records;
   const RecordClass cls = record_class(record);
+  // A batch stays within batch_bytes (a collector's request limit, NATS'
+  // max_payload): one that this record would push over goes first.
+  if (open_[static_cast<int>(cls)].payload.size() + encoded.size() > spec_.batch_bytes) close(cls);
   Open& open = open_[static_cast<int>(cls)];
   if (open.records == 0) {
     open.created = reactor_.clock().wall();
@@ -204,7 +207,7 @@ void CollectorOutput::write(const Record& record) {
   }
   open.payload += encoded;
   ++open.records;
-  if (open.payload.size() >= spec_.batch_bytes) close(cls);
+  if (open.payload.size() >= spec_.batch_bytes) close(cls);  // full (or one record bigger than a batch)
 }
 
 void CollectorOutput::close(RecordClass cls) {

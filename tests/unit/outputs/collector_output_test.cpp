@@ -120,6 +120,21 @@ TEST_CASE("collector output: a batch closes by size", "[outputs]") {
   CHECK(rig.sends.front().batch.records == 2);
 }
 
+TEST_CASE("collector output: a batch never grows past batch_bytes", "[outputs]") {
+  outpost::OutputSpec spec;
+  const std::size_t line = outpost::to_json_line(probe(1)).size();
+  spec.batch_bytes = 2 * line + line / 2;  // room for two and a half records
+  Rig rig(spec);
+  for (int i = 0; i < 3; ++i) rig.out->write(probe(i));  // the third would not fit: the first two go
+  REQUIRE(rig.sends.size() == 1);
+  CHECK(rig.sends.front().batch.records == 2);
+  CHECK(rig.sends.front().batch.payload.size() <= spec.batch_bytes);
+  rig.complete(outpost::SendOutcome::delivered);
+  rig.out->flush();
+  REQUIRE(rig.sends.size() == 1);
+  CHECK(rig.sends.front().batch.records == 1);
+}
+
 TEST_CASE("collector output: one send at a time, events before series before probes, ids never repeat", "[outputs]") {
   Rig rig;
   rig.out->write(probe(1));
