@@ -278,8 +278,10 @@ void CollectorOutput::sent(SendResult result) {
     case SendOutcome::rejected:
       ++stats_.rejected;
       stats_.rejected_records += current_.records;
-      spdlog::error("output {}: batch {} ({} {} records) rejected: {}; quarantined", name(), current_.id,
-                    current_.records, to_string(current_.cls), result.detail);
+      reject_log_.warn(reactor_.clock().now(), "output " + name() + ": batch " + current_.id + " (" +
+                                                   std::to_string(current_.records) + " " +
+                                                   std::string(to_string(current_.cls)) +
+                                                   " records) rejected: " + result.detail + "; quarantined");
       spool_->quarantine(current_.id, result.detail);
       backoff_ = Duration::zero();
       break;

@@ -161,7 +161,8 @@ class CollectorOutput final : public Output {
   Reactor::TimerId retry_timer_ = 0;
   Reactor::TimerId sync_timer_ = 0;
   std::mt19937_64 random_;
-  RateLimitedLog log_;
+  RateLimitedLog log_;         // failed sends
+  RateLimitedLog reject_log_;  // refused batches
 };
 
 // A batch id: AGENT-NAME-START-SEQ in letters, digits, '-' and '_' (START:

@@ -924,7 +924,8 @@ struct Spool::Impl {
     if (!where) return;
     ClassLog& c = classes[static_cast<int>(where->first)];
     const Entry& e = c.queue.at(where->second);
-    spdlog::warn("spool {}: batch {} ({} {} records) refused for good, quarantined: {}", label(), id, e.records,
+    // The output says so to people (rate-limited); this is the spool's own trace.
+    spdlog::debug("spool {}: batch {} ({} {} records) refused for good, quarantined: {}", label(), id, e.records,
                  class_name(c.cls), why);
     if (!dir.empty()) {
       Batch copy;

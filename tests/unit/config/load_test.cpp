@@ -315,6 +315,7 @@ TEST_CASE("example.yaml loads with the values it documents", "[config][example]"
   CHECK(config.report.window == 60s);
   REQUIRE(config.report.outputs.size() == 1);
   CHECK(config.report.outputs[0].target == "/var/lib/outpost/results.jsonl");
+  CHECK(config.agent.state_dir == "/var/lib/outpost");
 }
 
 TEST_CASE("valid-minimal.yaml gets every default", "[config]") {
