@@ -174,7 +174,7 @@ for name in outputs:
               ls[:1])
     else:
         check("prom_400: the refused batch is quarantined", ls and "quarantined" in ls[0], ls[:1])
-        print(f"  prom_400: {len(ls)} 'rejected' line(s) for the batches of 20 s")
+        check("prom_400: 'rejected' logged once in 20 s however many batches (one line per 30 s)", len(ls) == 1, len(ls))
 
 def requests(p):
     return after.get(p, 0) - before.get(p, 0)
