@@ -65,6 +65,9 @@ Agent::Agent(AgentServices services)
   pacer_.on_launched([this] {
     if (!in_tick_) rearm();
   });
+  // A stopping agent may be waiting for nothing but a trace: when the last
+  // one ends (no probe result, no tick follows), it finishes there.
+  investigator_.on_settled([this] { finish_if_idle(); });
 }
 
 Agent::~Agent() {

@@ -330,3 +330,26 @@ TEST_CASE("agent restart: a crash while the target_down waits for its failure tr
   REQUIRE(up.size() == 1);
   CHECK(up[0].event.start == down[0].event.start);
 }
+
+TEST_CASE("agent stop: when the last thing in flight is a trace, its end finishes the agent", "[agent][sim][restart]") {
+  TempDir dir;
+  FakeClock clock;
+  Journal journal;
+  std::string config = config_with(dir.path);
+  config.replace(config.find("timeout: 200ms"), 14, "timeout: 2s");  // trace probes outlast every task probe
+  // A tight rate cap: the trace's probes wait in the pacer, and at the stop
+  // they end by refusal, on the loop's next turns.
+  config.replace(config.find("max_pps: 100000"), 15, "max_pps: 12");
+  Process p(clock, journal);
+  p.apply(config);
+  p.agent->start();
+  p.run_for(20s);
+  p.net.host_down(kNet2, true);
+  for (int i = 0; i < 400 && p.agent->investigations().started == 0; ++i) p.run_for(50ms);
+  REQUIRE(p.agent->investigations().started == 1);
+  p.agent->stop();
+  // The task probes end within their 500 ms; the failure trace's within seconds after.
+  REQUIRE(p.driver.run_for(30s));
+  CHECK(p.agent->finished());
+  CHECK(journal.events_of(EventKind::target_down).size() == 1);  // written when its trace ended
+}
