@@ -39,10 +39,10 @@ void append_escaped(std::string& out, std::uint8_t c, bool in_name) {
     out += static_cast<char>(c);
   } else if ((c > 0x20 && c < 0x7f) || (!in_name && c == ' ')) {
     out += static_cast<char>(c);
-  } else {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "\\%03u", c);
-    out += buf;
+  } else {  // \DDD, without snprintf: a hostile answer may hold 64 KB of such bytes
+    const char digits[4] = {'\\', static_cast<char>('0' + c / 100), static_cast<char>('0' + c / 10 % 10),
+                            static_cast<char>('0' + c % 10)};
+    out.append(digits, sizeof digits);
   }
 }
 
@@ -192,10 +192,11 @@ bool format_rdata(MessageReader& r, std::uint16_t type, std::size_t pos, std::si
       out = "\\# " + std::to_string(size);
       if (!r.keep_text()) return true;
       if (size) out += ' ';
-      char hex[3];
+      static constexpr char kHex[] = "0123456789abcdef";
+      out.reserve(out.size() + 2 * size);
       for (; pos < end; ++pos) {
-        std::snprintf(hex, sizeof hex, "%02x", *r.at(pos));
-        out += hex;
+        out += kHex[*r.at(pos) >> 4];
+        out += kHex[*r.at(pos) & 0xF];
       }
       return true;
     }
