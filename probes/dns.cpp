@@ -277,7 +277,8 @@ void DnsProbe::read_udp(ProbeContext& ctx) {
   // One buffer for every probe (the agent is one thread): a fresh 64 KiB
   // vector per answer cost more than the rest of reading it.
   static thread_local std::array<std::uint8_t, 65536> buf;
-  for (int i = 0; i < kDnsMaxDatagramsPerWake && !finished_ && udp_ >= 0; ++i) {
+  std::size_t bytes = 0;
+  for (int i = 0; i < kDnsMaxDatagramsPerWake && bytes < kDnsMaxBytesPerWake && !finished_ && udp_ >= 0; ++i) {
     alignas(cmsghdr) std::array<std::uint8_t, 256> control;
     iovec iov{buf.data(), buf.size()};
     msghdr msg{};
@@ -292,6 +293,7 @@ void DnsProbe::read_udp(ProbeContext& ctx) {
       return finish(is_unreachable_errno(err) ? ProbeStatus::unreachable : ProbeStatus::error,
                     errno_text("receive", err));
     }
+    bytes += static_cast<std::size_t>(n);
     const Ancillary a = read_ancillary(msg);
     auto parsed = parse_dns_response(Bytes(buf.data(), static_cast<std::size_t>(n)), id_, spec_.question,
                                      kDnsMaxAnswersKept);

@@ -17,11 +17,13 @@
 namespace outpost {
 
 // At most this many datagrams (and as many error-queue messages) are read
-// from a probe's UDP socket per readiness. The socket is watched
-// level-triggered, so the loop wakes again for the rest after its timers,
-// signals and other sockets have had their turn: a server that floods its
-// answers cannot hold the loop.
+// from a probe's UDP socket per readiness, and none more once this many
+// bytes were: each byte may cost kDnsStepsPerByte steps to parse. The
+// socket is watched level-triggered, so the loop wakes again for the rest
+// after its timers, signals and other sockets have had their turn: a server
+// that floods its answers cannot hold the loop.
 inline constexpr int kDnsMaxDatagramsPerWake = 64;
+inline constexpr std::size_t kDnsMaxBytesPerWake = 128 * 1024;
 
 // Free text that a probe takes from what came over the network (why an
 // answer was ignored, why TCP gave nothing, an unmet expect) is cut to this.

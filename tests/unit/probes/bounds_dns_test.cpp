@@ -1,6 +1,6 @@
 // The dns probe's bounds against a server on loopback that floods it: one
-// readiness reads at most kDnsMaxDatagramsPerWake datagrams and the socket
-// wakes the loop again for the rest; an answer of thousands of CNAMEs keeps
+// readiness reads at most kDnsMaxDatagramsPerWake datagrams (and stops past
+// kDnsMaxBytesPerWake) and the socket wakes the loop again for the rest; an answer of thousands of CNAMEs keeps
 // 32 answers of at most 255 characters and counts the others.
 
 #include "test_bytes.hpp"
@@ -46,7 +46,9 @@ class LoopContext final : public outpost::ProbeContext {
   bool expect(const outpost::FlowKey&) override { return true; }
   bool send(const IpAddress&, std::span<const std::uint8_t>, std::string*) override { return false; }
   void arm_timeout(outpost::Duration) override {}
+  std::vector<int> watched;
   bool watch(int fd, std::uint32_t events) override {
+    watched.push_back(fd);
     epoll_event ev{};
     ev.events = events;
     ev.data.fd = fd;
@@ -176,6 +178,28 @@ TEST_CASE("DnsProbe bounds: one wake reads at most 64 datagrams; the socket wake
   REQUIRE(probe.finished());
   CHECK(probe.result().status == ProbeStatus::reply);
   CHECK_THAT(probe.result().dns->last_ignored, Catch::Contains("expected"));
+}
+
+TEST_CASE("DnsProbe bounds: one wake reads no more datagrams once 128 KiB were read", "[dns][bounds][loopback]") {
+  Server server;
+  REQUIRE(server.ok());
+  LoopContext ctx;
+  outpost::DnsProbe probe(kLoopback, {kQuestion, {}, server.port()}, 2s);
+  probe.start(ctx);
+  REQUIRE(ctx.watched.size() == 1);
+  // Room for four datagrams of 60,000 bytes in the probe's socket (the kernel doubles what is asked).
+  const int room = 4 * 65536;
+  setsockopt(ctx.watched[0], SOL_SOCKET, SO_RCVBUF, &room, sizeof room);
+  REQUIRE(server.receive());
+  Bytes big = response_head(static_cast<std::uint16_t>(probe.query_id() + 1));
+  big.resize(60000);
+  for (int i = 0; i < 4; ++i) REQUIRE(server.answer(big));
+  // 120,000 bytes are under the bound: a third is read, then no more.
+  REQUIRE(ctx.step(probe));
+  CHECK(probe.result().dns->ignored == 3);
+  REQUIRE(ctx.step(probe));
+  CHECK(probe.result().dns->ignored == 4);
+  CHECK_FALSE(probe.finished());
 }
 
 TEST_CASE("DnsProbe bounds: a CNAME storm keeps 32 answers of at most 255 characters", "[dns][bounds][loopback]") {
