@@ -1,5 +1,4 @@
-// Untrusted text (AS names, lines of a downloaded table, DNS answers, error
-// texts from the network) made safe to print on a terminal or in a log line.
+// Untrusted text (AS names, table lines, DNS answers, network errors) made safe for a terminal or a log.
 // Leaves to others: what the text means, and where it is printed.
 #pragma once
 
