@@ -84,7 +84,8 @@ std::optional<Duration> parse_duration(std::string_view text, std::string* error
                            std::string(unit_list) + ")");
   }
 
-  const std::string too_large = quoted + " is too large";
+  const std::string too_large =
+      quoted + " is too long (at most " + format_duration(kMaxDuration) + ", a year)";
   std::int64_t whole_value = 0;
   auto [end, ec] = std::from_chars(whole.data(), whole.data() + whole.size(), whole_value);
   std::int64_t ns = 0;
@@ -112,6 +113,8 @@ std::optional<Duration> parse_duration(std::string_view text, std::string* error
   }
 
   if (negative || ns == 0) return fail(error, quoted + ": a duration must be greater than zero");
+  // Bounded so that any duration added to any clock reading stays far from overflow.
+  if (Duration(ns) > kMaxDuration) return fail(error, too_large);
   return Duration(ns);
 }
 

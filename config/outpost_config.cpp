@@ -4,6 +4,7 @@
 #include "outpost_config.hpp"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -124,7 +126,23 @@ SourceMark source_mark(const YAML::Mark& mark) {
   return {mark.line + 1, mark.column + 1};
 }
 
-std::string quote(std::string_view text) { return "'" + std::string(text) + "'"; }
+// 'text', with control bytes written \xNN so that a value quoted in a
+// message cannot act on the terminal that shows it.
+std::string quote(std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b == 0x7f) {
+      out += "\\x";
+      out += hex[b >> 4];
+      out += hex[b & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
 
 // "a map", "'fast'", "nothing": how a value that was not what we wanted looks.
 std::string describe(const Node& node) {
@@ -241,11 +259,6 @@ auto integer_in(long long low, long long high) {
   return integer_value<T>(low, high, "an integer from " + std::to_string(low) + " to " + std::to_string(high));
 }
 
-template <class T>
-auto integer_at_least(long long low) {
-  return integer_value<T>(low, std::numeric_limits<T>::max(), "an integer of at least " + std::to_string(low));
-}
-
 Parsed<double> positive_number_value(const Node& node, std::string& error) {
   double value = 0;
   if (node.IsScalar()) {
@@ -257,6 +270,20 @@ Parsed<double> positive_number_value(const Node& node, std::string& error) {
   }
   error = "expected a number greater than 0, got " + describe(node);
   return std::nullopt;
+}
+
+// A rate such as agent.max_pps: a plain decimal number from `low` to `high`.
+auto number_in(double low, double high, std::string expected) {
+  return [low, high, expected](const Node& node, std::string& error) -> Parsed<double> {
+    double value = 0;
+    if (node.IsScalar()) {
+      const std::string& text = node.Scalar();
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (ec == std::errc{} && end == text.data() + text.size() && value >= low && value <= high) return value;
+    }
+    error = "expected " + expected + ", got " + describe(node);
+    return std::nullopt;
+  };
 }
 
 Parsed<double> fraction_value(const Node& node, std::string& error) {
@@ -419,23 +446,134 @@ class ErrorList {
  public:
   explicit ErrorList(std::string file) : file_(std::move(file)) {}
 
-  // Records "PATH: message" at `mark` (just "message" at the top level).
+  // Records "PATH: message" at `mark` (just "message" at the top level);
+  // beyond kMaxConfigErrors, only counts it.
   void add(SourceMark mark, const std::string& path, const std::string& message) {
+    if (errors_.size() >= kMaxConfigErrors) {
+      ++not_kept_;
+      return;
+    }
     errors_.push_back({file_, mark.line, mark.col, path.empty() ? message : path + ": " + message});
   }
 
   // Errors in file order (those without a position first); stable otherwise.
+  // A last line counts those not kept.
   std::vector<ConfigError> take() {
     std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
       return std::pair(a.line, a.col) < std::pair(b.line, b.col);
     });
+    if (not_kept_ > 0) errors_.push_back({file_, 0, 0, "and " + std::to_string(not_kept_) + " more problems"});
     return std::move(errors_);
   }
 
  private:
   std::string file_;
   std::vector<ConfigError> errors_;
+  std::size_t not_kept_ = 0;
 };
+
+// Counts what a YAML text stands for once every alias is expanded, from the
+// parser's events and before any node is built: each value (scalar, null,
+// map, list, and each key) counts one, an alias counts all its anchor's node
+// stands for. Throws ExpansionRefused at the first value or alias past
+// kMaxConfigValues or kMaxConfigExpandedBytes, and at an alias inside the
+// node it names (a cycle).
+struct ExpansionRefused {
+  SourceMark at;
+  std::string message;
+};
+
+class ExpansionCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {
+    anchored_.clear();
+    open_.clear();
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(mark, anchor, {1, 0}); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string& value) override {
+    leaf(mark, anchor, {1, value.size()});
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto it = anchored_.find(anchor);
+    if (it == anchored_.end()) {
+      throw ExpansionRefused{source_mark(mark), "an alias inside the node it names (a cycle) is not allowed"};
+    }
+    add(mark, it->second, true);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(mark, anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(mark, anchor);
+  }
+  void OnMapEnd() override { close(); }
+
+ private:
+  struct Size {
+    std::size_t values = 0;
+    std::size_t bytes = 0;
+  };
+  struct Open {
+    YAML::anchor_t anchor;
+    Size size;
+  };
+
+  // Counts `size` in the document and in the innermost open node (which
+  // passes its own size to its parent when it closes). Neither total passes
+  // its bound (it throws first), so no sum overflows.
+  void add(const YAML::Mark& mark, Size size, bool alias, bool in_parent = true) {
+    total_.values += size.values;
+    total_.bytes += size.bytes;
+    if (total_.values > kMaxConfigValues || total_.bytes > kMaxConfigExpandedBytes) {
+      const std::string bound = total_.values > kMaxConfigValues
+                                    ? std::to_string(kMaxConfigValues) + " values"
+                                    : std::to_string(kMaxConfigExpandedBytes >> 20) + " MiB of text";
+      throw ExpansionRefused{source_mark(mark), alias ? "this alias takes the config past " + bound +
+                                                            " (an alias repeats all that its anchor names)"
+                                                      : "the config has more than " + bound};
+    }
+    if (in_parent && !open_.empty()) {
+      open_.back().size.values += size.values;
+      open_.back().size.bytes += size.bytes;
+    }
+  }
+  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor, Size size) {
+    add(mark, size, false);
+    if (anchor != YAML::NullAnchor) anchored_[anchor] = size;
+  }
+  void open(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    add(mark, {1, 0}, false, false);
+    open_.push_back({anchor, {1, 0}});
+  }
+  void close() {
+    if (open_.empty()) return;
+    const Open node = open_.back();
+    open_.pop_back();
+    if (!open_.empty()) {
+      open_.back().size.values += node.size.values;
+      open_.back().size.bytes += node.size.bytes;
+    }
+    if (node.anchor != YAML::NullAnchor) anchored_[node.anchor] = node.size;
+  }
+
+  Size total_;
+  std::vector<Open> open_;
+  std::map<YAML::anchor_t, Size> anchored_;
+};
+
+// Runs the counter over every document of `text`.
+void check_expansion(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  ExpansionCounter counter;
+  while (parser.HandleNextDocument(counter)) {
+  }
+}
 
 // A YAML map checked against the keys it may have: unknown keys, repeated
 // keys and keys that are not names are recorded as it is built.
@@ -527,6 +665,14 @@ class Loader {
   explicit Loader(const std::string& name) : errors_(name) { config_.path = name; }
 
   ConfigLoad load(const std::string& text) {
+    if (text.size() > kMaxConfigBytes) {
+      return fail({}, "larger than " + std::to_string(kMaxConfigBytes >> 20) + " MiB: not a config");
+    }
+    try {
+      check_expansion(text);
+    } catch (const ExpansionRefused& refused) {
+      return fail(refused.at, refused.message);
+    }
     std::vector<Node> documents = YAML::LoadAll(text);
     if (documents.empty()) {
       errors_.add({}, "", "the config is empty (expected a map with 'agent' and 'groups')");
@@ -656,7 +802,7 @@ class Loader {
     if (!map) return;
     AgentSection& agent = config_.agent;
     read(*map, "id", agent.id, string_value, Need::required);
-    read(*map, "max_pps", agent.max_pps, positive_number_value);
+    read(*map, "max_pps", agent.max_pps, number_in(kMaxPpsLowest, kMaxPpsHighest, "a number from 0.001 to 10000000"));
     read(*map, "interface", agent.interface, string_value);
     read(*map, "resolve_interval", agent.resolve_interval, duration_value);
     read(*map, "state_dir", agent.state_dir, string_value);
@@ -779,11 +925,11 @@ class Loader {
                                 "flap_window"});
     if (!map) return;
     auto& d = config_.detect;
-    read(*map, "down_after", d.down_after, integer_at_least<int>(1));
-    read(*map, "up_after", d.up_after, integer_at_least<int>(1));
+    read(*map, "down_after", d.down_after, integer_in<int>(1, kMaxProbeCount));
+    read(*map, "up_after", d.up_after, integer_in<int>(1, kMaxProbeCount));
     read(*map, "group_fraction", d.group_fraction, fraction_value);
     read(*map, "suspect_interval", d.suspect_interval, duration_value);
-    read(*map, "flap_count", d.flap_count, integer_at_least<int>(2));
+    read(*map, "flap_count", d.flap_count, integer_in<int>(2, kMaxProbeCount));
     read(*map, "flap_window", d.flap_window, duration_value);
   }
 
@@ -793,10 +939,10 @@ class Loader {
     if (!map) return;
     auto& t = config_.traceroute;
     read(*map, "method", t.method, traceroute_method_value);
-    read(*map, "max_ttl", t.max_ttl, integer_in<int>(1, 255));
-    read(*map, "attempts", t.attempts, integer_in<int>(1, 10));
-    read(*map, "gap_limit", t.gap_limit, integer_in<int>(1, 255));
-    read(*map, "parallel", t.parallel, integer_in<int>(1, 255));
+    read(*map, "max_ttl", t.max_ttl, integer_in<int>(1, kTraceMaxTtl));
+    read(*map, "attempts", t.attempts, integer_in<int>(1, kTraceMaxAttempts));
+    read(*map, "gap_limit", t.gap_limit, integer_in<int>(1, kTraceMaxTtl));
+    read(*map, "parallel", t.parallel, integer_in<int>(1, kTraceMaxTtl));
     read(*map, "timeout", t.timeout, duration_value);
     read(*map, "baseline_interval", t.baseline_interval, duration_value);
     read(*map, "max_failure_traces", t.max_failure_traces, integer_in<int>(1, 1000));
@@ -922,7 +1068,10 @@ ConfigLoad load_guarded(const std::string& name, const std::string* text, const 
       std::string content;
       char buffer[65536];
       std::size_t n;
-      while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) content.append(buffer, n);
+      // Reads one byte past the limit at most, so that /dev/zero is refused, not read forever.
+      while (content.size() <= kMaxConfigBytes &&
+             (n = std::fread(buffer, 1, std::min(sizeof buffer, kMaxConfigBytes + 1 - content.size()), file.get())) > 0)
+        content.append(buffer, n);
       if (std::ferror(file.get())) return loader.fail({}, std::string("cannot read: ") + std::strerror(errno));
       return loader.load(content);
     } catch (const YAML::ParserException& e) {

@@ -78,6 +78,23 @@ struct Group {
   SourceMark mark;
 };
 
+// Bounds on the numbers that reach arithmetic; the loader and the command
+// line refuse values outside them.
+inline constexpr double kMaxPpsLowest = 0.001;        // agent.max_pps: one probe in 1000 s
+inline constexpr double kMaxPpsHighest = 10'000'000;  // ... up to ten million a second
+inline constexpr int kMaxProbeCount = 1000;           // detect.down_after, up_after, flap_count
+inline constexpr int kTraceMaxTtl = 255;              // max_ttl, gap_limit, parallel
+inline constexpr int kTraceMaxAttempts = 10;          // probes per hop
+// What a config may be: its file's size, and the values (map entries, list
+// items, scalars) and scalar bytes its one document stands for once every
+// alias is expanded, so that a few hundred bytes of aliases cannot stand for
+// millions of targets.
+inline constexpr std::size_t kMaxConfigBytes = 16 << 20;
+inline constexpr std::size_t kMaxConfigValues = 1'000'000;
+inline constexpr std::size_t kMaxConfigExpandedBytes = 16 << 20;
+// Problems listed at most; the rest are counted in one last line.
+inline constexpr std::size_t kMaxConfigErrors = 1000;
+
 struct AgentSection {
   std::string id;
   double max_pps = 1000;
@@ -185,7 +202,12 @@ ConfigLoad load_config_string(const std::string& text, const std::string& name);
 // nullopt and a message in *error otherwise.
 std::optional<std::uint64_t> parse_size(std::string_view text, std::string* error);
 
-// "500ms", "2s", "5m", "1h", also "1.5s", "100us"; nullopt and a message in *error otherwise.
+// The longest duration the config and the command line accept: a year, so
+// that a clock reading plus any duration (or a few) can never overflow.
+inline constexpr Duration kMaxDuration = std::chrono::hours(24 * 365);
+
+// "500ms", "2s", "5m", "1h", also "1.5s", "100us", at most kMaxDuration;
+// nullopt and a message in *error otherwise.
 std::optional<Duration> parse_duration(std::string_view text, std::string* error);
 // The shortest exact form: 500ms, 2s, 5m, 1h, 1500ms.
 std::string format_duration(Duration d);

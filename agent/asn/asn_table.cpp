@@ -8,10 +8,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "terminal_text.hpp"
+
 namespace outpost {
 namespace {
 
 constexpr std::size_t kProblemsKept = 10;
+constexpr std::size_t kProblemLineBytes = 200;  // of a bad line, quoted in its problem
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -76,20 +79,25 @@ std::string AsnOrigin::text() const {
   return s;
 }
 
-std::uint32_t AsnTable::intern(AsnOrigin origin) {
+std::uint32_t AsnTable::intern(AsnOrigin origin, Loading& loading) {
   auto [it, fresh] = origin_index_.try_emplace(origin.text(), static_cast<std::uint32_t>(origins_.size()));
-  if (fresh) origins_.push_back(std::move(origin));
+  if (fresh) {
+    loading.origin_asns += origin.asns.size();
+    origins_.push_back(std::move(origin));
+  }
   return it->second;
 }
 
-void AsnTable::add_line(std::string_view line, const std::string& name, std::size_t number, AsnLoadReport& report) {
+void AsnTable::add_line(std::string_view line, Loading& loading) {
+  AsnLoadReport& report = loading.report;
+  const auto where = [&] { return loading.name + ":" + std::to_string(loading.number); };
   const auto comment = line.find_first_of("#;");
   line = trim(line.substr(0, comment));
   if (line.empty()) return;
   auto problem = [&](const std::string& what) {
     ++report.skipped;
     if (report.problems.size() < kProblemsKept)
-      report.problems.push_back(name + ":" + std::to_string(number) + ": " + what + ": '" + std::string(line) + "'");
+      report.problems.push_back(where() + ": " + what + ": '" + terminal_safe(line, kProblemLineBytes) + "'");
   };
   const auto f = fields(line);
   std::string_view prefix_text, length_text, origin_text;
@@ -112,7 +120,16 @@ void AsnTable::add_line(std::string_view line, const std::string& name, std::siz
   if (!length || *length > max_length) return problem("bad prefix length");
   auto origin = parse_origin(origin_text);
   if (!origin) return problem("bad ASN");
-  const std::uint32_t index = intern(std::move(*origin));
+  if (v4_.size() + v6_.size() >= loading.limits.max_prefixes) {
+    loading.error = where() + ": more than " + std::to_string(loading.limits.max_prefixes) + " prefixes";
+    return;
+  }
+  const std::uint32_t index = intern(std::move(*origin), loading);
+  if (loading.origin_asns > loading.limits.max_origin_asns) {
+    loading.error =
+        where() + ": more than " + std::to_string(loading.limits.max_origin_asns) + " ASNs over all distinct origins";
+    return;
+  }
   const int len = static_cast<int>(*length);
   if (address->is_v4()) {
     const std::uint32_t mask = len == 0 ? 0 : ~0u << (32 - len);
@@ -145,40 +162,77 @@ void AsnTable::finish() {
   origin_index_.clear();  // only needed while loading
 }
 
-// Feeds complete lines to add_line; `pending` keeps a line cut at a chunk's end.
-void AsnTable::add_text(std::string_view text, std::string& pending, const std::string& name, std::size_t& number,
-                        AsnLoadReport& report) {
+// Feeds complete lines to add_line; loading.pending keeps a line cut at a chunk's end.
+bool AsnTable::add_text(std::string_view text, Loading& loading) {
+  const AsnLimits& limits = loading.limits;
+  loading.text_bytes += text.size();
+  if (loading.text_bytes > limits.max_text_bytes) {
+    loading.error = loading.name + ": more than " + std::to_string(limits.max_text_bytes >> 20) +
+                    " MiB of text (after gunzip)";
+    return false;
+  }
+  auto too_long = [&] {
+    loading.error = loading.name + ":" + std::to_string(loading.number + 1) + ": a line longer than " +
+                    std::to_string(limits.max_line_bytes) + " bytes: not a prefix table";
+    return false;
+  };
   while (!text.empty()) {
     const auto nl = text.find('\n');
+    const std::size_t piece = nl == std::string_view::npos ? text.size() : nl;
+    if (loading.pending.size() + piece > limits.max_line_bytes) return too_long();
     if (nl == std::string_view::npos) {
-      pending.append(text);
-      return;
+      loading.pending.append(text);
+      return true;
     }
-    if (pending.empty()) {
-      add_line(text.substr(0, nl), name, ++number, report);
+    ++loading.number;
+    if (loading.pending.empty()) {
+      add_line(text.substr(0, nl), loading);
     } else {
-      pending.append(text.substr(0, nl));
-      add_line(pending, name, ++number, report);
-      pending.clear();
+      loading.pending.append(text.substr(0, nl));
+      add_line(loading.pending, loading);
+      loading.pending.clear();
     }
+    if (!loading.error.empty()) return false;
     text.remove_prefix(nl + 1);
   }
+  return true;
+}
+
+bool AsnTable::add_last_line(Loading& loading) {
+  if (loading.pending.empty()) return true;
+  ++loading.number;
+  add_line(loading.pending, loading);
+  loading.pending.clear();
+  return loading.error.empty();
+}
+
+std::optional<AsnTable> AsnTable::parse(std::string_view text, const std::string& name, AsnLoadReport* report,
+                                        std::string* error, const AsnLimits& limits) {
+  AsnTable table;
+  AsnLoadReport local;
+  Loading loading{name, limits, report ? *report : local};
+  if (!table.add_text(text, loading) || !table.add_last_line(loading)) {
+    if (error) *error = loading.error;
+    return std::nullopt;
+  }
+  table.finish();
+  return table;
 }
 
 AsnTable AsnTable::parse(std::string_view text, const std::string& name, AsnLoadReport* report) {
   AsnTable table;
   AsnLoadReport local;
-  AsnLoadReport& r = report ? *report : local;
-  std::size_t number = 0;
-  std::string pending;
-  table.add_text(text, pending, name, number, r);
-  if (!pending.empty()) table.add_line(pending, name, ++number, r);
+  const AsnLimits limits;
+  Loading loading{name, limits, report ? *report : local};
+  if (!table.add_text(text, loading) || !table.add_last_line(loading)) loading.report.problems.push_back(loading.error);
   table.finish();
   return table;
 }
 
-std::optional<AsnTable> AsnTable::load(const std::string& path, AsnLoadReport* report, std::string* error) {
-  // Streamed in chunks (gzip or plain: zlib reads both), never the whole text in memory.
+std::optional<AsnTable> AsnTable::load(const std::string& path, AsnLoadReport* report, std::string* error,
+                                       const AsnLimits& limits) {
+  // Streamed in chunks (gzip or plain: zlib reads both), never the whole text
+  // in memory; the bounds stop /dev/zero and a gzip bomb early.
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) {
     *error = "cannot open " + path;
@@ -187,41 +241,132 @@ std::optional<AsnTable> AsnTable::load(const std::string& path, AsnLoadReport* r
   gzbuffer(f, 1 << 17);
   AsnTable table;
   AsnLoadReport local;
-  AsnLoadReport& r = report ? *report : local;
-  std::size_t number = 0;
-  std::string pending;
+  Loading loading{path, limits, report ? *report : local};
   std::vector<char> chunk(1 << 16);
-  int n;
-  while ((n = gzread(f, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0)
-    table.add_text({chunk.data(), static_cast<std::size_t>(n)}, pending, path, number, r);
+  int n = 0;
+  bool within = true;
+  while (within && (n = gzread(f, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0)
+    within = table.add_text({chunk.data(), static_cast<std::size_t>(n)}, loading);
   int errnum = 0;
   const char* msg = gzerror(f, &errnum);
   const std::string zmsg = msg ? msg : "";
   gzclose(f);
+  if (!within) {
+    *error = loading.error;
+    return std::nullopt;
+  }
   if (n < 0 || (errnum != Z_OK && errnum != Z_STREAM_END)) {
     *error = "reading " + path + ": " + zmsg;
     return std::nullopt;
   }
-  if (!pending.empty()) table.add_line(pending, path, ++number, r);
+  if (!table.add_last_line(loading)) {
+    *error = loading.error;
+    return std::nullopt;
+  }
   table.finish();
   return table;
 }
 
-bool AsnTable::load_names(const std::string& path, std::string* error) {
-  std::ifstream in(path);
+namespace {
+
+// Keeps the string values of a top-level JSON object whose keys are ASNs, as
+// the parser meets them: nothing else of the document is held in memory.
+class NameReader : public nlohmann::json::json_sax_t {
+ public:
+  using json = nlohmann::json;
+  NameReader(std::unordered_map<std::uint32_t, std::string>& names, const AsnLimits& limits)
+      : names_(names), limits_(limits) {}
+
+  bool null() override { return value(); }
+  bool boolean(bool) override { return value(); }
+  bool number_integer(json::number_integer_t) override { return value(); }
+  bool number_unsigned(json::number_unsigned_t) override { return value(); }
+  bool number_float(json::number_float_t, const json::string_t&) override { return value(); }
+  bool binary(json::binary_t&) override { return value(); }
+  bool string(json::string_t& text) override {
+    if (depth_ == 1 && asn_) {
+      if (names_.size() >= limits_.max_names && !names_.count(*asn_)) {
+        error_ = "more than " + std::to_string(limits_.max_names) + " names";
+        return false;
+      }
+      names_[*asn_] = terminal_safe(text, limits_.max_name_bytes);
+    }
+    return value();
+  }
+  bool start_object(std::size_t) override {
+    if (depth_ == 0) top_is_object_ = true;
+    ++depth_;
+    return true;
+  }
+  bool end_object() override {
+    --depth_;
+    return value();
+  }
+  bool start_array(std::size_t) override {
+    if (depth_ == 0) return false;  // not an object
+    ++depth_;
+    return true;
+  }
+  bool end_array() override {
+    --depth_;
+    return value();
+  }
+  bool key(json::string_t& text) override {
+    if (depth_ == 1) asn_ = parse_u32(text);
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception&) override {
+    error_ = "not valid JSON (at byte " + std::to_string(position) + ")";
+    return false;
+  }
+
+  const std::string& error() const { return error_; }
+  bool top_is_object() const { return top_is_object_; }
+
+ private:
+  // A value ends: the key before it no longer names anything.
+  bool value() {
+    if (depth_ == 0 && !top_is_object_) return false;  // a scalar at the top
+    if (depth_ == 1) asn_.reset();
+    return true;
+  }
+
+  std::unordered_map<std::uint32_t, std::string>& names_;
+  const AsnLimits& limits_;
+  int depth_ = 0;
+  bool top_is_object_ = false;
+  std::optional<std::uint32_t> asn_;
+  std::string error_;
+};
+
+}  // namespace
+
+bool AsnTable::load_names(const std::string& path, std::string* error, const AsnLimits& limits) {
+  std::ifstream in(path, std::ios::binary);
   if (!in) {
     *error = "cannot open " + path;
     return false;
   }
-  const auto json = nlohmann::json::parse(in, nullptr, false);
-  if (json.is_discarded() || !json.is_object()) {
-    *error = path + ": not a JSON object of ASN to name";
+  // Read whole, up to one byte past the bound, so that /dev/zero is refused rather than read forever.
+  std::string text;
+  std::vector<char> chunk(1 << 16);
+  while (text.size() <= limits.max_names_bytes && in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(
+                              std::min<std::uint64_t>(chunk.size(), limits.max_names_bytes + 1 - text.size())));
+    text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  if (text.size() > limits.max_names_bytes) {
+    *error = path + ": larger than " + std::to_string(limits.max_names_bytes >> 20) + " MiB: not a names file";
     return false;
   }
-  for (const auto& [key, value] : json.items()) {
-    auto asn = parse_u32(key);
-    if (asn && value.is_string()) names_[*asn] = value.get<std::string>();
+  std::unordered_map<std::uint32_t, std::string> names;
+  NameReader reader(names, limits);
+  const bool parsed = nlohmann::json::sax_parse(text, &reader);
+  if (!parsed || !reader.top_is_object()) {
+    *error = path + ": not a JSON object of ASN to name" + (reader.error().empty() ? "" : ": " + reader.error());
+    return false;
   }
+  names_ = std::move(names);
   return true;
 }
 

@@ -1,6 +1,7 @@
 // Prefix-to-ASN table: loads CAIDA RouteViews prefix2as and pyasn text
 // layouts (plain or gzip, IPv4 and IPv6), answers longest-prefix matches, and
-// optionally names ASNs from a pyasn asnames.json file.
+// optionally names ASNs from a pyasn asnames.json file, within stated bounds
+// on what a downloaded file may cost.
 // Leaves to others: where the table comes from and what hops mean.
 #pragma once
 
@@ -38,15 +39,37 @@ struct AsnLoadReport {
   std::vector<std::string> problems;     // "FILE:LINE: message"
 };
 
+// What a table file and a names file may cost. Past a bound the load stops
+// with an error naming it, rather than exhausting memory or time. The
+// defaults are far above real tables (CAIDA's prefix2as: about 1.3 million
+// lines and 35 MB; pyasn's asnames.json: about 120,000 names and 5 MB).
+struct AsnLimits {
+  std::size_t max_line_bytes = 4096;             // a longer line: not a prefix table (say /dev/zero)
+  std::size_t max_prefixes = 10'000'000;         // prefixes kept
+  std::size_t max_origin_asns = 10'000'000;      // ASNs over all distinct origins
+  std::uint64_t max_text_bytes = 1ull << 30;     // text read, after gunzip (a gzip bomb)
+  std::uint64_t max_names_bytes = 32ull << 20;   // the names file
+  std::size_t max_names = 1'000'000;             // names kept
+  std::size_t max_name_bytes = 255;              // a longer name is cut, after escaping
+};
+
 class AsnTable {
  public:
-  // Reads a table file (gzip or plain); nullopt with *error when it cannot be read at all.
-  static std::optional<AsnTable> load(const std::string& path, AsnLoadReport* report, std::string* error);
-  // The same from text (tests); `name` stands for the file name in problems.
+  // Reads a table file (gzip or plain); nullopt with *error when it cannot be
+  // read at all or passes a bound of `limits`.
+  static std::optional<AsnTable> load(const std::string& path, AsnLoadReport* report, std::string* error,
+                                      const AsnLimits& limits = {});
+  // The same from text; `name` stands for the file name in problems.
+  static std::optional<AsnTable> parse(std::string_view text, const std::string& name, AsnLoadReport* report,
+                                       std::string* error, const AsnLimits& limits = {});
+  // From text known to be within the bounds (tests): past one, what was read
+  // before it, with the error among report's problems.
   static AsnTable parse(std::string_view text, const std::string& name, AsnLoadReport* report);
 
-  // Reads a JSON object of ASN (as a string) to name; false with *error.
-  bool load_names(const std::string& path, std::string* error);
+  // Reads a JSON object of ASN (as a string) to name; false with *error (the
+  // names read so far are then dropped). Names are made terminal-safe
+  // (terminal_text.hpp) and cut to limits.max_name_bytes as they are read.
+  bool load_names(const std::string& path, std::string* error, const AsnLimits& limits = {});
 
   std::optional<AsnMatch> lookup(const IpAddress& address) const;
   // "CHINA169-BACKBONE CHINA UNICOM China169 Backbone, CN", or "" when unknown.
@@ -66,10 +89,24 @@ class AsnTable {
     std::uint8_t length;
     std::uint32_t origin;
   };
-  void add_line(std::string_view line, const std::string& name, std::size_t number, AsnLoadReport& report);
-  void add_text(std::string_view text, std::string& pending, const std::string& name, std::size_t& number,
-                AsnLoadReport& report);
-  std::uint32_t intern(AsnOrigin origin);
+  // A load in progress: where it is, and what it has cost so far.
+  struct Loading {
+    Loading(const std::string& name, const AsnLimits& limits, AsnLoadReport& report)
+        : name(name), limits(limits), report(report) {}
+    const std::string& name;
+    const AsnLimits& limits;
+    AsnLoadReport& report;
+    std::size_t number = 0;           // lines so far
+    std::string pending;              // a line cut at a chunk's end
+    std::uint64_t text_bytes = 0;
+    std::size_t origin_asns = 0;
+    std::string error;                // set when a bound is passed; the load stops
+  };
+  void add_line(std::string_view line, Loading& loading);
+  // False once loading.error is set.
+  bool add_text(std::string_view text, Loading& loading);
+  bool add_last_line(Loading& loading);
+  std::uint32_t intern(AsnOrigin origin, Loading& loading);
   void finish();
 
   // Sorted by (length, prefix): one binary search per length present, longest first.

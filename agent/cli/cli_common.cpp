@@ -36,6 +36,15 @@ std::optional<Duration> duration_option(const po::variables_map& vm, const char*
   return d;
 }
 
+std::optional<long long> integer_option(const po::variables_map& vm, const char* name, const char* command,
+                                        long long low, long long high) {
+  const long long value = vm[name].as<long long>();
+  if (value >= low && value <= high) return value;
+  std::cerr << "outpost " << command << ": --" << name << ": expected an integer from " << low << " to " << high
+            << ", got " << value << "\n";
+  return std::nullopt;
+}
+
 void init_logging(bool verbose) {
   auto logger = spdlog::stderr_color_mt("outpost");
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);

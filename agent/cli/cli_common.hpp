@@ -22,8 +22,16 @@ bool parse_command_line(int argc, char** argv, const po::options_description& vi
                         const po::positional_options_description& positional, po::variables_map& vm,
                         const char* usage, bool* help);
 
-// A duration option's value, or nullopt after printing an error naming the option.
+// A duration option's value (at most kMaxDuration, a year), or nullopt after
+// printing an error naming the option.
 std::optional<Duration> duration_option(const po::variables_map& vm, const char* name, const char* command);
+
+// An integer option's value if it lies in [low, high], or nullopt after
+// printing "outpost COMMAND: --NAME: expected an integer from LOW to HIGH, got VALUE".
+// Declare the option as po::value<long long>, so that a negative number is
+// seen as one (boost would wrap "-1" into an unsigned type).
+std::optional<long long> integer_option(const po::variables_map& vm, const char* name, const char* command,
+                                        long long low, long long high);
 
 void init_logging(bool verbose);
 

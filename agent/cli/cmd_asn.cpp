@@ -9,6 +9,7 @@
 #include "asn_table.hpp"
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "terminal_text.hpp"
 
 namespace outpost {
 
@@ -62,7 +63,7 @@ int asn_command(int argc, char** argv) {
       continue;
     }
     std::cout << text << "\t" << match->prefix.to_string() << "/" << match->length << "\tAS" << match->origin.text();
-    if (auto name = table->name_of(match->origin.primary()); !name.empty()) std::cout << "\t" << name;
+    if (auto name = table->name_of(match->origin.primary()); !name.empty()) std::cout << "\t" << terminal_safe(name);
     std::cout << "\n";
   }
   return rc;

@@ -1,6 +1,7 @@
 // `outpost ping TARGET`: probes one target like ping(8), for a person at a terminal.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -11,22 +12,40 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "resolve.hpp"
-#include "rtt_stats.hpp"
+#include "terminal_text.hpp"
 
 namespace outpost {
 namespace {
 
+constexpr long long kMaxPingCount = 1'000'000'000;
+
+// min/avg/max/stddev (population, as ping's mdev) of the RTTs so far, in
+// constant memory however long ping runs (Welford's running variance).
+struct RunningRtt {
+  std::uint64_t n = 0;
+  double min = 0, max = 0, mean = 0, m2 = 0;
+  void add(double ms) {
+    min = n == 0 ? ms : std::min(min, ms);
+    max = n == 0 ? ms : std::max(max, ms);
+    ++n;
+    const double delta = ms - mean;
+    mean += delta / static_cast<double>(n);
+    m2 += delta * (ms - mean);
+  }
+  double stddev() const { return n ? std::sqrt(m2 / static_cast<double>(n)) : 0; }
+};
+
 // A dns answer: "reply from 198.18.0.1: NOERROR 1 answer [198.18.0.1] seq=1 time=0.201 ms".
 std::string dns_reply_line(const ProbeResult& r, const DnsAnswerInfo& d, std::uint64_t n) {
   constexpr std::size_t kShown = 8;
-  std::string line = "reply from " + r.reply_from.to_string() + ": " + d.rcode + " " +
+  std::string line = "reply from " + r.reply_from.to_string() + ": " + terminal_safe(d.rcode) + " " +
                      std::to_string(d.answers.size()) + (d.answers.size() == 1 ? " answer [" : " answers [");
-  for (std::size_t i = 0; i < d.answers.size() && i < kShown; ++i) line += (i ? ", " : "") + d.answers[i];
+  for (std::size_t i = 0; i < d.answers.size() && i < kShown; ++i) line += (i ? ", " : "") + terminal_safe(d.answers[i]);
   if (d.answers.size() > kShown) line += ", ... " + std::to_string(d.answers.size() - kShown) + " more";
   line += "]";
   if (d.truncated)
     line += d.transport == "tcp" ? " (truncated over UDP, complete over TCP)"
-                                 : " (truncated; TCP: " + d.tcp_error + ")";
+                                 : " (truncated; TCP: " + terminal_safe(d.tcp_error) + ")";
   char tail[64];
   std::snprintf(tail, sizeof tail, " seq=%llu time=%.3f ms", static_cast<unsigned long long>(n), to_ms(*r.rtt));
   return line + tail;
@@ -41,6 +60,7 @@ std::string human_line(const ProbeResult& r, std::uint64_t n, int port) {
   if (r.rtt) std::snprintf(time, sizeof time, " time=%.3f ms", to_ms(*r.rtt));
   // tcp_connect does not see the answer's packet: the target's it is.
   const std::string from = (r.reply_from ? r.reply_from : r.target).to_string();
+  const std::string error = terminal_safe(r.error);
   switch (r.status) {
     case ProbeStatus::reply:
       if (port) std::snprintf(buf, sizeof buf, "open from %s: port %d seq=%llu%s%s", from.c_str(), port, seq, ttl, time);
@@ -51,13 +71,13 @@ std::string human_line(const ProbeResult& r, std::uint64_t n, int port) {
       return buf;
     case ProbeStatus::unreachable:
       if (r.reply_from)
-        std::snprintf(buf, sizeof buf, "%s from %s: seq=%llu%s", r.error.c_str(), from.c_str(), seq, time);
-      else std::snprintf(buf, sizeof buf, "%s: seq=%llu%s", r.error.c_str(), seq, time);
+        std::snprintf(buf, sizeof buf, "%s from %s: seq=%llu%s", error.c_str(), from.c_str(), seq, time);
+      else std::snprintf(buf, sizeof buf, "%s: seq=%llu%s", error.c_str(), seq, time);
       return buf;
     case ProbeStatus::timeout:
       return "timeout: seq=" + std::to_string(n);
     default:
-      return "error: seq=" + std::to_string(n) + " " + r.error;
+      return "error: seq=" + std::to_string(n) + " " + error;
   }
 }
 
@@ -67,7 +87,7 @@ int ping_command(int argc, char** argv) {
   po::options_description opts("outpost ping options");
   opts.add_options()("target", po::value<std::string>()->required(), "address or host name")(
       "method,m", po::value<std::string>()->default_value("icmp"), "icmp, tcp:PORT (half-open), tcp_connect:PORT or dns (with --query)")(
-      "count,c", po::value<std::uint64_t>()->default_value(0), "stop after N probes (0: until interrupted)")(
+      "count,c", po::value<long long>()->default_value(0), "stop after N probes (0: until interrupted; at most 1000000000)")(
       "interval,i", po::value<std::string>()->default_value("1s"), "time between probes")(
       "timeout,W", po::value<std::string>()->default_value("2s"), "how long to wait for each answer")(
       "query,q", po::value<std::string>(), "dns: the name to ask the target (a DNS server)")(
@@ -82,15 +102,17 @@ int ping_command(int argc, char** argv) {
       "                           [--count N] [--interval D] [--timeout D] [--json]";
   if (!parse_command_line(argc, argv, opts, positional, vm, usage, &help)) return kExitUsage;
   if (help) return kExitOk;
-  init_logging(false);
 
+  // Every option is checked before anything starts.
   std::string error;
   auto method = parse_probe_method(vm["method"].as<std::string>(), &error);
   auto interval = duration_option(vm, "interval", "ping");
   auto timeout = duration_option(vm, "timeout", "ping");
   if (!method) std::cerr << "outpost ping: --method: " << error << "\n";
-  if (!method || !interval || !timeout) return kExitUsage;
-  const auto count = vm["count"].as<std::uint64_t>();
+  const auto count_option = integer_option(vm, "count", "ping", 0, kMaxPingCount);
+  if (!method || !interval || !timeout || !count_option) return kExitUsage;
+  init_logging(false);
+  const auto count = static_cast<std::uint64_t>(*count_option);
   const bool json = vm.count("json") > 0;
   const std::string target = vm["target"].as<std::string>();
 
@@ -125,7 +147,7 @@ int ping_command(int argc, char** argv) {
   const ProbeLabels labels{host, target, "", method->record_name(), method->port};
   // A refused TCP probe (RST) is an answer: the host is up, the port closed.
   std::uint64_t sent = 0, replies = 0, refused = 0;
-  std::vector<double> rtts;
+  RunningRtt rtts;
   bool stopping = false;
 
   auto finish_if_done = [&] {
@@ -138,7 +160,7 @@ int ping_command(int argc, char** argv) {
     stack.launch(make_probe(*method, resolved.address, *timeout, dns_query, &err), [&, n](const ProbeResult& r) {
       if (r.status == ProbeStatus::reply || r.status == ProbeStatus::refused) {
         ++(r.status == ProbeStatus::reply ? replies : refused);
-        if (r.rtt) rtts.push_back(to_ms(*r.rtt));
+        if (r.rtt) rtts.add(to_ms(*r.rtt));
       }
       if (json) std::cout << to_json(probe_record(labels, r)).dump() << std::endl;
       else std::cout << human_line(r, n, method->port) << std::endl;
@@ -166,8 +188,8 @@ int ping_command(int argc, char** argv) {
     if (method->record_name() == "tcp")
       std::printf(", %llu refused", static_cast<unsigned long long>(refused));
     std::printf(", %.1f%% loss\n", loss);
-    if (auto s = summarize_rtts(rtts))
-      std::printf("rtt min/avg/max/stddev = %.3f/%.3f/%.3f/%.3f ms\n", s->min, s->avg, s->max, s->stddev);
+    if (rtts.n)
+      std::printf("rtt min/avg/max/stddev = %.3f/%.3f/%.3f/%.3f ms\n", rtts.min, rtts.mean, rtts.max, rtts.stddev());
   }
   return replies + refused > 0 ? kExitOk : kExitFailure;
 }

@@ -110,6 +110,9 @@ int run_command(int argc, char** argv) {
                           &help))
     return kExitUsage;
   if (help) return kExitOk;
+  // --for is checked before anything starts (at most a year: the clock plus it cannot overflow).
+  std::optional<Duration> run_for;
+  if (vm.count("for") && !(run_for = duration_option(vm, "for", "run"))) return kExitUsage;
   init_logging(vm.count("verbose") > 0);
 
   SystemClock clock;
@@ -146,9 +149,6 @@ int run_command(int argc, char** argv) {
     print_errors(load);
     return kExitFailure;
   }
-  std::optional<Duration> run_for;
-  if (vm.count("for") && !(run_for = duration_option(vm, "for", "run"))) return kExitUsage;
-
   ProbingStack stack(clock, load.config->agent.interface, load.config->agent.max_pps);
   // ICMP needs raw sockets; TCP and DNS can do without (tcp:PORT then connects).
   bool icmp = false;

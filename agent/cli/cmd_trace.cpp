@@ -11,6 +11,7 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "asn_lookup.hpp"
+#include "terminal_text.hpp"
 #include "json_lines.hpp"
 #include "resolve.hpp"
 #include "traceroute.hpp"
@@ -23,7 +24,8 @@ std::string asn_label(const AsnTable* asns, const IpAddress& addr) {
   auto m = asns->lookup(addr);
   if (!m) return "AS?";
   std::string label = "AS" + m->origin.text();
-  if (auto name = asns->name_of(m->origin.primary()); !name.empty()) label += " " + name.substr(0, name.find(' '));
+  if (auto name = asns->name_of(m->origin.primary()); !name.empty())
+    label += " " + terminal_safe(name.substr(0, name.find(' ')));
   return label;
 }
 
@@ -48,11 +50,11 @@ int trace_command(int argc, char** argv) {
   po::options_description opts("outpost trace options");
   opts.add_options()("target", po::value<std::string>()->required(), "address or host name")(
       "method,m", po::value<std::string>()->default_value("icmp"), "icmp | udp | tcp:PORT (Paris: one flow per trace)")(
-      "max-ttl", po::value<int>()->default_value(30), "the last TTL to probe")(
-      "first-ttl", po::value<int>()->default_value(1), "the first TTL to probe")(
-      "attempts", po::value<int>()->default_value(2), "probes per hop before it counts as silent")(
-      "gap", po::value<int>()->default_value(5), "consecutive silent hops that end the trace")(
-      "parallel", po::value<int>()->default_value(8), "TTLs probed at once")(
+      "max-ttl", po::value<long long>()->default_value(30), "the last TTL to probe (1 to 255)")(
+      "first-ttl", po::value<long long>()->default_value(1), "the first TTL to probe (1 to --max-ttl)")(
+      "attempts", po::value<long long>()->default_value(2), "probes per hop before it counts as silent (1 to 10)")(
+      "gap", po::value<long long>()->default_value(5), "consecutive silent hops that end the trace (1 to 255)")(
+      "parallel", po::value<long long>()->default_value(8), "TTLs probed at once (1 to 255)")(
       "timeout,W", po::value<std::string>()->default_value("1s"), "how long to wait for each probe")(
       "asn-table", po::value<std::string>(), "prefix-to-ASN table to label hops with")(
       "asn-names", po::value<std::string>(), "ASN names (JSON object, as pyasn's asnames.json)")(
@@ -65,23 +67,25 @@ int trace_command(int argc, char** argv) {
       "usage: outpost trace TARGET [--method icmp|udp|tcp:PORT] [--max-ttl N] [--asn-table FILE] [--json]";
   if (!parse_command_line(argc, argv, opts, positional, vm, usage, &help)) return kExitUsage;
   if (help) return kExitOk;
-  init_logging(false);
 
+  // Every number is checked before anything starts, each against its bound.
   std::string error;
   auto spec = parse_trace_method(vm["method"].as<std::string>(), &error);
   auto timeout = duration_option(vm, "timeout", "trace");
   if (!spec) std::cerr << "outpost trace: --method: " << error << "\n";
-  if (!spec || !timeout) return kExitUsage;
-  spec->max_ttl = vm["max-ttl"].as<int>();
-  spec->first_ttl = vm["first-ttl"].as<int>();
-  spec->attempts = vm["attempts"].as<int>();
-  spec->gap_limit = vm["gap"].as<int>();
-  spec->parallel = vm["parallel"].as<int>();
+  const auto max_ttl = integer_option(vm, "max-ttl", "trace", 1, kTraceMaxTtl);
+  const auto first_ttl = integer_option(vm, "first-ttl", "trace", 1, max_ttl.value_or(kTraceMaxTtl));
+  const auto attempts = integer_option(vm, "attempts", "trace", 1, kTraceMaxAttempts);
+  const auto gap = integer_option(vm, "gap", "trace", 1, kTraceMaxTtl);
+  const auto parallel = integer_option(vm, "parallel", "trace", 1, kTraceMaxTtl);
+  if (!spec || !timeout || !max_ttl || !first_ttl || !attempts || !gap || !parallel) return kExitUsage;
+  spec->max_ttl = static_cast<int>(*max_ttl);
+  spec->first_ttl = static_cast<int>(*first_ttl);
+  spec->attempts = static_cast<int>(*attempts);
+  spec->gap_limit = static_cast<int>(*gap);
+  spec->parallel = static_cast<int>(*parallel);
   spec->timeout = *timeout;
-  if (spec->max_ttl < 1 || spec->max_ttl > 255 || spec->first_ttl < 1 || spec->first_ttl > spec->max_ttl) {
-    std::cerr << "outpost trace: need 1 <= --first-ttl <= --max-ttl <= 255\n";
-    return kExitUsage;
-  }
+  init_logging(false);
 
   std::shared_ptr<AsnTable> asns;
   if (vm.count("asn-table")) {
@@ -128,9 +132,9 @@ int trace_command(int argc, char** argv) {
                                  std::cout << to_json(trace_record(labels, r, "manual", hop_asns)).dump() << std::endl;
                                } else {
                                  for (const auto& h : r.hops) print_hop(h, table);
-                                 if (!r.error.empty()) std::printf("error: %s\n", r.error.c_str());
+                                 if (!r.error.empty()) std::printf("error: %s\n", terminal_safe(r.error).c_str());
                                  std::printf("%s after %zu hops (%s)\n", r.reached ? "reached" : "did not reach",
-                                             r.hops.size(), r.stop_reason.c_str());
+                                             r.hops.size(), terminal_safe(r.stop_reason).c_str());
                                }
                                loop.stop();
                              });

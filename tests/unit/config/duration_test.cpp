@@ -47,7 +47,8 @@ TEST_CASE("parse_duration accepts a number and a unit", "[duration]") {
   CHECK(parsed("2.0h") == 2h);
   CHECK(parsed("+3s") == 3s);
   CHECK(parsed("0.000000001s") == 1ns);
-  CHECK(parsed("2562047h") == 2562047h);  // near the largest that fits
+  CHECK(parsed("8760h") == 8760h);  // the longest: a year
+  CHECK(parsed("525600m") == 8760h);
 }
 
 TEST_CASE("parse_duration rejects with a clear message", "[duration]") {
@@ -70,8 +71,22 @@ TEST_CASE("parse_duration rejects with a clear message", "[duration]") {
   CHECK(rejected("1.5ns") == "'1.5ns' is finer than a nanosecond");
   CHECK(rejected("1.0000000001s") == "'1.0000000001s' is finer than a nanosecond");
   CHECK(rejected("0.1234567890123456789012345s") == "'0.1234567890123456789012345s' is finer than a nanosecond");
-  CHECK(rejected("2562048h") == "'2562048h' is too large");
-  CHECK(rejected("99999999999999999999s") == "'99999999999999999999s' is too large");
+  CHECK(rejected("2562048h") == "'2562048h' is too long (at most 8760h, a year)");
+  CHECK(rejected("99999999999999999999s") == "'99999999999999999999s' is too long (at most 8760h, a year)");
+}
+
+TEST_CASE("parse_duration refuses anything longer than a year, so no clock plus it overflows", "[duration]") {
+  CHECK(outpost::kMaxDuration == 8760h);
+  // Fits in int64 nanoseconds, but the steady clock plus it overflows.
+  CHECK(rejected("2562047h") == "'2562047h' is too long (at most 8760h, a year)");
+  CHECK(rejected("9223372036854775807ns") == "'9223372036854775807ns' is too long (at most 8760h, a year)");
+  CHECK(rejected("8760.000000001h") == "'8760.000000001h' is too long (at most 8760h, a year)");
+  CHECK(rejected("31536000000000001ns") == "'31536000000000001ns' is too long (at most 8760h, a year)");
+  CHECK(rejected("366d") == "'366d': unknown unit 'd' (expected ns, us, ms, s, m or h)");
+  // The longest accepted, added to a steady clock reading of a century of
+  // uptime, is still far from the top of the representation.
+  const auto century = std::chrono::steady_clock::time_point(std::chrono::hours(24 * 365 * 100));
+  CHECK((std::chrono::steady_clock::time_point::max() - century) / parsed("8760h") > 100);
 }
 
 TEST_CASE("parse_duration works without an error string", "[duration]") {

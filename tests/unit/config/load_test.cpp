@@ -67,6 +67,23 @@ struct InvalidCase {
 
 // One row per config/testdata/invalid-*.yaml; a new file without a row fails the coverage test.
 const std::vector<InvalidCase> invalid_cases = {
+    {"invalid-alias-bomb.yaml", {
+      "invalid-alias-bomb.yaml:9:371: this alias takes the config past 1000000 values (an alias repeats all that its anchor names)",
+    }},
+    {"invalid-alias-cycle.yaml", {
+      "invalid-alias-cycle.yaml:5:14: an alias inside the node it names (a cycle) is not allowed",
+    }},
+    {"invalid-bounds.yaml", {
+      "invalid-bounds.yaml:4:12: agent.max_pps: expected a number from 0.001 to 10000000, got '1e-10'",
+      "invalid-bounds.yaml:7:15: groups[0].interval: '2562047h' is too long (at most 8760h, a year)",
+      "invalid-bounds.yaml:9:59: groups[0].targets[0].timeout: '9223372036854775807ns' is too long (at most 8760h, a year)",
+      "invalid-bounds.yaml:11:15: detect.down_after: expected an integer from 1 to 1000, got '2147483647'",
+      "invalid-bounds.yaml:12:15: detect.flap_count: expected an integer from 2 to 1000, got '1001'",
+      "invalid-bounds.yaml:13:16: detect.flap_window: '2562047h' is too long (at most 8760h, a year)",
+      "invalid-bounds.yaml:15:13: traceroute.parallel: expected an integer from 1 to 255, got '2147483647'",
+      "invalid-bounds.yaml:16:13: traceroute.attempts: expected an integer from 1 to 10, got '11'",
+      "invalid-bounds.yaml:17:22: traceroute.baseline_interval: '8761h' is too long (at most 8760h, a year)",
+    }},
     {"invalid-address-and-host.yaml", {
       "invalid-address-and-host.yaml:8:9: groups[0].targets[0]: give either 'address' or 'host', not both",
       "invalid-address-and-host.yaml:9:9: groups[0].targets[1]: missing required key 'address' or 'host'",
@@ -179,13 +196,13 @@ const std::vector<InvalidCase> invalid_cases = {
       "invalid-probe-method.yaml:11:32: groups[0].targets[0].probes[2]: expected a probe method, got a list",
     }},
     {"invalid-range.yaml", {
-      "invalid-range.yaml:4:12: agent.max_pps: expected a number greater than 0, got '0'",
+      "invalid-range.yaml:4:12: agent.max_pps: expected a number from 0.001 to 10000000, got '0'",
       "invalid-range.yaml:7:19: groups[0].upstream_asn: expected an integer from 0 to 4294967295, got '-1'",
       "invalid-range.yaml:11:19: groups[1].upstream_asn: expected an integer from 0 to 4294967295, got '4294967296'",
-      "invalid-range.yaml:15:15: detect.down_after: expected an integer of at least 1, got '0'",
-      "invalid-range.yaml:16:13: detect.up_after: expected an integer of at least 1, got '-2'",
+      "invalid-range.yaml:15:15: detect.down_after: expected an integer from 1 to 1000, got '0'",
+      "invalid-range.yaml:16:13: detect.up_after: expected an integer from 1 to 1000, got '-2'",
       "invalid-range.yaml:17:19: detect.group_fraction: expected a fraction greater than 0 and at most 1, got '1.5'",
-      "invalid-range.yaml:18:15: detect.flap_count: expected an integer of at least 2, got '1'",
+      "invalid-range.yaml:18:15: detect.flap_count: expected an integer from 2 to 1000, got '1'",
       "invalid-range.yaml:20:12: traceroute.max_ttl: expected an integer from 1 to 255, got '256'",
     }},
     {"invalid-top-level.yaml", {
@@ -224,12 +241,12 @@ const std::vector<InvalidCase> invalid_cases = {
       "invalid-unknown-key.yaml:19:7: report.outputs[0]: unknown key 'format'",
     }},
     {"invalid-wrong-type.yaml", {
-      "invalid-wrong-type.yaml:4:12: agent.max_pps: expected a number greater than 0, got 'fast'",
+      "invalid-wrong-type.yaml:4:12: agent.max_pps: expected a number from 0.001 to 10000000, got 'fast'",
       "invalid-wrong-type.yaml:5:14: agent.interface: expected a string, got a list",
       "invalid-wrong-type.yaml:8:19: groups[0].upstream_asn: expected an integer from 0 to 4294967295, got 'AS4837'",
       "invalid-wrong-type.yaml:9:14: groups[0].control: expected true or false, got 'maybe'",
       "invalid-wrong-type.yaml:13:17: groups[0].targets[0].probes: expected a non-empty list of probe methods such as [icmp, tcp:443], got 'icmp'",
-      "invalid-wrong-type.yaml:15:15: detect.down_after: expected an integer of at least 1, got '2.5'",
+      "invalid-wrong-type.yaml:15:15: detect.down_after: expected an integer from 1 to 1000, got '2.5'",
     }},
     {"invalid-yaml-syntax.yaml", {
       "invalid-yaml-syntax.yaml:9:9: YAML syntax error: end of sequence flow not found",
@@ -599,7 +616,7 @@ TEST_CASE("load_config_string collects all problems in file order", "[config]") 
   CHECK(messages(load_config_string(text, "cfg.yaml")) ==
         std::vector<std::string>{
             "cfg.yaml:3:55: groups[0].targets[0].timeout: '1x': unknown unit 'x' (expected ns, us, ms, s, m or h)",
-            "cfg.yaml:4:26: agent.max_pps: expected a number greater than 0, got '-1'",
+            "cfg.yaml:4:26: agent.max_pps: expected a number from 0.001 to 10000000, got '-1'",
             "cfg.yaml:5:1: unknown key 'colour'",
         });
 }
@@ -628,4 +645,93 @@ TEST_CASE("the loader never throws, whatever it is given", "[config]") {
     CHECK_FALSE(load.errors.empty());
     CHECK(load.config.has_value() == load.errors.empty());
   }
+}
+
+namespace {
+
+// A config of `groups` groups, each the same aliased group of `targets`
+// aliased targets, each with the same aliased list of `probes` methods.
+std::string alias_bomb(int groups, int targets, int probes) {
+  std::string text = "agent: { id: a }\ndefaults: { probes: &p [";
+  for (int i = 1; i <= probes; ++i) text += (i > 1 ? ", tcp:" : "tcp:") + std::to_string(i);
+  text += "] }\ngroups: [&g { name: g, targets: [&t { name: t, address: 192.0.2.1, probes: *p }";
+  for (int i = 1; i < targets; ++i) text += ", *t";
+  text += "] }";
+  for (int i = 1; i < groups; ++i) text += ", *g";
+  return text + "]\n";
+}
+
+}  // namespace
+
+TEST_CASE("an alias bomb is refused at the alias that passes the bound, before it is built", "[config][bounds]") {
+  // 1000 x 1000 x 1000: a billion probe methods from 17 KB; walked, it would
+  // take hours and gigabytes.
+  const std::string bomb = alias_bomb(1000, 1000, 1000);
+  REQUIRE(bomb.size() < 20000);
+  const ConfigLoad load = load_config_string(bomb, "bomb.yaml");
+  CHECK_FALSE(load.config.has_value());
+  REQUIRE(load.errors.size() == 1);
+  CHECK(load.errors[0].line == 3);
+  CHECK(load.errors[0].col > 1);
+  CHECK(load.errors[0].message ==
+        "this alias takes the config past 1000000 values (an alias repeats all that its anchor names)");
+}
+
+TEST_CASE("aliases within the bound load as if written out", "[config][bounds]") {
+  const ConfigLoad shared = load_config_string(
+      "agent: { id: a }\n"
+      "groups:\n"
+      "  - { name: a, probes: &web [icmp, tcp:443], targets: [{ name: t1, address: 192.0.2.1 }] }\n"
+      "  - { name: b, probes: *web, targets: [{ name: t2, address: 192.0.2.2 }] }\n",
+      "shared.yaml");
+  for (const ConfigError& error : shared.errors) UNSCOPED_INFO(error.to_string());
+  REQUIRE(shared.config.has_value());
+  CHECK(shared.config->groups[1].targets[0].probes == methods({"icmp", "tcp:443"}));
+}
+
+TEST_CASE("a config with more values than the bound is refused without aliases too", "[config][bounds]") {
+  std::string text = "agent: { id: a }\nx: [";
+  for (std::size_t i = 0; i <= kMaxConfigValues; ++i) text += "1,";
+  text += "1]\n";
+  REQUIRE(text.size() < kMaxConfigBytes);
+  const ConfigLoad load = load_config_string(text, "many.yaml");
+  REQUIRE(load.errors.size() == 1);
+  CHECK(load.errors[0].message == "the config has more than 1000000 values");
+  CHECK(load.errors[0].line == 2);
+}
+
+TEST_CASE("an aliased long scalar counts its bytes each time it is repeated", "[config][bounds]") {
+  std::string text = "agent: { id: &id " + std::string(1 << 20, 'x') + " }\nx: [";
+  for (int i = 0; i < 20; ++i) text += "*id, ";
+  text += "*id]\n";
+  const ConfigLoad load = load_config_string(text, "long.yaml");
+  REQUIRE(load.errors.size() == 1);
+  CHECK(load.errors[0].message ==
+        "this alias takes the config past 16 MiB of text (an alias repeats all that its anchor names)");
+  CHECK(load.errors[0].line == 2);
+}
+
+TEST_CASE("a config file past 16 MiB is refused after reading one byte more, /dev/zero too", "[config][bounds]") {
+  const ConfigLoad zero = load_config_file("/dev/zero");
+  CHECK(messages(zero) == std::vector<std::string>{"/dev/zero: larger than 16 MiB: not a config"});
+  const ConfigLoad big = load_config_string(std::string(kMaxConfigBytes + 1, '#'), "big.yaml");
+  CHECK(messages(big) == std::vector<std::string>{"big.yaml: larger than 16 MiB: not a config"});
+}
+
+TEST_CASE("at most 1000 problems are listed; one last line counts the rest", "[config][bounds]") {
+  std::string text = "agent: { id: a }\ngroups: [{ name: g, targets: [";
+  for (int i = 0; i < 1500; ++i) text += std::string(i ? ", " : "") + "{ name: t, address: 192.0.2.1 }";
+  text += "] }]\n";
+  const ConfigLoad load = load_config_string(text, "dup.yaml");
+  REQUIRE(load.errors.size() == kMaxConfigErrors + 1);
+  CHECK(load.errors.back().to_string() == "dup.yaml: and 499 more problems");
+}
+
+TEST_CASE("a value quoted in a message cannot act on the terminal", "[config][bounds]") {
+  const ConfigLoad load = load_config_string(
+      "agent: { id: a, max_pps: \"\\e]0;owned\\a\\e[2J\" }\ngroups: [{ name: g, targets: [{ name: t, address: 192.0.2.1 }] }]\n",
+      "esc.yaml");
+  CHECK(messages(load) == std::vector<std::string>{
+                              "esc.yaml:1:26: agent.max_pps: expected a number from 0.001 to 10000000, got "
+                              "'\\x1b]0;owned\\x07\\x1b[2J'"});
 }

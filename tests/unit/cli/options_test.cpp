@@ -1,0 +1,102 @@
+// The subcommands refuse numbers past their stated bounds with a message
+// naming the option and the bound, before anything starts: no logger, no
+// config, no socket, no packet. Targets are loopback all the same.
+
+#include <catch2/catch.hpp>
+
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+
+using namespace outpost;
+
+namespace {
+
+struct Outcome {
+  int code = -1;
+  std::string err;
+};
+
+// Runs a subcommand on these arguments (the first is its name), with what
+// it writes to standard error captured.
+Outcome run(int (*command)(int, char**), std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  std::ostringstream err;
+  std::streambuf* saved = std::cerr.rdbuf(err.rdbuf());
+  Outcome outcome;
+  try {
+    outcome.code = command(static_cast<int>(args.size()), argv.data());
+  } catch (...) {
+    std::cerr.rdbuf(saved);
+    throw;
+  }
+  std::cerr.rdbuf(saved);
+  outcome.err = err.str();
+  return outcome;
+}
+
+Outcome trace(std::vector<std::string> options) {
+  options.insert(options.begin(), {"trace", "127.0.0.1"});
+  return run(trace_command, options);
+}
+
+Outcome ping(std::vector<std::string> options) {
+  options.insert(options.begin(), {"ping", "127.0.0.1"});
+  return run(ping_command, options);
+}
+
+}  // namespace
+
+TEST_CASE("trace: --parallel 2147483647 is refused with its bound", "[cli][bounds]") {
+  const Outcome out = trace({"--parallel", "2147483647"});
+  CHECK(out.code == kExitUsage);
+  CHECK(out.err == "outpost trace: --parallel: expected an integer from 1 to 255, got 2147483647\n");
+}
+
+TEST_CASE("trace: every number is checked against its range", "[cli][bounds]") {
+  CHECK(trace({"--max-ttl", "256"}).err == "outpost trace: --max-ttl: expected an integer from 1 to 255, got 256\n");
+  CHECK(trace({"--max-ttl", "0"}).err == "outpost trace: --max-ttl: expected an integer from 1 to 255, got 0\n");
+  CHECK(trace({"--max-ttl", "20", "--first-ttl", "21"}).err ==
+        "outpost trace: --first-ttl: expected an integer from 1 to 20, got 21\n");
+  CHECK(trace({"--attempts", "11"}).err == "outpost trace: --attempts: expected an integer from 1 to 10, got 11\n");
+  CHECK(trace({"--attempts", "-1"}).err == "outpost trace: --attempts: expected an integer from 1 to 10, got -1\n");
+  CHECK(trace({"--gap", "-2147483648"}).err ==
+        "outpost trace: --gap: expected an integer from 1 to 255, got -2147483648\n");
+  CHECK(trace({"--parallel", "0"}).code == kExitUsage);
+  // Past what the type holds: boost's own message, the same exit code.
+  const Outcome huge = trace({"--parallel", "99999999999999999999"});
+  CHECK(huge.code == kExitUsage);
+  CHECK(huge.err.find("--parallel") != std::string::npos);
+  // Every bad option is named at once.
+  const Outcome two = trace({"--parallel", "300", "--attempts", "99", "--timeout", "2562047h"});
+  CHECK(two.code == kExitUsage);
+  CHECK(two.err ==
+        "outpost trace: --timeout: '2562047h' is too long (at most 8760h, a year)\n"
+        "outpost trace: --attempts: expected an integer from 1 to 10, got 99\n"
+        "outpost trace: --parallel: expected an integer from 1 to 255, got 300\n");
+}
+
+TEST_CASE("ping: --count, --interval and --timeout within their bounds", "[cli][bounds]") {
+  const Outcome negative = ping({"--count", "-1"});
+  CHECK(negative.code == kExitUsage);
+  CHECK(negative.err == "outpost ping: --count: expected an integer from 0 to 1000000000, got -1\n");
+  CHECK(ping({"--count", "1000000001"}).err ==
+        "outpost ping: --count: expected an integer from 0 to 1000000000, got 1000000001\n");
+  const Outcome interval = ping({"--interval", "2562047h"});
+  CHECK(interval.code == kExitUsage);
+  CHECK(interval.err == "outpost ping: --interval: '2562047h' is too long (at most 8760h, a year)\n");
+  CHECK(ping({"--timeout", "9223372036854775807ns"}).err ==
+        "outpost ping: --timeout: '9223372036854775807ns' is too long (at most 8760h, a year)\n");
+}
+
+TEST_CASE("run: --for 2562047h is refused before the config is read", "[cli][bounds]") {
+  const Outcome out = run(run_command, {"run", "-c", "/nonexistent/outpost.yaml", "--for", "2562047h"});
+  CHECK(out.code == kExitUsage);
+  CHECK(out.err == "outpost run: --for: '2562047h' is too long (at most 8760h, a year)\n");
+  CHECK(run(run_command, {"run", "-c", "/nonexistent/outpost.yaml", "--for", "8761h"}).code == kExitUsage);
+}
