@@ -18,8 +18,12 @@ namespace {
 
 IpAddress addr(const char* text) { return IpAddress::parse(text).value(); }
 
-using Secret = std::uint64_t;
-Secret random_secret(std::mt19937_64& rng) { return rng(); }
+using Secret = outpost::FlowSecret;
+Secret random_secret(std::mt19937_64& rng) {
+  Secret key;
+  for (auto& byte : key) byte = static_cast<std::uint8_t>(rng());
+  return key;
+}
 
 // ---- the attacker's side: splitmix64's finaliser and its inverse ----
 
