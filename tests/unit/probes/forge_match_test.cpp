@@ -145,3 +145,37 @@ TEST_CASE("forge: two engines do not share their idents, sequences or cookies", 
   // Even the same fields would carry other cookies: each engine has its own key.
   CHECK(Bytes(a.sent().end() - 56, a.sent().end() - 48) != Bytes(b.sent().end() - 56, b.sent().end() - 48));
 }
+
+namespace {
+
+// A probe that only draws numbers from the engine, as the DNS probe draws its query id.
+class DrawingProbe final : public outpost::Probe {
+ public:
+  explicit DrawingProbe(std::vector<std::uint16_t>& out) : out_(out) {}
+  void start(outpost::ProbeContext& ctx) override {
+    for (int i = 0; i < 64; ++i) out_.push_back(ctx.next_dns_id());
+    result_.status = ProbeStatus::error;
+  }
+  void on_sent(WallTime) override {}
+  bool on_packet(const outpost::DecodedPacket&, WallTime) override { return false; }
+  void on_timeout() override {}
+  bool finished() const override { return true; }
+  const ProbeResult& result() const override { return result_; }
+
+ private:
+  std::vector<std::uint16_t>& out_;
+  ProbeResult result_;
+};
+
+}  // namespace
+
+TEST_CASE("forge: DNS ids from the engine follow no counter", "[forge]") {
+  Lab lab;
+  std::vector<std::uint16_t> ids;
+  lab.launch(std::make_unique<DrawingProbe>(ids));
+  REQUIRE(ids.size() == 64);
+  std::set<std::uint16_t> distinct(ids.begin(), ids.end()), steps;
+  for (std::size_t i = 1; i < ids.size(); ++i) steps.insert(static_cast<std::uint16_t>(ids[i] - ids[i - 1]));
+  CHECK(distinct.size() >= 60);
+  CHECK(steps.size() >= 59);
+}
