@@ -228,15 +228,15 @@ void DnsProbe::on_ready(ProbeContext& ctx, int fd, std::uint32_t) {
 // that its readiness does not stay raised.
 void DnsProbe::drain_udp() {
   std::array<std::uint8_t, 512> sink;
-  while (recv(udp_, sink.data(), sink.size(), MSG_DONTWAIT | MSG_TRUNC) >= 0) {
-  }
-  while (recv(udp_, sink.data(), sink.size(), MSG_DONTWAIT | MSG_ERRQUEUE) >= 0) {
-  }
+  for (int i = 0; i < kDnsMaxDatagramsPerWake; ++i)
+    if (recv(udp_, sink.data(), sink.size(), MSG_DONTWAIT | MSG_TRUNC) < 0) break;
+  for (int i = 0; i < kDnsMaxDatagramsPerWake; ++i)
+    if (recv(udp_, sink.data(), sink.size(), MSG_DONTWAIT | MSG_ERRQUEUE) < 0) break;
 }
 
 // The error queue: our TX timestamp, and ICMP errors about the query.
 void DnsProbe::read_error_queue() {
-  for (;;) {
+  for (int i = 0; i < kDnsMaxDatagramsPerWake; ++i) {
     std::array<std::uint8_t, 512> payload;  // an ICMP error's quote of our query (TX stamps carry none)
     alignas(cmsghdr) std::array<std::uint8_t, 512> control;
     iovec iov{payload.data(), payload.size()};
@@ -271,7 +271,8 @@ void DnsProbe::read_udp(ProbeContext& ctx) {
   // One buffer for every probe (the agent is one thread): a fresh 64 KiB
   // vector per answer cost more than the rest of reading it.
   static thread_local std::array<std::uint8_t, 65536> buf;
-  while (!finished_ && udp_ >= 0) {
+  std::size_t bytes = 0;
+  for (int i = 0; i < kDnsMaxDatagramsPerWake && bytes < kDnsMaxBytesPerWake && !finished_ && udp_ >= 0; ++i) {
     alignas(cmsghdr) std::array<std::uint8_t, 256> control;
     iovec iov{buf.data(), buf.size()};
     msghdr msg{};
@@ -286,11 +287,13 @@ void DnsProbe::read_udp(ProbeContext& ctx) {
       return finish(is_unreachable_errno(err) ? ProbeStatus::unreachable : ProbeStatus::error,
                     errno_text("receive", err));
     }
+    bytes += static_cast<std::size_t>(n);
     const Ancillary a = read_ancillary(msg);
-    auto parsed = parse_dns_response(Bytes(buf.data(), static_cast<std::size_t>(n)), id_, spec_.question);
+    auto parsed = parse_dns_response(Bytes(buf.data(), static_cast<std::size_t>(n)), id_, spec_.question,
+                                     kDnsMaxAnswersKept);
     if (!parsed.response) {
       ++result_.dns->ignored;
-      result_.dns->last_ignored = std::move(parsed.detail);
+      result_.dns->last_ignored = cap_dns_text(parsed.detail, kDnsMaxDetailText);
       continue;
     }
     on_udp_answer(ctx, *parsed.response, a.stamp, a.ttl);
@@ -360,7 +363,7 @@ void DnsProbe::on_tcp_ready() {
     if (tcp_in_.size() < 2) continue;
     const std::size_t size = static_cast<std::size_t>(tcp_in_[0] << 8 | tcp_in_[1]);
     if (tcp_in_.size() < 2 + size) continue;
-    auto parsed = parse_dns_response(Bytes(tcp_in_.data() + 2, size), id_, spec_.question);
+    auto parsed = parse_dns_response(Bytes(tcp_in_.data() + 2, size), id_, spec_.question, kDnsMaxAnswersKept);
     if (!parsed.response) return give_up_tcp("TCP answer: " + parsed.detail);
     result_.dns->tcp_time = std::chrono::steady_clock::now() - tcp_started_;
     return finish_answer(*parsed.response, "tcp");
@@ -368,7 +371,7 @@ void DnsProbe::on_tcp_ready() {
 }
 
 void DnsProbe::give_up_tcp(std::string why) {
-  result_.dns->tcp_error = std::move(why);
+  result_.dns->tcp_error = cap_dns_text(why, kDnsMaxDetailText);
   finish_answer(*truncated_, "udp");
 }
 
@@ -377,10 +380,13 @@ void DnsProbe::finish_answer(const DnsResponse& response, const char* transport)
   dns.rcode = dns_rcode_name(response.rcode);
   dns.answers.clear();
   for (const auto& rec : response.answers) dns.answers.push_back(rec.data);
+  dns.answers_dropped = response.answers_dropped;
   dns.transport = transport;
   std::string unmet = check_dns_expect(spec_.expect, dns);
+  for (auto& answer : dns.answers)
+    if (answer.size() > kDnsMaxAnswerText) answer = cap_dns_text(answer);
   const ProbeStatus status = unmet.empty() ? ProbeStatus::reply : ProbeStatus::error;
-  finish(status, std::move(unmet));
+  finish(status, cap_dns_text(unmet, kDnsMaxDetailText));
 }
 
 void DnsProbe::on_timeout() {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,6 +15,19 @@
 #include "probe.hpp"
 
 namespace outpost {
+
+// At most this many datagrams (and as many error-queue messages) are read
+// from a probe's UDP socket per readiness, and none more once this many
+// bytes were: each byte may cost kDnsStepsPerByte steps to parse. The
+// socket is watched level-triggered, so the loop wakes again for the rest
+// after its timers, signals and other sockets have had their turn: a server
+// that floods its answers cannot hold the loop.
+inline constexpr int kDnsMaxDatagramsPerWake = 64;
+inline constexpr std::size_t kDnsMaxBytesPerWake = 128 * 1024;
+
+// Free text that a probe takes from what came over the network (why an
+// answer was ignored, why TCP gave nothing, an unmet expect) is cut to this.
+inline constexpr std::size_t kDnsMaxDetailText = 256;
 
 struct DnsProbeSpec {
   DnsQuestion question;
@@ -27,7 +41,10 @@ std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAn
 
 // One query to one server. UDP from a kernel-chosen port on a connected
 // socket (the kernel drops datagrams from anyone else); a reply with the
-// wrong id or question, or malformed, is counted and ignored. RTT from
+// wrong id or question, or malformed, is counted and ignored. Of the answer,
+// the first kDnsMaxAnswersKept records are kept, each cut to
+// kDnsMaxAnswerText characters, and the rest counted (answers_dropped);
+// `expect` is checked against the records kept, before they are cut. RTT from
 // SO_TIMESTAMPING (software TX stamp from the error queue, RX stamp on the
 // reply). A truncated answer is asked again over TCP within the same timeout;
 // the RTT stays the UDP one, the TCP exchange is timed apart (tcp_time).

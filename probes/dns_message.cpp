@@ -39,10 +39,10 @@ void append_escaped(std::string& out, std::uint8_t c, bool in_name) {
     out += static_cast<char>(c);
   } else if ((c > 0x20 && c < 0x7f) || (!in_name && c == ' ')) {
     out += static_cast<char>(c);
-  } else {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "\\%03u", c);
-    out += buf;
+  } else {  // \DDD, without snprintf: a hostile answer may hold 64 KB of such bytes
+    const char digits[4] = {'\\', static_cast<char>('0' + c / 100), static_cast<char>('0' + c / 10 % 10),
+                            static_cast<char>('0' + c % 10)};
+    out.append(digits, sizeof digits);
   }
 }
 
@@ -50,12 +50,17 @@ void append_escaped(std::string& out, std::uint8_t c, bool in_name) {
 // `ran_out` tells a message that ends too early from one that is wrong.
 class MessageReader {
  public:
-  explicit MessageReader(Bytes m) : m_(m) {}
+  explicit MessageReader(Bytes m) : m_(m), budget_(dns_step_budget(m.size())) {}
 
   std::size_t size() const { return m_.size(); }
   const std::uint8_t* at(std::size_t pos) const { return m_.data() + pos; }
   const std::string& why() const { return why_; }
   bool ran_out() const { return ran_out_; }
+  std::size_t steps() const { return steps_; }
+  // Whether names and data are written out as text, or only checked (records
+  // that are not kept: their text would cost up to 255 bytes a pointer).
+  bool keep_text() const { return keep_text_; }
+  void set_keep_text(bool keep) { keep_text_ = keep; }
 
   bool bad(std::string why, bool ran_out = false) {
     why_ = std::move(why);
@@ -81,12 +86,19 @@ class MessageReader {
 
   // The (possibly compressed) name at pos; pos moves past its inline part.
   // Every pointer must point strictly before the previous jump's target (the
-  // name's own start for the first): the targets decrease, so no loop.
+  // name's own start for the first): the targets decrease, so no loop. Each
+  // label and each pointer is a step, counted against the name's and the
+  // message's budgets, so that pointer chains cannot multiply the work.
   bool name(std::size_t& pos, std::string& out) {
     out.clear();
-    std::size_t cur = pos, floor = pos, wire = 0;
+    std::size_t cur = pos, floor = pos, wire = 0, name_steps = 0;
     bool jumped = false;
     for (;;) {
+      if (name_steps++ == kDnsMaxNameSteps)
+        return bad("a name of more than " + std::to_string(kDnsMaxNameSteps) + " labels and pointers");
+      if (steps_ == budget_)
+        return bad("more than " + std::to_string(kDnsStepsPerByte) + " labels and pointers per byte of the message");
+      ++steps_;
       if (cur >= m_.size()) return bad("a name runs past the end", true);
       const std::uint8_t len = m_[cur];
       if ((len & 0xC0) == 0xC0) {
@@ -104,12 +116,14 @@ class MessageReader {
       if (wire > kMaxNameWire) return bad("a name longer than 255 bytes");
       if (len == 0) break;
       if (len > m_.size() - cur - 1) return bad("a label runs past the end", true);
-      if (!out.empty()) out += '.';
-      for (std::size_t i = 1; i <= len; ++i) append_escaped(out, m_[cur + i], true);
+      if (keep_text_) {
+        if (!out.empty()) out += '.';
+        for (std::size_t i = 1; i <= len; ++i) append_escaped(out, m_[cur + i], true);
+      }
       cur += 1 + static_cast<std::size_t>(len);
     }
     if (!jumped) pos = cur + 1;
-    if (out.empty()) out = ".";
+    if (out.empty() && keep_text_) out = ".";
     return true;
   }
 
@@ -121,6 +135,9 @@ class MessageReader {
 
  private:
   Bytes m_;
+  std::size_t budget_;
+  std::size_t steps_ = 0;
+  bool keep_text_ = true;
   std::string why_;
   bool ran_out_ = false;
 };
@@ -166,17 +183,20 @@ bool format_rdata(MessageReader& r, std::uint16_t type, std::size_t pos, std::si
       while (pos < end) {
         const std::size_t len = *r.at(pos++);
         if (!r.need(pos, len, end, "a TXT string")) return false;
-        for (std::size_t i = 0; i < len; ++i) append_escaped(out, *r.at(pos + i), false);
+        if (r.keep_text())
+          for (std::size_t i = 0; i < len; ++i) append_escaped(out, *r.at(pos + i), false);
         pos += len;
       }
       break;
     default: {  // RFC 3597
       out = "\\# " + std::to_string(size);
+      if (!r.keep_text()) return true;
       if (size) out += ' ';
-      char hex[3];
+      static constexpr char kHex[] = "0123456789abcdef";
+      out.reserve(out.size() + 2 * size);
       for (; pos < end; ++pos) {
-        std::snprintf(hex, sizeof hex, "%02x", *r.at(pos));
-        out += hex;
+        out += kHex[*r.at(pos) >> 4];
+        out += kHex[*r.at(pos) & 0xF];
       }
       return true;
     }
@@ -256,11 +276,34 @@ std::vector<std::uint8_t> forge_dns_query(std::uint16_t id, const DnsQuestion& q
   return dns.serialize();
 }
 
-DnsParseResult parse_dns_response(Bytes m, std::uint16_t expected_id, const DnsQuestion& question) {
-  auto fail = [](DnsParseError e, std::string detail) { return DnsParseResult{std::nullopt, e, std::move(detail)}; };
+std::string cap_dns_text(std::string_view text, std::size_t max) {
+  if (text.size() <= max) return std::string(text);
+  // Whole units only: an escape (\DDD or \X), a UTF-8 sequence, or a byte.
+  std::size_t end = 0;
+  while (end < text.size()) {
+    std::size_t unit = 1;
+    const auto c = static_cast<unsigned char>(text[end]);
+    if (c == '\\' && end + 1 < text.size()) {
+      unit = std::isdigit(static_cast<unsigned char>(text[end + 1])) ? 4 : 2;
+    } else if (c >= 0xC0) {
+      while (end + unit < text.size() && (static_cast<unsigned char>(text[end + unit]) & 0xC0) == 0x80) ++unit;
+    }
+    if (end + unit > max) break;
+    end += unit;
+  }
+  return std::string(text.substr(0, end));
+}
+
+DnsParseResult parse_dns_response(Bytes m, std::uint16_t expected_id, const DnsQuestion& question,
+                                  std::size_t keep_answers) {
   if (m.size() < kHeaderSize)
-    return fail(DnsParseError::malformed, "shorter than a DNS header (" + std::to_string(m.size()) + " bytes)");
+    return {std::nullopt, DnsParseError::malformed,
+            "shorter than a DNS header (" + std::to_string(m.size()) + " bytes)", 0};
   MessageReader r(m);
+  auto fail = [&r](DnsParseError e, std::string detail) {
+    return DnsParseResult{std::nullopt, e, std::move(detail), r.steps()};
+  };
+  auto done = [&r](DnsResponse resp) { return DnsParseResult{std::move(resp), DnsParseError::none, {}, r.steps()}; };
   std::size_t pos = 0;
   std::uint16_t flags = 0;
   std::array<std::uint16_t, 4> counts{};  // question, answer, authority, additional
@@ -296,15 +339,20 @@ DnsParseResult parse_dns_response(Bytes m, std::uint16_t expected_id, const DnsQ
   for (int s = 0; s < 3; ++s) {
     for (unsigned i = 0; i < counts[s + 1]; ++i) {
       DnsRecord rec;
+      const bool keep = s == 0 && resp.answers.size() < keep_answers;
+      r.set_keep_text(keep);
       if (!read_record(r, pos, rec)) {
-        if (resp.truncated && r.ran_out()) return {std::move(resp), DnsParseError::none, {}};
+        if (resp.truncated && r.ran_out()) return done(std::move(resp));
         return fail(DnsParseError::malformed, std::string(sections[s]) + " record " + std::to_string(i + 1) + " of " +
                                                   std::to_string(counts[s + 1]) + ": " + r.why());
       }
-      if (s == 0) resp.answers.push_back(std::move(rec));
+      if (keep)
+        resp.answers.push_back(std::move(rec));
+      else if (s == 0)
+        ++resp.answers_dropped;
     }
   }
-  return {std::move(resp), DnsParseError::none, {}};
+  return done(std::move(resp));
 }
 
 }  // namespace outpost

@@ -2,7 +2,9 @@
 // Leaves to others: sockets, timestamps, the TCP retry and what an answer means for a probe (dns.hpp).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -47,15 +49,36 @@ struct DnsResponse {
   int rcode = 0;
   bool truncated = false;  // TC
   bool authoritative = false;
-  std::vector<DnsRecord> answers;
+  std::vector<DnsRecord> answers;     // the answer section's first records, up to the number asked to keep
+  std::uint32_t answers_dropped = 0;  // the answer section's records past those: checked, then dropped
 };
+
+// The work one message may cost, so that a hostile answer costs time linear
+// in its size. A step is one label read or one compression pointer followed.
+// A name takes at most kDnsMaxNameSteps of them: its 255 bytes hold at most
+// 128 labels, and a compressor needs no more pointers than labels. A message
+// of n bytes takes at most kDnsStepsPerByte * n in all: a name's inline part
+// costs a byte per step, and what pointers add is bounded by this.
+inline constexpr std::size_t kDnsMaxNameSteps = 256;
+inline constexpr std::size_t kDnsStepsPerByte = 8;
+constexpr std::size_t dns_step_budget(std::size_t message_size) { return kDnsStepsPerByte * message_size; }
+
+// What a probe record keeps of an answer section: the first 32 answers, each
+// cut to at most 255 characters; the rest are only counted.
+inline constexpr std::size_t kDnsMaxAnswersKept = 32;
+inline constexpr std::size_t kDnsMaxAnswerText = 255;
+
+// The text cut to at most max bytes, never inside an escape (\DDD, \X) nor
+// inside a UTF-8 sequence; unchanged when it fits.
+std::string cap_dns_text(std::string_view text, std::size_t max = kDnsMaxAnswerText);
 
 enum class DnsParseError : std::uint8_t { none, malformed, not_a_response, wrong_id, wrong_question };
 
 struct DnsParseResult {
   std::optional<DnsResponse> response;
   DnsParseError error = DnsParseError::none;
-  std::string detail;  // what was wrong, when there is no response
+  std::string detail;     // what was wrong, when there is no response
+  std::size_t steps = 0;  // labels read and pointers followed: at most dns_step_budget(size)
 };
 
 // Parses an answer to the query (expected_id, question). Accepts only a
@@ -63,10 +86,15 @@ struct DnsParseResult {
 // compared ignoring ASCII case), or, for an error rcode, one with no question.
 // Every section is walked: a count larger than the data, a name or record
 // running past the end, a compression pointer that does not point strictly
-// backwards (loops) or into the header, a name over 255 bytes, a record whose
-// data does not fit its type: malformed. A truncated (TC) message may end
-// early: its complete answers are kept. Never throws; time linear in the size.
+// backwards (loops) or into the header, a name over 255 bytes or of more
+// than kDnsMaxNameSteps labels and pointers, a message that needs more than
+// dns_step_budget steps, a record whose data does not fit its type:
+// malformed. A truncated (TC) message may end early: its complete answers
+// are kept. Of the answer section, the first keep_answers records are kept
+// and the rest counted (answers_dropped), all of them checked alike. Never
+// throws; time linear in the size.
 DnsParseResult parse_dns_response(std::span<const std::uint8_t> message, std::uint16_t expected_id,
-                                  const DnsQuestion& question);
+                                  const DnsQuestion& question,
+                                  std::size_t keep_answers = std::numeric_limits<std::size_t>::max());
 
 }  // namespace outpost

@@ -33,6 +33,7 @@ struct DnsAnswerInfo {
   std::string qtype;                 // A, AAAA, ...
   std::string rcode;                 // NOERROR, NXDOMAIN, SERVFAIL, ...: empty when no answer came
   std::vector<std::string> answers;  // the answer section's data as text
+  std::uint32_t answers_dropped = 0;  // answers past those kept (a record keeps kDnsMaxAnswersKept)
   bool truncated = false;            // the UDP answer had the TC bit (then TCP was tried)
   std::string transport;             // where the answers came from: udp, or tcp after truncation
   std::string rtt_clock;             // kernel: SO_TIMESTAMPING both ends; kernel_rx: fallback, user-space send time

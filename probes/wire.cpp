@@ -213,14 +213,26 @@ void RawWire::pcap_callback(u_char* user, const pcap_pkthdr* header, const u_cha
   if (self->handler_) self->handler_(self->current_link_type_, bytes, header->caplen, stamp);
 }
 
-void RawWire::on_readable(int fd) {
+int RawWire::on_readable(int fd) {
   for (auto& c : captures_) {
     if (c.fd != fd) continue;
     current_link_type_ = c.link_type;
-    // Drains what is there now; on an error the next readiness tries again.
-    pcap_dispatch(c.handle, -1, &RawWire::pcap_callback, reinterpret_cast<u_char*>(this));
-    return;
+    // Never -1 (until the ring is empty): frames that keep coming would keep
+    // the loop here. On an error the next readiness tries again.
+    return pcap_dispatch(c.handle, kMaxFramesPerWake, &RawWire::pcap_callback, reinterpret_cast<u_char*>(this));
   }
+  return 0;
+}
+
+bool RawWire::adopt_capture(pcap_t* handle, std::string interface) {
+  for (const auto& c : captures_)
+    if (c.interface == interface) {
+      pcap_close(handle);
+      return false;
+    }
+  captures_.push_back({handle, pcap_get_selectable_fd(handle), pcap_datalink(handle), std::move(interface)});
+  if (watch_fd_) watch_fd_(captures_.back().fd);
+  return true;
 }
 
 std::uint64_t RawWire::dropped() const {

@@ -70,6 +70,13 @@ class Wire {
   virtual std::uint64_t dropped() const { return 0; }
 };
 
+// At most this many frames are handed on per readiness of a capture. Its
+// descriptor is watched level-triggered and stays readable while frames
+// wait, so the loop comes back for the rest after its timers, signals and
+// flushes: a flood of frames (ICMP errors from anyone pass the filter)
+// cannot hold it.
+inline constexpr int kMaxFramesPerWake = 256;
+
 struct RawWireOptions {
   std::string interface;                // send and capture only here; empty: each route's own
   int capture_buffer_bytes = 32 << 20;  // per capture
@@ -89,8 +96,13 @@ class RawWire final : public Wire {
   bool open(std::string* error);
   // Told of every capture descriptor opened, to watch for reading.
   void set_fd_watcher(std::function<void(int fd)> watch) { watch_fd_ = std::move(watch); }
-  // Reads what the capture behind fd holds and hands each frame on.
-  void on_readable(int fd);
+  // Hands on what the capture behind fd holds, at most kMaxFramesPerWake
+  // frames; how many (-1 on a capture error, tried again at the next readiness).
+  int on_readable(int fd);
+  // A capture opened elsewhere (a savefile, in tests) read as if it were the
+  // capture on `interface`. The wire owns it from here: it is closed at
+  // once, with false, when that interface has a capture already.
+  bool adopt_capture(pcap_t* handle, std::string interface);
 
   IpAddress prepare(const IpAddress& dst, std::string* error) override;
   bool send(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error) override;

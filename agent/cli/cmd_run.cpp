@@ -133,6 +133,12 @@ int run_command(int argc, char** argv) {
     if (reload) reload();
   });
   loop.on_signal(SIGPIPE, [] {});  // a closed reader of --output - is an output error, not a kill
+  // Blocked from the start too, so every thread made later (the outputs'
+  // workers, curl's resolver) has it blocked and it reaches the loop.
+  std::function<void()> report_stats;
+  loop.on_signal(SIGUSR1, [&] {
+    if (report_stats) report_stats();
+  });
 
   const auto path = vm["config"].as<std::string>();
   ConfigLoad load = load_config_file(path);
@@ -187,11 +193,11 @@ int run_command(int argc, char** argv) {
       spdlog::error("reload: outputs unchanged: {}", error);
     spdlog::info("reloaded {}", path);
   };
-  loop.on_signal(SIGUSR1, [&] {
+  report_stats = [&] {
     log_engine_stats(engine);
     log_agent_stats(the_agent);
     log_output_stats(outputs);
-  });
+  };
   if (run_for) loop.after(*run_for, [&] { the_agent.stop(); });
   spdlog::info("outpost agent {} running{}", load.config->agent.id,
                run_for ? " for " + format_duration(*run_for) : std::string());

@@ -65,6 +65,9 @@ Agent::Agent(AgentServices services)
   pacer_.on_launched([this] {
     if (!in_tick_) rearm();
   });
+  // A stopping agent may be waiting for nothing but a trace: when the last
+  // one ends (no probe result, no tick follows), it finishes there.
+  investigator_.on_settled([this] { finish_if_idle(); });
 }
 
 Agent::~Agent() {
@@ -222,7 +225,14 @@ void Agent::start() {
   rearm();
 }
 
+namespace {
+std::string down_key(const std::string& name, int af) { return name + "\n" + std::to_string(af); }
+}  // namespace
+
 void Agent::write(Record record) {
+  if (const auto* e = std::get_if<EventRecord>(&record); e && e->event.kind == EventKind::target_down)
+    if (auto it = unwritten_down_.find(down_key(e->event.target, e->event.af)); it != unwritten_down_.end())
+      unwritten_down_.erase(it);
   outputs_.write(record);
   ++stats_.records;
 }
@@ -318,6 +328,18 @@ void Agent::save_state() {
   SavedState s;
   s.written = loop_.clock().wall();
   s.detector = detector_->snapshot();
+  // A target_down still waiting for its failure trace has not been written:
+  // saved as held back, a restart reports it (with its start) instead of
+  // taking it as told.
+  if (!unwritten_down_.empty())
+    for (auto& t : s.detector.targets) {
+      const PlannedTarget* target = find_target(t.name);
+      if (!t.down || !t.reported_down || !target || !unwritten_down_.count(down_key(target->name, target->af)))
+        continue;
+      t.reported_down = false;
+      t.pending_down = true;
+      if (t.down_decided == WallTime{}) t.down_decided = t.streak_start;
+    }
   // The traces, the file's bulk, are encoded again only when they changed.
   if (!traces_json_ || traces_json_revision_ != investigator_.last_good_revision()) {
     const std::map<std::string, TraceResult> traces(investigator_.last_good_traces().begin(),
@@ -461,6 +483,7 @@ void Agent::handle_event(DetectorEvent event) {
     event.target = target->name;
     event.af = target->af;
   }
+  if (event.kind == EventKind::target_down) unwritten_down_.insert(down_key(event.target, event.af));
   if (!is_down(event.kind)) {
     if (event.kind == EventKind::target_up || event.kind == EventKind::group_up) investigator_.recovered(event.group);
     write(event_record(plan_.agent_id, event, nullptr, loop_.clock().wall()));

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -173,6 +174,10 @@ class Agent {
   bool stopping_ = false;
   bool finished_ = false;
   AgentStats stats_;
+  // target_down events handed to the investigator whose record is not written
+  // yet (by "NAME\nAF"): a state saved meanwhile shows them as held back, not
+  // reported, so a crash before the record cannot lose it for good.
+  std::multiset<std::string> unwritten_down_;
 };
 
 }  // namespace outpost

@@ -65,6 +65,7 @@ void Investigator::run_trace(const TraceTarget& target, const TraceSpec& spec, c
         // A baseline cut short by the stop is no path: it is not written.
         if (!(stopping_ && reason == "baseline")) write_(trace_record(labels, result, reason, hop_asn_lookup(asns)));
         done(result);
+        if (on_settled_) on_settled_();
       });
   trace->start();
 }
@@ -192,6 +193,7 @@ void Investigator::start(CasePtr c) {
       check_alive(last->addr, [this, c, kept](bool alive) {
         --concluding_;
         conclude(c, kept.get(), alive);
+        if (on_settled_) on_settled_();
       });
     }
     start_queued();

@@ -68,6 +68,10 @@ class Investigator {
   void configure(const std::string& agent_id, const TraceSpec& spec, std::shared_ptr<const AsnTable> asns,
                  InvestigationLimits limits, bool raw);
 
+  // Called whenever a trace or a conclusion has ended (busy() went down): a
+  // stopping agent waits for that.
+  void on_settled(std::function<void()> cb) { on_settled_ = std::move(cb); }
+
   // A baseline trace; when it reaches the target it becomes the last good path.
   void baseline(const TraceTarget& target);
   // A *_down event toward `target` (the event's own, or one of the group's or
@@ -138,6 +142,7 @@ class Investigator {
   std::size_t traces_running_ = 0;
   std::size_t failure_traces_ = 0;
   std::size_t concluding_ = 0;  // failure traces done, direct probes of the last hop running
+  std::function<void()> on_settled_;
   std::deque<CasePtr> queue_;
   std::unordered_map<std::string, CasePtr> active_;  // by group key: the case whose verdict the group's events take
   std::unordered_map<std::string, Verdict> group_verdicts_;  // the last verdict of each dark group

@@ -1,6 +1,8 @@
 #include "syncer.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,7 +14,15 @@
 
 namespace outpost {
 
-Syncer::Syncer() : thread_([this] { run(); }) {}
+Syncer::Syncer()
+    : thread_([this] {
+        // Signals belong to the loop's signalfd: a process-directed signal
+        // this thread took would kill the process (SIGUSR1, say).
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, nullptr);
+        run();
+      }) {}
 
 Syncer::~Syncer() {
   {

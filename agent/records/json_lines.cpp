@@ -1,9 +1,19 @@
 #include "json_lines.hpp"
 
+#include <algorithm>
+
+#include "dns_message.hpp"
+
 namespace outpost {
 namespace {
 
 using nlohmann::json;
+
+// Free text in a probe record (an error, why an answer was ignored) is cut to
+// this, whoever made it, so that the record keeps its ceiling.
+constexpr std::size_t kMaxRecordText = 256;
+
+std::string capped(const std::string& text) { return cap_dns_text(text, kMaxRecordText); }
 
 json head(std::string_view type, const std::string& agent, WallTime time) {
   json j;
@@ -14,22 +24,30 @@ json head(std::string_view type, const std::string& agent, WallTime time) {
 }
 
 // rcode, answers, truncated (CONTRACT.md) and the rest only when the server answered.
+// Answers: at most kDnsMaxAnswersKept of kDnsMaxAnswerText characters each
+// (the probe keeps no more; this holds the ceiling whatever made the result);
+// the rest are counted in answers_dropped, written only when some were.
 void add_dns_fields(json& j, const DnsAnswerInfo& d, bool has_rtt) {
-  j["query"] = d.query;
-  j["qtype"] = d.qtype;
+  j["query"] = capped(d.query);
+  j["qtype"] = capped(d.qtype);
   if (!d.rcode.empty()) {
-    j["rcode"] = d.rcode;
-    j["answers"] = d.answers;
-    j["answer_count"] = d.answers.size();
+    j["rcode"] = capped(d.rcode);
+    const std::size_t kept = std::min(d.answers.size(), kDnsMaxAnswersKept);
+    json answers = json::array();
+    for (std::size_t i = 0; i < kept; ++i) answers.push_back(cap_dns_text(d.answers[i], kDnsMaxAnswerText));
+    j["answers"] = std::move(answers);
+    j["answer_count"] = kept;
+    const std::uint64_t dropped = std::uint64_t{d.answers_dropped} + (d.answers.size() - kept);
+    if (dropped) j["answers_dropped"] = dropped;
     j["truncated"] = d.truncated;
-    j["transport"] = d.transport;
+    j["transport"] = capped(d.transport);
   }
-  if (has_rtt && !d.rtt_clock.empty()) j["rtt_clock"] = d.rtt_clock;
+  if (has_rtt && !d.rtt_clock.empty()) j["rtt_clock"] = capped(d.rtt_clock);
   if (d.tcp_time) j["tcp_ms"] = to_ms(*d.tcp_time);
-  if (!d.tcp_error.empty()) j["tcp_error"] = d.tcp_error;
+  if (!d.tcp_error.empty()) j["tcp_error"] = capped(d.tcp_error);
   if (d.ignored) {
     j["ignored"] = d.ignored;
-    j["ignored_last"] = d.last_ignored;
+    j["ignored_last"] = capped(d.last_ignored);
   }
 }
 
@@ -49,7 +67,7 @@ json to_json(const ProbeRecord& p) {
   if (labels.method == "tcp") j["port"] = labels.port;
   j["status"] = std::string(to_string(r.status));
   if (r.rtt) j["rtt_ms"] = to_ms(*r.rtt);
-  if (r.status == ProbeStatus::error) j["error"] = r.error.empty() ? "unknown error" : r.error;
+  if (r.status == ProbeStatus::error) j["error"] = r.error.empty() ? "unknown error" : capped(r.error);
   if (r.reply_from) {
     j["reply_from"] = r.reply_from.to_string();
     if (r.reply_ttl >= 0) j["reply_ttl"] = r.reply_ttl;
@@ -57,7 +75,7 @@ json to_json(const ProbeRecord& p) {
   if (r.status == ProbeStatus::unreachable) {
     if (r.icmp_type >= 0) j["icmp_type"] = r.icmp_type;
     if (r.icmp_code >= 0) j["icmp_code"] = r.icmp_code;
-    j["detail"] = r.error;
+    j["detail"] = capped(r.error);
   }
   if (labels.method == "icmp" && r.status != ProbeStatus::error) j["seq"] = r.sequence;
   if (r.dns) add_dns_fields(j, *r.dns, r.rtt.has_value());

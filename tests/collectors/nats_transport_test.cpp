@@ -216,7 +216,7 @@ TEST_CASE("nats: a server killed and started again on its store: retry during th
   CHECK(ids == std::vector<std::string>{"event-0001", "event-0002", "event-0003"});
 }
 
-TEST_CASE("nats: cancel() drops the pending done; later sends work", "[nats]") {
+TEST_CASE("nats: cancel() drops the pending done and later sends work", "[nats]") {
   if (!have_nats_server()) return;
   Loop l;
   bool cancelled_done = false;
@@ -278,7 +278,7 @@ TEST_CASE("nats: destroying the transport with a send pending calls no done", "[
   }
 }
 
-TEST_CASE("nats: a batch the stream will never take is rejected; the next one goes", "[nats]") {
+TEST_CASE("nats: a batch the stream will never take is rejected and the next one goes", "[nats]") {
   if (!have_nats_server()) return;
   NatsServer server;
   REQUIRE(server.start());

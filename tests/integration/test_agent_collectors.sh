@@ -18,6 +18,7 @@
 # The readers (collector_read.py) are first proven against each server with
 # data the test writes itself. Prints a summary per store. ~60 s.
 # Exit 77 (skip) when not root or a collector is not installed.
+# ctest: parallel
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

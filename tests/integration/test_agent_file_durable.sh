@@ -9,6 +9,7 @@
 #    what reached it;
 #  - `--output - | head -1`: the closed pipe is an output error, not a kill.
 # Exit 77 (skip) when not root.
+# ctest: parallel
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -12,6 +12,7 @@
 #   - a failed lookup of a name that resolved keeps the last address;
 #   - while later.lab.test does not resolve, its target_down says so.
 # Exit 77 (skip) when not root.
+# ctest: parallel
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -5,6 +5,7 @@
 # never answers) is handled once the agent runs: SIGHUP reloads, SIGTERM
 # stops it with exit 0, instead of killing the process (exit 129 or 143).
 # Exit 77 (skip) when not root.
+# ctest: parallel
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # IPv6 end to end, on the loopback of a namespace of its own: ICMPv6 echo,
 # a TCP SYN to an open and to a closed port, and a trace to ::1.
+# ctest: parallel
 set -uo pipefail
 if [[ $(id -u) -ne 0 ]]; then
   echo "SKIP: needs root (a network namespace of its own; outpost needs CAP_NET_RAW)"

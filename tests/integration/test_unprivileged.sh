@@ -2,6 +2,7 @@
 # Without CAP_NET_RAW: a config of TCP and DNS probes runs on ordinary
 # sockets (tcp:PORT as a connect()), `outpost ping --method tcp:PORT` too,
 # while ICMP (and traces) still refuse with a message naming CAP_NET_RAW.
+# ctest: parallel
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

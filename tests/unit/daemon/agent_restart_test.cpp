@@ -284,3 +284,72 @@ TEST_CASE("agent restart: a state file that cannot be read is a warning, and the
   CHECK(saved->detector.targets.size() == 6);
   for (const char* t : {"net1", "net2", "net3", "net4"}) CHECK(saved->last_good.count(t));
 }
+
+TEST_CASE("agent restart: a crash while the target_down waits for its failure trace loses no event",
+          "[agent][sim][restart]") {
+  TempDir dir;
+  FakeClock clock;
+  Journal journal;
+  // Slow trace probes: the failure trace runs for seconds after the detector decided.
+  std::string config = config_with(dir.path);
+  config.replace(config.find("timeout: 200ms"), 14, "timeout: 2s");
+  WallTime broke{}, restarted{};
+  {
+    Process first(clock, journal);
+    first.apply(config);
+    first.agent->start();
+    first.run_for(20s);
+    broke = clock.wall();
+    first.net.host_down(kNet2, true);
+    // Until the failure trace starts: the outage is decided, its record not written.
+    for (int i = 0; i < 400 && first.agent->investigations().started == 0; ++i) first.run_for(50ms);
+    REQUIRE(first.agent->investigations().started == 1);
+    first.run_for(1500ms);  // the state is saved meanwhile (within a second of the event)
+    REQUIRE(journal.events_of(EventKind::target_down).empty());
+    // Killed with the record still owed.
+  }
+  clock.advance(5s);
+  {
+    Process second(clock, journal);
+    second.net.host_down(kNet2, true);
+    second.apply(config);
+    second.agent->start();
+    restarted = clock.wall();
+    second.run_for(20s);
+    second.net.host_down(kNet2, false);
+    second.run_for(15s);
+    second.stop();
+  }
+  INFO(journal.describe_events());
+  const auto down = journal.events_of(EventKind::target_down);
+  REQUIRE(down.size() == 1);  // owed by the first run, written by the second
+  CHECK(down[0].event.target == "net2");
+  CHECK(down[0].event.start >= broke);
+  CHECK(down[0].event.start < restarted);  // the first run's start
+  const auto up = journal.events_of(EventKind::target_up);
+  REQUIRE(up.size() == 1);
+  CHECK(up[0].event.start == down[0].event.start);
+}
+
+TEST_CASE("agent stop: when the last thing in flight is a trace, its end finishes the agent", "[agent][sim][restart]") {
+  TempDir dir;
+  FakeClock clock;
+  Journal journal;
+  std::string config = config_with(dir.path);
+  config.replace(config.find("timeout: 200ms"), 14, "timeout: 2s");  // trace probes outlast every task probe
+  // A tight rate cap: the trace's probes wait in the pacer, and at the stop
+  // they end by refusal, on the loop's next turns.
+  config.replace(config.find("max_pps: 100000"), 15, "max_pps: 12");
+  Process p(clock, journal);
+  p.apply(config);
+  p.agent->start();
+  p.run_for(20s);
+  p.net.host_down(kNet2, true);
+  for (int i = 0; i < 400 && p.agent->investigations().started == 0; ++i) p.run_for(50ms);
+  REQUIRE(p.agent->investigations().started == 1);
+  p.agent->stop();
+  // The task probes end within their 500 ms; the failure trace's within seconds after.
+  REQUIRE(p.driver.run_for(30s));
+  CHECK(p.agent->finished());
+  CHECK(journal.events_of(EventKind::target_down).size() == 1);  // written when its trace ended
+}
