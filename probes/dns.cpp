@@ -34,12 +34,6 @@ std::string_view strip_final_dot(std::string_view s) {
   return s;
 }
 
-std::uint16_t random_id() {
-  std::uint16_t id = 0;
-  if (getrandom(&id, sizeof id, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof id)) return id;
-  return static_cast<std::uint16_t>(std::random_device{}());
-}
-
 std::string errno_text(std::string_view what, int err) { return std::string(what) + ": " + std::strerror(err); }
 
 WallTime wall_from(const timespec& ts) {
@@ -203,7 +197,7 @@ bool DnsProbe::open_udp(std::string* error) {
 
 void DnsProbe::start(ProbeContext& ctx) {
   result_.sent = ctx.wall_now();
-  id_ = random_id();
+  id_ = ctx.next_dns_id();
   query_ = forge_dns_query(id_, spec_.question);
   std::string error;
   if (!open_udp(&error)) return finish(ProbeStatus::error, error);

@@ -1,6 +1,11 @@
 #include "engine.hpp"
 
-#include <random>
+#include <sodium.h>
+
+#include <array>
+#include <stdexcept>
+
+#include "raw_probe.hpp"
 
 namespace outpost {
 
@@ -14,10 +19,11 @@ class Engine::SlotContext final : public ProbeContext {
     if (!source) engine_.slots_[slot_].local_failure = true;
     return source;
   }
-  std::uint16_t next_ip_id() override { return ++engine_.next_ip_id_; }
-  std::uint16_t icmp_ident() const override { return engine_.params_.icmp_ident; }
-  std::uint16_t next_icmp_sequence() override { return ++engine_.next_sequence_; }
-  std::uint64_t secret() const override { return engine_.secret_; }
+  std::uint16_t next_ip_id() override { return engine_.next_random(); }
+  std::uint16_t next_icmp_ident() override { return engine_.next_random(); }
+  std::uint16_t next_icmp_sequence() override { return engine_.next_random(); }
+  std::uint16_t next_dns_id() override { return engine_.next_random(); }
+  const FlowSecret& secret() const override { return engine_.secret_; }
   WallTime wall_now() override { return engine_.clock_.wall(); }
   bool expect(const FlowKey& key) override {
     if (!engine_.flows_.emplace(key, slot_).second) return false;
@@ -58,13 +64,20 @@ class Engine::SlotContext final : public ProbeContext {
 
 Engine::Engine(Clock& clock, Wire& wire, FilterParams params, EngineOptions options)
     : clock_(clock), wire_(wire), params_(params), options_(options) {
-  std::random_device rd;
-  secret_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-  next_ip_id_ = static_cast<std::uint16_t>(rd());
-  next_sequence_ = static_cast<std::uint16_t>(rd());
+  // libsodium draws from getrandom(2), and aborts rather than hand out a weak key.
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  randombytes_buf(secret_.data(), secret_.size());
+  randombytes_buf(counter_key_.data(), counter_key_.size());
   wire_.set_frame_handler([this](int link_type, const std::uint8_t* data, std::size_t size, WallTime stamp) {
     on_frame(link_type, data, size, stamp);
   });
+}
+
+std::uint16_t Engine::next_random() {
+  std::array<std::uint8_t, 8> block{};
+  const std::uint64_t n = counter_++;
+  for (int i = 0; i < 8; ++i) block[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(n >> (8 * i));
+  return static_cast<std::uint16_t>(keyed_hash(counter_key_, block));
 }
 
 void Engine::launch(std::unique_ptr<Probe> probe, Done done) {

@@ -78,7 +78,6 @@ class Engine {
   // Probes started and not yet finished (socket probes have no flow key).
   std::size_t in_flight() const { return slots_.size() - free_slots_.size(); }
   EngineStats stats() const;
-  std::uint16_t icmp_ident() const { return params_.icmp_ident; }
 
   // One captured frame, from the wire (or a test, or the fuzzer).
   void on_frame(int link_type, const std::uint8_t* data, std::size_t size, WallTime stamp);
@@ -115,9 +114,12 @@ class Engine {
   Wire& wire_;
   FilterParams params_;
   EngineOptions options_;
-  std::uint64_t secret_ = 0;
-  std::uint16_t next_ip_id_ = 0;
-  std::uint16_t next_sequence_ = 0;
+  // Two keys drawn at start: the cookies' (flow_cookie), and the one that
+  // turns a counter into the probes' unpredictable numbers (next_random).
+  std::uint16_t next_random();
+  FlowSecret secret_{};
+  FlowSecret counter_key_{};
+  std::uint64_t counter_ = 0;
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> free_slots_;
   std::unordered_map<FlowKey, std::uint32_t, FlowKeyHash> flows_;

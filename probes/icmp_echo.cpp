@@ -86,23 +86,19 @@ std::vector<std::uint8_t> forge_echo_request(const EchoRequest& r) {
 }
 
 
-std::uint64_t echo_cookie(std::uint64_t secret, const IpAddress& dst, std::uint16_t ident,
+std::uint64_t echo_cookie(const FlowSecret& secret, const IpAddress& dst, std::uint16_t ident,
                           std::uint16_t sequence) {
   return flow_cookie(secret, {FlowProto::icmp_echo, dst, ident, sequence});
 }
 
-std::string icmp_echo_filter(const FilterParams& params) {
-  const std::string id = std::to_string(params.icmp_ident);
-  return "(icmp and (icmp[0] = 0 or icmp[0] = 8) and icmp[4:2] = " + id +
-         ") or (icmp6 and (ip6[40] = 128 or ip6[40] = 129) and ip6[44:2] = " + id + ")";
+std::string icmp_echo_filter(const FilterParams&) {
+  return "(icmp and (icmp[0] = 0 or icmp[0] = 8)) or (icmp6 and (ip6[40] = 128 or ip6[40] = 129))";
 }
 
-std::optional<Classified> icmp_echo_classify(const DecodedPacket& p, const FilterParams& params) {
-  if (is_echo_request(p.l4) && p.l4.icmp_id == params.icmp_ident)
-    return Classified{{FlowProto::icmp_echo, p.ip.dst, p.l4.icmp_id, p.l4.icmp_seq}, true};
-  if (is_echo_reply(p.l4) && p.l4.icmp_id == params.icmp_ident)
-    return Classified{{FlowProto::icmp_echo, p.ip.src, p.l4.icmp_id, p.l4.icmp_seq}, false};
-  if (p.quote && is_echo_request(p.quote->l4) && p.quote->l4.icmp_id == params.icmp_ident) {
+std::optional<Classified> icmp_echo_classify(const DecodedPacket& p, const FilterParams&) {
+  if (is_echo_request(p.l4)) return Classified{{FlowProto::icmp_echo, p.ip.dst, p.l4.icmp_id, p.l4.icmp_seq}, true};
+  if (is_echo_reply(p.l4)) return Classified{{FlowProto::icmp_echo, p.ip.src, p.l4.icmp_id, p.l4.icmp_seq}, false};
+  if (stops_datagram(p) && is_echo_request(p.quote->l4)) {
     const auto& q = *p.quote;
     return Classified{{FlowProto::icmp_echo, q.ip.dst, q.l4.icmp_id, q.l4.icmp_seq}, false};
   }
@@ -122,17 +118,17 @@ IcmpEchoProbe::IcmpEchoProbe(IpAddress target, Duration timeout, std::uint8_t tt
 void IcmpEchoProbe::start(ProbeContext& ctx) {
   result_.sent = ctx.wall_now();
   request_.src = ctx.source_for(request_.dst, &result_.error);
-  request_.ident = ctx.icmp_ident();
   request_.ip_id = ctx.next_ip_id();
   if (!request_.src) {
     finished_ = true;
     result_.status = ProbeStatus::error;
     return;
   }
-  // A sequence number whose flow key is free (another probe to the same
-  // address may still be in flight with an older one).
+  // An identifier and sequence number drawn for this probe, whose flow key is
+  // free (another probe to the same address may have drawn the same).
   bool claimed = false;
   for (int attempt = 0; attempt < 8 && !claimed; ++attempt) {
+    request_.ident = ctx.next_icmp_ident();
     request_.sequence = ctx.next_icmp_sequence();
     claimed = ctx.expect({FlowProto::icmp_echo, request_.dst, request_.ident, request_.sequence});
   }
@@ -145,6 +141,8 @@ void IcmpEchoProbe::start(ProbeContext& ctx) {
   }
   request_.cookie = echo_cookie(ctx.secret(), request_.dst, request_.ident, request_.sequence);
   const auto datagram = forge_echo_request(request_);
+  const std::size_t icmp = request_.dst.is_v6() ? 40 : 20;
+  sent_checksum_ = static_cast<std::uint16_t>(datagram[icmp + 2] << 8 | datagram[icmp + 3]);
   result_.sent = ctx.wall_now();
   std::string error;
   if (!ctx.send(request_.dst, datagram, &error)) {
@@ -167,10 +165,12 @@ bool IcmpEchoProbe::on_packet(const DecodedPacket& p, WallTime kernel_rx) {
     finish(ProbeStatus::reply, kernel_rx, p);
     return true;
   }
-  if (p.quote) {
-    // An ICMP error must quote the datagram we sent: our source, our IP id.
-    const auto& q = p.quote->ip;
-    if (q.src != request_.src || (q.src.is_v4() && q.id != request_.ip_id)) return false;
+  if (stops_datagram(p)) {
+    // An ICMP error must quote the datagram we sent: our source, our IP id,
+    // and our ICMP checksum, which covers the cookie no one else can compute.
+    const auto& q = *p.quote;
+    if (q.ip.src != request_.src || (q.ip.src.is_v4() && q.ip.id != request_.ip_id)) return false;
+    if (!is_echo_request(q.l4) || q.l4.checksum != sent_checksum_) return false;
     finish(ProbeStatus::unreachable, kernel_rx, p);
     return true;
   }

@@ -1,5 +1,6 @@
 // The ICMP echo probe (IPv4 and IPv6): forging the request, matching the reply
-// or an ICMP error that quotes it, and the RTT from kernel timestamps.
+// (its cookie) or an ICMP error that quotes it (its checksum), and the RTT from
+// kernel timestamps.
 // Leaves to others: sockets, capture and timers (engine, through ProbeContext).
 #pragma once
 
@@ -39,9 +40,11 @@ std::vector<std::uint8_t> forge_echo_request(const EchoRequest& request);
 
 // The cookie a reply must echo: a keyed hash of the probe's identity, so that
 // a forged or misdirected reply with the right id/sequence is told apart.
-std::uint64_t echo_cookie(std::uint64_t secret, const IpAddress& dst, std::uint16_t ident,
+std::uint64_t echo_cookie(const FlowSecret& secret, const IpAddress& dst, std::uint16_t ident,
                           std::uint16_t sequence);
 
+// Every echo request and reply: identifiers are drawn per probe, so the
+// filter cannot know ours (the flow key and the cookie pick them out).
 std::string icmp_echo_filter(const FilterParams& params);
 std::optional<Classified> icmp_echo_classify(const DecodedPacket& packet, const FilterParams& params);
 
@@ -61,6 +64,9 @@ class IcmpEchoProbe final : public Probe {
   void finish(ProbeStatus status, WallTime rx, const DecodedPacket& packet);
 
   EchoRequest request_;
+  // The ICMP checksum we sent: it covers the cookie, so an ICMP error that
+  // quotes it (routers quote at least the 8 header bytes) proves it saw our request.
+  std::uint16_t sent_checksum_ = 0;
   Duration timeout_;
   ProbeResult result_;
   bool finished_ = false;

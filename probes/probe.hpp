@@ -3,6 +3,7 @@
 // Leaves to others: sockets and capture (engine), schedules and records (agent/).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -85,6 +86,10 @@ struct FlowKeyHash {
   }
 };
 
+// The key of the keyed hash (SipHash-2-4) behind every cookie: drawn from the
+// kernel's random source when the engine starts, never sent.
+using FlowSecret = std::array<std::uint8_t, 16>;
+
 // The engine's services to one probe. Fakeable: unit tests drive probes with
 // a fake context and fixture packets.
 class ProbeContext {
@@ -93,12 +98,14 @@ class ProbeContext {
   // The local address the kernel would use toward dst (and so the one to forge).
   // Empty, with *error, when there is no route or no capture toward dst.
   virtual IpAddress source_for(const IpAddress& dst, std::string* error) = 0;
-  // A fresh IP identifier and a fresh sequence number for the flow.
+  // Fresh numbers for one probe that no earlier probe's predict (a keyed PRF
+  // over a counter): IP identifier, echo identifier and sequence, DNS id.
   virtual std::uint16_t next_ip_id() = 0;
-  virtual std::uint16_t icmp_ident() const = 0;
+  virtual std::uint16_t next_icmp_ident() = 0;
   virtual std::uint16_t next_icmp_sequence() = 0;
-  // A per-engine secret for cookies that tell our replies from spoofed ones.
-  virtual std::uint64_t secret() const = 0;
+  virtual std::uint16_t next_dns_id() = 0;
+  // The per-engine key of the cookies that tell our answers from forged ones.
+  virtual const FlowSecret& secret() const = 0;
   // The wall clock, for a record's time when no kernel timestamp is at hand.
   virtual WallTime wall_now() = 0;
   // Replies matching this key come to this probe; false when the key is taken.

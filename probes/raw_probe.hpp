@@ -1,14 +1,19 @@
 // What the probes forged for the raw socket and answered through the capture
-// share: libtins addresses, the keyed cookie, and a result filled from the answer.
+// share: libtins addresses, the keyed cookie (SipHash-2-4), which ICMP errors
+// can answer a probe, and a result filled from the answer.
 // Leaves to others: each probe type's packet layout and matching rules (icmp_echo, tcp_syn).
 #pragma once
 
 #include <netinet/in.h>
+#include <sodium.h>
 #include <tins/ip_address.h>
 #include <tins/ipv6_address.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <span>
 
 #include "packet_decode.hpp"
 #include "probe.hpp"
@@ -23,19 +28,43 @@ inline Tins::IPv4Address tins_v4(const IpAddress& a) {
 
 inline Tins::IPv6Address tins_v6(const IpAddress& a) { return Tins::IPv6Address(a.bytes()); }
 
-inline std::uint64_t mix64(std::uint64_t x) {  // splitmix64's finaliser
-  x ^= x >> 30;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 27;
-  x *= 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
+// SipHash-2-4 (libsodium's crypto_shorthash) of `message` under `secret`: a
+// PRF, so that no number of outputs with their inputs tells the key, or any
+// other output.
+inline std::uint64_t keyed_hash(const FlowSecret& secret, std::span<const std::uint8_t> message) {
+  static_assert(sizeof(FlowSecret) == crypto_shorthash_KEYBYTES && crypto_shorthash_BYTES == 8);
+  std::array<unsigned char, crypto_shorthash_BYTES> out{};
+  crypto_shorthash(out.data(), message.data(), message.size(), secret.data());
+  std::uint64_t value = 0;
+  for (int i = 7; i >= 0; --i) value = value << 8 | out[static_cast<std::size_t>(i)];
+  return value;
 }
 
-// A keyed hash of a flow's identity: what a genuine answer carries back (echo
-// data, the acknowledged sequence number) and a forged one cannot guess.
-inline std::uint64_t flow_cookie(std::uint64_t secret, const FlowKey& key) {
-  return mix64(secret ^ mix64(key.remote.hash()) ^
-               (static_cast<std::uint64_t>(key.proto) << 32 | static_cast<std::uint64_t>(key.a) << 16 | key.b));
+// A keyed hash of a flow's identity (every field, the address family too):
+// what a genuine answer carries back (echo data, the acknowledged sequence
+// number, the quoted ISN) and an off-path host cannot compute, even from the
+// cookies of the probes it received itself.
+inline std::uint64_t flow_cookie(const FlowSecret& secret, const FlowKey& key) {
+  std::array<std::uint8_t, 2 + 16 + 2 + 2 + 4> m{};
+  m[0] = static_cast<std::uint8_t>(key.proto);
+  m[1] = key.remote.is_v6() ? 6 : 4;
+  std::memcpy(&m[2], key.remote.bytes(), std::min<std::size_t>(key.remote.size(), 16));
+  m[18] = static_cast<std::uint8_t>(key.a >> 8);
+  m[19] = static_cast<std::uint8_t>(key.a);
+  m[20] = static_cast<std::uint8_t>(key.b >> 8);
+  m[21] = static_cast<std::uint8_t>(key.b);
+  for (int i = 0; i < 4; ++i) m[22 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(key.c >> (24 - 8 * i));
+  return keyed_hash(secret, m);
+}
+
+// ICMP errors that say the datagram went no further: destination unreachable,
+// time exceeded, parameter problem (ICMPv6: packet too big too). Source
+// quench and redirect do not (the datagram was forwarded): they answer no probe.
+inline bool stops_datagram(const DecodedPacket& p) {
+  if (!p.quote) return false;
+  if (p.l4.proto == IPPROTO_ICMP) return p.l4.icmp_type == 3 || p.l4.icmp_type == 11 || p.l4.icmp_type == 12;
+  if (p.l4.proto == IPPROTO_ICMPV6) return p.l4.icmp_type >= 1 && p.l4.icmp_type <= 4;
+  return false;
 }
 
 // The capture saw our probe leave. On loopback it can see it twice (out and

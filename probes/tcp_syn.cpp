@@ -46,7 +46,7 @@ std::vector<std::uint8_t> forge_tcp_syn(const SynSegment& s) {
   return ip.serialize();
 }
 
-std::uint32_t tcp_syn_cookie(std::uint64_t secret, const IpAddress& dst, std::uint16_t sport, std::uint16_t dport) {
+std::uint32_t tcp_syn_cookie(const FlowSecret& secret, const IpAddress& dst, std::uint16_t sport, std::uint16_t dport) {
   return static_cast<std::uint32_t>(flow_cookie(secret, {FlowProto::tcp, dst, sport, dport}));
 }
 
@@ -67,7 +67,7 @@ std::optional<Classified> tcp_syn_classify(const DecodedPacket& p, const FilterP
     if (is_probe_port(t.sport)) return Classified{{FlowProto::tcp, p.ip.dst, t.sport, t.dport}, true};
     return std::nullopt;
   }
-  if (p.quote && p.quote->l4.proto == IPPROTO_TCP && is_probe_port(p.quote->l4.sport)) {
+  if (stops_datagram(p) && p.quote->l4.proto == IPPROTO_TCP && is_probe_port(p.quote->l4.sport)) {
     const auto& q = *p.quote;
     return Classified{{FlowProto::tcp, q.ip.dst, q.l4.sport, q.l4.dport}, false};
   }
@@ -124,7 +124,7 @@ bool TcpSynProbe::on_packet(const DecodedPacket& p, WallTime kernel_rx) {
     }
     return true;
   }
-  if (p.quote) {
+  if (stops_datagram(p)) {
     // An ICMP error must quote our SYN: our source, our ISN.
     const auto& q = *p.quote;
     if (q.ip.src != syn_.src || q.l4.proto != IPPROTO_TCP || q.l4.tcp_seq != syn_.isn) return false;

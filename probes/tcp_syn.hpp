@@ -41,7 +41,7 @@ std::vector<std::uint8_t> forge_tcp_syn(const SynSegment& syn);
 
 // The ISN a SYN carries: a keyed hash of the flow, so that a SYN-ACK or RST
 // must acknowledge ISN+1 to be taken as the answer.
-std::uint32_t tcp_syn_cookie(std::uint64_t secret, const IpAddress& dst, std::uint16_t sport, std::uint16_t dport);
+std::uint32_t tcp_syn_cookie(const FlowSecret& secret, const IpAddress& dst, std::uint16_t sport, std::uint16_t dport);
 
 std::string tcp_syn_filter(const FilterParams& params);
 std::optional<Classified> tcp_syn_classify(const DecodedPacket& packet, const FilterParams& params);

@@ -82,23 +82,42 @@ std::string udp_trace_filter(const FilterParams&) {
 std::optional<Classified> udp_trace_classify(const DecodedPacket& p, const FilterParams&) {
   if (p.l4.proto == IPPROTO_UDP && in_trace_ports(p.l4.sport))
     return Classified{{FlowProto::udp, p.ip.dst, p.l4.sport, p.l4.checksum}, true};
-  if (p.quote && p.quote->l4.proto == IPPROTO_UDP && in_trace_ports(p.quote->l4.sport)) {
+  if (stops_datagram(p) && p.quote->l4.proto == IPPROTO_UDP && in_trace_ports(p.quote->l4.sport)) {
     const auto& q = *p.quote;
     return Classified{{FlowProto::udp, q.ip.dst, q.l4.sport, q.l4.checksum}, false};
   }
   return std::nullopt;
 }
 
+std::uint16_t udp_trace_checksum(const FlowSecret& secret, const IpAddress& dst, std::uint16_t sport,
+                                 std::uint16_t dport, std::uint32_t probe_id) {
+  // A keyed permutation of 1..0xfffe applied to the probe's number: a
+  // six-round Feistel network over its two bytes, SipHash of the flow the
+  // round function, walked on while it lands on 0 or 0xffff. Distinct for
+  // every probe of a trace (a late answer never lands on a later probe), and
+  // unpredictable without the key.
+  std::uint16_t x = static_cast<std::uint16_t>(1 + probe_id % 0xfffe);
+  do {
+    std::uint8_t left = static_cast<std::uint8_t>(x >> 8), right = static_cast<std::uint8_t>(x);
+    for (std::uint32_t round = 0; round < 6; ++round) {
+      const auto f = static_cast<std::uint8_t>(flow_cookie(secret, {FlowProto::udp, dst, sport, dport, round << 8 | right}));
+      const std::uint8_t next_right = left ^ f;
+      left = right;
+      right = next_right;
+    }
+    x = static_cast<std::uint16_t>(left << 8 | right);
+  } while (x == 0 || x == 0xffff);
+  return x;
+}
+
 UdpTraceProbe::UdpTraceProbe(IpAddress target, Duration timeout, std::uint8_t ttl, std::uint16_t sport,
-                             std::uint16_t dport, std::uint16_t checksum)
-    : timeout_(timeout) {
+                             std::uint16_t dport, std::uint32_t probe_id)
+    : probe_id_(probe_id), timeout_(timeout) {
   request_.dst = target;
   request_.ttl = ttl;
   request_.sport = sport;
   request_.dport = dport;
-  request_.checksum = checksum;
   result_.target = target;
-  result_.sequence = checksum;
 }
 
 void UdpTraceProbe::start(ProbeContext& ctx) {
@@ -111,6 +130,8 @@ void UdpTraceProbe::start(ProbeContext& ctx) {
     if (!why.empty()) result_.error = std::move(why);
   };
   if (!request_.src) return fail("");
+  request_.checksum = udp_trace_checksum(ctx.secret(), request_.dst, request_.sport, request_.dport, probe_id_);
+  result_.sequence = request_.checksum;
   if (!ctx.expect({FlowProto::udp, request_.dst, request_.sport, request_.checksum}))
     return fail("trace flow already in use toward " + request_.dst.to_string());
   const auto datagram = forge_udp_trace_probe(request_);
@@ -122,9 +143,12 @@ void UdpTraceProbe::start(ProbeContext& ctx) {
 void UdpTraceProbe::on_sent(WallTime kernel_tx) { note_kernel_send(result_, kernel_tx); }
 
 bool UdpTraceProbe::on_packet(const DecodedPacket& p, WallTime kernel_rx) {
-  if (finished_ || !p.quote) return false;
-  const auto& q = p.quote->ip;
-  if (q.src != request_.src || (q.src.is_v4() && q.id != request_.ip_id)) return false;
+  if (finished_ || !stops_datagram(p)) return false;
+  // The quote must be our datagram: our source and IP id, our ports, and the
+  // checksum (the flow key already matched it) no one off-path can guess.
+  const auto& q = *p.quote;
+  if (q.ip.src != request_.src || (q.ip.src.is_v4() && q.ip.id != request_.ip_id)) return false;
+  if (q.l4.dport != request_.dport || q.l4.checksum != request_.checksum) return false;
   const bool port_unreachable = (p.l4.proto == IPPROTO_ICMP && p.l4.icmp_type == 3 && p.l4.icmp_code == 3) ||
                                 (p.l4.proto == IPPROTO_ICMPV6 && p.l4.icmp_type == 1 && p.l4.icmp_code == 4);
   // The destination's port unreachable is the UDP trace's "reply".
@@ -163,7 +187,7 @@ std::optional<Classified> tcp_trace_classify(const DecodedPacket& p, const Filte
       return Classified{{FlowProto::tcp_trace, p.ip.src, t.dport, t.sport, t.tcp_ack - 1}, false};
     return std::nullopt;
   }
-  if (p.quote && p.quote->l4.proto == IPPROTO_TCP && in_trace_ports(p.quote->l4.sport)) {
+  if (stops_datagram(p) && p.quote->l4.proto == IPPROTO_TCP && in_trace_ports(p.quote->l4.sport)) {
     const auto& q = *p.quote;
     return Classified{{FlowProto::tcp_trace, q.ip.dst, q.l4.sport, q.l4.dport, q.l4.tcp_seq}, false};
   }
@@ -186,12 +210,17 @@ void TcpTraceProbe::start(ProbeContext& ctx) {
   src_ = ctx.source_for(dst_, &result_.error);
   if (!src_) return fail("");
   ip_id_ = ctx.next_ip_id();
-  // A keyed base for the trace's flow plus the probe's number: unguessable, distinct per probe.
-  isn_ = static_cast<std::uint32_t>(flow_cookie(ctx.secret(), {FlowProto::tcp_trace, dst_, sport_, dport_})) + probe_id_;
-  if (isn_ == 0) isn_ = 1;  // 0 stands for "no probe" in the classifier
+  // A keyed hash of the trace's flow and the probe's number: no probe's ISN
+  // tells another's. (A taken flow key, two ISNs alike: the next draw.)
+  bool claimed = false;
+  for (std::uint32_t attempt = 0; attempt < 8 && !claimed; ++attempt) {
+    isn_ = static_cast<std::uint32_t>(
+        flow_cookie(ctx.secret(), {FlowProto::tcp_trace, dst_, sport_, dport_, probe_id_ ^ attempt << 24}));
+    if (isn_ == 0) isn_ = 1;  // 0 stands for "no probe" in the classifier
+    claimed = ctx.expect({FlowProto::tcp_trace, dst_, sport_, dport_, isn_});
+  }
   result_.sequence = static_cast<std::uint16_t>(probe_id_);
-  if (!ctx.expect({FlowProto::tcp_trace, dst_, sport_, dport_, isn_}))
-    return fail("trace flow already in use toward " + dst_.to_string());
+  if (!claimed) return fail("trace flow already in use toward " + dst_.to_string());
   SynSegment syn;
   syn.src = src_;
   syn.dst = dst_;
@@ -218,11 +247,12 @@ bool TcpTraceProbe::on_packet(const DecodedPacket& p, WallTime kernel_rx) {
     fill_answer(result_, ProbeStatus::reply, kernel_rx, p);
     return true;
   }
-  if (!p.quote) return false;
+  if (!stops_datagram(p)) return false;
   const auto& q = *p.quote;
   if (q.ip.src != src_ || (q.ip.src.is_v4() && q.ip.id != ip_id_) || q.l4.tcp_seq != isn_) return false;
+  // Whoever sends it, even from the destination's address: a router's answer, not the target's.
   finished_ = true;
-  fill_answer(result_, p.ip.src == dst_ ? ProbeStatus::reply : ProbeStatus::unreachable, kernel_rx, p);
+  fill_answer(result_, ProbeStatus::unreachable, kernel_rx, p);
   return true;
 }
 
@@ -276,13 +306,11 @@ std::unique_ptr<Probe> Trace::make_hop_probe(int ttl) {
     case TraceMethod::icmp:
       return std::make_unique<IcmpEchoProbe>(result_.target, spec_.timeout, t, 56,
                                              static_cast<std::uint16_t>(result_.flow_id));
-    case TraceMethod::udp: {
-      // Every probe's checksum differs (1, 2, ...; never 0 or 0xffff): it is the probe's identity.
-      const std::uint16_t id = next_checksum_;
-      next_checksum_ = next_checksum_ >= 0xfffe ? 1 : next_checksum_ + 1;
+    case TraceMethod::udp:
+      // Every probe's checksum differs, drawn from its number: it is the probe's identity.
       return std::make_unique<UdpTraceProbe>(result_.target, spec_.timeout, t,
-                                             static_cast<std::uint16_t>(result_.flow_id), spec_.port, id);
-    }
+                                             static_cast<std::uint16_t>(result_.flow_id), spec_.port,
+                                             next_probe_id_++);
     case TraceMethod::tcp:
       return std::make_unique<TcpTraceProbe>(result_.target, spec_.timeout, t,
                                              static_cast<std::uint16_t>(result_.flow_id), spec_.port,
@@ -357,7 +385,10 @@ void Trace::on_result(int ttl, const ProbeResult& r) {
     hop.quoted_ttl = r.quoted_ttl;
     hop.reply_ttl = r.reply_ttl;
     hop.mpls = r.mpls;
-    hop.is_target = r.status == ProbeStatus::reply || r.reply_from == result_.target;
+    // Only the destination's own answer type (echo reply, SYN-ACK or RST, its
+    // port unreachable) is a reply: an ICMP error that merely comes from the
+    // target's address, a time exceeded say, could be anyone's forgery.
+    hop.is_target = r.status == ProbeStatus::reply;
     // A router's unreachable (not a time exceeded) means nothing goes further.
     const bool time_exceeded = (r.icmp_type == 11 && hop.addr.is_v4()) || (r.icmp_type == 3 && hop.addr.is_v6());
     h.halts = !hop.is_target && r.status == ProbeStatus::unreachable && !time_exceeded;

@@ -46,7 +46,7 @@ struct TraceHop {
   int reply_ttl = -1;
   std::vector<MplsEntry> mpls;
   int probes_sent = 0;
-  bool is_target = false;        // the destination itself answered at this TTL
+  bool is_target = false;        // the destination's own answer type came at this TTL (not just its address)
 };
 
 struct TraceResult {
@@ -74,7 +74,7 @@ struct UdpTraceRequest {
   std::uint16_t dport = kTraceUdpDefaultPort;
   std::uint16_t ip_id = 0;
   std::uint8_t ttl = 1;
-  std::uint16_t checksum = 1;  // the probe's identity within the flow (never 0 or 0xffff)
+  std::uint16_t checksum = 1;  // the probe's identity within the flow (never 0 or 0xffff): udp_trace_checksum
   std::size_t payload_size = 12;
 };
 
@@ -85,12 +85,18 @@ std::optional<Classified> udp_trace_classify(const DecodedPacket& packet, const 
 std::string tcp_trace_filter(const FilterParams& params);
 std::optional<Classified> tcp_trace_classify(const DecodedPacket& packet, const FilterParams& params);
 
+// The UDP checksum of a trace's probe, its identity: a keyed permutation of
+// its number within the flow, never 0 or 0xffff, distinct for up to 65534
+// probes. Routers quote it; an off-path host cannot guess it.
+std::uint16_t udp_trace_checksum(const FlowSecret& secret, const IpAddress& dst, std::uint16_t sport,
+                                 std::uint16_t dport, std::uint32_t probe_id);
+
 // One UDP probe of a trace: answered by an ICMP error that quotes it (time
 // exceeded from a router, port unreachable from the destination).
 class UdpTraceProbe final : public Probe {
  public:
   UdpTraceProbe(IpAddress target, Duration timeout, std::uint8_t ttl, std::uint16_t sport, std::uint16_t dport,
-                std::uint16_t checksum);
+                std::uint32_t probe_id);
   void start(ProbeContext& ctx) override;
   void on_sent(WallTime kernel_tx) override;
   bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) override;
@@ -100,13 +106,16 @@ class UdpTraceProbe final : public Probe {
 
  private:
   UdpTraceRequest request_;
+  std::uint32_t probe_id_;
   Duration timeout_;
   ProbeResult result_;
   bool finished_ = false;
 };
 
 // One TCP SYN of a trace: the ports stay the trace's, the sequence number
-// tells the probes apart (quoted by routers, acknowledged+1 by the target).
+// (a keyed hash of the flow and the probe's number) tells the probes apart:
+// quoted by routers, acknowledged+1 by the target. Only the target's SYN-ACK
+// or RST reaches it; an ICMP error from its address is no answer of a TCP stack.
 class TcpTraceProbe final : public Probe {
  public:
   TcpTraceProbe(IpAddress target, Duration timeout, std::uint8_t ttl, std::uint16_t sport, std::uint16_t dport,
@@ -165,7 +174,6 @@ class Trace : public std::enable_shared_from_this<Trace> {
   std::vector<HopState> hops_;  // index ttl - first_ttl
   int next_ttl_;
   int in_flight_ = 0;
-  std::uint16_t next_checksum_ = 1;
   std::uint32_t next_probe_id_ = 0;
   bool done_called_ = false;
   bool aborted_ = false;  // a probe could not be sent: launch nothing more

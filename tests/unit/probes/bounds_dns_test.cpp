@@ -39,9 +39,10 @@ class LoopContext final : public outpost::ProbeContext {
 
   IpAddress source_for(const IpAddress&, std::string*) override { return {}; }
   std::uint16_t next_ip_id() override { return 0; }
-  std::uint16_t icmp_ident() const override { return 0; }
+  std::uint16_t next_icmp_ident() override { return 0; }
   std::uint16_t next_icmp_sequence() override { return 0; }
-  std::uint64_t secret() const override { return 0; }
+  std::uint16_t next_dns_id() override { return 0x0d05; }
+  const outpost::FlowSecret& secret() const override { static const outpost::FlowSecret none{}; return none; }
   outpost::WallTime wall_now() override { return outpost::WallTime(std::chrono::seconds(1419264900)); }
   bool expect(const outpost::FlowKey&) override { return true; }
   bool send(const IpAddress&, std::span<const std::uint8_t>, std::string*) override { return false; }

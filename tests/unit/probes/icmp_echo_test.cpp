@@ -148,12 +148,14 @@ TEST_CASE("forge_echo_request (IPv6): ICMPv6 echo with the pseudo-header checksu
 
 TEST_CASE("echo_cookie is a keyed hash of the probe's identity", "[icmp_echo]") {
   const auto dst = ip("198.18.0.1");
-  const auto c = outpost::echo_cookie(42, dst, 0x1234, 7);
-  CHECK(c == outpost::echo_cookie(42, dst, 0x1234, 7));
-  CHECK(c != outpost::echo_cookie(43, dst, 0x1234, 7));
-  CHECK(c != outpost::echo_cookie(42, ip("198.18.0.2"), 0x1234, 7));
-  CHECK(c != outpost::echo_cookie(42, dst, 0x1235, 7));
-  CHECK(c != outpost::echo_cookie(42, dst, 0x1234, 8));
+  const outpost::FlowSecret k42{42}, k43{43};
+  const auto c = outpost::echo_cookie(k42, dst, 0x1234, 7);
+  CHECK(c == outpost::echo_cookie(k42, dst, 0x1234, 7));
+  CHECK(c != outpost::echo_cookie(k43, dst, 0x1234, 7));
+  CHECK(c != outpost::echo_cookie(k42, ip("198.18.0.2"), 0x1234, 7));
+  CHECK(c != outpost::echo_cookie(k42, dst, 0x1235, 7));
+  CHECK(c != outpost::echo_cookie(k42, dst, 0x1234, 8));
+  CHECK(c != outpost::echo_cookie(k42, ip("::ffff:198.18.0.1"), 0x1234, 7));  // the family is in it
 }
 
 // ---------------------------------------------------------------------------
@@ -181,9 +183,11 @@ class FakeContext final : public outpost::ProbeContext {
     return source;
   }
   std::uint16_t next_ip_id() override { return 0x4242; }
-  std::uint16_t icmp_ident() const override { return 0x1234; }
+  std::uint16_t next_icmp_ident() override { return 0x1234; }
   std::uint16_t next_icmp_sequence() override { return ++sequence; }
-  std::uint64_t secret() const override { return 0x5ec7e7; }
+  std::uint16_t next_dns_id() override { return 0; }
+  const outpost::FlowSecret& secret() const override { return key; }
+  outpost::FlowSecret key{0x5e, 0xc7, 0xe7};
   outpost::WallTime wall_now() override { return wall; }
   bool expect(const outpost::FlowKey& key) override {
     if (free_after > 0) {
@@ -222,7 +226,7 @@ TEST_CASE("IcmpEchoProbe::start forges with the context's identity and arms its 
 
   EchoRequest expected = fixture_request();
   expected.sequence = 100;
-  expected.cookie = outpost::echo_cookie(0x5ec7e7, target, 0x1234, 100);
+  expected.cookie = outpost::echo_cookie(ctx.key, target, 0x1234, 100);
   CHECK(ctx.sent[0] == outpost::forge_echo_request(expected));
 }
 

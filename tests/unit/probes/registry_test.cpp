@@ -96,14 +96,19 @@ TEST_CASE("icmp_echo_classify: an ICMP error is keyed by the quoted request's de
   }
 }
 
+TEST_CASE("icmp_echo_classify keys echoes by their own identifier, whatever it is", "[registry]") {
+  // Identifiers are drawn per probe: the engine's flow table, not the
+  // classifier, tells ours (and another agent's, or ping's) apart.
+  const auto reply = outpost::icmp_echo_classify(icmp_packet(kTarget6, kUs6, kIcmp6, 129, 0x4321, 7), kParams);
+  REQUIRE(reply);
+  CHECK(reply->key == FlowKey{FlowProto::icmp_echo, kTarget6, 0x4321, 7});
+  const auto request = outpost::icmp_echo_classify(icmp_packet(kUs, kTarget, kIcmp, 8, 0x4321, 9), kParams);
+  REQUIRE(request);
+  CHECK(request->outgoing);
+  CHECK(request->key == FlowKey{FlowProto::icmp_echo, kTarget, 0x4321, 9});
+}
+
 TEST_CASE("icmp_echo_classify leaves alone what is not ours", "[registry]") {
-  SECTION("a reply with another identifier (another agent, or ping)") {
-    CHECK_FALSE(outpost::icmp_echo_classify(icmp_packet(kTarget, kUs, kIcmp, 0, kIdent + 1, 7), kParams));
-    CHECK_FALSE(outpost::icmp_echo_classify(icmp_packet(kTarget6, kUs6, kIcmp6, 129, 0x4321, 7), kParams));
-  }
-  SECTION("a request with another identifier") {
-    CHECK_FALSE(outpost::icmp_echo_classify(icmp_packet(kUs, kTarget, kIcmp, 8, 0x4321, 7), kParams));
-  }
   SECTION("ICMPv4 type numbers under ICMPv6 and the reverse") {
     CHECK_FALSE(outpost::icmp_echo_classify(icmp_packet(kTarget6, kUs6, kIcmp6, 0, kIdent, 7), kParams));
     CHECK_FALSE(outpost::icmp_echo_classify(icmp_packet(kTarget, kUs, kIcmp, 129, kIdent, 7), kParams));
@@ -111,9 +116,10 @@ TEST_CASE("icmp_echo_classify leaves alone what is not ours", "[registry]") {
   SECTION("other ICMP messages") {
     CHECK_FALSE(outpost::icmp_echo_classify(icmp_packet(kTarget, kUs, kIcmp, 13, kIdent, 7), kParams));
   }
-  SECTION("an ICMP error quoting someone else's echo request") {
-    const DecodedPacket request = icmp_packet(kUs, kTarget, kIcmp, 8, 0x4321, 7);
-    CHECK_FALSE(outpost::icmp_echo_classify(icmp_error(kRouter, 11, 0, request), kParams));
+  SECTION("source quench and redirect quoting our request: the datagram went on") {
+    const DecodedPacket request = icmp_packet(kUs, kTarget, kIcmp, 8, kIdent, 7);
+    CHECK_FALSE(outpost::icmp_echo_classify(icmp_error(kRouter, 4, 0, request), kParams));
+    CHECK_FALSE(outpost::icmp_echo_classify(icmp_error(kRouter, 5, 1, request), kParams));
   }
   SECTION("an ICMP error quoting an echo reply with our identifier") {
     const DecodedPacket reply = icmp_packet(kUs, kTarget, kIcmp, 0, kIdent, 7);
@@ -135,7 +141,7 @@ TEST_CASE("classify goes through the registered types", "[registry]") {
   const auto c = outpost::classify(icmp_packet(kTarget, kUs, kIcmp, 0, kIdent, 7), kParams);
   REQUIRE(c);
   CHECK(c->key == echo_key(kTarget, 7));
-  CHECK_FALSE(outpost::classify(icmp_packet(kTarget, kUs, kIcmp, 0, 0x4321, 7), kParams));
+  CHECK_FALSE(outpost::classify(icmp_packet(kTarget, kUs, kIcmp, 13, kIdent, 7), kParams));  // a timestamp request
 }
 
 // ---------------------------------------------------------------------------
@@ -203,11 +209,8 @@ class CompiledFilter {
 
 }  // namespace
 
-TEST_CASE("capture_filter names our identifier and compiles", "[registry][bpf]") {
+TEST_CASE("capture_filter compiles", "[registry][bpf]") {
   const std::string filter = outpost::capture_filter(kParams);
-  CHECK(filter.find("4660") != std::string::npos);  // 0x1234
-  CHECK(outpost::icmp_echo_filter(kParams).find("4660") != std::string::npos);
-  CHECK(outpost::capture_filter(FilterParams{0x4321}).find("17185") != std::string::npos);
   CompiledFilter compiled(filter);
   INFO(filter << "\n" << compiled.error());
   CHECK(compiled.ok());
@@ -235,9 +238,11 @@ TEST_CASE("capture_filter lets our packets through and keeps others out", "[regi
     CHECK(f.passes(eth(0x86dd, err.serialize())));
   }
 
+  // Echoes of any identifier: ours are drawn per probe.
+  CHECK(f.passes(echo_v4(kTarget, kUs, Tins::ICMP::ECHO_REPLY, 0x4321)));
+  CHECK(f.passes(echo_v6(kTarget6, kUs6, Tins::ICMPv6::ECHO_REPLY, 0x4321)));
+
   // Not ours.
-  CHECK_FALSE(f.passes(echo_v4(kTarget, kUs, Tins::ICMP::ECHO_REPLY, 0x4321)));
-  CHECK_FALSE(f.passes(echo_v6(kTarget6, kUs6, Tins::ICMPv6::ECHO_REPLY, 0x4321)));
   CHECK_FALSE(f.passes(echo_v4(kTarget, kUs, Tins::ICMP::TIMESTAMP_REQUEST, kIdent)));
   {
     Tins::IP tcp(tins4(kUs), tins4(kTarget));

@@ -159,12 +159,13 @@ TEST_CASE("forge_tcp_syn (IPv6): TCP with the RFC 8200 pseudo-header checksum", 
 
 TEST_CASE("tcp_syn_cookie is a keyed hash of the flow", "[tcp_syn]") {
   const auto dst = ip("198.18.0.1");
-  const auto c = outpost::tcp_syn_cookie(42, dst, 61000, 80);
-  CHECK(c == outpost::tcp_syn_cookie(42, dst, 61000, 80));
-  CHECK(c != outpost::tcp_syn_cookie(43, dst, 61000, 80));
-  CHECK(c != outpost::tcp_syn_cookie(42, ip("198.18.0.2"), 61000, 80));
-  CHECK(c != outpost::tcp_syn_cookie(42, dst, 61001, 80));
-  CHECK(c != outpost::tcp_syn_cookie(42, dst, 61000, 443));
+  const outpost::FlowSecret k42{42}, k43{43};
+  const auto c = outpost::tcp_syn_cookie(k42, dst, 61000, 80);
+  CHECK(c == outpost::tcp_syn_cookie(k42, dst, 61000, 80));
+  CHECK(c != outpost::tcp_syn_cookie(k43, dst, 61000, 80));
+  CHECK(c != outpost::tcp_syn_cookie(k42, ip("198.18.0.2"), 61000, 80));
+  CHECK(c != outpost::tcp_syn_cookie(k42, dst, 61001, 80));
+  CHECK(c != outpost::tcp_syn_cookie(k42, dst, 61000, 443));
 }
 
 // ---------------------------------------------------------------------------
@@ -566,9 +567,11 @@ class FakeContext final : public outpost::ProbeContext {
     return source_error.empty() ? source : IpAddress{};
   }
   std::uint16_t next_ip_id() override { return 0x4242; }
-  std::uint16_t icmp_ident() const override { return 0x1234; }
+  std::uint16_t next_icmp_ident() override { return 0x1234; }
   std::uint16_t next_icmp_sequence() override { return 1; }
-  std::uint64_t secret() const override { return 0x5ec7e7; }
+  std::uint16_t next_dns_id() override { return 0; }
+  const outpost::FlowSecret& secret() const override { return key; }
+  outpost::FlowSecret key{0x5e, 0xc7, 0xe7};
   outpost::WallTime wall_now() override { return outpost::WallTime{std::chrono::seconds(1419264900)}; }
   bool expect(const FlowKey& key) override {
     asked.push_back(key);
@@ -607,7 +610,7 @@ TEST_CASE("TcpSynProbe::start forges with the claimed port and the keyed ISN", "
 
   SynSegment want = fixture_syn();
   want.sport = sport;
-  want.isn = outpost::tcp_syn_cookie(0x5ec7e7, target, sport, 80);
+  want.isn = outpost::tcp_syn_cookie(ctx.key, target, sport, 80);
   CHECK(ctx.sent[0] == outpost::forge_tcp_syn(want));
 }
 
