@@ -15,7 +15,7 @@
 namespace outpost {
 
 struct FilterParams {
-  std::uint16_t icmp_ident = 0;  // our ICMP echo identifier
+  std::uint16_t icmp_ident = 0;  // unused: echo identifiers are drawn per probe (kept for the callers that set it)
 };
 
 // A random identifier, so that two agents (or an agent and ping) on one host
