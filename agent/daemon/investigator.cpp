@@ -1,5 +1,7 @@
 #include "investigator.hpp"
 
+#include <sodium.h>
+
 #include <spdlog/spdlog.h>
 
 #include "asn_lookup.hpp"
@@ -40,12 +42,14 @@ const TraceResult* Investigator::last_good(const std::string& key) const {
 }
 
 std::uint32_t Investigator::next_seed(TraceMethod method, const IpAddress& address) {
-  // Consecutive seeds give consecutive flow ids: the first one free toward this address.
+  // A random flow, free toward this address: a host that saw one trace's
+  // source port or checksum cannot tell the next one's.
   for (int tries = 0; tries < 1000; ++tries) {
-    const std::uint32_t seed = ++seed_;
+    const std::uint32_t seed = randombytes_random();
     if (flows_.insert(flow_key(address, Trace::flow_id_for(method, seed))).second) return seed;
   }
-  return ++seed_;  // a thousand traces toward one address at once: cannot happen with the caps
+  // A thousand draws all taken: cannot happen with the caps on running traces.
+  return randombytes_random();
 }
 
 void Investigator::run_trace(const TraceTarget& target, const TraceSpec& spec, const std::string& reason,

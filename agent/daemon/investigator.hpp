@@ -148,7 +148,6 @@ class Investigator {
   std::unordered_map<std::string, Verdict> group_verdicts_;  // the last verdict of each dark group
   std::vector<Break> breaks_;
   std::unordered_set<std::string> flows_;  // address and flow id of each trace running
-  std::uint32_t seed_ = 0;
   InvestigatorStats stats_;
 };
 

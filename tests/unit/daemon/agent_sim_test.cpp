@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -600,5 +601,37 @@ TEST_CASE("agent sim: two traces toward one address at once never share a flow",
       CHECK(t.trace.reached);
       CHECK(t.trace.error.empty());
     }
+  }
+}
+
+TEST_CASE("agent sim: a trace's flow does not tell the next one's", "[agent][sim]") {
+  // A host that sees one trace's source port (or fixed checksum) must not be
+  // able to tell the next trace's: consecutive traces toward one address,
+  // one after the other, do not take consecutive or repeated flows.
+  SimLab lab;
+  Pacer pacer(lab.loop, lab.engine);
+  TokenBucket bucket(100000, 1000);
+  pacer.set_bucket(&bucket);
+  std::vector<std::uint32_t> flows;
+  Investigator investigator(lab.loop, pacer, [&](Record r) {
+    if (auto* t = std::get_if<TraceRecord>(&r)) flows.push_back(t->trace.flow_id);
+  });
+  for (TraceMethod method : {TraceMethod::udp, TraceMethod::icmp}) {
+    flows.clear();
+    TraceSpec spec;
+    spec.method = method;
+    spec.timeout = 200ms;
+    investigator.configure("sim-1", spec, nullptr, {}, true);
+    TraceTarget target{"net1", "net1", "lab", 4, ip("198.18.0.1"), "", std::nullopt, std::nullopt};
+    for (int i = 0; i < 16; ++i) {
+      investigator.baseline(target);
+      REQUIRE(lab.driver.run_for(2s));  // each trace ends before the next starts
+    }
+    REQUIRE(flows.size() == 16);
+    INFO(trace_method_name(method));
+    int steps_of_one = 0;
+    for (std::size_t i = 1; i < flows.size(); ++i) steps_of_one += flows[i] == flows[i - 1] + 1;
+    CHECK(steps_of_one < 4);
+    CHECK(std::set<std::uint32_t>(flows.begin(), flows.end()).size() > 12);
   }
 }
