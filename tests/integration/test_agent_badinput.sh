@@ -202,10 +202,16 @@ hup2=$(now_utc)
 kill -HUP "$AGENT_PID"
 sleep 1.5
 term=$(now_utc)
+t0=$(date +%s%N)
 kill -TERM "$AGENT_PID"
 wait_pid "$AGENT_PID" 10
 rc=$?
+stop_ms=$((($(date +%s%N) - t0) / 1000000))
 check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+# The stated bound: the longest probe timeout (here 900 ms) for the probes in
+# flight, plus up to 5 s for the outputs; a file output takes no wait.
+echo "  SIGTERM to exit: $stop_ms ms (bound: longest timeout 900 ms + 5 s)"
+check "SIGTERM: exit within the stated bound (${stop_ms} ms <= 5900 ms)" test "$stop_ms" -le 5900
 check "SIGTERM: the process is gone" bash -c "! kill -0 $AGENT_PID 2>/dev/null"
 tail -3 "$log" | sed 's/^/  | /'
 written=$(sed -n 's/.*stopped: \([0-9]*\) records written.*/\1/p' "$log")
@@ -240,6 +246,21 @@ check("silent: every probe a timeout", sl and all(r.get("status") == "timeout" f
 check("silent: its last probe (sent within 1 s of SIGTERM, maybe still in flight then) was recorded",
       any(term - 1.05 <= x <= term + eps for x in times.get("silent", [])),
       f"last silent probe {1000 * (term - max(times.get('silent', [0]))):.0f} ms before SIGTERM")
+# The open windows were written at the stop, marked partial: the window
+# running at SIGTERM, for each target probed until then, and none after it.
+series = [r for r in records if r.get("type") == "series"]
+window_s = series[0]["window_s"] if series else 60
+running_start = term - term % window_s  # windows are aligned to the epoch
+for name in ("net1-h1", "net3-h1"):
+    partial = [r for r in series if r.get("target") == name and r.get("partial") is True]
+    if term - running_start < 1.0:
+        print(f"info: SIGTERM came in the first second of a window; {name}'s partial windows: {len(partial)}")
+        continue
+    running = [r for r in partial if abs(parse_time(r["time"]) - running_start) < 0.001]
+    check(f"{name}: the window running at SIGTERM was written, partial",
+          len(running) == 1 and running[0]["sent"] > 0, [{k: r.get(k) for k in ("time", "sent", "partial")} for r in partial])
+check("no window starts after SIGTERM", all(parse_time(r["time"]) <= term + eps for r in series),
+      max((r["time"] for r in series), default=None))
 st = statuses([r for r in records if r.get("type") == "probe" and r.get("target") in ("net1-h1", "net2-h1", "net3-h1")])
 check("every probe a reply", set(st) == {"reply"}, st)
 EOF
