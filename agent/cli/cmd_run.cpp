@@ -104,7 +104,8 @@ int check_state_dir(const Config& config) {
   const std::string& dir = config.agent.state_dir;
   if (dir.empty() || ::access(dir.c_str(), R_OK | W_OK | X_OK) == 0) return kExitOk;
   if (errno == ENOENT && config.agent.user.empty()) return kExitOk;
-  std::cerr << "outpost run: agent.state_dir " << dir << ": " << std::strerror(errno) << " (as user "
+  const std::string why = std::strerror(errno);
+  std::cerr << "outpost run: agent.state_dir " << dir << ": " << why << " (as user "
             << current_user_text() << "); `outpost check -c " << config.path << "` lists what it cannot use\n";
   return kExitFailure;
 }
@@ -253,8 +254,9 @@ int run_command(int argc, char** argv) {
     outputs.reopen();  // logrotate moved the files away
     // After the drop the file is read as agent.user (README: Privileges).
     if (::access(path.c_str(), R_OK) != 0) {
-      spdlog::error("reload refused: cannot read {}: {} (running as user {}); keeping the old config", path,
-                    std::strerror(errno), current_user_text());
+      const std::string why = std::strerror(errno);
+      spdlog::error("reload refused: cannot read {}: {} (running as user {}); keeping the old config", path, why,
+                    current_user_text());
       return;
     }
     ConfigLoad again = load_config_file(path);
