@@ -105,7 +105,7 @@ int check_state_dir(const Config& config) {
   if (dir.empty() || ::access(dir.c_str(), R_OK | W_OK | X_OK) == 0) return kExitOk;
   if (errno == ENOENT && config.agent.user.empty()) return kExitOk;
   const std::string why = std::strerror(errno);
-  std::cerr << "outpost run: agent.state_dir " << dir << ": " << why << " (as user "
+  std::cerr << "outpost run: agent.state_dir " << dir << ": " << why << " (running as "
             << current_user_text() << "); `outpost check -c " << config.path << "` lists what it cannot use\n";
   return kExitFailure;
 }
@@ -255,7 +255,7 @@ int run_command(int argc, char** argv) {
     // After the drop the file is read as agent.user (README: Privileges).
     if (::access(path.c_str(), R_OK) != 0) {
       const std::string why = std::strerror(errno);
-      spdlog::error("reload refused: cannot read {}: {} (running as user {}); keeping the old config", path, why,
+      spdlog::error("reload refused: cannot read {}: {} (running as {}); keeping the old config", path, why,
                     current_user_text());
       return;
     }

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "asn_table.hpp"
 
@@ -52,11 +53,13 @@ bool allowed(const struct stat& st, int rights, const Identity& who) {
 }
 
 std::string rights_text(int rights) {
-  std::string text;
-  auto add = [&](const char* word) { text += (text.empty() ? "" : " and ") + std::string(word); };
-  if (rights & R_OK) add("readable");
-  if (rights & W_OK) add("writable");
-  if (rights & X_OK) add("searchable");
+  std::vector<std::string> words;
+  if (rights & R_OK) words.push_back("readable");
+  if (rights & W_OK) words.push_back("writable");
+  if (rights & X_OK) words.push_back("searchable");
+  std::string text;  // "readable", "readable and writable", "readable, writable and searchable"
+  for (std::size_t i = 0; i < words.size(); ++i)
+    text += (i == 0 ? "" : i + 1 == words.size() ? " and " : ", ") + words[i];
   return text;
 }
 

@@ -206,8 +206,8 @@ std::string current_user_text() {
   std::string name = look_up([&](passwd* e, char* b, std::size_t n, passwd** r) { return getpwuid_r(uid, e, b, n, r); },
                              &pw, buffer, &rc)
                          ? std::string(pw.pw_name)
-                         : std::string("uid");
-  return name + " (uid " + std::to_string(uid) + ")";
+                         : std::string("?");
+  return "user " + name + ", uid " + std::to_string(uid);
 }
 
 PrivilegeCalls& system_privilege_calls() {

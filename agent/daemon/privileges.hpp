@@ -34,7 +34,7 @@ struct RunAs {
 // error) in *error.
 std::optional<RunAs> look_up_run_as(const std::string& user, const std::string& group, std::string* error);
 
-// "nobody (uid 65534)": the process's effective user, for messages.
+// "user nobody, uid 65534": the process's effective user, for messages.
 std::string current_user_text();
 
 // Capability sets as bit masks (bit N is capability N: CAP_NET_RAW is 1 << 13).

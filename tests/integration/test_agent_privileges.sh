@@ -115,7 +115,7 @@ write_config "$targets_v1"
 chmod 0600 "$CFG"
 kill -HUP "$AGENT_PID"
 check "unreadable config: refused, saying why" wait_for 5 grep -q \
-  "reload refused: cannot read $CFG: Permission denied (running as user nobody (uid 65534)); keeping the old config" "$LOG"
+  "reload refused: cannot read $CFG: Permission denied (running as user nobody, uid 65534); keeping the old config" "$LOG"
 grep "reload refused: cannot read" "$LOG" | sed 's/^/  | /'
 check "the agent is still running" kill -0 "$AGENT_PID"
 sleep 1.5
@@ -160,6 +160,22 @@ check("net1-h2 probed after the reload, with replies", sum(r["status"] == "reply
 second_records, bad2 = load_records(second)
 check("the output opened by the reload got records", len(second_records) >= 10 and not bad2, len(second_records))
 PY
+
+# A state_dir left to root (say, by a run before agent.user was set):
+# check refuses it, naming it, and so does run, right after the drop.
+chown root:root "$STATE"
+chmod 0755 "$STATE"
+"$OUTPOST" check -c "$CFG" >"$WORK/check-state.out" 2>&1
+rc=$?
+sed 's/^/  | /' "$WORK/check-state.out"
+check "check: a root-owned state_dir is refused (exit 1, got $rc)" \
+  eval '[[ $rc -eq 1 ]] && grep -qE "^$CFG:1:[0-9]+: agent.state_dir: $STATE: not readable, writable and searchable by nobody" "$WORK/check-state.out"'
+in_vp timeout -k 5 30 "$OUTPOST" run -c "$CFG" --for 5s --output "$OUTD/state.jsonl" >"$WORK/run-state.log" 2>&1
+rc=$?
+grep "state_dir" "$WORK/run-state.log" | sed 's/^/  | /'
+check "run: a root-owned state_dir stops it after the drop (exit 1, got $rc)" \
+  eval '[[ $rc -eq 1 ]] && grep -q "agent.state_dir $STATE: Permission denied (running as user nobody, uid 65534)" "$WORK/run-state.log"'
+chown nobody:nogroup "$STATE"
 
 # A failed drop is fatal, names the step, and nothing is probed: without
 # CAP_SETUID the switch fails at setuid, without CAP_SETGID at setgroups.

@@ -212,7 +212,7 @@ TEST_CASE("preflight: agent.state_dir and what earlier runs left in it must be t
   const auto notes = lines(preflight(c, {}));
   REQUIRE(notes.size() == 2);
   const std::string at = c.path + ":4:14: agent.state_dir: ";
-  CHECK_THAT(notes[0] + notes[1], Catch::Matchers::Contains(at + state + "/spool/file-1234: not readable and "
+  CHECK_THAT(notes[0] + notes[1], Catch::Matchers::Contains(at + state + "/spool/file-1234: not readable, "
                                                                          "writable and searchable by " + my_user_name()));
   CHECK_THAT(notes[0] + notes[1],
              Catch::Matchers::Contains(at + state + "/state.json: not readable and writable by " + my_user_name()));
