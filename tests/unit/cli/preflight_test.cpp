@@ -232,7 +232,7 @@ TEST_CASE("preflight: a missing agent.state_dir must be creatable", "[cli][prefl
                         ": not a directory");
 }
 
-TEST_CASE("preflight: as root without agent.user, a warning; a config the user cannot read, a warning",
+TEST_CASE("preflight: as root without agent.user, a warning, and a config the user cannot read, a warning",
           "[cli][preflight]") {
   TempDir t;
   Config c = config_from(t.path / "c.yaml", "agent: { id: a }\n" + groups_yaml());
