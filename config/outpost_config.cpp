@@ -332,6 +332,25 @@ Parsed<std::string> name_value(const Node& node, std::string& error) {
   return text;
 }
 
+// A user or group name as Debian's adduser takes them: a letter or '_'
+// first, then letters, digits, '_', '-' and '.', at most 32 characters. A
+// number is not a name: agent.user names an account, never a bare uid.
+Parsed<std::string> account_name_value(const Node& node, std::string& error) {
+  auto text = string_value(node, error);
+  if (!text) return std::nullopt;
+  const auto first = static_cast<unsigned char>(text->front());
+  const bool good = text->size() <= 32 && (std::isalpha(first) || first == '_') &&
+                    std::all_of(text->begin(), text->end(), [](unsigned char c) {
+                      return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+                    });
+  if (!good) {
+    error = "expected a user or group name (a letter or '_', then letters, digits, '-', '_' or '.', at most 32), got " +
+            quote(*text);
+    return std::nullopt;
+  }
+  return text;
+}
+
 // NATS subject tokens separated by '.': each a name as above.
 Parsed<std::string> subject_value(const Node& node, std::string& error) {
   auto text = string_value(node, error);
@@ -787,8 +806,8 @@ class Loader {
     }
     config_.defaults = {defaults.interval, defaults.timeout, defaults.probes, defaults.family};
 
-    read(map, "asn_table", config_.asn_table, string_value);
-    read(map, "asn_names", config_.asn_names, string_value);
+    config_.asn_table_mark = mark_of(read(map, "asn_table", config_.asn_table, string_value));
+    config_.asn_names_mark = mark_of(read(map, "asn_names", config_.asn_names, string_value));
     if (auto groups = map.require("groups")) {
       for_each_item(*groups, "groups", Need::required, [&](const Field& item) { read_group(item, defaults); });
     }
@@ -798,15 +817,27 @@ class Loader {
   }
 
   void read_agent(const Field& field) {
-    auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval", "state_dir"}, Need::required);
+    auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval", "state_dir", "user", "group"},
+                        Need::required);
     if (!map) return;
     AgentSection& agent = config_.agent;
     read(*map, "id", agent.id, string_value, Need::required);
     read(*map, "max_pps", agent.max_pps, number_in(kMaxPpsLowest, kMaxPpsHighest, "a number from 0.001 to 10000000"));
     read(*map, "interface", agent.interface, string_value);
     read(*map, "resolve_interval", agent.resolve_interval, duration_value);
-    read(*map, "state_dir", agent.state_dir, string_value);
+    agent.state_dir_mark = mark_of(read(*map, "state_dir", agent.state_dir, string_value));
+    // Whether the user and the group exist is a question for the system the
+    // agent runs on: `outpost check` and `outpost run` ask it.
+    const Found user = read(*map, "user", agent.user, account_name_value);
+    const Found group = read(*map, "group", agent.group, account_name_value);
+    agent.user_mark = mark_of(user);
+    agent.group_mark = mark_of(group);
+    if (group.field && !user.field)
+      errors_.add(group.field->mark(), group.field->path,
+                  "needs agent.user (the group is taken when the agent switches to that user)");
   }
+
+  static SourceMark mark_of(const Found& found) { return found.field ? found.field->mark() : SourceMark{}; }
 
   // Reads interval, timeout, probes and family given at this level over those
   // inherited. A timeout may be longer than the interval: probes then overlap.

@@ -104,6 +104,16 @@ struct AgentSection {
   // Spool, detector states and baseline traces that survive a restart.
   // Empty: nothing survives; collector outputs then spool in memory only.
   std::string state_dir;
+  // Once the raw sockets and the capture are open, the agent runs as this
+  // user, in agent.group (default: the user's primary group) alone, with
+  // CAP_NET_RAW and nothing else. Empty: it stays who it was started as.
+  std::string user;
+  std::string group;
+  // Where user, group and state_dir stand, for what the command line finds
+  // wrong with them (no such user, a directory not writable by it).
+  SourceMark user_mark;
+  SourceMark group_mark;
+  SourceMark state_dir_mark;
 };
 
 struct Defaults {
@@ -173,6 +183,8 @@ struct Config {
   Defaults defaults;
   std::string asn_table;
   std::string asn_names;
+  SourceMark asn_table_mark;  // where asn_table and asn_names stand
+  SourceMark asn_names_mark;
   std::vector<Group> groups;
   DetectSection detect;
   TracerouteSection traceroute;

@@ -52,6 +52,12 @@ void init_logging(bool verbose) {
   spdlog::set_default_logger(logger);
 }
 
+std::string ping_interval_refusal(Duration interval, uid_t uid) {
+  if (uid == 0 || interval >= kMinUserPingInterval) return {};
+  return "--interval " + format_duration(interval) + ": below " + format_duration(kMinUserPingInterval) +
+         " only root may ping (a flood); ask for " + format_duration(kMinUserPingInterval) + " or more";
+}
+
 namespace {
 RawWireOptions wire_options(const std::string& interface, double max_pps) {
   // Two frames per probe (ours leaving, the answer) of about 640 bytes each.
@@ -67,7 +73,8 @@ ProbingStack::ProbingStack(Clock& clock, const std::string& interface, double ma
     : params(random_filter_params()), wire(clock, wire_options(interface, max_pps), params),
       engine(clock, wire, params) {}
 
-int ProbingStack::prepare(EventLoop& loop, const char* command, bool raw_required) {
+int ProbingStack::prepare(EventLoop& loop, const char* command, bool raw_required,
+                          const std::optional<RunAs>& run_as) {
   raw = has_net_raw();
   if (!raw && raw_required) {
     std::cerr << "outpost " << command << ": " << kNeedNetRaw << "\n";
@@ -82,7 +89,17 @@ int ProbingStack::prepare(EventLoop& loop, const char* command, bool raw_require
   }
   if (!raw)
     spdlog::warn("no CAP_NET_RAW: tcp:PORT probes use connect() (tcp_connect), and there are no traces");
-  if (auto e = raw ? drop_all_but_net_raw() : drop_all_capabilities(); !e.empty()) spdlog::warn("{}", e);
+  // Fail closed: a process that may hold anything between root and nothing
+  // does not go on.
+  if (auto e = drop_privileges(run_as, raw); !e.empty()) {
+    std::cerr << "outpost " << command << ": dropping privileges"
+              << (run_as ? " to user " + run_as->user + " (uid " + std::to_string(run_as->uid) + ")" : std::string())
+              << ": " << e << "\n";
+    return kExitPrivilege;
+  }
+  if (run_as)
+    spdlog::info("switched to user {} (uid {}), group {} (gid {}), with {}", run_as->user, run_as->uid, run_as->group,
+                 run_as->gid, raw ? "CAP_NET_RAW only" : "no capabilities");
   loop_ = &loop;
   wire.set_fd_watcher([this, &loop](int fd) { loop.watch(fd, [this, fd] { wire.on_readable(fd); }); });
   engine.set_fd_service({[&loop](int fd, std::uint32_t events, std::function<void(std::uint32_t)> ready) {

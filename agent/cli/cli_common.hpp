@@ -11,6 +11,7 @@
 #include "event_loop.hpp"
 #include "wire.hpp"
 #include "outpost_config.hpp"
+#include "privileges.hpp"
 
 namespace outpost {
 
@@ -35,16 +36,27 @@ std::optional<long long> integer_option(const po::variables_map& vm, const char*
 
 void init_logging(bool verbose);
 
+// The shortest interval `outpost ping` allows a user other than root: a
+// binary given CAP_NET_RAW by setcap must be no flood tool for every user.
+inline constexpr Duration kMinUserPingInterval = std::chrono::milliseconds(10);
+// "" when a process of real uid `uid` may ping at `interval`, else the
+// refusal (without the "outpost ping: " prefix).
+std::string ping_interval_refusal(Duration interval, uid_t uid);
+
 // The wire and the engine on it, as run and ping use them.
 struct ProbingStack {
   // The capture ring holds a quarter of a second of probes and answers at
   // max_pps (at least 4 MiB, at most 64 MiB).
   ProbingStack(Clock& clock, const std::string& interface, double max_pps = 1000);
-  // Checks CAP_NET_RAW, opens the raw sockets, drops every other capability
-  // and has the loop watch the captures. Without CAP_NET_RAW: kExitPrivilege
-  // after a message naming it when raw_required, else a run on ordinary
-  // sockets only (raw stays false) with every capability dropped.
-  int prepare(EventLoop& loop, const char* command, bool raw_required = true);
+  // Checks CAP_NET_RAW, opens the raw sockets and the capture, then drops
+  // privileges for good (drop_privileges: to run_as when given, keeping
+  // CAP_NET_RAW alone) and has the loop watch the captures. Without
+  // CAP_NET_RAW: kExitPrivilege after a message naming it when
+  // raw_required, else a run on ordinary sockets only (raw stays false) with
+  // every capability dropped. A step of the drop that fails is fatal:
+  // kExitPrivilege after a message naming it.
+  int prepare(EventLoop& loop, const char* command, bool raw_required = true,
+              const std::optional<RunAs>& run_as = std::nullopt);
   // Launches a probe at once (no rate cap: for a person at a terminal) and
   // keeps the engine's timeouts running on the loop.
   void launch(std::unique_ptr<Probe> probe, Engine::Done done);

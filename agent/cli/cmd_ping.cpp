@@ -111,6 +111,10 @@ int ping_command(int argc, char** argv) {
   if (!method) std::cerr << "outpost ping: --method: " << error << "\n";
   const auto count_option = integer_option(vm, "count", "ping", 0, kMaxPingCount);
   if (!method || !interval || !timeout || !count_option) return kExitUsage;
+  if (auto refusal = ping_interval_refusal(*interval, getuid()); !refusal.empty()) {
+    std::cerr << "outpost ping: " << refusal << "\n";
+    return kExitUsage;
+  }
   init_logging(false);
   const auto count = static_cast<std::uint64_t>(*count_option);
   const bool json = vm.count("json") > 0;

@@ -1,7 +1,11 @@
 // `outpost run` and `outpost check`.
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <iostream>
 
 #include "agent.hpp"
@@ -9,6 +13,7 @@
 #include "commands.hpp"
 #include "host_resolver.hpp"
 #include "loop_reactor.hpp"
+#include "preflight.hpp"
 #include "scheduler.hpp"
 
 namespace outpost {
@@ -59,6 +64,52 @@ std::vector<OutputSpec> output_specs(const Config& config, const std::optional<s
   return specs;
 }
 
+// Before the wire opens: agent.user (and agent.group) looked up, and a
+// missing agent.state_dir made for that user, so that what the agent writes
+// there after the drop is its own; as root without agent.user, a warning.
+// kExitOk, or an exit code after a message.
+int prepare_run_as(const Config& config, std::optional<RunAs>* run_as) {
+  const AgentSection& agent = config.agent;
+  if (agent.user.empty()) {
+    if (geteuid() == 0)
+      spdlog::warn("started as root without agent.user: the agent keeps uid 0 (with CAP_NET_RAW only); set "
+                   "agent.user to run it as an ordinary user");
+    return kExitOk;
+  }
+  std::string error;
+  if (!look_up_run_as(agent.user, "", &error)) {
+    std::cerr << ConfigError{config.path, agent.user_mark.line, agent.user_mark.col, "agent.user: " + error}.to_string()
+              << "\n";
+    return kExitFailure;
+  }
+  *run_as = look_up_run_as(agent.user, agent.group, &error);
+  if (!*run_as) {
+    std::cerr << ConfigError{config.path, agent.group_mark.line, agent.group_mark.col, "agent.group: " + error}
+                     .to_string()
+              << "\n";
+    return kExitFailure;
+  }
+  if (!agent.state_dir.empty())
+    if (auto e = make_state_dir(agent.state_dir, **run_as); !e.empty()) {
+      std::cerr << "outpost run: " << e << "\n";
+      return kExitFailure;
+    }
+  return kExitOk;
+}
+
+// After the drop: agent.state_dir is usable by whom the agent now is (one
+// left by a run as root is not). A missing one without agent.user is made
+// by the spool.
+int check_state_dir(const Config& config) {
+  const std::string& dir = config.agent.state_dir;
+  if (dir.empty() || ::access(dir.c_str(), R_OK | W_OK | X_OK) == 0) return kExitOk;
+  if (errno == ENOENT && config.agent.user.empty()) return kExitOk;
+  const std::string why = std::strerror(errno);
+  std::cerr << "outpost run: agent.state_dir " << dir << ": " << why << " (running as "
+            << current_user_text() << "); `outpost check -c " << config.path << "` lists what it cannot use\n";
+  return kExitFailure;
+}
+
 // How long a stopping agent waits for its outputs to deliver what they hold;
 // what is still undelivered then stays in the spools (on disk with
 // agent.state_dir) for the next run.
@@ -81,6 +132,25 @@ int check_command(int argc, char** argv) {
     return kExitFailure;
   }
   const Config& c = *load.config;
+  // What run will open, as the user it will be: errors on standard error
+  // (exit 1), warnings after the summary.
+  PreflightOptions options;
+  options.as_root = geteuid() == 0;
+  const std::vector<PreflightNote> notes = preflight(c, options);
+  bool refused = false;
+  for (const auto& note : notes)
+    if (!note.warning) {
+      std::cerr << note.to_string() << "\n";
+      refused = true;
+    }
+  auto print_warnings = [&] {
+    for (const auto& note : notes)
+      if (note.warning) std::cout << note.to_string() << "\n";
+  };
+  if (refused) {
+    print_warnings();
+    return kExitFailure;
+  }
   std::size_t targets = 0;
   Scheduler demand(c.agent.max_pps);
   for (const auto& g : c.groups) {
@@ -95,6 +165,7 @@ int check_command(int argc, char** argv) {
             << c.agent.max_pps << "\n";
   if (demand.demanded_pps() > c.agent.max_pps)
     std::cout << path << ": warning: the targets ask for more probes/s than agent.max_pps; intervals will stretch\n";
+  print_warnings();
   return kExitOk;
 }
 
@@ -155,7 +226,10 @@ int run_command(int argc, char** argv) {
   for (const auto& g : load.config->groups)
     for (const auto& t : g.targets)
       for (const auto& m : t.probes) icmp = icmp || m.kind == ProbeMethod::Kind::icmp;
-  if (int rc = stack.prepare(loop, "run", icmp); rc != kExitOk) return rc;
+  std::optional<RunAs> run_as;
+  if (int rc = prepare_run_as(*load.config, &run_as); rc != kExitOk) return rc;
+  if (int rc = stack.prepare(loop, "run", icmp, run_as); rc != kExitOk) return rc;
+  if (int rc = check_state_dir(*load.config); rc != kExitOk) return rc;
   Engine& engine = stack.engine;
 
   const Config& config = *load.config;
@@ -178,6 +252,13 @@ int run_command(int argc, char** argv) {
   agent = &the_agent;
   reload = [&] {
     outputs.reopen();  // logrotate moved the files away
+    // After the drop the file is read as agent.user (README: Privileges).
+    if (::access(path.c_str(), R_OK) != 0) {
+      const std::string why = std::strerror(errno);
+      spdlog::error("reload refused: cannot read {}: {} (running as {}); keeping the old config", path, why,
+                    current_user_text());
+      return;
+    }
     ConfigLoad again = load_config_file(path);
     if (!again.errors.empty()) {
       for (const auto& e : again.errors) spdlog::error("reload refused: {}", e.to_string());
@@ -189,6 +270,8 @@ int run_command(int argc, char** argv) {
     }
     if (again.config->agent.state_dir != config.agent.state_dir)
       spdlog::warn("reload: agent.state_dir changes only at a restart; still using {}", config.agent.state_dir);
+    if (again.config->agent.user != config.agent.user || again.config->agent.group != config.agent.group)
+      spdlog::warn("reload: agent.user and agent.group change only at a restart");
     if (auto error = outputs.apply(output_specs(*again.config, extra_output)); !error.empty())
       spdlog::error("reload: outputs unchanged: {}", error);
     spdlog::info("reloaded {}", path);

@@ -73,6 +73,13 @@ const std::vector<InvalidCase> invalid_cases = {
     {"invalid-alias-cycle.yaml", {
       "invalid-alias-cycle.yaml:5:14: an alias inside the node it names (a cycle) is not allowed",
     }},
+    {"invalid-agent-group.yaml", {
+      "invalid-agent-group.yaml:5:10: agent.group: needs agent.user (the group is taken when the agent switches to that user)",
+    }},
+    {"invalid-agent-user.yaml", {
+      "invalid-agent-user.yaml:5:9: agent.user: expected a user or group name (a letter or '_', then letters, digits, '-', '_' or '.', at most 32), got 'outpost:outpost'",
+      "invalid-agent-user.yaml:6:10: agent.group: expected a user or group name (a letter or '_', then letters, digits, '-', '_' or '.', at most 32), got '65534'",
+    }},
     {"invalid-bounds.yaml", {
       "invalid-bounds.yaml:4:12: agent.max_pps: expected a number from 0.001 to 10000000, got '1e-10'",
       "invalid-bounds.yaml:7:15: groups[0].interval: '2562047h' is too long (at most 8760h, a year)",
@@ -366,6 +373,36 @@ TEST_CASE("valid-minimal.yaml gets every default", "[config]") {
   CHECK(target.timeout == 2s);
   CHECK(target.mark.line == 7);
   CHECK(target.mark.col == 9);
+}
+
+TEST_CASE("valid-agent-user.yaml names the user and group, and where they stand", "[config][privileges]") {
+  Config config = load_valid(testdata_dir + "/valid-agent-user.yaml");
+  CHECK(config.agent.user == "nobody");
+  CHECK(config.agent.group == "nogroup");
+  CHECK(config.agent.user_mark == SourceMark{4, 9});
+  CHECK(config.agent.group_mark == SourceMark{5, 10});
+  CHECK(config.agent.state_dir_mark == SourceMark{6, 14});
+  CHECK(config.asn_table_mark == SourceMark{7, 12});
+  CHECK(config.asn_names_mark == SourceMark{});
+  // Without the keys: no user to switch to, and no marks.
+  Config plain = load_valid(testdata_dir + "/valid-minimal.yaml");
+  CHECK(plain.agent.user.empty());
+  CHECK(plain.agent.group.empty());
+  CHECK(plain.agent.user_mark == SourceMark{});
+}
+
+TEST_CASE("agent.user takes account names and refuses the rest", "[config][privileges]") {
+  auto user_error = [](const std::string& user) {
+    ConfigLoad load = load_config_string(
+        "agent: { id: a, user: " + user + " }\ngroups: [ { name: g, targets: [ { name: t, address: 192.0.2.1 } ] } ]\n",
+        "c.yaml");
+    return load.errors.empty() ? std::string() : load.errors[0].message;
+  };
+  for (const char* good : {"outpost", "_outpost", "out-post.1", "Debian-exim", "a2345678901234567890123456789012"})
+    CHECK(user_error(good).empty());
+  for (const char* bad : {"'0'", "'-x'", "'a b'", "'../etc'", "'a2345678901234567890123456789012x'", "'user$'"})
+    CHECK_THAT(user_error(bad), Catch::Matchers::StartsWith("agent.user: expected a user or group name"));
+  CHECK(user_error("''") == "agent.user: expected a non-empty string, got ''");
 }
 
 TEST_CASE("valid-inheritance.yaml resolves target, then group, then defaults", "[config]") {
