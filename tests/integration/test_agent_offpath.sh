@@ -168,6 +168,9 @@ stats = json.load(open(stats_path))
 sent, seen = stats["sent"], stats["seen"]
 print("  spoofer saw toward net1: " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
 print("  spoofer sent: " + ", ".join(f"{k} {v}" for k, v in sorted(sent.items()) if not k.startswith("flood_")))
+flood_s = sent.get("flood_ended_s", 0) - sent.get("flood_started_s", 0)
+if flood_s > 0:
+    print(f"  flood: {sent.get('flood', 0)} ICMP errors in {flood_s:.1f} s ({sent.get('flood', 0) / flood_s:.0f}/s)")
 check("the spoofer saw our echo, SYN and DNS probes to net1", all(seen.get(k, 0) > 0 for k in ("echo", "syn", "dns")), seen)
 for kind in ("echo_reply", "syn_ack", "rst", "dns_answer", "icmp_quote", "flood", "dns_chain", "dns_storm", "dns_storm_tcp"):
     check(f"the spoofer sent {kind}", sent.get(kind, 0) > 0, sent.get(kind, 0))
@@ -229,9 +232,10 @@ for target, query in (("net1-h1", "chain"), ("net1-h2", "storm")):
     check(f"{target}: at most 32 answers of at most 255 characters",
           all(len(r.get("answers", [])) <= 32 and all(len(a) <= 255 for a in r.get("answers", [])) for r in dns))
 storm = [r for r in probes.get("net1-h2", []) if r.get("method") == "dns" and r.get("status") == "reply"]
-check("net1-h2: the CNAME storm over TCP kept 32 answers and counted the rest as answers_dropped",
-      storm and all(r.get("transport") == "tcp" and r.get("answer_count") == 32 and r.get("answers_dropped", 0) > 0 for r in storm),
-      [(r.get("transport"), r.get("answer_count"), r.get("answers_dropped")) for r in storm[:2]])
+check("net1-h2: the CNAME storm kept 32 answers and counted the rest as answers_dropped (over TCP at least once)",
+      storm and all(r.get("answer_count") == 32 and r.get("answers_dropped", 0) > 0 for r in storm)
+      and any(r.get("transport") == "tcp" for r in storm),
+      [(r.get("transport"), r.get("answer_count"), r.get("answers_dropped"), r.get("tcp_error")) for r in storm[:3]])
 EOF
 
 if ((failures)); then
