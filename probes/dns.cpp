@@ -100,6 +100,12 @@ std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAn
   return "expected " + list(missing) + " among the answers, got " + info.rcode + " " + list(info.answers);
 }
 
+bool dns_error_quotes_query(std::span<const std::uint8_t> quoted, std::span<const std::uint8_t> query) {
+  if (quoted.size() < 2 || query.size() < 2) return false;
+  const std::size_t n = std::min(quoted.size(), query.size());
+  return std::equal(quoted.begin(), quoted.begin() + static_cast<std::ptrdiff_t>(n), query.begin());
+}
+
 void keep_kernel_timestamps_on() {
   static const int holder = [] {
     const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -245,7 +251,8 @@ void DnsProbe::read_error_queue() {
     msg.msg_iovlen = 1;
     msg.msg_control = control.data();
     msg.msg_controllen = control.size();
-    if (recvmsg(udp_, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return;  // EAGAIN: drained
+    const ssize_t quoted = recvmsg(udp_, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
+    if (quoted < 0) return;  // EAGAIN: drained
     const Ancillary a = read_ancillary(msg);
     if (!a.error) continue;
     const auto& ee = *a.error;
@@ -255,6 +262,12 @@ void DnsProbe::read_error_queue() {
         result_.sent_kernel_stamp = true;
       }
     } else if (ee.ee_origin == SO_EE_ORIGIN_ICMP || ee.ee_origin == SO_EE_ORIGIN_ICMP6) {
+      if (!dns_error_quotes_query(std::span(payload.data(), std::min(payload.size(), static_cast<std::size_t>(quoted))),
+                                  query_)) {
+        ++result_.dns->ignored;
+        result_.dns->last_ignored = "an ICMP error that does not quote this query";
+        continue;
+      }
       result_.icmp_type = ee.ee_type;
       result_.icmp_code = ee.ee_code;
       result_.reply_from = a.offender;
@@ -284,8 +297,10 @@ void DnsProbe::read_udp(ProbeContext& ctx) {
     if (n < 0) {
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return;
-      return finish(is_unreachable_errno(err) ? ProbeStatus::unreachable : ProbeStatus::error,
-                    errno_text("receive", err));
+      // An ICMP error's errno: the error queue holds the error itself and
+      // decides (read_error_queue), whoever sent it.
+      if (is_unreachable_errno(err)) return;
+      return finish(ProbeStatus::error, errno_text("receive", err));
     }
     bytes += static_cast<std::size_t>(n);
     const Ancillary a = read_ancillary(msg);

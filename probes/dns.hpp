@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -50,7 +51,10 @@ std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAn
 // the RTT stays the UDP one, the TCP exchange is timed apart (tcp_time).
 // Status: any answer is reply (the rcode says the rest), unless `expect` is
 // not met (error); an ICMP error about the query (IP_RECVERR: port
-// unreachable, i.e. ECONNREFUSED, host unreachable, ...) is unreachable.
+// unreachable, i.e. ECONNREFUSED, host unreachable, ...) is unreachable,
+// when it quotes the query's id (dns_error_quotes_query): the kernel hands
+// the socket any error that quotes its ports, which an off-path host can
+// guess; one that does not prove it is ours is counted in `ignored`.
 // The kernel turns software timestamping on for the whole host when a socket
 // asks for it, asynchronously, and off again when the last such socket
 // closes: a probe socket that comes and goes could see its answer arrive
@@ -58,6 +62,11 @@ std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAn
 // life, and the first call waits (at most 0.1 s) until stamps are on
 // (DnsProbe calls it; idempotent).
 void keep_kernel_timestamps_on();
+
+// Whether an ICMP error's quote of a datagram we sent (the payload the kernel
+// hands back with it, as much as the sender quoted) is this query: at least
+// its id, and every byte quoted equal to the query's.
+bool dns_error_quotes_query(std::span<const std::uint8_t> quoted, std::span<const std::uint8_t> query);
 
 class DnsProbe final : public Probe {
  public:

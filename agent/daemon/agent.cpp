@@ -157,6 +157,7 @@ std::string Agent::apply(const Config& config) {
   Plan old_plan = std::move(plan_);
   auto old_scheduler = std::move(scheduler_);
   auto old_trace_scheduler = std::move(trace_scheduler_);
+  if (old_scheduler) lateness_before_.merge(old_scheduler->lateness());
   plan_ = std::move(*plan);
   runs_ = std::move(runs);
   scheduler_ = std::move(scheduler);
@@ -393,6 +394,12 @@ void Agent::run_task(std::size_t id, bool out_of_schedule) {
   } else {
     engine_.launch(std::move(probe), std::move(done));
   }
+}
+
+LaunchLateness Agent::launch_lateness() const {
+  LaunchLateness all = lateness_before_;
+  if (scheduler_) all.merge(scheduler_->lateness());
+  return all;
 }
 
 void Agent::deliver(std::size_t id, std::uint64_t seq, const ProbeResult& result) {

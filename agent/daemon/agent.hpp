@@ -89,6 +89,8 @@ class Agent {
 
   const AgentStats& stats() const { return stats_; }
   const InvestigatorStats& investigations() const { return investigator_.stats(); }
+  // How late scheduled probes left against their due time, over the whole run (reloads included).
+  LaunchLateness launch_lateness() const;
   // The last trace toward the target (by its key: the name, or NAME/4 and NAME/6) that reached it.
   const TraceResult* last_good_trace(const std::string& key) const { return investigator_.last_good(key); }
   const Plan& plan() const { return plan_; }
@@ -146,7 +148,8 @@ class Agent {
   std::unordered_map<std::string, std::size_t> target_index_;  // by key
   std::vector<std::size_t> control_tasks_;
   std::unique_ptr<Scheduler> scheduler_;
-  std::unique_ptr<Scheduler> trace_scheduler_;  // its own bucket is unused: trace probes pay scheduler_'s
+  std::unique_ptr<Scheduler> trace_scheduler_;
+  LaunchLateness lateness_before_;  // of the schedulers a reload replaced  // its own bucket is unused: trace probes pay scheduler_'s
   std::unique_ptr<Detector> detector_;
   std::unique_ptr<SeriesAggregator> series_;
   std::shared_ptr<const AsnTable> asns_;

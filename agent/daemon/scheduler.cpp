@@ -28,6 +28,23 @@ SteadyTime TokenBucket::available_at(SteadyTime now, double n) {
   return now + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(wait_s)) + Duration(1);
 }
 
+void LaunchLateness::add(Duration late) {
+  using std::chrono::milliseconds;
+  ++launches;
+  if (late > worst) worst = late;
+  late_10ms += late > milliseconds(10);
+  late_100ms += late > milliseconds(100);
+  late_1s += late > milliseconds(1000);
+}
+
+void LaunchLateness::merge(const LaunchLateness& other) {
+  launches += other.launches;
+  worst = std::max(worst, other.worst);
+  late_10ms += other.late_10ms;
+  late_100ms += other.late_100ms;
+  late_1s += other.late_1s;
+}
+
 Scheduler::Scheduler(double max_pps, double burst)
     : bucket_(max_pps, burst > 0 ? burst : std::max(1.0, max_pps / 100.0)) {}
 
@@ -106,6 +123,7 @@ std::vector<Scheduler::TaskId> Scheduler::take_due(SteadyTime now) {
     queue_.pop();
     Task& t = tasks_[e.id];
     due.push_back(e.id);
+    lateness_.add(now - e.when);
     t.next = e.when + t.interval;
     if (t.next <= now) {  // rounds were missed: skip them (this run stands for them), keep the phase
       const auto missed = (now - t.next) / t.interval + 1;

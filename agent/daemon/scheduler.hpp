@@ -1,7 +1,8 @@
 // When each target × method is probed: once per interval, the first runs of
 // tasks that share an interval spread evenly over it, and every probe packet
 // under one global token bucket (agent.max_pps). Pure: time comes in as an
-// argument, so it is tested with a fake clock.
+// argument, so it is tested with a fake clock. It also keeps how late each
+// task was handed out against its due time (launch lateness).
 // Leaves to others: what a task probes (agent) and timers (event loop).
 #pragma once
 
@@ -29,6 +30,20 @@ class TokenBucket {
   double burst_;
   double tokens_;
   std::optional<SteadyTime> last_;
+};
+
+// How late scheduled launches left against their due time: the worst, and
+// how many were later than each fixed threshold (a stalled loop, a rate cap
+// below demand, a slow callback all show here).
+struct LaunchLateness {
+  std::uint64_t launches = 0;
+  Duration worst{};
+  std::uint64_t late_10ms = 0;
+  std::uint64_t late_100ms = 0;
+  std::uint64_t late_1s = 0;
+
+  void add(Duration late);
+  void merge(const LaunchLateness& other);
 };
 
 class Scheduler {
@@ -68,6 +83,8 @@ class Scheduler {
   // The rate cap, for other packets that must share it (trace probes).
   TokenBucket& bucket() { return bucket_; }
   std::uint64_t lagged() const { return lagged_; }
+  // Every take_due hand-out so far: now minus the task's due time.
+  const LaunchLateness& lateness() const { return lateness_; }
   // Probe packets per second the tasks ask for at their intervals.
   double demanded_pps() const;
 
@@ -92,6 +109,7 @@ class Scheduler {
   std::priority_queue<Entry, std::vector<Entry>, std::greater<>> queue_;
   std::size_t live_ = 0;
   std::uint64_t lagged_ = 0;
+  LaunchLateness lateness_;
   bool started_ = false;
 };
 

@@ -1,0 +1,130 @@
+// Launch lateness on a fake clock: how late each scheduled probe leaves
+// against its due time, in the scheduler (a late take_due, a rate cap that
+// holds tasks back) and in the whole Agent when its loop stalls.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "agent.hpp"
+#include "clock.hpp"
+#include "engine.hpp"
+#include "event_loop.hpp"
+#include "host_resolver.hpp"
+#include "outputs.hpp"
+#include "scheduler.hpp"
+#include "sim_net.hpp"
+
+using namespace std::chrono_literals;
+using namespace outpost;
+
+TEST_CASE("launch lateness: on time is zero, a late take_due counts its delay against the due time",
+          "[scheduler][lateness]") {
+  FakeClock clock;
+  Scheduler s(1000);
+  const auto a = s.add(1s);
+  s.start(clock.now());
+  CHECK(s.take_due(clock.now()).size() == 1);
+  clock.advance(1s);
+  CHECK(s.take_due(clock.now()).size() == 1);
+  CHECK(s.lateness().launches == 2);
+  CHECK(s.lateness().worst == Duration::zero());
+  CHECK(s.lateness().late_10ms == 0);
+
+  clock.advance(2s + 50ms);  // due at 2 s, handed out at 3.05 s (the round of 3 s skipped)
+  REQUIRE(s.take_due(clock.now()) == std::vector<Scheduler::TaskId>{a});
+  CHECK(s.lateness().launches == 3);
+  CHECK(s.lateness().worst == 1050ms);
+  CHECK(s.lateness().late_10ms == 1);
+  CHECK(s.lateness().late_100ms == 1);
+  CHECK(s.lateness().late_1s == 1);
+}
+
+TEST_CASE("launch lateness: tasks the rate cap holds back are late by their wait", "[scheduler][lateness]") {
+  FakeClock clock;
+  Scheduler s(100, 1);  // 100 launches a second, none saved up beyond one
+  for (int i = 0; i < 50; ++i) s.add(1h);
+  s.start(clock.now(), 0s);  // all due at once
+  std::size_t launched = 0;
+  while (launched < 50) {
+    launched += s.take_due(clock.now()).size();
+    const auto wake = s.next_wake(clock.now());
+    REQUIRE(wake);
+    if (launched < 50) clock.set(*wake);
+  }
+  // The k-th left k-1 token intervals (10 ms each, give or take the
+  // bucket's rounding) after its due time.
+  const LaunchLateness& l = s.lateness();
+  CHECK(l.launches == 50);
+  CHECK(l.worst >= 490ms);
+  CHECK(l.worst < 491ms);
+  CHECK(l.late_10ms >= 48);  // the 3rd onwards, and the 2nd if it waited a hair past 10 ms
+  CHECK(l.late_10ms <= 49);
+  CHECK(l.late_100ms >= 39);  // the 12th onwards (the 11th likewise)
+  CHECK(l.late_100ms <= 40);
+  CHECK(l.late_1s == 0);
+}
+
+TEST_CASE("launch lateness: merging keeps the worst and adds the counts", "[scheduler][lateness]") {
+  LaunchLateness a, b;
+  a.add(5ms);
+  a.add(150ms);
+  b.add(2s);
+  a.merge(b);
+  CHECK(a.launches == 3);
+  CHECK(a.worst == 2s);
+  CHECK(a.late_10ms == 2);
+  CHECK(a.late_100ms == 2);
+  CHECK(a.late_1s == 1);
+}
+
+TEST_CASE("launch lateness: a stalled agent loop shows as the worst lateness of its probes", "[agent][sim][lateness]") {
+  const IpAddress us4 = IpAddress::parse("198.19.0.1").value();
+  const IpAddress us6 = IpAddress::parse("2001:2::1").value();
+  const IpAddress target = IpAddress::parse("198.18.0.1").value();
+  FakeClock clock;
+  EventLoop loop{clock};
+  sim::SimNet net{clock, loop, us4, us6};
+  Engine engine{clock, net, FilterParams{0x4d2e}};
+  sim::SimDriver driver{clock, loop, net};
+  TableResolver resolver{loop};
+  Outputs outputs;
+  net.add_path("198.18.0.0/16", {IpAddress::parse("198.19.0.2").value()});
+  net.add_host(target, true, {80});
+  Agent agent(AgentServices{loop, engine, outputs, resolver,
+                            [](const Config&, std::string*) -> std::shared_ptr<const AsnTable> { return nullptr; },
+                            true, std::nullopt});
+  ConfigLoad load = load_config_string(R"(
+agent: { id: sim-1, max_pps: 1000 }
+defaults: { interval: 1s, timeout: 500ms, probes: [icmp] }
+groups:
+  - name: lab
+    targets:
+      - { name: net1, address: 198.18.0.1 }
+)",
+                                       "sim.yaml");
+  REQUIRE(load.errors.empty());
+  REQUIRE(agent.apply(*load.config) == "");
+  agent.start();
+
+  REQUIRE(driver.run_for(5s + 1ms));  // probes at 0..5 s, each on time
+  const LaunchLateness before = agent.launch_lateness();
+  CHECK(before.launches == 6);
+  CHECK(before.worst == Duration::zero());
+  CHECK(before.late_10ms == 0);
+
+  driver.stall(2500ms);  // the probe due at 6 s leaves at 7.501 s (the one of 7 s is skipped)
+  REQUIRE(driver.run_for(3s));
+  const LaunchLateness after = agent.launch_lateness();
+  CHECK(after.worst == 1501ms);
+  CHECK(after.late_10ms == 1);
+  CHECK(after.late_100ms == 1);
+  CHECK(after.late_1s == 1);
+  CHECK(after.launches > before.launches + 1);
+
+  agent.stop();
+  REQUIRE(driver.run_for(30s));
+  CHECK(agent.finished());
+}
