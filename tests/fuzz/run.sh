@@ -57,37 +57,48 @@ cmake -S "$root/tests/fuzz" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ "$
   { cat "$build/cmake.log" >&2; exit 1; }
 ninja -C "$build" -j2 "${targets[@]}" >"$build/ninja.log" 2>&1 || { tail -30 "$build/ninja.log" >&2; exit 1; }
 
-# hex_to_bin FILE: a fixture's bytes (pairs of hex digits, '#' comments).
-hex_to_bin() { sed 's/#.*//' "$1" | xxd -r -p; }
-# be16 N: N as two bytes, big-endian.
-be16() { printf "\\x$(printf %02x $(($1 >> 8)))\\x$(printf %02x $(($1 & 255)))"; }
-# byte N: one byte.
-byte() { printf "\\x$(printf %02x $(($1 & 255)))"; }
-packet_fixtures() { ls "$fixtures"/*.hex | grep -v '/dns_'; }
+# The fixtures' bytes, once: build-fuzz/fixtures/NAME (pairs of hex digits, '#' comments).
+bins=$build/fixtures
+mkdir -p "$bins"
+for f in "$fixtures"/*.hex; do
+  b=${f##*/}
+  b=$bins/${b%.hex}
+  [[ $b -nt $f ]] || sed 's/#.*//' "$f" | xxd -r -p >"$b"
+done
+# byte N...: each N as one byte; be16 N: N as two bytes, big-endian (no subshells: seeds are many).
+byte() {
+  local hex n
+  for n in "$@"; do
+    printf -v hex '\\x%02x' $((n & 255))
+    printf "$hex"
+  done
+}
+be16() { byte $(($1 >> 8)) "$1"; }
+packet_fixtures() { for f in "$bins"/*; do [[ ${f##*/} == dns_* ]] || echo "$f"; done; }
 
 make_seeds() {
   local dir=$build/seeds/$1 f base n op which i
   rm -rf "$dir"; mkdir -p "$dir"
   case $1 in
     fuzz_dns)
-      for f in "$fixtures"/dns_*.hex; do hex_to_bin "$f" >"$dir/$(basename "$f" .hex)"; done ;;
+      cp "$bins"/dns_* "$dir/" ;;
     fuzz_dns_tcp)
       # Byte 0: how many one-byte cut sizes follow; then the stream.
-      for f in "$fixtures"/dns_*.hex; do
-        base=$(basename "$f" .hex)
-        n=$(hex_to_bin "$f" | wc -c)
-        { byte 0; be16 "$n"; hex_to_bin "$f"; } >"$dir/$base.whole"
-        { byte 3; byte 1; byte 7; byte 64; be16 "$n"; hex_to_bin "$f"; be16 "$n"; hex_to_bin "$f"; } >"$dir/$base.two"
-        { byte 1; byte 200; be16 "$((n + 40))"; hex_to_bin "$f"; } >"$dir/$base.short"
+      for f in "$bins"/dns_*; do
+        base=${f##*/}
+        n=$(stat -c %s "$f")
+        { byte 0; be16 "$n"; cat "$f"; } >"$dir/$base.whole"
+        { byte 3 1 7 64; be16 "$n"; cat "$f"; be16 "$n"; cat "$f"; } >"$dir/$base.two"
+        { byte 1 200; be16 "$((n + 40))"; cat "$f"; } >"$dir/$base.short"
       done
-      { byte 2; byte 1; byte 1; be16 0; be16 0; be16 2; printf 'ab'; } >"$dir/empty_messages" ;;
+      { byte 2 1 1; be16 0; be16 0; be16 2; printf 'ab'; } >"$dir/empty_messages" ;;
     fuzz_demux)
       # Every IP datagram fixture, bare and behind an Ethernet header of its family.
       for f in $(packet_fixtures); do
-        base=$(basename "$f" .hex)
-        hex_to_bin "$f" >"$dir/$base"
-        if [[ $(hex_to_bin "$f" | head -c1 | xxd -p) == 6* ]]; then n=86dd; else n=0800; fi
-        { printf "020000000001020000000002$n" | xxd -r -p; hex_to_bin "$f"; } >"$dir/$base.eth"
+        base=${f##*/}
+        cp "$f" "$dir/$base"
+        if [[ $(head -c1 "$f" | xxd -p) == 6* ]]; then n=0x86dd; else n=0x0800; fi
+        { byte 2 0 0 0 0 1 2 0 0 0 0 2; be16 $n; cat "$f"; } >"$dir/$base.eth"
       done ;;
     fuzz_engine)
       # Records of 4 bytes (op, which, offset, patch length) and the patch:
@@ -95,14 +106,13 @@ make_seeds() {
       # packet fixtures as raw frames; a clock step.
       for op in 1 2 3 4 5 6 7 9; do
         for which in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
-          { for i in 0 16 32 48; do byte "$op"; byte $((which + i)); byte 1; byte 0; done; } >"$dir/op$op-$which"
+          for i in 0 16 32 48; do byte "$op" $((which + i)) 1 0; done >"$dir/op$op-$which"
         done
       done
       for f in $(packet_fixtures); do
-        n=$(hex_to_bin "$f" | wc -c)
+        n=$(stat -c %s "$f")
         ((n <= 255)) || continue
-        { byte 0; byte 0; byte 0; byte "$n"; hex_to_bin "$f"; byte 8; byte 60; byte 0; byte 0; } \
-          >"$dir/raw-$(basename "$f" .hex)"
+        { byte 0 0 0 "$n"; cat "$f"; byte 8 60 0 0; } >"$dir/raw-${f##*/}"
       done ;;
     fuzz_config)
       for f in "$root"/config/example.yaml "$root"/config/testdata/*.yaml; do cp "$f" "$dir/"; done ;;
@@ -125,9 +135,16 @@ make_seeds() {
       for which in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
         for v in 1000 1e-10 30s 0.5 2147483647; do { byte $((3 + 5 * which)); printf %s "$v"; } >"$dir/c$((i++))"; done
       done
-      { byte 4; printf '%s\0' --count 1000 --parallel 2147483647 -W 2s --for | head -c -1; } >"$dir/cli1"
+      { byte 4; printf '%s\0' --count 1000 --parallel 2147483647 -W 2s --for 2562047h | head -c -1; } >"$dir/cli1"
       { byte 4; printf '%s\0' -c -1 --timeout=90s --for=2562047h | head -c -1; } >"$dir/cli2" ;;
   esac
+}
+
+# The seeds are made again only when a fixture, a config example or this script changed.
+seeds_fresh() {
+  local stamp=$build/seeds/$1.stamp
+  [[ -e $stamp ]] && [[ -z $(find "$fixtures" "$root/config/testdata" "$root/config/example.yaml" \
+    "${BASH_SOURCE[0]}" -newer "$stamp" -print -quit) ]]
 }
 
 stats() {
@@ -137,7 +154,7 @@ stats() {
 
 status=0
 for target in "${targets[@]}"; do
-  make_seeds "$target"
+  seeds_fresh "$target" || { make_seeds "$target" && touch "$build/seeds/$target.stamp"; }
   mkdir -p "$build/corpus/$target" "$build/artifacts" "$kept/$target"
   if ((merge)); then
     fresh=$(mktemp -d "$build/merge-$target.XXXXXX")
