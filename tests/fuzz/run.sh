@@ -5,9 +5,10 @@
 # the next run, not in the repo), the minimised corpus kept in the repo
 # (tests/fuzz/corpus/TARGET) and seeds made here from tests/fixtures and
 # config/ (build-fuzz/seeds/TARGET). Exits non-zero when a target finds a
-# crash, a timeout (an input that takes 30 s: generous, for a machine whose
-# other builds starve a niced run) or a leak; the input that did it is left
-# in build-fuzz/artifacts/.
+# crash, a timeout (an input that takes OUTPOST_FUZZ_TIMEOUT seconds, 30 by
+# default: generous, for a machine whose other builds starve a niced run; the
+# config loader's largest inputs take 2 s under ASan by themselves) or a leak;
+# the input that did it is left in build-fuzz/artifacts/.
 #
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]   run each TARGET (default: all) SECONDS
 #   tests/fuzz/run.sh --merge [TARGET...]     minimise what the runs grew, with the
@@ -176,7 +177,7 @@ for target in "${targets[@]}"; do
   fi
   log=$build/$target.log
   echo "fuzz: $target for ${seconds}s"
-  if "$build/$target" -max_total_time="$seconds" -max_len="$(max_len "$target")" -print_final_stats=1 -timeout=30 \
+  if "$build/$target" -max_total_time="$seconds" -max_len="$(max_len "$target")" -print_final_stats=1 -timeout="${OUTPOST_FUZZ_TIMEOUT:-30}" \
       -rss_limit_mb=2048 -artifact_prefix="$build/artifacts/$target-" \
       "$build/corpus/$target" "$kept/$target" "$build/seeds/$target" >"$log" 2>&1; then
     stats "$log"
