@@ -12,6 +12,8 @@
 // launched, nothing left in flight, every frame counted as captured.
 // libsodium's random source is replaced by a fixed stream, so that the same
 // input meets the same keys, identifiers and cookies each time.
+// OUTPOST_FUZZ_VERBOSE=1 prints the engine's counters for each input run
+// (to see which inputs reach an answer: `fuzz_engine FILE...`).
 
 #include <pcap/dlt.h>
 #include <sodium.h>
