@@ -504,7 +504,13 @@ struct ExpansionRefused {
 
 class ExpansionCounter : public YAML::EventHandler {
  public:
-  void OnDocumentStart(const YAML::Mark&) override {
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    // yaml-cpp 0.7 reads a ',' outside a flow collection as an empty
+    // document, again and again without moving on: a parser that does not
+    // advance is stopped here (YAML::LoadAll would loop for ever).
+    if (document_at_ && *document_at_ == mark.pos)
+      throw ExpansionRefused{source_mark(mark), "YAML syntax error: cannot read past this point (a ',' outside [] or {}?)"};
+    document_at_ = mark.pos;
     anchored_.clear();
     open_.clear();
   }
@@ -581,6 +587,7 @@ class ExpansionCounter : public YAML::EventHandler {
   }
 
   Size total_;
+  std::optional<int> document_at_;  // where the last document started
   std::vector<Open> open_;
   std::map<YAML::anchor_t, Size> anchored_;
 };

@@ -344,8 +344,7 @@ void DnsProbe::start_tcp(ProbeContext& ctx) {
   const socklen_t len = server_.to_sockaddr(sa, spec_.port);
   if (connect(tcp_, reinterpret_cast<const sockaddr*>(&sa), len) != 0 && errno != EINPROGRESS)
     return give_up_tcp(errno_text("TCP connect", errno));
-  tcp_out_ = {static_cast<std::uint8_t>(query_.size() >> 8), static_cast<std::uint8_t>(query_.size())};
-  tcp_out_.insert(tcp_out_.end(), query_.begin(), query_.end());
+  tcp_out_ = frame_dns_tcp(query_);
   // Edge-triggered: once when the connection is up (and the query goes out),
   // then when the answer comes, without waking for a socket that stays
   // writable meanwhile.
@@ -374,11 +373,10 @@ void DnsProbe::on_tcp_ready() {
       return give_up_tcp(errno_text("TCP receive", errno));
     }
     if (n == 0) return give_up_tcp("the server closed the TCP connection before the whole answer");
-    tcp_in_.insert(tcp_in_.end(), chunk.begin(), chunk.begin() + n);
-    if (tcp_in_.size() < 2) continue;
-    const std::size_t size = static_cast<std::size_t>(tcp_in_[0] << 8 | tcp_in_[1]);
-    if (tcp_in_.size() < 2 + size) continue;
-    auto parsed = parse_dns_response(Bytes(tcp_in_.data() + 2, size), id_, spec_.question, kDnsMaxAnswersKept);
+    tcp_in_.feed(Bytes(chunk.data(), static_cast<std::size_t>(n)));
+    const auto message = tcp_in_.next();
+    if (!message) continue;
+    auto parsed = parse_dns_response(*message, id_, spec_.question, kDnsMaxAnswersKept);
     if (!parsed.response) return give_up_tcp("TCP answer: " + parsed.detail);
     result_.dns->tcp_time = std::chrono::steady_clock::now() - tcp_started_;
     return finish_answer(*parsed.response, "tcp");

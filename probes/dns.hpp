@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dns_message.hpp"
+#include "dns_tcp_framing.hpp"
 #include "probe.hpp"
 
 namespace outpost {
@@ -110,7 +111,7 @@ class DnsProbe final : public Probe {
   std::optional<DnsResponse> truncated_;  // the UDP answer, while TCP is tried
   std::vector<std::uint8_t> tcp_out_;     // length-prefixed query
   std::size_t tcp_written_ = 0;
-  std::vector<std::uint8_t> tcp_in_;
+  DnsTcpReader tcp_in_;
   std::chrono::steady_clock::time_point tcp_started_;
   ProbeResult result_;
   bool finished_ = false;

@@ -355,15 +355,20 @@ bool AsnTable::load_names(const std::string& path, std::string* error, const Asn
                               std::min<std::uint64_t>(chunk.size(), limits.max_names_bytes + 1 - text.size())));
     text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
   }
+  return parse_names(text, path, error, limits);
+}
+
+bool AsnTable::parse_names(std::string_view text, const std::string& name, std::string* error,
+                           const AsnLimits& limits) {
   if (text.size() > limits.max_names_bytes) {
-    *error = path + ": larger than " + std::to_string(limits.max_names_bytes >> 20) + " MiB: not a names file";
+    *error = name + ": larger than " + std::to_string(limits.max_names_bytes >> 20) + " MiB: not a names file";
     return false;
   }
   std::unordered_map<std::uint32_t, std::string> names;
   NameReader reader(names, limits);
   const bool parsed = nlohmann::json::sax_parse(text, &reader);
   if (!parsed || !reader.top_is_object()) {
-    *error = path + ": not a JSON object of ASN to name" + (reader.error().empty() ? "" : ": " + reader.error());
+    *error = name + ": not a JSON object of ASN to name" + (reader.error().empty() ? "" : ": " + reader.error());
     return false;
   }
   names_ = std::move(names);

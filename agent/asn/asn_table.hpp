@@ -70,6 +70,8 @@ class AsnTable {
   // names read so far are then dropped). Names are made terminal-safe
   // (terminal_text.hpp) and cut to limits.max_name_bytes as they are read.
   bool load_names(const std::string& path, std::string* error, const AsnLimits& limits = {});
+  // The same from text; `name` stands for the file name in errors.
+  bool parse_names(std::string_view text, const std::string& name, std::string* error, const AsnLimits& limits = {});
 
   std::optional<AsnMatch> lookup(const IpAddress& address) const;
   // "CHINA169-BACKBONE CHINA UNICOM China169 Backbone, CN", or "" when unknown.

@@ -5,11 +5,43 @@
 
 #include <algorithm>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "privileges.hpp"
 
 namespace outpost {
+
+namespace {
+
+// Boost's message for a bad command line. Boost fills its %placeholders%
+// (%canonical_option%, %value%, ...) with what was typed, replacing until
+// none is left: an argument that holds a placeholder itself would have it
+// replace itself for ever. Such arguments are parsed again with each '%'
+// as '?', for the message only.
+std::string error_text(const po::error& e, int argc, char** argv, const po::options_description& visible,
+                       const po::positional_options_description& positional) {
+  std::vector<std::string> args(argv, argv + argc);
+  bool percent = false;
+  for (auto& arg : args)
+    for (char& c : arg)
+      if (c == '%') c = '?', percent = true;
+  if (!percent) return e.what();
+  std::vector<char*> safe;
+  for (auto& arg : args) safe.push_back(arg.data());
+  safe.push_back(nullptr);
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, safe.data()).options(visible).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& again) {
+    return again.what();
+  }
+  return "invalid arguments";
+}
+
+}  // namespace
 
 bool parse_command_line(int argc, char** argv, const po::options_description& visible,
                         const po::positional_options_description& positional, po::variables_map& vm,
@@ -23,7 +55,8 @@ bool parse_command_line(int argc, char** argv, const po::options_description& vi
     }
     po::notify(vm);  // required options are checked here, after --help
   } catch (const po::error& e) {
-    std::cerr << "outpost " << argv[0] << ": " << e.what() << "\n" << usage << "\n" << visible;
+    std::cerr << "outpost " << argv[0] << ": " << error_text(e, argc, argv, visible, positional) << "\n"
+              << usage << "\n" << visible;
     return false;
   }
   return true;
