@@ -373,6 +373,16 @@ Parsed<TargetFamily> family_value(const Node& node, std::string& error) {
   return std::nullopt;
 }
 
+Parsed<std::string> log_level_value(const Node& node, std::string& error) {
+  if (node.IsScalar()) {
+    for (const char* level : kLogLevels) {
+      if (node.Scalar() == level) return node.Scalar();
+    }
+  }
+  error = "expected debug, info, warn or error, got " + describe(node);
+  return std::nullopt;
+}
+
 Parsed<std::string> host_value(const Node& node, std::string& error) {
   auto text = scalar_or(node, "a host name", error);
   if (text && !is_host_name(*text)) {
@@ -798,7 +808,7 @@ class Loader {
   }
 
   void read_agent(const Field& field) {
-    auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval", "state_dir"}, Need::required);
+    auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval", "state_dir", "log_level"}, Need::required);
     if (!map) return;
     AgentSection& agent = config_.agent;
     read(*map, "id", agent.id, string_value, Need::required);
@@ -806,6 +816,7 @@ class Loader {
     read(*map, "interface", agent.interface, string_value);
     read(*map, "resolve_interval", agent.resolve_interval, duration_value);
     read(*map, "state_dir", agent.state_dir, string_value);
+    read(*map, "log_level", agent.log_level, log_level_value);
   }
 
   // Reads interval, timeout, probes and family given at this level over those

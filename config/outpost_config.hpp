@@ -104,7 +104,12 @@ struct AgentSection {
   // Spool, detector states and baseline traces that survive a restart.
   // Empty: nothing survives; collector outputs then spool in memory only.
   std::string state_dir;
+  // The log's level: debug, info, warn or error (`outpost run --log-level` wins).
+  std::string log_level = "info";
 };
+
+// The names agent.log_level and --log-level take, most verbose first.
+inline constexpr const char* kLogLevels[] = {"debug", "info", "warn", "error"};
 
 struct Defaults {
   Duration interval = std::chrono::seconds(30);
