@@ -49,18 +49,19 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_PACKAGE_CONTACT "outpost maintainers <maintainers@users.noreply.r-seed-3ff61e5a.example>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "vantage-point probing agent for reachability and outages")
+# CPack puts the summary first and indents these lines itself; an empty line
+# becomes the " ." between paragraphs.
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-  "vantage-point probing agent for reachability and outages
- outpost probes the targets of its configuration (ICMP echo, TCP SYN or
- connect, DNS) from one vantage point, sums up loss and latency over
- windows, tells when a target, a group of targets or the vantage point
- itself is down, takes traceroutes when an outage starts, and writes JSON
- Lines records to files and to collectors (InfluxDB, Prometheus remote
- write, HTTP, NATS JetStream).
- .
- The package installs a hardened systemd unit that runs the agent as the
- system user outpost with CAP_NET_RAW alone. It is not enabled: edit
- /etc/outpost/outpost.yaml, then run systemctl enable --now outpost.")
+  "outpost probes the targets of its configuration (ICMP echo, TCP SYN or
+connect, DNS) from one vantage point, sums up loss and latency over
+windows, tells when a target, a group of targets or the vantage point
+itself is down, takes traceroutes when an outage starts, and writes JSON
+Lines records to files and to collectors (InfluxDB, Prometheus remote
+write, HTTP, NATS JetStream).
+
+The package installs a hardened systemd unit that runs the agent as the
+system user outpost with CAP_NET_RAW alone. It is not enabled: edit
+/etc/outpost/outpost.yaml, then run systemctl enable --now outpost.")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
