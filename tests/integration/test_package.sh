@@ -126,6 +126,18 @@ check("on the journal's stream each line is <N>message: no time stamp, no colour
 os.unlink(path)
 PY
 
+# Log levels: agent.log_level, and --log-level over it.
+sed 's/max_pps: 20 }/max_pps: 20, log_level: warn }/' "$WORK/lo.yaml" >"$WORK/lo-warn.yaml"
+"$OUTPOST" run -c "$WORK/lo-warn.yaml" --for 1s -o "$WORK/warn.jsonl" 2>"$WORK/warn.log"
+rc=$?
+check "agent.log_level: warn leaves out the info lines" eval '[[ $rc -eq 0 ]] && ! grep -q " info " "$WORK/warn.log"'
+"$OUTPOST" run -c "$WORK/lo-warn.yaml" --for 1s -o "$WORK/warn.jsonl" --log-level info 2>"$WORK/info.log"
+check "--log-level info wins over agent.log_level: warn" grep -q " info outpost agent notify-test running" "$WORK/info.log"
+"$OUTPOST" run -c "$WORK/lo-warn.yaml" --log-level loud 2>"$WORK/loud.log"
+rc=$?
+check "--log-level loud: exit 64 naming the levels" eval \
+  '[[ $rc -eq 64 ]] && grep -q "expected debug, info, warn or error" "$WORK/loud.log"'
+
 # --- the package
 deb=$("$OUTPOST_SOURCE_DIR/scripts/package" 2>"$WORK/package.log" | tail -n 1)
 if [[ ! -f $deb ]]; then
