@@ -392,6 +392,16 @@ Parsed<TargetFamily> family_value(const Node& node, std::string& error) {
   return std::nullopt;
 }
 
+Parsed<std::string> log_level_value(const Node& node, std::string& error) {
+  if (node.IsScalar()) {
+    for (const char* level : kLogLevels) {
+      if (node.Scalar() == level) return node.Scalar();
+    }
+  }
+  error = "expected debug, info, warn or error, got " + describe(node);
+  return std::nullopt;
+}
+
 Parsed<std::string> host_value(const Node& node, std::string& error) {
   auto text = scalar_or(node, "a host name", error);
   if (text && !is_host_name(*text)) {
@@ -824,7 +834,8 @@ class Loader {
   }
 
   void read_agent(const Field& field) {
-    auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval", "state_dir", "user", "group"},
+    auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval", "state_dir", "user", "group",
+                         "log_level"},
                         Need::required);
     if (!map) return;
     AgentSection& agent = config_.agent;
@@ -842,6 +853,7 @@ class Loader {
     if (group.field && !user.field)
       errors_.add(group.field->mark(), group.field->path,
                   "needs agent.user (the group is taken when the agent switches to that user)");
+    read(*map, "log_level", agent.log_level, log_level_value);
   }
 
   static SourceMark mark_of(const Found& found) { return found.field ? found.field->mark() : SourceMark{}; }

@@ -114,7 +114,12 @@ struct AgentSection {
   SourceMark user_mark;
   SourceMark group_mark;
   SourceMark state_dir_mark;
+  // The log's level: debug, info, warn or error (`outpost run --log-level` wins).
+  std::string log_level = "info";
 };
+
+// The names agent.log_level and --log-level take, most verbose first.
+inline constexpr const char* kLogLevels[] = {"debug", "info", "warn", "error"};
 
 struct Defaults {
   Duration interval = std::chrono::seconds(30);

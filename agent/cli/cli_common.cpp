@@ -1,6 +1,7 @@
 #include "cli_common.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "commands.hpp"
 #include "privileges.hpp"
+#include "systemd_journal.hpp"
 
 namespace outpost {
 
@@ -79,8 +81,15 @@ std::optional<long long> integer_option(const po::variables_map& vm, const char*
 }
 
 void init_logging(bool verbose) {
-  auto logger = spdlog::stderr_color_mt("outpost");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  std::shared_ptr<spdlog::logger> logger;
+  if (stderr_is_journal()) {
+    // The journal stamps the time itself.
+    logger = spdlog::stderr_logger_mt("outpost");
+    logger->set_formatter(journal_formatter());
+  } else {
+    logger = spdlog::stderr_color_mt("outpost");
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  }
   logger->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   spdlog::set_default_logger(logger);
 }

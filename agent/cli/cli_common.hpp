@@ -34,6 +34,10 @@ std::optional<Duration> duration_option(const po::variables_map& vm, const char*
 std::optional<long long> integer_option(const po::variables_map& vm, const char* name, const char* command,
                                         long long low, long long high);
 
+// Logs to standard error at info (debug when verbose): time-stamped and
+// coloured at a terminal. Started by systemd with standard error on the
+// journal's stream (JOURNAL_STREAM), each line is "<N>message" instead, N its
+// syslog priority, which the journal files it under.
 void init_logging(bool verbose);
 
 // The shortest interval `outpost ping` allows a user other than root: a

@@ -15,6 +15,8 @@
 #include "loop_reactor.hpp"
 #include "preflight.hpp"
 #include "scheduler.hpp"
+#include "systemd_journal.hpp"
+#include "systemd_notify.hpp"
 
 namespace outpost {
 namespace {
@@ -113,6 +115,18 @@ int check_state_dir(const Config& config) {
   return kExitFailure;
 }
 
+// The log level: --log-level (or -v), else agent.log_level.
+void apply_log_level(const std::optional<std::string>& option, const Config& config) {
+  if (auto level = log_level_named(option.value_or(config.agent.log_level))) spdlog::default_logger()->set_level(*level);
+}
+
+// systemd's STATUS= line.
+std::string status_line(const Agent& agent, const Outputs& outputs) {
+  return "probing " + std::to_string(agent.plan().targets.size()) + " targets, " +
+         std::to_string(outputs.outputs().size()) + " outputs, " + std::to_string(agent.stats().records) +
+         " records written";
+}
+
 // How long a stopping agent waits for its outputs to deliver what they hold;
 // what is still undelivered then stays in the spools (on disk with
 // agent.state_dir) for the next run.
@@ -177,7 +191,8 @@ int run_command(int argc, char** argv) {
   opts.add_options()("config,c", po::value<std::string>()->required(), "the YAML config")(
       "for", po::value<std::string>(), "run this long (e.g. 90s), then flush and exit")(
       "output,o", po::value<std::string>(), "also write records to this JSON Lines file ('-': standard output)")(
-      "verbose,v", "debug logging")("help,h", "this help");
+      "log-level", po::value<std::string>(), "debug, info, warn or error (default: agent.log_level, else info)")(
+      "verbose,v", "debug logging (--log-level debug)")("help,h", "this help");
   po::variables_map vm;
   bool help = false;
   if (!parse_command_line(argc, argv, opts, {}, vm, "usage: outpost run -c FILE [--for DURATION] [--output FILE.jsonl]",
@@ -187,10 +202,21 @@ int run_command(int argc, char** argv) {
   // --for is checked before anything starts (at most a year: the clock plus it cannot overflow).
   std::optional<Duration> run_for;
   if (vm.count("for") && !(run_for = duration_option(vm, "for", "run"))) return kExitUsage;
+  std::optional<std::string> log_level;
+  if (vm.count("log-level")) {
+    log_level = vm["log-level"].as<std::string>();
+    if (!log_level_named(*log_level)) {
+      std::cerr << "outpost run: --log-level: expected debug, info, warn or error, got '" << *log_level << "'\n";
+      return kExitUsage;
+    }
+  } else if (vm.count("verbose")) {
+    log_level = "debug";
+  }
   init_logging(vm.count("verbose") > 0);
 
   SystemClock clock;
   EventLoop loop(clock);
+  SystemdNotifier systemd(loop);  // no-op unless started by systemd (NOTIFY_SOCKET)
   // Signals first: a SIGTERM or SIGHUP during a slow start (config, name
   // lookups, the ASN table) waits in the loop's signalfd instead of killing
   // the process, and is handled on the loop's first turn.
@@ -199,6 +225,7 @@ int run_command(int argc, char** argv) {
   bool stop_asked = false;
   bool stop_asked_twice = false;
   auto stop = [&] {
+    systemd.stopping();
     stop_asked_twice = stop_asked;
     stop_asked = true;
     if (agent && !agent->finished()) agent->stop();
@@ -223,6 +250,7 @@ int run_command(int argc, char** argv) {
     print_errors(load);
     return kExitFailure;
   }
+  apply_log_level(log_level, *load.config);
   ProbingStack stack(clock, load.config->agent.interface, load.config->agent.max_pps);
   // ICMP needs raw sockets; TCP and DNS can do without (tcp:PORT then connects).
   bool icmp = false;
@@ -253,7 +281,7 @@ int run_command(int argc, char** argv) {
     return kExitFailure;
   }
   agent = &the_agent;
-  reload = [&] {
+  std::function<void()> reload_config = [&] {
     outputs.reopen();  // logrotate moved the files away
     // After the drop the file is read as agent.user (README: Privileges).
     if (::access(path.c_str(), R_OK) != 0) {
@@ -271,6 +299,7 @@ int run_command(int argc, char** argv) {
       spdlog::error("reload refused: {}: {}", path, error);
       return;
     }
+    apply_log_level(log_level, *again.config);
     if (again.config->agent.state_dir != config.agent.state_dir)
       spdlog::warn("reload: agent.state_dir changes only at a restart; still using {}", config.agent.state_dir);
     if (again.config->agent.user != config.agent.user || again.config->agent.group != config.agent.group)
@@ -278,6 +307,11 @@ int run_command(int argc, char** argv) {
     if (auto error = outputs.apply(output_specs(*again.config, extra_output)); !error.empty())
       spdlog::error("reload: outputs unchanged: {}", error);
     spdlog::info("reloaded {}", path);
+  };
+  reload = [&] {
+    systemd.reloading();
+    reload_config();
+    systemd.ready(status_line(the_agent, outputs));  // a refused reload leaves the agent running as it was
   };
   report_stats = [&] {
     log_engine_stats(engine);
@@ -289,7 +323,11 @@ int run_command(int argc, char** argv) {
                run_for ? " for " + format_duration(*run_for) : std::string());
   the_agent.start();
   if (stop_asked) the_agent.stop();  // asked while starting
+  systemd.ready(status_line(the_agent, outputs));
+  systemd.start_watchdog();
+  systemd.refresh_status(std::chrono::seconds(10), [&] { return status_line(the_agent, outputs); });
   bool ok = loop.run();
+  systemd.stopping();
   if (!ok) {
     // The loop's barrier: whatever failed, what was measured is written before the exit.
     spdlog::critical("{}; flushing and exiting", loop.error());

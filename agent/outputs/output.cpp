@@ -25,18 +25,6 @@ RecordClass record_class(const Record& record) {
       record);
 }
 
-void RateLimitedLog::warn(SteadyTime now, const std::string& message) {
-  if (last_ && now - *last_ < gap_) {
-    ++held_;
-    ++suppressed_total_;
-    return;
-  }
-  if (held_ > 0) spdlog::warn("{} ({} more suppressed)", message, held_);
-  else spdlog::warn("{}", message);
-  last_ = now;
-  held_ = 0;
-}
-
 std::string Output::stats_line() const {
   const Spool& s = spool();
   std::uint64_t evicted = s.stats().evicted_records;

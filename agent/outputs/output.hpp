@@ -16,6 +16,7 @@
 
 #include "batch.hpp"
 #include "jsonl_file.hpp"
+#include "log_limiter.hpp"
 #include "outpost_config.hpp"
 #include "reactor.hpp"
 #include "records.hpp"
@@ -35,22 +36,6 @@ class RecordSink {
   virtual void write(const Record& record) = 0;
   // Everything taken so far goes on its way now (the agent is stopping).
   virtual void flush() = 0;
-};
-
-// The first message at once, then at most one per `gap`, saying how many
-// were held back in between.
-class RateLimitedLog {
- public:
-  explicit RateLimitedLog(Duration gap = std::chrono::seconds(30)) : gap_(gap) {}
-  // Logs `message` at warning level when due; counts it otherwise.
-  void warn(SteadyTime now, const std::string& message);
-  std::uint64_t suppressed() const { return suppressed_total_; }
-
- private:
-  Duration gap_;
-  std::optional<SteadyTime> last_;
-  std::uint64_t held_ = 0;
-  std::uint64_t suppressed_total_ = 0;
 };
 
 struct OutputStats {
@@ -119,7 +104,7 @@ class FileOutput final : public Output {
   std::string id_base_;
   Reactor::TimerId timer_ = 0;
   bool unsynced_ = false;
-  RateLimitedLog log_;
+  LogLimiter log_;  // failed writes
 };
 
 // Batches per record class, closed by size or age, spooled, then sent one at
@@ -161,8 +146,8 @@ class CollectorOutput final : public Output {
   Reactor::TimerId retry_timer_ = 0;
   Reactor::TimerId sync_timer_ = 0;
   std::mt19937_64 random_;
-  RateLimitedLog log_;         // failed sends
-  RateLimitedLog reject_log_;  // refused batches
+  LogLimiter log_;         // failed sends
+  LogLimiter reject_log_;  // refused batches
 };
 
 // A batch id: AGENT-NAME-START-SEQ in letters, digits, '-' and '_' (START:

@@ -21,6 +21,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "log_limiter.hpp"
+
 namespace outpost {
 
 namespace {
@@ -340,8 +342,8 @@ struct Spool::Impl {
   std::uint64_t cache_seq = 0;
   const Batch* given = nullptr;
   std::unique_ptr<Batch> retired;
-  WarnLimiter write_warn;
-  WarnLimiter evict_warn;
+  LogLimiter write_warn{std::chrono::minutes(1)};
+  LogLimiter evict_warn{std::chrono::minutes(1)};
   std::uint64_t evicted_since_log[kRecordClasses] = {};
 
   Impl(std::string d, std::uint64_t max, Syncer* s, SpoolOptions options)
@@ -574,14 +576,8 @@ struct Spool::Impl {
 
   void write_failed(const std::string& path, int err, const char* consequence) {
     ++stats.write_errors;
-    std::uint64_t suppressed = 0;
-    if (!write_warn.allow(std::chrono::steady_clock::now(), suppressed)) return;
-    if (suppressed > 0) {
-      spdlog::warn("spool: writing {}: {}; {} ({} more write failures since the last message)", path,
-                   errno_text(err), consequence, suppressed);
-    } else {
-      spdlog::warn("spool: writing {}: {}; {}", path, errno_text(err), consequence);
-    }
+    write_warn.warn(std::chrono::steady_clock::now(),
+                    fmt::format("spool: writing {}: {}; {}", path, errno_text(err), consequence));
   }
 
   void close_fd(int& fd) {
@@ -780,8 +776,8 @@ struct Spool::Impl {
   }
 
   void log_evictions() {
-    std::uint64_t suppressed = 0;
-    if (!evict_warn.allow(std::chrono::steady_clock::now(), suppressed)) return;
+    std::uint64_t held_back = 0;  // the counts below already cover them
+    if (!evict_warn.allow(std::chrono::steady_clock::now(), held_back)) return;
     spdlog::warn("spool {}: full ({} bytes): gave up {} probe, {} series and {} event batches, oldest first", label(),
                  max_bytes, evicted_since_log[0], evicted_since_log[1], evicted_since_log[2]);
     for (auto& n : evicted_since_log) n = 0;

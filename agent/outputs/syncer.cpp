@@ -35,17 +35,13 @@ Syncer::~Syncer() {
 
 namespace {
 
-void warn_limited(std::mutex& mutex, WarnLimiter& limiter, const std::string& what) {
-  std::uint64_t suppressed = 0;
+void warn_limited(std::mutex& mutex, LogLimiter& limiter, const std::string& what) {
+  std::uint64_t held_back = 0;
   {
     std::lock_guard lock(mutex);
-    if (!limiter.allow(std::chrono::steady_clock::now(), suppressed)) return;
+    if (!limiter.allow(std::chrono::steady_clock::now(), held_back)) return;
   }
-  if (suppressed > 0) {
-    spdlog::warn("sync: {} ({} similar failures not logged)", what, suppressed);
-  } else {
-    spdlog::warn("sync: {}", what);
-  }
+  spdlog::warn("sync: {}", with_suppressed(what, held_back));
 }
 
 }  // namespace

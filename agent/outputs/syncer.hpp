@@ -11,34 +11,9 @@
 #include <mutex>
 #include <thread>
 
+#include "log_limiter.hpp"
+
 namespace outpost {
-
-// Says whether a repeated warning is worth a log line: the first one, then at
-// most one per `every`; the lines in between are counted, and the next line
-// says how many were left out. Used by the spool and the syncer.
-class WarnLimiter {
- public:
-  explicit WarnLimiter(std::chrono::steady_clock::duration every = std::chrono::minutes(1)) : every_(every) {}
-  // True when this occurrence should be logged; `suppressed` is then how many
-  // were left out since the last line.
-  bool allow(std::chrono::steady_clock::time_point now, std::uint64_t& suppressed) {
-    if (logged_ && now - last_ < every_) {
-      ++suppressed_;
-      return false;
-    }
-    logged_ = true;
-    last_ = now;
-    suppressed = suppressed_;
-    suppressed_ = 0;
-    return true;
-  }
-
- private:
-  std::chrono::steady_clock::duration every_;
-  std::chrono::steady_clock::time_point last_{};
-  bool logged_ = false;
-  std::uint64_t suppressed_ = 0;
-};
 
 class Syncer {
  public:
@@ -73,7 +48,7 @@ class Syncer {
   std::condition_variable wake_;
   std::condition_variable idle_;
   std::deque<Request> queue_;
-  WarnLimiter warn_;  // under mutex_
+  LogLimiter warn_{std::chrono::minutes(1)};  // under mutex_
   bool busy_ = false;
   bool stop_ = false;
   std::atomic<std::uint64_t> synced_{0}, failures_{0}, folded_{0};

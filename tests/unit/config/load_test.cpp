@@ -165,6 +165,9 @@ const std::vector<InvalidCase> invalid_cases = {
       "invalid-host.yaml:8:30: groups[0].targets[2].host: 'naenara..com.kp' is not a valid host name",
       "invalid-host.yaml:9:29: groups[0].targets[3].host: '10.0.0.300' is not a valid host name",
     }},
+    {"invalid-log-level.yaml", {
+      "invalid-log-level.yaml:4:14: agent.log_level: expected debug, info, warn or error, got 'verbose'",
+    }},
     {"invalid-missing-key.yaml", {
       "invalid-missing-key.yaml:3:3: agent: missing required key 'id'",
       "invalid-missing-key.yaml:5:5: groups[0]: missing required key 'name'",

@@ -264,17 +264,3 @@ TEST_CASE("Outputs: an output may not change its kind under the same name", "[ou
   REQUIRE(outputs.outputs().size() == 1);
   CHECK(outputs.outputs()[0]->spec().kind == outpost::OutputSpec::Kind::file);
 }
-
-TEST_CASE("RateLimitedLog: the first at once, then one per gap with the count held back", "[outputs]") {
-  outpost::RateLimitedLog log(30s);
-  outpost::FakeClock clock;
-  log.warn(clock.now(), "a");
-  for (int i = 0; i < 5; ++i) {
-    clock.advance(1s);
-    log.warn(clock.now(), "b");
-  }
-  CHECK(log.suppressed() == 5);
-  clock.advance(30s);
-  log.warn(clock.now(), "c");
-  CHECK(log.suppressed() == 5);
-}

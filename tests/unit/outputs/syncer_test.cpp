@@ -16,7 +16,6 @@
 #include "syncer.hpp"
 
 using outpost::Syncer;
-using outpost::WarnLimiter;
 
 namespace {
 
@@ -116,18 +115,4 @@ TEST_CASE("syncer: the spool asks it to sync what it wrote", "[syncer]") {
   spool.sync();  // nothing new written: nothing asked
   syncer.drain();
   CHECK(syncer.synced() + syncer.folded() == before);
-}
-
-TEST_CASE("syncer: the warning limiter lets one line a minute through and counts the rest", "[syncer]") {
-  WarnLimiter limiter(std::chrono::minutes(1));
-  const auto t0 = std::chrono::steady_clock::time_point(std::chrono::hours(10));
-  std::uint64_t suppressed = 99;
-  CHECK(limiter.allow(t0, suppressed));
-  CHECK(suppressed == 0);
-  for (int i = 1; i <= 5; ++i) CHECK_FALSE(limiter.allow(t0 + std::chrono::seconds(10 * i), suppressed));
-  CHECK(limiter.allow(t0 + std::chrono::seconds(61), suppressed));
-  CHECK(suppressed == 5);
-  CHECK_FALSE(limiter.allow(t0 + std::chrono::seconds(62), suppressed));
-  CHECK(limiter.allow(t0 + std::chrono::minutes(5), suppressed));
-  CHECK(suppressed == 1);
 }
