@@ -332,6 +332,36 @@ Parsed<std::string> name_value(const Node& node, std::string& error) {
   return text;
 }
 
+// agent.metrics: ADDRESS:PORT with a literal address (IPv6 in brackets), or
+// a bare PORT on 127.0.0.1; kept as ADDRESS:PORT.
+Parsed<std::string> listen_value(const Node& node, std::string& error) {
+  auto text = scalar_or(node, "ADDRESS:PORT", error);
+  if (!text) return std::nullopt;
+  const std::string expected = "expected ADDRESS:PORT such as 127.0.0.1:9464 or [::1]:9464, or a PORT, got " +
+                               quote(*text);
+  std::string address = "127.0.0.1";
+  std::string port_text = *text;
+  if (const std::size_t colon = text->rfind(':'); colon != std::string::npos) {
+    address = text->substr(0, colon);
+    port_text = text->substr(colon + 1);
+    const bool bracketed = address.size() > 2 && address.front() == '[' && address.back() == ']';
+    const std::string bare = bracketed ? address.substr(1, address.size() - 2) : address;
+    // An IPv6 address needs its brackets, an IPv4 address has none.
+    if (!is_ip_address(bare) || bracketed != (bare.find(':') != std::string::npos)) {
+      error = expected;
+      return std::nullopt;
+    }
+  }
+  auto port = parse_port(port_text);
+  if (!port) {
+    const bool digits = !port_text.empty() && std::all_of(port_text.begin(), port_text.end(),
+                                                          [](unsigned char c) { return std::isdigit(c); });
+    error = digits ? "port must be a number from 1 to 65535, got " + quote(*text) : expected;
+    return std::nullopt;
+  }
+  return address + ":" + std::to_string(*port);
+}
+
 // NATS subject tokens separated by '.': each a name as above.
 Parsed<std::string> subject_value(const Node& node, std::string& error) {
   auto text = string_value(node, error);
@@ -798,7 +828,8 @@ class Loader {
   }
 
   void read_agent(const Field& field) {
-    auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval", "state_dir"}, Need::required);
+    auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval", "state_dir", "metrics"},
+                        Need::required);
     if (!map) return;
     AgentSection& agent = config_.agent;
     read(*map, "id", agent.id, string_value, Need::required);
@@ -806,6 +837,7 @@ class Loader {
     read(*map, "interface", agent.interface, string_value);
     read(*map, "resolve_interval", agent.resolve_interval, duration_value);
     read(*map, "state_dir", agent.state_dir, string_value);
+    read(*map, "metrics", agent.metrics, listen_value);
   }
 
   // Reads interval, timeout, probes and family given at this level over those
