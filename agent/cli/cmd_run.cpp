@@ -3,12 +3,14 @@
 
 #include <csignal>
 #include <iostream>
+#include <memory>
 
 #include "agent.hpp"
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "host_resolver.hpp"
 #include "loop_reactor.hpp"
+#include "metrics_endpoint.hpp"
 #include "scheduler.hpp"
 
 namespace outpost {
@@ -158,6 +160,20 @@ int run_command(int argc, char** argv) {
   if (int rc = stack.prepare(loop, "run", icmp); rc != kExitOk) return rc;
   Engine& engine = stack.engine;
 
+  // Self-metrics (agent.metrics): listening before any probe, and only after
+  // the privileges are dropped, since the endpoint's threads start here.
+  std::unique_ptr<MetricsEndpoint> metrics;
+  RunCounters run_counters;
+  if (const std::string& address = load.config->agent.metrics; !address.empty()) {
+    try {
+      metrics = std::make_unique<MetricsEndpoint>(address);
+    } catch (const std::exception& e) {
+      std::cerr << "outpost run: " << e.what() << "\n";
+      return kExitFailure;
+    }
+    spdlog::info("metrics: serving http://{}/metrics", address);
+  }
+
   const Config& config = *load.config;
   std::optional<std::string> extra_output;
   if (vm.count("output")) extra_output = vm["output"].as<std::string>();
@@ -177,16 +193,22 @@ int run_command(int argc, char** argv) {
   }
   agent = &the_agent;
   reload = [&] {
+    ++run_counters.reloads;
     outputs.reopen();  // logrotate moved the files away
     ConfigLoad again = load_config_file(path);
     if (!again.errors.empty()) {
+      ++run_counters.reload_failures;
       for (const auto& e : again.errors) spdlog::error("reload refused: {}", e.to_string());
       return;
     }
     if (auto error = the_agent.apply(*again.config); !error.empty()) {
+      ++run_counters.reload_failures;
       spdlog::error("reload refused: {}: {}", path, error);
       return;
     }
+    if (again.config->agent.metrics != config.agent.metrics)
+      spdlog::warn("reload: agent.metrics changes only at a restart; still {}",
+                   config.agent.metrics.empty() ? "off" : config.agent.metrics);
     if (again.config->agent.state_dir != config.agent.state_dir)
       spdlog::warn("reload: agent.state_dir changes only at a restart; still using {}", config.agent.state_dir);
     if (auto error = outputs.apply(output_specs(*again.config, extra_output)); !error.empty())
@@ -198,6 +220,7 @@ int run_command(int argc, char** argv) {
     log_agent_stats(the_agent);
     log_output_stats(outputs);
   };
+  if (metrics) metrics->start(loop, [&] { return take_snapshot(the_agent, engine, outputs, run_counters); });
   if (run_for) loop.after(*run_for, [&] { the_agent.stop(); });
   spdlog::info("outpost agent {} running{}", load.config->agent.id,
                run_for ? " for " + format_duration(*run_for) : std::string());
@@ -210,6 +233,8 @@ int run_command(int argc, char** argv) {
     the_agent.flush_now();
   }
   outputs.flush();
+  // The final counts, served while the outputs drain (the timer goes on).
+  if (metrics) metrics->publish();
   if (ok && !outputs.drained()) {
     // A little time for the collectors to take what is left; a second
     // SIGTERM ends it at once.
