@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <string_view>
 #include <unordered_set>
 
 #include "dns_message.hpp"
@@ -250,14 +249,12 @@ void Agent::count_probe(const std::string& method, const ProbeResult& result) {
 DownCounts Agent::down_counts() const {
   DownCounts c;
   if (!detector_) return c;
-  c.vantage_down = detector_->vantage_down();
+  const Detector::DownTally t = detector_->down_tally();
   c.targets = plan_.targets.size();
-  std::unordered_set<std::string_view> groups;
-  for (const auto& t : plan_.targets) {
-    if (detector_->is_target_down(t.key)) ++c.targets_down;
-    if (groups.insert(t.group).second && detector_->is_group_down(t.group)) ++c.groups_down;
-  }
-  c.groups = groups.size();
+  c.targets_down = t.targets_down;
+  c.groups = t.groups;
+  c.groups_down = t.groups_down;
+  c.vantage_down = detector_->vantage_down();
   return c;
 }
 

@@ -77,7 +77,7 @@ struct ProbeCounts {
 // What the detector holds down now.
 struct DownCounts {
   std::size_t targets = 0;  // by key: a name probed over both families is two
-  std::size_t targets_down = 0;
+  std::size_t targets_down = 0;  // reported down (a target_down written) and not up since
   std::size_t groups = 0;
   std::size_t groups_down = 0;
   bool vantage_down = false;
@@ -113,7 +113,7 @@ class Agent {
   std::uint64_t late_series_results() const { return series_ ? series_->late_results() : 0; }
   // Probes outside the schedule that waited for the rate cap (Pacer::waits).
   std::uint64_t rate_limit_waits() const { return pacer_.waits(); }
-  // Walks every target: for a periodic look (self-metrics), not per probe.
+  // A walk over the groups: for a periodic look (self-metrics), not per probe.
   DownCounts down_counts() const;
   // The last trace toward the target (by its key: the name, or NAME/4 and NAME/6) that reached it.
   const TraceResult* last_good_trace(const std::string& key) const { return investigator_.last_good(key); }
