@@ -332,23 +332,23 @@ Parsed<std::string> name_value(const Node& node, std::string& error) {
   return text;
 }
 
-// agent.metrics: ADDRESS:PORT with a literal address (IPv6 in brackets), or
-// a bare PORT on 127.0.0.1; kept as ADDRESS:PORT.
+// agent.metrics: IPV4ADDRESS:PORT, or a bare PORT on 127.0.0.1; kept as
+// ADDRESS:PORT. IPv4 only: Debian's civetweb, which serves it, is built
+// without IPv6.
 Parsed<std::string> listen_value(const Node& node, std::string& error) {
   auto text = scalar_or(node, "ADDRESS:PORT", error);
   if (!text) return std::nullopt;
-  const std::string expected = "expected ADDRESS:PORT such as 127.0.0.1:9464 or [::1]:9464, or a PORT, got " +
-                               quote(*text);
   std::string address = "127.0.0.1";
   std::string port_text = *text;
-  if (const std::size_t colon = text->rfind(':'); colon != std::string::npos) {
+  if (text->find('[') != std::string::npos || std::count(text->begin(), text->end(), ':') > 1) {
+    error = "the /metrics endpoint listens on IPv4 only, got " + quote(*text);
+    return std::nullopt;
+  }
+  if (const std::size_t colon = text->find(':'); colon != std::string::npos) {
     address = text->substr(0, colon);
     port_text = text->substr(colon + 1);
-    const bool bracketed = address.size() > 2 && address.front() == '[' && address.back() == ']';
-    const std::string bare = bracketed ? address.substr(1, address.size() - 2) : address;
-    // An IPv6 address needs its brackets, an IPv4 address has none.
-    if (!is_ip_address(bare) || bracketed != (bare.find(':') != std::string::npos)) {
-      error = expected;
+    if (!is_ip_address(address)) {
+      error = "expected ADDRESS:PORT such as 127.0.0.1:9464, or a PORT, got " + quote(*text);
       return std::nullopt;
     }
   }
@@ -356,7 +356,8 @@ Parsed<std::string> listen_value(const Node& node, std::string& error) {
   if (!port) {
     const bool digits = !port_text.empty() && std::all_of(port_text.begin(), port_text.end(),
                                                           [](unsigned char c) { return std::isdigit(c); });
-    error = digits ? "port must be a number from 1 to 65535, got " + quote(*text) : expected;
+    error = digits ? "port must be a number from 1 to 65535, got " + quote(*text)
+                   : "expected ADDRESS:PORT such as 127.0.0.1:9464, or a PORT, got " + quote(*text);
     return std::nullopt;
   }
   return address + ":" + std::to_string(*port);

@@ -104,9 +104,9 @@ struct AgentSection {
   // Spool, detector states and baseline traces that survive a restart.
   // Empty: nothing survives; collector outputs then spool in memory only.
   std::string state_dir;
-  // Where the Prometheus /metrics endpoint listens, as ADDRESS:PORT
-  // ("127.0.0.1:9464", "[::1]:9464"; a bare PORT means 127.0.0.1:PORT).
-  // Empty: no endpoint (the default).
+  // Where the Prometheus /metrics endpoint listens, as IPv4 ADDRESS:PORT
+  // ("127.0.0.1:9464"; a bare PORT means 127.0.0.1:PORT). Empty: no
+  // endpoint (the default).
   std::string metrics;
 };
 

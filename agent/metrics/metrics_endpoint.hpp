@@ -20,7 +20,7 @@ class MetricsEndpoint {
  public:
   using TakeSnapshot = std::function<MetricsSnapshot()>;
 
-  // Listens on `address` (ADDRESS:PORT, IPv6 in brackets) at once, serving
+  // Listens on `address` (IPv4 ADDRESS:PORT: civetweb here has no IPv6) at once, serving
   // the build info (this build's version) alone until start(); throws std::runtime_error naming the
   // address when it cannot (the port is taken, the address is not here).
   // The exposer's threads are made here: open it after privileges are dropped.
