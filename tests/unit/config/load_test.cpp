@@ -624,7 +624,7 @@ TEST_CASE("load_config_string collects all problems in file order", "[config]") 
         });
 }
 
-TEST_CASE("agent.metrics: off by default; IPv4 ADDRESS:PORT or a bare PORT on 127.0.0.1", "[config]") {
+TEST_CASE("agent.metrics: off by default, IPv4 ADDRESS:PORT or a bare PORT on 127.0.0.1", "[config]") {
   auto load = [](const std::string& value) {
     return load_config_string("agent: { id: a" + (value.empty() ? std::string() : ", metrics: " + value) +
                                   " }\ngroups: [{ name: g, targets: [{ name: t, address: 192.0.2.1 }] }]\n",
