@@ -351,6 +351,37 @@ Parsed<std::string> account_name_value(const Node& node, std::string& error) {
   return text;
 }
 
+// agent.metrics: IPV4ADDRESS:PORT, or a bare PORT on 127.0.0.1; kept as
+// ADDRESS:PORT. IPv4 only: Debian's civetweb, which serves it, is built
+// without IPv6.
+Parsed<std::string> listen_value(const Node& node, std::string& error) {
+  auto text = scalar_or(node, "ADDRESS:PORT", error);
+  if (!text) return std::nullopt;
+  std::string address = "127.0.0.1";
+  std::string port_text = *text;
+  if (text->find('[') != std::string::npos || std::count(text->begin(), text->end(), ':') > 1) {
+    error = "the /metrics endpoint listens on IPv4 only, got " + quote(*text);
+    return std::nullopt;
+  }
+  if (const std::size_t colon = text->find(':'); colon != std::string::npos) {
+    address = text->substr(0, colon);
+    port_text = text->substr(colon + 1);
+    if (!is_ip_address(address)) {
+      error = "expected ADDRESS:PORT such as 127.0.0.1:9464, or a PORT, got " + quote(*text);
+      return std::nullopt;
+    }
+  }
+  auto port = parse_port(port_text);
+  if (!port) {
+    const bool digits = !port_text.empty() && std::all_of(port_text.begin(), port_text.end(),
+                                                          [](unsigned char c) { return std::isdigit(c); });
+    error = digits ? "port must be a number from 1 to 65535, got " + quote(*text)
+                   : "expected ADDRESS:PORT such as 127.0.0.1:9464, or a PORT, got " + quote(*text);
+    return std::nullopt;
+  }
+  return address + ":" + std::to_string(*port);
+}
+
 // NATS subject tokens separated by '.': each a name as above.
 Parsed<std::string> subject_value(const Node& node, std::string& error) {
   auto text = string_value(node, error);
@@ -835,7 +866,7 @@ class Loader {
 
   void read_agent(const Field& field) {
     auto map = open_map(field, {"id", "max_pps", "interface", "resolve_interval", "state_dir", "user", "group",
-                         "log_level"},
+                         "log_level", "metrics"},
                         Need::required);
     if (!map) return;
     AgentSection& agent = config_.agent;
@@ -854,6 +885,7 @@ class Loader {
       errors_.add(group.field->mark(), group.field->path,
                   "needs agent.user (the group is taken when the agent switches to that user)");
     read(*map, "log_level", agent.log_level, log_level_value);
+    read(*map, "metrics", agent.metrics, listen_value);
   }
 
   static SourceMark mark_of(const Found& found) { return found.field ? found.field->mark() : SourceMark{}; }

@@ -116,6 +116,10 @@ struct AgentSection {
   SourceMark state_dir_mark;
   // The log's level: debug, info, warn or error (`outpost run --log-level` wins).
   std::string log_level = "info";
+  // Where the Prometheus /metrics endpoint listens, as IPv4 ADDRESS:PORT
+  // ("127.0.0.1:9464"; a bare PORT means 127.0.0.1:PORT). Empty: no
+  // endpoint (the default).
+  std::string metrics;
 };
 
 // The names agent.log_level and --log-level take, most verbose first.

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <vector>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -282,8 +283,10 @@ void DnsProbe::read_error_queue() {
 
 void DnsProbe::read_udp(ProbeContext& ctx) {
   // One buffer for every probe (the agent is one thread): a fresh 64 KiB
-  // vector per answer cost more than the rest of reading it.
-  static thread_local std::array<std::uint8_t, 65536> buf;
+  // vector per answer cost more than the rest of reading it. On the heap: a
+  // 64 KiB array in static TLS is carved out of every thread's stack, and
+  // the /metrics server's threads have only 100 KiB.
+  static thread_local std::vector<std::uint8_t> buf(65536);
   std::size_t bytes = 0;
   for (int i = 0; i < kDnsMaxDatagramsPerWake && bytes < kDnsMaxBytesPerWake && !finished_ && udp_ >= 0; ++i) {
     alignas(cmsghdr) std::array<std::uint8_t, 256> control;

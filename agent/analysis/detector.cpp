@@ -448,6 +448,16 @@ bool Detector::is_group_down(const std::string& group) const {
   return false;
 }
 
+Detector::DownTally Detector::down_tally() const {
+  DownTally t;
+  t.groups = groups_.size();
+  for (const auto& g : groups_) {
+    t.targets_down += g.down_count;
+    if (g.down) ++t.groups_down;
+  }
+  return t;
+}
+
 bool Detector::is_target_down(const std::string& name) const {
   auto it = index_.find(name);
   return it != index_.end() && targets_[it->second].down;

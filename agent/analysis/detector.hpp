@@ -131,6 +131,14 @@ class Detector {
   // Whether any control target is failing now (suspect or down).
   bool vantage_failing() const;
   bool is_target_down(const std::string& target) const;
+  // What is down now, from the groups' own counts (a walk over the groups,
+  // not the targets): targets reported down and still down, and groups down.
+  struct DownTally {
+    std::size_t targets_down = 0;
+    std::size_t groups = 0;
+    std::size_t groups_down = 0;
+  };
+  DownTally down_tally() const;
 
  private:
   struct Target {

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstring>
 #include <iostream>
+#include <memory>
 
 #include "agent.hpp"
 #include "cli_common.hpp"
@@ -14,6 +15,7 @@
 #include "host_resolver.hpp"
 #include "loop_reactor.hpp"
 #include "preflight.hpp"
+#include "metrics_endpoint.hpp"
 #include "scheduler.hpp"
 #include "systemd_journal.hpp"
 #include "systemd_notify.hpp"
@@ -263,6 +265,20 @@ int run_command(int argc, char** argv) {
   if (int rc = check_state_dir(*load.config); rc != kExitOk) return rc;
   Engine& engine = stack.engine;
 
+  // Self-metrics (agent.metrics): listening before any probe, and only after
+  // the privileges are dropped, since the endpoint's threads start here.
+  std::unique_ptr<MetricsEndpoint> metrics;
+  RunCounters run_counters;
+  if (const std::string& address = load.config->agent.metrics; !address.empty()) {
+    try {
+      metrics = std::make_unique<MetricsEndpoint>(address);
+    } catch (const std::exception& e) {
+      std::cerr << "outpost run: " << e.what() << "\n";
+      return kExitFailure;
+    }
+    spdlog::info("metrics: serving http://{}/metrics", address);
+  }
+
   const Config& config = *load.config;
   std::optional<std::string> extra_output;
   if (vm.count("output")) extra_output = vm["output"].as<std::string>();
@@ -282,6 +298,7 @@ int run_command(int argc, char** argv) {
   }
   agent = &the_agent;
   std::function<void()> reload_config = [&] {
+    ++run_counters.reloads;
     outputs.reopen();  // logrotate moved the files away
     // After the drop the file is read as agent.user (README: Privileges).
     if (::access(path.c_str(), R_OK) != 0) {
@@ -292,14 +309,19 @@ int run_command(int argc, char** argv) {
     }
     ConfigLoad again = load_config_file(path);
     if (!again.errors.empty()) {
+      ++run_counters.reload_failures;
       for (const auto& e : again.errors) spdlog::error("reload refused: {}", e.to_string());
       return;
     }
     if (auto error = the_agent.apply(*again.config); !error.empty()) {
+      ++run_counters.reload_failures;
       spdlog::error("reload refused: {}: {}", path, error);
       return;
     }
     apply_log_level(log_level, *again.config);
+    if (again.config->agent.metrics != config.agent.metrics)
+      spdlog::warn("reload: agent.metrics changes only at a restart; still {}",
+                   config.agent.metrics.empty() ? "off" : config.agent.metrics);
     if (again.config->agent.state_dir != config.agent.state_dir)
       spdlog::warn("reload: agent.state_dir changes only at a restart; still using {}", config.agent.state_dir);
     if (again.config->agent.user != config.agent.user || again.config->agent.group != config.agent.group)
@@ -318,6 +340,7 @@ int run_command(int argc, char** argv) {
     log_agent_stats(the_agent);
     log_output_stats(outputs);
   };
+  if (metrics) metrics->start(loop, [&] { return take_snapshot(the_agent, engine, outputs, run_counters); });
   if (run_for) loop.after(*run_for, [&] { the_agent.stop(); });
   spdlog::info("outpost agent {} running{}", load.config->agent.id,
                run_for ? " for " + format_duration(*run_for) : std::string());
@@ -334,6 +357,8 @@ int run_command(int argc, char** argv) {
     the_agent.flush_now();
   }
   outputs.flush();
+  // The final counts, served while the outputs drain (the timer goes on).
+  if (metrics) metrics->publish();
   if (ok && !outputs.drained()) {
     // A little time for the collectors to take what is left; a second
     // SIGTERM ends it at once.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "dns_message.hpp"
 #include "probe_factory.hpp"
 
 namespace outpost {
@@ -238,6 +239,26 @@ void Agent::write(Record record) {
   ++stats_.records;
 }
 
+void Agent::count_probe(const std::string& method, const ProbeResult& result) {
+  ProbeCounts& c = probe_counts_[method];
+  ++c.by_status[static_cast<std::size_t>(result.status)];
+  // As the record counts them: past what it keeps, and only when the server answered.
+  if (const auto& d = result.dns; d && !d->rcode.empty())
+    c.dns_answers_dropped += d->answers_dropped + (d->answers.size() - std::min(d->answers.size(), kDnsMaxAnswersKept));
+}
+
+DownCounts Agent::down_counts() const {
+  DownCounts c;
+  if (!detector_) return c;
+  const Detector::DownTally t = detector_->down_tally();
+  c.targets = plan_.targets.size();
+  c.targets_down = t.targets_down;
+  c.groups = t.groups;
+  c.groups_down = t.groups_down;
+  c.vantage_down = detector_->vantage_down();
+  return c;
+}
+
 void Agent::stop() {
   if (stopping_) return;
   stopping_ = true;
@@ -370,6 +391,7 @@ void Agent::run_task(std::size_t id, bool out_of_schedule) {
     failed.sent = loop_.clock().wall();
     failed.error = error;
     write(probe_error_record(task.labels, target.address_text, failed.sent, error));
+    count_probe(task.labels.method, failed);
     deliver(id, seq, failed);
     return;
   }
@@ -378,6 +400,7 @@ void Agent::run_task(std::size_t id, bool out_of_schedule) {
   auto done = [this, id, seq, generation = generation_](const ProbeResult& r) {
     if (generation == generation_) {
       write(probe_record(plan_.tasks[id].labels, r));
+      count_probe(plan_.tasks[id].labels.method, r);
       if (!finished_) deliver(id, seq, r);
     } else {
       ++stats_.stale_results;

@@ -12,6 +12,7 @@
 // Leaves to others: packets (engine), timing (event loop), computing anything (analysis).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -66,6 +67,22 @@ struct AgentStats {
   std::uint64_t stale_results = 0;    // results of tasks a reload replaced (written, not counted)
 };
 
+// Probe records written for one method (the record's `method`), by their
+// status (indexed by ProbeStatus), and the DNS answers they left out.
+struct ProbeCounts {
+  std::array<std::uint64_t, static_cast<std::size_t>(ProbeStatus::error) + 1> by_status{};
+  std::uint64_t dns_answers_dropped = 0;
+};
+
+// What the detector holds down now.
+struct DownCounts {
+  std::size_t targets = 0;  // by key: a name probed over both families is two
+  std::size_t targets_down = 0;  // reported down (a target_down written) and not up since
+  std::size_t groups = 0;
+  std::size_t groups_down = 0;
+  bool vantage_down = false;
+};
+
 class Agent {
  public:
   explicit Agent(AgentServices services);
@@ -91,6 +108,15 @@ class Agent {
   const InvestigatorStats& investigations() const { return investigator_.stats(); }
   // How late scheduled probes left against their due time, over the whole run (reloads included).
   LaunchLateness launch_lateness() const;
+  // Probe records written since the start, by method ("icmp", "tcp", "dns").
+  const std::map<std::string, ProbeCounts>& probe_counts() const { return probe_counts_; }
+  // Results that came after their series window was written (dropped from
+  // it). The count starts again when a reload changes report.window.
+  std::uint64_t late_series_results() const { return series_ ? series_->late_results() : 0; }
+  // Probes outside the schedule that waited for the rate cap (Pacer::waits).
+  std::uint64_t rate_limit_waits() const { return pacer_.waits(); }
+  // A walk over the groups: for a periodic look (self-metrics), not per probe.
+  DownCounts down_counts() const;
   // The last trace toward the target (by its key: the name, or NAME/4 and NAME/6) that reached it.
   const TraceResult* last_good_trace(const std::string& key) const { return investigator_.last_good(key); }
   const Plan& plan() const { return plan_; }
@@ -121,6 +147,7 @@ class Agent {
   TraceTarget trace_target(const PlannedTarget& t) const;
   const PlannedTarget* find_target(const std::string& key) const;
   void write(Record record);
+  void count_probe(const std::string& method, const ProbeResult& result);
   void finish_if_idle();
   // The state under agent.state_dir: restored at the first apply, saved soon
   // after each detector event, at most once a second after other changes of
@@ -177,6 +204,7 @@ class Agent {
   bool stopping_ = false;
   bool finished_ = false;
   AgentStats stats_;
+  std::map<std::string, ProbeCounts> probe_counts_;
   // target_down events handed to the investigator whose record is not written
   // yet (by "NAME\nAF"): a state saved meanwhile shows them as held back, not
   // reported, so a crash before the record cannot lose it for good.

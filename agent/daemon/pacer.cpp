@@ -31,10 +31,16 @@ void Pacer::drain() {
   while (!queue_.empty() && bucket_ && bucket_->take(now)) {
     Pending next = std::move(queue_.front());
     queue_.pop_front();
+    if (counted_waiting_ > 0) --counted_waiting_;
     engine_.launch(std::move(next.probe), std::move(next.done));
     launched = true;
   }
   draining_ = false;
+  // What is left waits for the bucket: counted once each, however long.
+  if (bucket_ && queue_.size() > counted_waiting_) {
+    waits_ += queue_.size() - counted_waiting_;
+    counted_waiting_ = queue_.size();
+  }
   if (launched && launched_) launched_();
   if (queue_.empty() || !bucket_ || timer_) return;
   timer_ = loop_.at(bucket_->available_at(now), [this] {
@@ -46,6 +52,7 @@ void Pacer::drain() {
 void Pacer::cancel_all(const ProbeResult& result) {
   auto queue = std::move(queue_);
   queue_.clear();
+  counted_waiting_ = 0;
   if (timer_) {
     loop_.cancel(timer_);
     timer_ = 0;

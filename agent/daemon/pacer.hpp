@@ -6,6 +6,7 @@
 // Leaves to others: what the probes are (callers), the bucket's rate (scheduler).
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -33,6 +34,9 @@ class Pacer {
   // From now on, launch ends each probe with `result` instead (on the next turn of the loop).
   void refuse(ProbeResult result);
   std::size_t queued() const { return queue_.size(); }
+  // Probes that could not go at once and waited in the queue for a token
+  // (the rate cap at work), since the start; each counted once.
+  std::uint64_t waits() const { return waits_; }
   // Called after probes went to the engine (their timeouts need a timer).
   void on_launched(std::function<void()> hook) { launched_ = std::move(hook); }
 
@@ -51,6 +55,8 @@ class Pacer {
   bool draining_ = false;
   std::optional<ProbeResult> refusal_;
   std::function<void()> launched_;
+  std::uint64_t waits_ = 0;
+  std::size_t counted_waiting_ = 0;  // the first this many queued probes are in waits_ already
 };
 
 }  // namespace outpost

@@ -138,6 +138,7 @@ std::string Outputs::apply(const std::vector<OutputSpec>& specs) {
     }
     // Changed: the new one takes over the old one's spool.
     std::unique_ptr<Spool> spool = (*it)->take_spool();
+    remember(**it, false);
     outputs_.erase(it);
     spdlog::info("output {}: now {} {}", spec.name, spec.kind_name(), spec.target);
     if (spec.kind == OutputSpec::Kind::file) {
@@ -161,9 +162,10 @@ std::string Outputs::apply(const std::vector<OutputSpec>& specs) {
 }
 
 void Outputs::reap() {
-  std::erase_if(retired_, [](const auto& o) {
+  std::erase_if(retired_, [this](const auto& o) {
     if (!o->drained()) return false;
     spdlog::info("output {}: drained, gone", o->name());
+    remember(*o, true);
     return true;
   });
   if (!retired_.empty() && !reap_timer_)
@@ -198,6 +200,51 @@ std::vector<std::string> Outputs::stats_lines() const {
   for (const auto& o : outputs_) lines.push_back(o->stats_line());
   for (const auto& o : retired_) lines.push_back(o->stats_line() + " (removed from the config)");
   return lines;
+}
+
+namespace {
+
+void add_stats(OutputStats& to, const OutputStats& from) {
+  to.records += from.records;
+  to.delivered += from.delivered;
+  to.delivered_records += from.delivered_records;
+  to.failures += from.failures;
+  to.rejected += from.rejected;
+  to.rejected_records += from.rejected_records;
+}
+
+}  // namespace
+
+void Outputs::remember(const Output& output, bool spool_too) {
+  OutputStatus& g = gone_[output.name()];
+  g.name = output.name();
+  g.kind = output.spec().kind_name();
+  add_stats(g.stats, output.stats());
+  if (spool_too) g.evicted_records += output.spool().stats().evicted_records;
+}
+
+std::vector<OutputStatus> Outputs::status() const {
+  std::map<std::string, OutputStatus> by_name = gone_;
+  for (auto& [name, s] : by_name) s.removed = true;
+  auto add = [&](const Output& o, bool removed) {
+    OutputStatus& s = by_name[o.name()];
+    const bool first = s.name.empty();
+    s.name = o.name();
+    s.kind = o.spec().kind_name();
+    add_stats(s.stats, o.stats());
+    const Spool& spool = o.spool();
+    s.evicted_records += spool.stats().evicted_records;
+    s.queued_batches += spool.pending();
+    s.queued_records += spool.pending_records();
+    s.spool_bytes += spool.bytes();
+    s.removed = (first || s.removed) && removed;
+  };
+  for (const auto& o : outputs_) add(*o, false);
+  for (const auto& o : retired_) add(*o, true);
+  std::vector<OutputStatus> out;
+  out.reserve(by_name.size());
+  for (auto& [name, s] : by_name) out.push_back(std::move(s));
+  return out;
 }
 
 std::uint64_t Outputs::records_at_risk() const {

@@ -5,6 +5,7 @@
 // Leaves to others: encodings (records/), delivery (output.hpp and the transports).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,19 @@
 #include "syncer.hpp"
 
 namespace outpost {
+
+// One output as the self-metrics see it: its counters since the start,
+// across the rebuilds a reload makes of it (same name), and what it holds now.
+struct OutputStatus {
+  std::string name;
+  std::string kind;               // OutputSpec::kind_name()
+  OutputStats stats;              // never decreases while the process runs
+  std::uint64_t evicted_records = 0;  // given up to keep the spool under spool_bytes
+  std::size_t queued_batches = 0;     // waiting in the spool
+  std::size_t queued_records = 0;
+  std::uint64_t spool_bytes = 0;
+  bool removed = false;  // no longer in the config (draining, or gone)
+};
 
 class Outputs {
  public:
@@ -50,6 +64,10 @@ class Outputs {
   const std::vector<std::unique_ptr<Output>>& retired() const { return retired_; }
   // One stats line per output, retired ones included.
   std::vector<std::string> stats_lines() const;
+  // One entry per output name ever configured, by name: live and retired
+  // outputs of one name added up, and what those a reload replaced or
+  // reaped had counted.
+  std::vector<OutputStatus> status() const;
   // Records that would be lost if the process ended now: waiting in a spool
   // that is not on disk.
   std::uint64_t records_at_risk() const;
@@ -58,6 +76,8 @@ class Outputs {
   std::unique_ptr<Output> make(const OutputSpec& spec, std::unique_ptr<Spool> spool);
   std::unique_ptr<Spool> open_spool(const OutputSpec& spec);
   void reap();
+  // Keeps what an output counted before it is destroyed (status()).
+  void remember(const Output& output, bool spool_too);
 
   Reactor* reactor_ = nullptr;
   std::string agent_;
@@ -67,6 +87,7 @@ class Outputs {
   std::vector<std::unique_ptr<Output>> outputs_;
   std::vector<std::unique_ptr<Output>> retired_;
   Reactor::TimerId reap_timer_ = 0;
+  std::map<std::string, OutputStatus> gone_;  // counters of destroyed outputs, by name
 };
 
 }  // namespace outpost

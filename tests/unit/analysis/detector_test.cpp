@@ -1060,3 +1060,30 @@ TEST_CASE("detector: without control targets nothing is held and no check is wan
   REQUIRE(events.size() == 1);
   CHECK(events[0].kind == EventKind::target_down);
 }
+
+TEST_CASE("detector: down_tally counts targets reported down and groups down", "[detector]") {
+  Detector d(settings(3, 2));
+  const std::vector<std::string> names = {"a", "b", "c", "d"};
+  for (const auto& n : names) d.add_target(n, "kp", false, 1);
+  d.add_target("e", "other", false, 1);
+  auto round = [&](int r, int failing) {
+    for (int i = 0; i < 4; ++i) d.on_result(names[static_cast<std::size_t>(i)], 0, i >= failing, at(30 * r + i));
+    d.on_result("e", 0, true, at(30 * r + 4));
+  };
+  auto tally = [&] {
+    const auto t = d.down_tally();
+    return std::vector<std::size_t>{t.targets_down, t.groups, t.groups_down};
+  };
+  round(0, 0);
+  CHECK(tally() == std::vector<std::size_t>{0, 2, 0});
+  round(1, 1);
+  round(2, 1);
+  CHECK(tally() == std::vector<std::size_t>{0, 2, 0});  // failing, not down yet
+  round(3, 2);
+  CHECK(tally() == std::vector<std::size_t>{1, 2, 0});
+  round(4, 2);
+  round(5, 2);
+  CHECK(tally() == std::vector<std::size_t>{2, 2, 1});  // 2 of 4: kp down
+  for (int r = 6; r < 9; ++r) round(r, 0);
+  CHECK(tally() == std::vector<std::size_t>{0, 2, 0});
+}

@@ -239,6 +239,9 @@ const std::vector<InvalidCase> invalid_cases = {
       "invalid-outputs.yaml:17:7: report.outputs[9]: duplicate output name 'same' (first at line 16)",
       "invalid-outputs.yaml:18:7: report.outputs[10]: an output needs one of file, http, influx, prometheus_remote_write or nats",
     }},
+    {"invalid-metrics.yaml", {
+      "invalid-metrics.yaml:3:30: agent.metrics: expected ADDRESS:PORT such as 127.0.0.1:9464, or a PORT, got 'localhost:9464'",
+    }},
     {"invalid-unknown-key.yaml", {
       "invalid-unknown-key.yaml:4:3: agent: unknown key 'max_ppz' (did you mean 'max_pps'?)",
       "invalid-unknown-key.yaml:6:3: defaults: unknown key 'intervall' (did you mean 'interval'?)",
@@ -659,6 +662,28 @@ TEST_CASE("load_config_string collects all problems in file order", "[config]") 
             "cfg.yaml:4:26: agent.max_pps: expected a number from 0.001 to 10000000, got '-1'",
             "cfg.yaml:5:1: unknown key 'colour'",
         });
+}
+
+TEST_CASE("agent.metrics: off by default, IPv4 ADDRESS:PORT or a bare PORT on 127.0.0.1", "[config]") {
+  auto load = [](const std::string& value) {
+    return load_config_string("agent: { id: a" + (value.empty() ? std::string() : ", metrics: " + value) +
+                                  " }\ngroups: [{ name: g, targets: [{ name: t, address: 192.0.2.1 }] }]\n",
+                              "m.yaml");
+  };
+  CHECK(load("").config->agent.metrics.empty());
+  CHECK(load("9464").config->agent.metrics == "127.0.0.1:9464");
+  CHECK(load("0.0.0.0:9100").config->agent.metrics == "0.0.0.0:9100");
+  CHECK(messages(load("'[::1]:9464'")) ==
+        std::vector<std::string>{"m.yaml:1:26: agent.metrics: the /metrics endpoint listens on IPv4 only, got "
+                                 "'[::1]:9464'"});
+  CHECK(messages(load("'::1:9464'")).size() == 1);
+  CHECK(messages(load("127.0.0.1:70000")) ==
+        std::vector<std::string>{"m.yaml:1:26: agent.metrics: port must be a number from 1 to 65535, got "
+                                 "'127.0.0.1:70000'"});
+  CHECK(messages(load("0")) ==
+        std::vector<std::string>{"m.yaml:1:26: agent.metrics: port must be a number from 1 to 65535, got '0'"});
+  CHECK(messages(load("'[127.0.0.1]:80'")).size() == 1);
+  CHECK(messages(load("'127.0.0.1:'")).size() == 1);
 }
 
 TEST_CASE("a dns: block without a dns probe is accepted", "[config]") {

@@ -72,3 +72,23 @@ TEST_CASE("pacer: cancel_all ends what waits; refuse ends what comes later, on t
   CHECK(lab.done == std::vector<int>{1, 2, 3, 0});  // 3 refused on the next turn, 0 answered 4 ms later
   CHECK(lab.engine.stats().launched == 1);
 }
+
+TEST_CASE("pacer: waits counts each probe that had to wait for a token, once", "[pacer]") {
+  PacerLab lab;
+  TokenBucket bucket(10, 2);
+  lab.pacer.set_bucket(&bucket);
+  for (int i = 0; i < 2; ++i) lab.launch(i);
+  CHECK(lab.pacer.waits() == 0);  // both had a token
+  for (int i = 2; i < 5; ++i) lab.launch(i);
+  CHECK(lab.pacer.waits() == 3);
+  REQUIRE(lab.driver.run_for(150ms));  // one more left; the two still queued are not counted again
+  CHECK(lab.pacer.queued() == 2);
+  CHECK(lab.pacer.waits() == 3);
+  lab.launch(5);
+  CHECK(lab.pacer.waits() == 4);
+  REQUIRE(lab.driver.run_for(2s));
+  CHECK(lab.pacer.queued() == 0);
+  CHECK(lab.pacer.waits() == 4);
+  lab.launch(6);  // the bucket has refilled
+  CHECK(lab.pacer.waits() == 4);
+}

@@ -323,3 +323,46 @@ TEST_CASE("Outputs: a reload adds, keeps, moves and removes outputs; a removed o
   REQUIRE(outputs.outputs().size() == 2);
   CHECK(outputs.outputs()[1]->name() == "c");
 }
+
+TEST_CASE("Outputs::status: counters by name, kept across a rebuild and after a removed output went", "[outputs]") {
+  TempDir dir;
+  FakeReactor reactor;
+  outpost::Outputs outputs;
+  outputs.attach(reactor, "fra-1", dir.file("state"));
+  auto a = file_spec(dir.file("a.jsonl"));
+  auto b = file_spec(dir.file("b.jsonl"));
+  a.name = "a";
+  b.name = "b";
+  REQUIRE(outputs.apply({a, b}).empty());
+  outputs.write(probe(1));
+  outputs.write(probe(2));
+  outputs.flush();
+  reactor.advance(std::chrono::seconds(2));
+  auto status = outputs.status();
+  REQUIRE(status.size() == 2);
+  CHECK(status[0].name == "a");
+  CHECK(status[0].kind == "file");
+  CHECK(status[0].stats.records == 2);
+  CHECK(status[0].stats.delivered_records == 2);
+  CHECK(status[0].queued_records == 0);
+  CHECK_FALSE(status[0].removed);
+
+  // a rebuilt at a new path (new stats inside), b removed and gone.
+  auto moved = a;
+  moved.target = dir.file("a2.jsonl");
+  REQUIRE(outputs.apply({moved}).empty());
+  outputs.write(probe(3));
+  outputs.flush();
+  reactor.advance(std::chrono::seconds(2));
+  REQUIRE(outputs.retired().empty());
+  status = outputs.status();
+  REQUIRE(status.size() == 2);
+  CHECK(status[0].name == "a");
+  CHECK(status[0].stats.records == 3);
+  CHECK(status[0].stats.delivered_records == 3);
+  CHECK_FALSE(status[0].removed);
+  CHECK(status[1].name == "b");
+  CHECK(status[1].stats.records == 2);
+  CHECK(status[1].stats.delivered_records == 2);
+  CHECK(status[1].removed);
+}
