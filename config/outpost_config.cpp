@@ -3,9 +3,11 @@
 
 #include "outpost_config.hpp"
 
+#include "yaml_tree.hpp"
+
 #include <arpa/inet.h>
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/yaml.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
 
 #include <algorithm>
 #include <cctype>
@@ -119,7 +121,7 @@ std::string ConfigError::to_string() const {
 
 namespace {
 
-using YAML::Node;
+using Node = yaml::NodeRef;
 
 SourceMark source_mark(const YAML::Mark& mark) {
   if (mark.is_null() || mark.line < 0) return {};
@@ -146,12 +148,13 @@ std::string quote(std::string_view text) {
 
 // "a map", "'fast'", "nothing": how a value that was not what we wanted looks.
 std::string describe(const Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map: return node.size() == 0 ? "an empty map" : "a map";
-    case YAML::NodeType::Sequence: return node.size() == 0 ? "an empty list" : "a list";
-    case YAML::NodeType::Scalar: return quote(node.Scalar());
-    default: return "nothing";
+  switch (node.kind()) {
+    case yaml::Kind::map: return node.size() == 0 ? "an empty map" : "a map";
+    case yaml::Kind::sequence: return node.size() == 0 ? "an empty list" : "a list";
+    case yaml::Kind::scalar: return quote(node.Scalar());
+    case yaml::Kind::null: break;
   }
+  return "nothing";
 }
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -217,7 +220,7 @@ template <class T>
 using Parsed = std::optional<T>;
 
 Parsed<std::string> scalar_or(const Node& node, std::string_view expected, std::string& error) {
-  if (node.IsScalar()) return node.Scalar();
+  if (node.IsScalar()) return std::string(node.Scalar());
   error = "expected " + std::string(expected) + ", got " + describe(node);
   return std::nullopt;
 }
@@ -232,8 +235,7 @@ Parsed<std::string> string_value(const Node& node, std::string& error) {
 }
 
 Parsed<bool> bool_value(const Node& node, std::string& error) {
-  bool value = false;
-  if (node.IsScalar() && YAML::convert<bool>::decode(node, value)) return value;
+  if (auto value = yaml::parse_bool(node.Scalar()); node.IsScalar() && value) return *value;
   error = "expected true or false, got " + describe(node);
   return std::nullopt;
 }
@@ -243,7 +245,7 @@ auto integer_value(long long low, long long high, std::string expected) {
   return [low, high, expected](const Node& node, std::string& error) -> Parsed<T> {
     long long value = 0;
     if (node.IsScalar()) {
-      const std::string& text = node.Scalar();
+      const std::string_view text = node.Scalar();
       auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
       if (ec == std::errc{} && end == text.data() + text.size() && value >= low && value <= high) {
         return static_cast<T>(value);
@@ -262,7 +264,7 @@ auto integer_in(long long low, long long high) {
 Parsed<double> positive_number_value(const Node& node, std::string& error) {
   double value = 0;
   if (node.IsScalar()) {
-    const std::string& text = node.Scalar();
+    const std::string_view text = node.Scalar();
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec == std::errc{} && end == text.data() + text.size() && std::isfinite(value) && value > 0) {
       return value;
@@ -277,7 +279,7 @@ auto number_in(double low, double high, std::string expected) {
   return [low, high, expected](const Node& node, std::string& error) -> Parsed<double> {
     double value = 0;
     if (node.IsScalar()) {
-      const std::string& text = node.Scalar();
+      const std::string_view text = node.Scalar();
       auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
       if (ec == std::errc{} && end == text.data() + text.size() && value >= low && value <= high) return value;
     }
@@ -426,7 +428,7 @@ Parsed<TargetFamily> family_value(const Node& node, std::string& error) {
 Parsed<std::string> log_level_value(const Node& node, std::string& error) {
   if (node.IsScalar()) {
     for (const char* level : kLogLevels) {
-      if (node.Scalar() == level) return node.Scalar();
+      if (node.Scalar() == level) return std::string(node.Scalar());
     }
   }
   error = "expected debug, info, warn or error, got " + describe(node);
@@ -532,116 +534,6 @@ class ErrorList {
   std::size_t not_kept_ = 0;
 };
 
-// Counts what a YAML text stands for once every alias is expanded, from the
-// parser's events and before any node is built: each value (scalar, null,
-// map, list, and each key) counts one, an alias counts all its anchor's node
-// stands for. Throws ExpansionRefused at the first value or alias past
-// kMaxConfigValues or kMaxConfigExpandedBytes, and at an alias inside the
-// node it names (a cycle).
-struct ExpansionRefused {
-  SourceMark at;
-  std::string message;
-};
-
-class ExpansionCounter : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    // yaml-cpp 0.7 reads a ',' outside a flow collection as an empty
-    // document, again and again without moving on: a parser that does not
-    // advance is stopped here (YAML::LoadAll would loop for ever).
-    if (document_at_ && *document_at_ == mark.pos)
-      throw ExpansionRefused{source_mark(mark), "YAML syntax error: cannot read past this point (a ',' outside [] or {}?)"};
-    document_at_ = mark.pos;
-    anchored_.clear();
-    open_.clear();
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(mark, anchor, {1, 0}); }
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                const std::string& value) override {
-    leaf(mark, anchor, {1, value.size()});
-  }
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    auto it = anchored_.find(anchor);
-    if (it == anchored_.end()) {
-      throw ExpansionRefused{source_mark(mark), "an alias inside the node it names (a cycle) is not allowed"};
-    }
-    add(mark, it->second, true);
-  }
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value) override {
-    open(mark, anchor);
-  }
-  void OnSequenceEnd() override { close(); }
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value) override {
-    open(mark, anchor);
-  }
-  void OnMapEnd() override { close(); }
-
- private:
-  struct Size {
-    std::size_t values = 0;
-    std::size_t bytes = 0;
-  };
-  struct Open {
-    YAML::anchor_t anchor;
-    Size size;
-  };
-
-  // Counts `size` in the document and in the innermost open node (which
-  // passes its own size to its parent when it closes). Neither total passes
-  // its bound (it throws first), so no sum overflows.
-  void add(const YAML::Mark& mark, Size size, bool alias, bool in_parent = true) {
-    total_.values += size.values;
-    total_.bytes += size.bytes;
-    if (total_.values > kMaxConfigValues || total_.bytes > kMaxConfigExpandedBytes) {
-      const std::string bound = total_.values > kMaxConfigValues
-                                    ? std::to_string(kMaxConfigValues) + " values"
-                                    : std::to_string(kMaxConfigExpandedBytes >> 20) + " MiB of text";
-      throw ExpansionRefused{source_mark(mark), alias ? "this alias takes the config past " + bound +
-                                                            " (an alias repeats all that its anchor names)"
-                                                      : "the config has more than " + bound};
-    }
-    if (in_parent && !open_.empty()) {
-      open_.back().size.values += size.values;
-      open_.back().size.bytes += size.bytes;
-    }
-  }
-  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor, Size size) {
-    add(mark, size, false);
-    if (anchor != YAML::NullAnchor) anchored_[anchor] = size;
-  }
-  void open(const YAML::Mark& mark, YAML::anchor_t anchor) {
-    add(mark, {1, 0}, false, false);
-    open_.push_back({anchor, {1, 0}});
-  }
-  void close() {
-    if (open_.empty()) return;
-    const Open node = open_.back();
-    open_.pop_back();
-    if (!open_.empty()) {
-      open_.back().size.values += node.size.values;
-      open_.back().size.bytes += node.size.bytes;
-    }
-    if (node.anchor != YAML::NullAnchor) anchored_[node.anchor] = node.size;
-  }
-
-  Size total_;
-  std::optional<int> document_at_;  // where the last document started
-  std::vector<Open> open_;
-  std::map<YAML::anchor_t, Size> anchored_;
-};
-
-// Runs the counter over every document of `text`.
-void check_expansion(const std::string& text) {
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  ExpansionCounter counter;
-  while (parser.HandleNextDocument(counter)) {
-  }
-}
-
 // A YAML map checked against the keys it may have: unknown keys, repeated
 // keys and keys that are not names are recorded as it is built.
 class MapView {
@@ -650,13 +542,14 @@ class MapView {
           std::initializer_list<std::string_view> known)
       : errors_(errors), path_(std::move(path)), mark_(mark) {
     if (!map.IsMap()) return;  // null: an empty map
-    for (const auto& entry : map) {
-      SourceMark key_mark = source_mark(entry.first.Mark());
-      if (!entry.first.IsScalar()) {
-        errors_.add(key_mark, path_, "expected a key name, got " + describe(entry.first));
+    for (std::size_t i = 0; i < map.size(); ++i) {
+      const Node key_node = map.key(i);
+      SourceMark key_mark = source_mark(key_node.Mark());
+      if (!key_node.IsScalar()) {
+        errors_.add(key_mark, path_, "expected a key name, got " + describe(key_node));
         continue;
       }
-      const std::string& key = entry.first.Scalar();
+      const std::string_view key = key_node.Scalar();
       if (std::find(known.begin(), known.end(), key) == known.end()) {
         std::string message = "unknown key " + quote(key);
         if (auto near = nearest_key(key, known); !near.empty()) message += " (did you mean " + quote(near) + "?)";
@@ -665,7 +558,7 @@ class MapView {
         errors_.add(key_mark, path_,
                     "duplicate key " + quote(key) + " (first at line " + std::to_string(first->at.line) + ")");
       } else {
-        fields_.emplace_back(key, Field{child_path(path_, key), key_mark, entry.second});
+        fields_.emplace_back(std::string(key), Field{child_path(path_, key), key_mark, map.value(i)});
       }
     }
   }
@@ -735,12 +628,13 @@ class Loader {
     if (text.size() > kMaxConfigBytes) {
       return fail({}, "larger than " + std::to_string(kMaxConfigBytes >> 20) + " MiB: not a config");
     }
+    yaml::Tree tree;
     try {
-      check_expansion(text);
-    } catch (const ExpansionRefused& refused) {
-      return fail(refused.at, refused.message);
+      tree = yaml::Tree::parse(text, kMaxConfigValues, kMaxConfigExpandedBytes);
+    } catch (const yaml::YamlRefused& refused) {
+      return fail(source_mark(refused.mark), refused.message);
     }
-    std::vector<Node> documents = YAML::LoadAll(text);
+    const std::vector<Node> documents = tree.documents();
     if (documents.empty()) {
       errors_.add({}, "", "the config is empty (expected a map with 'agent' and 'groups')");
     } else if (documents.size() > 1) {
@@ -814,9 +708,9 @@ class Loader {
                       std::string(what) + ", got " + describe(list.value));
       return;
     }
-    std::size_t index = 0;
-    for (const auto& item : list.value) {
-      Field field{list.path + "[" + std::to_string(index++) + "]", source_mark(item.Mark()), item};
+    for (std::size_t index = 0; index < list.value.size(); ++index) {
+      const Node item = list.value.item(index);
+      Field field{list.path + "[" + std::to_string(index) + "]", source_mark(item.Mark()), item};
       if (field.at.line == 0) field.at = list.mark();
       each(field);
     }

@@ -90,7 +90,7 @@ inline constexpr int kTraceMaxAttempts = 10;          // probes per hop
 // alias is expanded, so that a few hundred bytes of aliases cannot stand for
 // millions of targets.
 inline constexpr std::size_t kMaxConfigBytes = 16 << 20;
-inline constexpr std::size_t kMaxConfigValues = 1'000'000;
+inline constexpr std::size_t kMaxConfigValues = 4'000'000;
 inline constexpr std::size_t kMaxConfigExpandedBytes = 16 << 20;
 // Problems listed at most; the rest are counted in one last line.
 inline constexpr std::size_t kMaxConfigErrors = 1000;
