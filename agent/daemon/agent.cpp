@@ -68,7 +68,10 @@ Agent::Agent(AgentServices services)
   });
   // A stopping agent may be waiting for nothing but a trace: when the last
   // one ends (no probe result, no tick follows), it finishes there.
-  investigator_.on_settled([this] { finish_if_idle(); });
+  investigator_.on_settled([this] {
+    finish_if_idle();
+    if (!finished_ && !in_tick_) rearm();  // a baseline waiting for a place may start
+  });
 }
 
 Agent::~Agent() {
@@ -556,7 +559,8 @@ void Agent::tick() {
   for (auto& w : series_->close_due(loop_.clock().wall())) write(series_record(plan_.agent_id, std::move(w)));
   if (!stopping_) {
     for (Scheduler::TaskId id : scheduler_->take_due(now)) run_task(id);
-    for (Scheduler::TaskId id : trace_scheduler_->take_due(now))
+    // Baselines with no place yet stay due: a trace that ends makes room (on_settled).
+    for (Scheduler::TaskId id : trace_scheduler_->take_due(now, investigator_.baseline_room()))
       investigator_.baseline(trace_target(plan_.targets[plan_.traces[id].target]));
     if (check_again_ && check_probes_ == 0) run_vantage_check();
     consider_save(false);  // new last good traces
@@ -579,7 +583,7 @@ void Agent::rearm() {
   }
   if (!stopping_) {
     sooner(scheduler_->next_wake(now));
-    sooner(trace_scheduler_->next_wake(now));
+    if (investigator_.baseline_room() > 0) sooner(trace_scheduler_->next_wake(now));
     if (check_again_ && check_probes_ == 0 && last_check_) sooner(*last_check_ + check_gap_);
   }
   if (!when) return;

@@ -32,6 +32,7 @@ void Investigator::configure(const std::string& agent_id, const TraceSpec& spec,
   asns_ = std::move(asns);
   limits_ = limits;
   limits_.max_running = std::max<std::size_t>(1, limits_.max_running);
+  limits_.max_baselines = std::max<std::size_t>(1, limits_.max_baselines);
   raw_ = raw;
   start_queued();
 }
@@ -77,7 +78,9 @@ void Investigator::run_trace(const TraceTarget& target, const TraceSpec& spec, c
 void Investigator::baseline(const TraceTarget& target) {
   if (stopping_ || !raw_ || !target.address) return;
   ++stats_.baselines;
+  ++baselines_running_;
   run_trace(target, spec_, "baseline", [this, key = target.key](const TraceResult& result) {
+    --baselines_running_;
     if (result.reached && !stopping_) {
       last_good_[key] = result;
       ++last_good_revision_;

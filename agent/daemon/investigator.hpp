@@ -48,6 +48,10 @@ struct TraceTarget {
 struct InvestigationLimits {
   std::size_t max_running = 4;    // failure traces at once
   std::size_t max_queued = 1024;  // waiting for a place; beyond, dropped
+  // Baseline traces at once: each holds its hops' probes until it ends, so
+  // the memory and the packets of a start-up with 100,000 targets stay
+  // bounded; a baseline due with no place waits for one (agent).
+  std::size_t max_baselines = 256;
 };
 
 struct InvestigatorStats {
@@ -74,6 +78,10 @@ class Investigator {
 
   // A baseline trace; when it reaches the target it becomes the last good path.
   void baseline(const TraceTarget& target);
+  // Baselines that may start now (max_baselines less those running).
+  std::size_t baseline_room() const {
+    return baselines_running_ < limits_.max_baselines ? limits_.max_baselines - baselines_running_ : 0;
+  }
   // A *_down event toward `target` (the event's own, or one of the group's or
   // control targets): its record is written once the verdict is known.
   // group_dark: the event's group is down already (a target event then takes
@@ -140,6 +148,7 @@ class Investigator {
   std::unordered_map<std::string, TraceResult> last_good_;
   std::uint64_t last_good_revision_ = 0;
   std::size_t traces_running_ = 0;
+  std::size_t baselines_running_ = 0;
   std::size_t failure_traces_ = 0;
   std::size_t concluding_ = 0;  // failure traces done, direct probes of the last hop running
   std::function<void()> on_settled_;

@@ -115,9 +115,9 @@ void Scheduler::drop_stale() {
   }
 }
 
-std::vector<Scheduler::TaskId> Scheduler::take_due(SteadyTime now) {
+std::vector<Scheduler::TaskId> Scheduler::take_due(SteadyTime now, std::size_t limit) {
   std::vector<TaskId> due;
-  for (drop_stale(); !queue_.empty() && queue_.top().when <= now; drop_stale()) {
+  for (drop_stale(); due.size() < limit && !queue_.empty() && queue_.top().when <= now; drop_stale()) {
     if (!bucket_.take(now)) break;
     const Entry e = queue_.top();
     queue_.pop();

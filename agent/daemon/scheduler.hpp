@@ -74,7 +74,8 @@ class Scheduler {
   // rescheduled one interval after its due time (no drift). Whole rounds a
   // task fell behind (a stalled process, a rate cap below demand) are skipped
   // and counted, not sent in a burst.
-  std::vector<TaskId> take_due(SteadyTime now);
+  // At most `limit` tasks: the others stay due, for the next call.
+  std::vector<TaskId> take_due(SteadyTime now, std::size_t limit = static_cast<std::size_t>(-1));
   // When take_due has something next: the earliest due time, or when the
   // rate cap next lets a due task go.
   std::optional<SteadyTime> next_wake(SteadyTime now);

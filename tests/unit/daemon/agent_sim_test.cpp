@@ -498,6 +498,47 @@ TEST_CASE("agent sim: a timeout longer than the interval, several probes in flig
 }
 
 // Hidden from discovery: tests/CMakeLists.txt runs it as a test of its own, started first.
+TEST_CASE("agent sim: baseline traces run a bounded number at once, and every one comes", "[agent][sim]") {
+  // 400 targets due for a baseline within the first second, each trace
+  // taking 400 ms (50 ms a hop each way); at most 6 traces at once, the
+  // others waiting for a place.
+  SimLab lab;
+  lab.net.set_hop_delay(50ms);
+  std::string many = "  - name: big\n    upstream_asn: 64500\n    targets:\n";
+  for (int i = 0; i < 400; ++i) {
+    const std::string a = "198.18." + std::to_string(4 + i / 200) + "." + std::to_string(i % 200 + 2);
+    many += "      - { name: h" + std::to_string(i) + ", address: " + a + ", probes: [icmp] }\n";
+    lab.net.add_host(ip(a));
+  }
+  InvestigationLimits limits;
+  limits.max_baselines = 6;
+  lab.agent = std::make_unique<Agent>(AgentServices{lab.loop, lab.engine, lab.outputs, lab.resolver,
+                                                    [](const Config&, std::string*) {
+                                                      return std::shared_ptr<const AsnTable>();
+                                                    },
+                                                    true, limits});
+  lab.start(lab_config(many));
+  lab.run_for(120s);
+  lab.stop();
+  // Each baseline trace from its start to its record: never more than 6 overlap.
+  std::vector<std::pair<WallTime, int>> edges;
+  std::set<std::string> traced;
+  for (const auto& e : lab.capture->entries)
+    if (const auto* t = std::get_if<TraceRecord>(&e.record); t && t->reason == "baseline") {
+      edges.emplace_back(t->trace.started, +1);
+      edges.emplace_back(e.written, -1);
+      traced.insert(t->labels.target);
+    }
+  std::sort(edges.begin(), edges.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second < b.second;  // an end before a start at one time
+  });
+  int running = 0, most = 0;
+  for (const auto& [time, step] : edges) most = std::max(most, running += step);
+  CHECK(most == 6);
+  CHECK(traced.size() == 406);  // every target, control targets too
+  CHECK(lab.events().empty());
+}
+
 TEST_CASE("agent sim: 10,000 targets for one simulated hour", "[agent][sim][.scale]") {
   SimLab lab;
   std::string many = "  - name: country\n    upstream_asn: 64500\n    targets:\n";
