@@ -1,6 +1,7 @@
 # The installed layout and the Debian package (CPack's DEB generator):
 #   /usr/bin/outpost, its man page, README and copyright in /usr/share/doc/outpost,
 #   /lib/systemd/system/outpost.service, /etc/outpost/outpost.yaml (a conffile),
+#   the fleet's Prometheus rules in /usr/share/outpost/prometheus,
 #   maintainer scripts that make the system user `outpost` and /var/lib/outpost.
 # scripts/package builds the binary in build/ and runs cpack there.
 
@@ -42,6 +43,8 @@ install(FILES ${PROJECT_SOURCE_DIR}/README.md ${deploy_dir}/debian/copyright ${p
   DESTINATION share/doc/outpost)
 install(FILES ${deploy_dir}/systemd/outpost.service DESTINATION /lib/systemd/system)
 install(FILES ${package_stage}/outpost.yaml DESTINATION /etc/outpost)
+# For the collector's host to load (or copy and tune): not a conffile, the agent never reads them.
+install(FILES ${deploy_dir}/prometheus/outpost.rules.yml DESTINATION share/outpost/prometheus)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME outpost)

@@ -152,6 +152,7 @@ has() { grep -q " \./$1\$" "$WORK/contents"; }
 check "it holds the binary, the unit, the config, the man page, README and copyright" eval \
   'has usr/bin/outpost && has lib/systemd/system/outpost.service && has etc/outpost/outpost.yaml &&
    has usr/share/man/man1/outpost.1.gz && has usr/share/doc/outpost/README.md && has usr/share/doc/outpost/copyright'
+check "it holds the fleet's Prometheus rules" eval 'has usr/share/outpost/prometheus/outpost.rules.yml'
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles >"$WORK/conffiles" 2>/dev/null
 check "/etc/outpost/outpost.yaml is a conffile" grep -qx /etc/outpost/outpost.yaml "$WORK/conffiles"
 depends=$(dpkg-deb -f "$deb" Depends)
