@@ -100,6 +100,8 @@ class FileOutput final : public Output {
   std::string pending_;
   std::uint32_t pending_records_ = 0;
   RecordClass pending_class_ = RecordClass::probe;
+  static constexpr std::size_t kEagerWriteBytes = 1 << 20;
+  bool eager_ = true;  // false after an eager write failed, until the next timed one
   std::uint64_t batch_seq_ = 0;
   std::string id_base_;
   Reactor::TimerId timer_ = 0;

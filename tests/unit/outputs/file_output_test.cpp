@@ -128,6 +128,51 @@ TEST_CASE("file output: one record per line, written at the flush interval", "[o
   CHECK(out->drained());
 }
 
+TEST_CASE("file output: a burst of records goes to the file as it comes, whole lines and in order", "[outputs]") {
+  // A window's close writes a series record per target and method at once:
+  // the lines must not pile up in memory until the flush timer.
+  TempDir dir;
+  FakeReactor reactor;
+  const std::string path = dir.file("results.jsonl");
+  auto out = file_output(reactor, path);
+  const std::size_t line = outpost::to_json_line(probe(0)).size();
+  const int burst = static_cast<int>(3 * (std::size_t{1} << 20) / line);
+  for (int i = 0; i < burst; ++i) out->write(probe(i));
+  const auto early = read_lines(path);  // before any timer ran
+  CHECK(early.size() * line >= 2 * (std::size_t{1} << 20));
+  CHECK(early.size() < static_cast<std::size_t>(burst));  // the tail waits for the timer
+  reactor.advance(std::chrono::seconds(1));
+  const auto lines = read_lines(path);
+  REQUIRE(lines.size() == static_cast<std::size_t>(burst));
+  for (int i = 0; i < burst; i += 997) CHECK(json::parse(lines[static_cast<std::size_t>(i)]).at("seq").get<int>() == (i & 0xffff));
+  CHECK(out->stats().delivered_records == static_cast<std::uint64_t>(burst));
+  CHECK(out->drained());
+}
+
+TEST_CASE("file output: a burst the file system refuses waits in the spool, in order", "[outputs]") {
+  TempDir dir;
+  FakeReactor reactor;
+  const std::string path = dir.file("results.jsonl");
+  auto out = std::make_unique<outpost::FileOutput>(
+      reactor, file_spec(path), std::make_unique<outpost::Spool>(dir.file("spool"), 8 << 20), nullptr);
+  const std::size_t line = outpost::to_json_line(probe(0)).size();
+  const int burst = static_cast<int>(2 * (std::size_t{1} << 20) / line);
+  {
+    FileSizeLimit full(1000);
+    for (int i = 0; i < burst; ++i) out->write(probe(i));
+    CHECK(read_all(path).size() <= 1000);
+    CHECK(out->stats().failures == 1);  // one eager attempt, not one per record
+    reactor.advance(std::chrono::seconds(1));
+    CHECK(out->spool().pending_records() > 0);
+  }
+  reactor.advance(std::chrono::seconds(1));
+  const auto lines = read_lines(path);
+  REQUIRE(lines.size() == static_cast<std::size_t>(burst));
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    if (json::parse(lines[i]).at("seq").get<int>() != static_cast<int>(i & 0xffff)) FAIL("line " << i << " out of order");
+  CHECK(out->drained());
+}
+
 TEST_CASE("file output: a torn last line left by a crash is ended, counted and never glued onto", "[outputs]") {
   TempDir dir;
   FakeReactor reactor;
