@@ -140,7 +140,13 @@ IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
   const SteadyTime now = clock_.now();
   auto it = routes_.find(dst);
   if (it == routes_.end() || it->second.second <= now) {
-    if (routes_.size() > 100000) routes_.clear();
+    // Entries live seconds, and a daemon of 100,000 targets asks for each
+    // once a minute: the expired ones go whenever the cache doubles, so it
+    // holds about the routes of the last few seconds, not one per target.
+    if (routes_.size() >= 2 * routes_kept_ + 1024) {
+      std::erase_if(routes_, [&](const auto& entry) { return entry.second.second <= now; });
+      routes_kept_ = routes_.size();
+    }
     Route route = route_finder_.find(dst, now);
     // A failed lookup is not kept: the route may be back by the next probe
     // (a link restored), and asking again costs one failed connect().

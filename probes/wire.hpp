@@ -130,6 +130,7 @@ class RawWire final : public Wire {
   int current_link_type_ = 0;
   RouteFinder route_finder_;
   std::unordered_map<IpAddress, std::pair<Route, SteadyTime>> routes_;
+  std::size_t routes_kept_ = 0;  // entries left by the last pruning
 };
 
 }  // namespace outpost
