@@ -11,6 +11,11 @@ Detector::Detector(DetectSettings settings) : settings_(settings) {
   settings_.flap_count = std::max(2, settings_.flap_count);
 }
 
+void Detector::reserve(std::size_t targets) {
+  targets_.reserve(targets);
+  index_.reserve(targets);
+}
+
 void Detector::add_target(const std::string& name, const std::string& group, bool control, int methods) {
   const std::size_t idx = targets_.size();
   Target t;
@@ -293,7 +298,9 @@ void Detector::report(Target& t, EventKind kind, WallTime now) {
 
 bool Detector::note_change(Target& t, WallTime now) {
   t.changes.push_back(now);
-  while (!t.changes.empty() && t.changes.front() + settings_.flap_window < now) t.changes.pop_front();
+  const auto stale = std::find_if(t.changes.begin(), t.changes.end(),
+                                  [&](WallTime c) { return c + settings_.flap_window >= now; });
+  t.changes.erase(t.changes.begin(), stale);
   if (t.flapping) return false;
   if (static_cast<int>(t.changes.size()) < settings_.flap_count) return true;
   t.flapping = true;

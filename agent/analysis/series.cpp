@@ -19,6 +19,11 @@ SeriesAggregator::SeriesAggregator(Duration window, Duration grace, WallTime sta
   if (grace < Duration::zero()) throw std::invalid_argument("series grace must not be negative");
 }
 
+void SeriesAggregator::reserve(std::size_t keys) {
+  keys_.reserve(keys);
+  ids_.reserve(keys);
+}
+
 std::size_t SeriesAggregator::key_id(const SeriesKey& key) {
   std::string text;
   text.reserve(key.target.size() + key.group.size() + key.method.size() + 16);
@@ -78,15 +83,19 @@ SeriesWindow SeriesAggregator::finish(const OpenKey& at, Counts&& c) const {
   return w;
 }
 
-std::vector<SeriesWindow> SeriesAggregator::close_due(WallTime now) {
+void SeriesAggregator::close_due(WallTime now, const std::function<void(SeriesWindow&&)>& emit) {
   // Window [S, S + window) is due when S + window + grace <= now, i.e. S <= now - grace - window.
   const WallTime first_open = window_start(now - grace_ - window_, window_) + window_;
   closed_until_ = std::max(closed_until_, first_open);
-  std::vector<SeriesWindow> out;
   while (!open_.empty() && open_.begin()->first.first < closed_until_) {
     auto node = open_.extract(open_.begin());
-    out.push_back(finish(node.key(), std::move(node.mapped())));
+    emit(finish(node.key(), std::move(node.mapped())));
   }
+}
+
+std::vector<SeriesWindow> SeriesAggregator::close_due(WallTime now) {
+  std::vector<SeriesWindow> out;
+  close_due(now, [&](SeriesWindow&& w) { out.push_back(std::move(w)); });
   return out;
 }
 

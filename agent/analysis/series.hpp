@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -38,6 +39,8 @@ class SeriesAggregator {
   // A stable small number for the key, to pass to add() instead of the key
   // (the agent may keep it per task and skip building and hashing strings).
   std::size_t key_id(const SeriesKey& key);
+  // Room for this many keys (one per task), before asking their ids.
+  void reserve(std::size_t keys);
 
   // Counts the result in the window of its send time (ProbeResult::sent).
   // A result for a window already closed (handed out by close_due/close_all)
@@ -50,6 +53,9 @@ class SeriesAggregator {
   // keys were first seen), each once; they are forgotten, and later results
   // for them are late.
   std::vector<SeriesWindow> close_due(WallTime now);
+  // The same, one window at a time: at a window's end a daemon of 100,000
+  // targets closes 100,000 windows, and need not hold them all at once.
+  void close_due(WallTime now, const std::function<void(SeriesWindow&&)>& emit);
 
   // At shutdown: every open window, in the same order; a window whose end is
   // after `now` is marked partial. Results still in flight are not waited for

@@ -1,6 +1,7 @@
 // `outpost run` and `outpost check`.
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,6 +23,10 @@
 
 namespace outpost {
 namespace {
+
+// Loading and planning a large config frees far more than it keeps; glibc
+// keeps freed memory in its arenas, so the RSS stayed at the start-up peak.
+void release_free_memory() { ::malloc_trim(0); }
 
 void print_errors(const ConfigLoad& load) {
   for (const auto& e : load.errors) std::cerr << e.to_string() << "\n";
@@ -279,13 +284,16 @@ int run_command(int argc, char** argv) {
     spdlog::info("metrics: serving http://{}/metrics", address);
   }
 
-  const Config& config = *load.config;
+  // What the rest of the run needs of the first config: its agent section.
+  // The groups go once the agent has its plan (with 100,000 targets they
+  // held tens of megabytes for nothing).
+  const AgentSection started_as = load.config->agent;
   std::optional<std::string> extra_output;
   if (vm.count("output")) extra_output = vm["output"].as<std::string>();
   LoopReactor reactor(loop);
   Outputs outputs;
-  outputs.attach(reactor, config.agent.id, config.agent.state_dir);
-  if (auto error = outputs.apply(output_specs(config, extra_output)); !error.empty()) {
+  outputs.attach(reactor, started_as.id, started_as.state_dir);
+  if (auto error = outputs.apply(output_specs(*load.config, extra_output)); !error.empty()) {
     std::cerr << "outpost run: " << error << "\n";
     return kExitFailure;
   }
@@ -296,6 +304,8 @@ int run_command(int argc, char** argv) {
     std::cerr << path << ": " << error << "\n";
     return kExitFailure;
   }
+  load = ConfigLoad{};
+  release_free_memory();
   agent = &the_agent;
   std::function<void()> reload_config = [&] {
     ++run_counters.reloads;
@@ -319,12 +329,12 @@ int run_command(int argc, char** argv) {
       return;
     }
     apply_log_level(log_level, *again.config);
-    if (again.config->agent.metrics != config.agent.metrics)
+    if (again.config->agent.metrics != started_as.metrics)
       spdlog::warn("reload: agent.metrics changes only at a restart; still {}",
-                   config.agent.metrics.empty() ? "off" : config.agent.metrics);
-    if (again.config->agent.state_dir != config.agent.state_dir)
-      spdlog::warn("reload: agent.state_dir changes only at a restart; still using {}", config.agent.state_dir);
-    if (again.config->agent.user != config.agent.user || again.config->agent.group != config.agent.group)
+                   started_as.metrics.empty() ? "off" : started_as.metrics);
+    if (again.config->agent.state_dir != started_as.state_dir)
+      spdlog::warn("reload: agent.state_dir changes only at a restart; still using {}", started_as.state_dir);
+    if (again.config->agent.user != started_as.user || again.config->agent.group != started_as.group)
       spdlog::warn("reload: agent.user and agent.group change only at a restart");
     if (auto error = outputs.apply(output_specs(*again.config, extra_output)); !error.empty())
       spdlog::error("reload: outputs unchanged: {}", error);
@@ -333,6 +343,7 @@ int run_command(int argc, char** argv) {
   reload = [&] {
     systemd.reloading();
     reload_config();
+    release_free_memory();  // the new config, the old plan
     systemd.ready(status_line(the_agent, outputs));  // a refused reload leaves the agent running as it was
   };
   report_stats = [&] {
@@ -342,7 +353,7 @@ int run_command(int argc, char** argv) {
   };
   if (metrics) metrics->start(loop, [&] { return take_snapshot(the_agent, engine, outputs, run_counters); });
   if (run_for) loop.after(*run_for, [&] { the_agent.stop(); });
-  spdlog::info("outpost agent {} running{}", load.config->agent.id,
+  spdlog::info("outpost agent {} running{}", started_as.id,
                run_for ? " for " + format_duration(*run_for) : std::string());
   the_agent.start();
   if (stop_asked) the_agent.stop();  // asked while starting

@@ -113,6 +113,7 @@ std::string Agent::apply(const Config& config) {
   auto trace_scheduler = std::make_unique<Scheduler>(plan->max_pps);
   for (std::size_t i = 0; i < plan->traces.size(); ++i) trace_scheduler->add(plan->baseline_interval);
   auto detector = std::make_unique<Detector>(plan->detect);
+  detector->reserve(plan->targets.size());
   std::vector<std::size_t> methods(plan->targets.size(), 0);
   for (const auto& task : plan->tasks) ++methods[task.target];
   for (std::size_t i = 0; i < plan->targets.size(); ++i) {
@@ -137,8 +138,9 @@ std::string Agent::apply(const Config& config) {
   }
   if (!series_) series_ = std::make_unique<SeriesAggregator>(plan->window, grace, now_wall);
   std::vector<TaskRun> runs(plan->tasks.size());
+  series_->reserve(plan->tasks.size());
   for (std::size_t i = 0; i < plan->tasks.size(); ++i) {
-    const auto& l = plan->tasks[i].labels;
+    const auto l = plan->labels(plan->tasks[i]);
     runs[i].series_key = series_->key_id({l.target, l.group, l.method, l.port, l.af});
   }
 
@@ -393,17 +395,18 @@ void Agent::run_task(std::size_t id, bool out_of_schedule) {
     failed.status = ProbeStatus::error;
     failed.sent = loop_.clock().wall();
     failed.error = error;
-    write(probe_error_record(task.labels, target.address_text, failed.sent, error));
-    count_probe(task.labels.method, failed);
+    write(probe_error_record(plan_.labels(task), target.address_text, failed.sent, error));
+    count_probe(task.method.record_name(), failed);
     deliver(id, seq, failed);
     return;
   }
   std::string why;
-  auto probe = make_probe(task.method, target.address, task.timeout, task.dns ? &*task.dns : nullptr, &why);
+  auto probe = make_probe(task.method, target.address, task.timeout, task.dns.get(), &why);
   auto done = [this, id, seq, generation = generation_](const ProbeResult& r) {
     if (generation == generation_) {
-      write(probe_record(plan_.tasks[id].labels, r));
-      count_probe(plan_.tasks[id].labels.method, r);
+      const PlannedTask& task = plan_.tasks[id];
+      write(probe_record(plan_.labels(task), r));
+      count_probe(task.method.record_name(), r);
       if (!finished_) deliver(id, seq, r);
     } else {
       ++stats_.stale_results;
@@ -538,11 +541,9 @@ void Agent::on_address_changed(std::size_t index, const IpAddress& address) {
   t.address = address;
   t.error.clear();
   t.af = family_of(address);
-  for (std::size_t id : t.tasks) plan_.tasks[id].labels.af = t.af;
   if (raw_) engine_.prepare(address);
   investigator_.forget(t.key);
   if (t.trace_task) {
-    plan_.traces[*t.trace_task].labels.af = t.af;
     // A baseline trace toward the new address now: a failure soon after has a path to compare with.
     if (!stopping_) {
       trace_scheduler_->run_at(static_cast<Scheduler::TaskId>(*t.trace_task), loop_.clock().now());
@@ -556,7 +557,8 @@ void Agent::tick() {
   in_tick_ = true;
   const SteadyTime now = loop_.clock().now();
   engine_.expire(now);
-  for (auto& w : series_->close_due(loop_.clock().wall())) write(series_record(plan_.agent_id, std::move(w)));
+  series_->close_due(loop_.clock().wall(),
+                     [this](SeriesWindow&& w) { write(series_record(plan_.agent_id, std::move(w))); });
   if (!stopping_) {
     for (Scheduler::TaskId id : scheduler_->take_due(now)) run_task(id);
     // Baselines with no place yet stay due: a trace that ends makes room (on_settled).

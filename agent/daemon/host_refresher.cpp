@@ -21,10 +21,13 @@ void HostRefresher::reset(std::vector<Entry> entries, Duration resolve_interval,
   ++generation_;
   resolve_interval_ = resolve_interval;
   states_.clear();
-  states_.reserve(entries.size());
-  for (auto& e : entries) {
+  slots_.assign(entries.size(), kNoHost);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].host.empty()) continue;
+    slots_[i] = static_cast<std::uint32_t>(states_.size());
     State s;
-    s.entry = std::move(e);
+    s.entry = std::move(entries[i]);
+    s.target = i;
     // A name looked up just now waits a whole interval; one carried over, or
     // that did not resolve, is asked again at once.
     s.next = s.entry.fresh && s.entry.address ? now + resolve_interval_ : now;
@@ -50,14 +53,15 @@ void HostRefresher::remember(const std::string& host, const HostAddresses& addre
 }
 
 void HostRefresher::maybe_refresh(std::size_t index, SteadyTime now) {
-  if (index >= states_.size()) return;
-  State& s = states_[index];
-  if (s.entry.host.empty() || s.resolving || now < s.next) return;
+  if (index >= slots_.size() || slots_[index] == kNoHost) return;
+  const std::size_t slot = slots_[index];
+  State& s = states_[slot];
+  if (s.resolving || now < s.next) return;
   s.resolving = true;
   s.next = now + retry_interval(s);
-  resolver_.lookup(s.entry.host, [this, index, generation = generation_](const HostAddresses& answer) {
+  resolver_.lookup(s.entry.host, [this, slot, generation = generation_](const HostAddresses& answer) {
     if (generation != generation_) return;  // the config changed meanwhile
-    State& t = states_[index];
+    State& t = states_[slot];
     t.resolving = false;
     remember(t.entry.host, answer);
     std::string error;
@@ -76,7 +80,7 @@ void HostRefresher::maybe_refresh(std::size_t index, SteadyTime now) {
     else
       spdlog::info("target {}: {} resolves to {} now", t.entry.key, t.entry.host, address.to_string());
     t.entry.address = address;
-    changed_(index, address);
+    changed_(t.target, address);
   });
 }
 

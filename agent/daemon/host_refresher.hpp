@@ -42,14 +42,19 @@ class HostRefresher {
  private:
   struct State {
     Entry entry;
+    std::size_t target = 0;
     SteadyTime next{};
     bool resolving = false;
   };
+  static constexpr std::uint32_t kNoHost = UINT32_MAX;
   Duration retry_interval(const State& s) const;
 
   HostResolver& resolver_;
   Changed changed_;
+  // Only the targets given by name have a state; the others (often all of
+  // 100,000) cost a slot of four bytes.
   std::vector<State> states_;
+  std::vector<std::uint32_t> slots_;  // per target: its index in states_, or kNoHost
   Duration resolve_interval_{};
   std::uint64_t generation_ = 0;
   std::unordered_map<std::string, HostAddresses> known_;

@@ -24,8 +24,8 @@ std::vector<int> wanted_families(const Target& target) {
   return {0};
 }
 
-std::string task_key(const std::string& target_key, const ProbeLabels& l) {
-  return target_key + '\n' + l.method + '\n' + std::to_string(l.port);
+std::string task_key(const std::string& target_key, const PlannedTask& task) {
+  return target_key + '\n' + task.method.record_name() + '\n' + std::to_string(task.method.port);
 }
 
 }  // namespace
@@ -77,6 +77,19 @@ std::optional<Plan> make_plan(const Config& config, const std::unordered_map<std
   plan.max_queued_failures = static_cast<std::size_t>(config.traceroute.max_queued_failures);
   Duration shortest_interval = config.traceroute.baseline_interval;
 
+  // Exact sizes first: grown by doubling, the vectors of 100,000 targets
+  // kept a third of their capacity unused and copied everything as they grew.
+  std::size_t targets = 0, tasks = 0;
+  for (const auto& group : config.groups)
+    for (const auto& target : group.targets) {
+      const std::size_t families = wanted_families(target).size();
+      targets += families;
+      tasks += families * target.probes.size();
+    }
+  plan.targets.reserve(targets);
+  plan.tasks.reserve(tasks);
+  if (raw) plan.traces.reserve(targets);
+
   for (const auto& group : config.groups) {
     for (const auto& target : group.targets) {
       const auto families = wanted_families(target);
@@ -109,14 +122,14 @@ std::optional<Plan> make_plan(const Config& config, const std::unordered_map<std
         t.suspect_interval = std::min(std::max(suspect, target.timeout), target.interval);
         const std::size_t target_index = plan.targets.size();
         int method_index = 0;
+        const auto dns = target.dns ? std::make_shared<const DnsQuery>(*target.dns) : nullptr;
         for (const auto& configured : target.probes) {
           const ProbeMethod method = raw ? configured : without_raw_socket(configured);
           PlannedTask task;
-          task.labels = {config.agent.id, target.name, group.name, method.record_name(), method.port, t.af};
           task.method = method;
           task.timeout = target.timeout;
           task.interval = target.interval;
-          task.dns = target.dns;
+          task.dns = dns;
           task.target = target_index;
           task.method_index = method_index++;
           if (needs_raw_socket(method) && !raw) {
@@ -124,7 +137,7 @@ std::optional<Plan> make_plan(const Config& config, const std::unordered_map<std
           } else {
             // A probe toward any address tells whether the method can be built at all.
             const IpAddress probe_to = t.address ? t.address : *IpAddress::parse(t.af == 6 ? "::1" : "127.0.0.1");
-            make_probe(method, probe_to, target.timeout, task.dns ? &*task.dns : nullptr, &task.error);
+            make_probe(method, probe_to, target.timeout, task.dns.get(), &task.error);
           }
           if (!task.error.empty()) plan.warnings.push_back("target " + t.key + ": " + task.error);
           if ((method.kind == ProbeMethod::Kind::tcp || method.kind == ProbeMethod::Kind::tcp_connect) && !t.tcp_port)
@@ -136,9 +149,7 @@ std::optional<Plan> make_plan(const Config& config, const std::unordered_map<std
         shortest_interval = std::min(shortest_interval, target.interval);
         if (raw) {
           t.trace_task = plan.traces.size();
-          plan.traces.push_back({{config.agent.id, target.name, group.name, trace_method_name(plan.trace_spec.method),
-                                  plan.trace_spec.port, t.af},
-                                 target_index});
+          plan.traces.push_back({target_index});
         }
         plan.targets.push_back(std::move(t));
       }
@@ -150,16 +161,21 @@ std::optional<Plan> make_plan(const Config& config, const std::unordered_map<std
   return plan;
 }
 
+ProbeLabels Plan::labels(const PlannedTask& task) const {
+  const PlannedTarget& t = targets[task.target];
+  return {agent_id, t.name, t.group, task.method.record_name(), task.method.port, t.af};
+}
+
 PlanDiff diff_plans(const Plan& before, const Plan& after) {
   PlanDiff diff;
   std::unordered_map<std::string, std::size_t> old_tasks, old_traces;
   for (std::size_t i = 0; i < before.tasks.size(); ++i)
-    old_tasks.emplace(task_key(before.targets[before.tasks[i].target].key, before.tasks[i].labels), i);
+    old_tasks.emplace(task_key(before.targets[before.tasks[i].target].key, before.tasks[i]), i);
   for (std::size_t i = 0; i < before.traces.size(); ++i)
     old_traces.emplace(before.targets[before.traces[i].target].key, i);
   diff.tasks.resize(after.tasks.size());
   for (std::size_t i = 0; i < after.tasks.size(); ++i) {
-    auto it = old_tasks.find(task_key(after.targets[after.tasks[i].target].key, after.tasks[i].labels));
+    auto it = old_tasks.find(task_key(after.targets[after.tasks[i].target].key, after.tasks[i]));
     if (it != old_tasks.end()) diff.tasks[i] = it->second;
   }
   diff.traces.resize(after.traces.size());

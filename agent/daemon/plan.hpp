@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -40,13 +41,14 @@ struct PlannedTarget {
   std::optional<std::size_t> trace_task;   // into Plan::traces (with raw sockets)
 };
 
-// One target × probe method, probed every interval.
+// One target × probe method, probed every interval. Its record labels come
+// from its target (Plan::labels): a copy of the strings in each of 100,000
+// tasks cost more than the rest of the task.
 struct PlannedTask {
-  ProbeLabels labels;
-  ProbeMethod method;
+  ProbeMethod method;  // as run: tcp:PORT without raw sockets is tcp_connect:PORT
   Duration timeout{};
   Duration interval{};
-  std::optional<DnsQuery> dns;
+  std::shared_ptr<const DnsQuery> dns;  // the target's dns block, shared by its tasks
   std::size_t target = 0;  // into Plan::targets
   int method_index = 0;    // among the target's methods, for the detector's rounds
   std::string error;       // the method cannot run (needs raw sockets, a bad dns block)
@@ -54,7 +56,6 @@ struct PlannedTask {
 
 // A target's baseline traces, every traceroute.baseline_interval.
 struct PlannedTrace {
-  ProbeLabels labels;
   std::size_t target = 0;
 };
 
@@ -74,6 +75,9 @@ struct Plan {
   std::vector<PlannedTask> tasks;
   std::vector<PlannedTrace> traces;
   std::vector<std::string> warnings;  // for the log: targets without an address, methods that cannot run
+
+  // The labels of a task's probe records.
+  ProbeLabels labels(const PlannedTask& task) const;
 };
 
 // The host names of the config's targets (each once, in config order).

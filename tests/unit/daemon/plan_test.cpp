@@ -120,12 +120,14 @@ TEST_CASE("plan: tasks are target × method with labels carrying af", "[plan]") 
   REQUIRE(web6.tasks.size() == 2);
   const PlannedTask& icmp = plan->tasks[web6.tasks[0]];
   const PlannedTask& tcp = plan->tasks[web6.tasks[1]];
-  CHECK(icmp.labels.target == "web");
-  CHECK(icmp.labels.af == 6);
-  CHECK(icmp.labels.method == "icmp");
+  CHECK(plan->labels(icmp).target == "web");
+  CHECK(plan->labels(icmp).group == "kp");
+  CHECK(plan->labels(icmp).agent == "fra-1");
+  CHECK(plan->labels(icmp).af == 6);
+  CHECK(plan->labels(icmp).method == "icmp");
   CHECK(icmp.method_index == 0);
-  CHECK(tcp.labels.method == "tcp");
-  CHECK(tcp.labels.port == 443);
+  CHECK(plan->labels(tcp).method == "tcp");
+  CHECK(plan->labels(tcp).port == 443);
   CHECK(tcp.method_index == 1);
   CHECK(icmp.interval == 10s);
   CHECK(plan->tasks[target(*plan, "anchor").tasks[0]].interval == 2s);
@@ -171,14 +173,14 @@ TEST_CASE("plan: the diff of a reload pairs the tasks that stay", "[plan]") {
     if (!diff.tasks[i]) {
       ++added;
       CHECK(after->targets[now.target].key == "anchor");
-      CHECK(now.labels.method == "tcp");
+      CHECK(after->labels(now).method == "tcp");
       continue;
     }
     ++kept;
     const auto& then = before->tasks[*diff.tasks[i]];
     CHECK(before->targets[then.target].key == after->targets[now.target].key);
-    CHECK(then.labels.method == now.labels.method);
-    CHECK(then.labels.port == now.labels.port);
+    CHECK(before->labels(then).method == after->labels(now).method);
+    CHECK(before->labels(then).port == after->labels(now).port);
   }
   CHECK(kept == 13);
   CHECK(added == 1);
