@@ -1,5 +1,6 @@
 #include "agent.hpp"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -337,7 +338,11 @@ void Agent::consider_save(bool urgent) {
   const bool detector_moved = detector_->revision() != saved_detector_revision_;
   if (!detector_moved && investigator_.last_good_revision() == saved_traces_revision_) return;
   const SteadyTime now = loop_.clock().now();
-  const Duration gap = urgent ? kEventSaveGap : detector_moved ? kSaveGap : kTraceSaveGap;
+  // A large state (100,000 targets: tens of megabytes, a good part of a
+  // second to write) is saved less often, so saves take at most about a
+  // twentieth of the loop's time.
+  const Duration gap =
+      std::max<Duration>(urgent ? kEventSaveGap : detector_moved ? kSaveGap : kTraceSaveGap, 20 * save_cost_);
   const SteadyTime at = last_save_ ? std::max(now, *last_save_ + gap) : now;
   if (save_timer_) {
     if (save_at_ <= at) return;
@@ -352,6 +357,16 @@ void Agent::consider_save(bool urgent) {
 
 void Agent::save_state() {
   if (!state_ || !detector_) return;
+  const auto began = std::chrono::steady_clock::now();
+  write_state();
+  // The save's text and snapshot of a large state are tens of megabytes,
+  // freed again at once: glibc keeps them unless told.
+  if (plan_.targets.size() >= 10000) ::malloc_trim(0);
+  // What a save costs in real time spaces the next ones (consider_save).
+  save_cost_ = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - began);
+}
+
+void Agent::write_state() {
   SavedState s;
   s.written = loop_.clock().wall();
   s.detector = detector_->snapshot();
@@ -369,9 +384,10 @@ void Agent::save_state() {
     }
   // The traces, the file's bulk, are encoded again only when they changed.
   if (!traces_json_ || traces_json_revision_ != investigator_.last_good_revision()) {
-    const std::map<std::string, TraceResult> traces(investigator_.last_good_traces().begin(),
-                                                    investigator_.last_good_traces().end());
-    traces_json_ = encode_traces(traces);
+    std::vector<std::pair<const std::string*, const TraceResult*>> traces;
+    traces.reserve(investigator_.last_good_traces().size());
+    for (const auto& [key, trace] : investigator_.last_good_traces()) traces.emplace_back(&key, &trace);
+    traces_json_ = encode_traces(std::move(traces));
     traces_json_revision_ = investigator_.last_good_revision();
   }
   std::string error;

@@ -157,6 +157,7 @@ class Agent {
   void restore_traces();
   void consider_save(bool urgent);
   void save_state();
+  void write_state();  // save_state without its bookkeeping
 
   EventLoop& loop_;
   Engine& engine_;
@@ -194,6 +195,7 @@ class Agent {
   std::optional<std::string> traces_json_;  // the last good traces as last encoded
   std::uint64_t traces_json_revision_ = 0;
   std::optional<SteadyTime> last_save_;
+  Duration save_cost_{};  // how long the last save took, in real time
   EventLoop::TimerId save_timer_ = 0;
   SteadyTime save_at_{};
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 namespace outpost {
 namespace {
@@ -304,33 +307,59 @@ bool write_all(int fd, std::string_view data, const std::string& path, std::stri
 
 }  // namespace
 
+namespace {
+
+// One value's text; invalid UTF-8 in a name cannot stop a save: it is replaced.
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+// The traces and targets are written one at a time: as one JSON document,
+// 100,000 of each held several hundred megabytes while a save ran.
 std::string encode_traces(const std::map<std::string, TraceResult>& traces) {
-  json good = json::object();
-  for (const auto& [key, trace] : traces) good[key] = encode_trace(trace);
-  return good.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::vector<std::pair<const std::string*, const TraceResult*>> items;
+  items.reserve(traces.size());
+  for (const auto& [key, trace] : traces) items.emplace_back(&key, &trace);
+  return encode_traces(items);
+}
+
+std::string encode_traces(std::vector<std::pair<const std::string*, const TraceResult*>> traces) {
+  std::sort(traces.begin(), traces.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  std::string text = "{";
+  for (const auto& [key, trace] : traces) {
+    if (text.size() > 1) text += ',';
+    text += dump(json(*key));
+    text += ':';
+    text += dump(encode_trace(*trace));
+  }
+  text += '}';
+  return text;
 }
 
 std::string encode_state(const SavedState& state) { return encode_state(state, encode_traces(state.last_good)); }
 
 std::string encode_state(const SavedState& state, std::string_view traces_json) {
-  json targets = json::array();
-  for (const auto& t : state.detector.targets) targets.push_back(encode_target(t));
   json groups = json::array();
   for (const auto& g : state.detector.groups)
     groups.push_back({{"name", g.name}, {"control", g.control}, {"down", g.down}, {"start", ns(g.start)}});
   const json j = {{"version", kStateVersion},
                   {"written", ns(state.written)},
-                  {"targets", std::move(targets)},
                   {"groups", std::move(groups)},
                   {"vantage",
                    {{"down", state.detector.vantage_down},
                     {"start", ns(state.detector.vantage_start)},
                     {"last_control_ok", opt_ns(state.detector.last_control_ok)},
                     {"check_wanted", state.detector.check_wanted}}}};
-  // Invalid UTF-8 in a name cannot stop a save: it is replaced.
-  std::string text = j.dump(-1, ' ', false, json::error_handler_t::replace);
-  text.pop_back();  // the closing brace: the traces go last
-  text += ",\"last_good\":";
+  std::string text = dump(j);
+  text.pop_back();  // the closing brace: the targets and the traces go last
+  text += ",\"targets\":[";
+  bool first = true;
+  for (const auto& t : state.detector.targets) {
+    if (!first) text += ',';
+    first = false;
+    text += dump(encode_target(t));
+  }
+  text += "],\"last_good\":";
   text += traces_json;
   text += "}\n";
   return text;

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -180,6 +181,19 @@ TEST_CASE("state store: a round trip keeps the detector's state and the traces",
   REQUIRE(back);
   CHECK(back->detector.targets.empty());
   CHECK(back->last_good.empty());
+}
+
+TEST_CASE("state store: traces given by pointer, in any order, encode as the sorted map does", "[state]") {
+  const SavedState s = sample();
+  REQUIRE(s.last_good.size() >= 2);
+  std::vector<std::pair<const std::string*, const TraceResult*>> items;
+  for (const auto& [key, trace] : s.last_good) items.emplace_back(&key, &trace);
+  std::reverse(items.begin(), items.end());
+  const std::string text = encode_traces(items);
+  CHECK(text == encode_traces(s.last_good));
+  const auto parsed = nlohmann::json::parse(text);
+  REQUIRE(parsed.size() == s.last_good.size());
+  CHECK(parsed.begin().key() == s.last_good.begin()->first);
 }
 
 TEST_CASE("state store: no file is no state and no problem", "[state]") {
