@@ -129,9 +129,14 @@ void apply_log_level(const std::optional<std::string>& option, const Config& con
 
 // systemd's STATUS= line.
 std::string status_line(const Agent& agent, const Outputs& outputs) {
-  return "probing " + std::to_string(agent.plan().targets.size()) + " targets, " +
-         std::to_string(outputs.outputs().size()) + " outputs, " + std::to_string(agent.stats().records) +
-         " records written";
+  // What `systemctl status` shows first: whether anything is down now.
+  const DownCounts down = agent.down_counts();
+  std::string line = "probing " + std::to_string(agent.plan().targets.size()) + " targets (" +
+                     std::to_string(down.targets_down) + " down";
+  if (down.groups_down > 0) line += ", " + std::to_string(down.groups_down) + " groups down";
+  if (down.vantage_down) line += ", the vantage point down";
+  return line + "), " + std::to_string(outputs.outputs().size()) + " outputs, " +
+         std::to_string(agent.stats().records) + " records written";
 }
 
 // How long a stopping agent waits for its outputs to deliver what they hold;

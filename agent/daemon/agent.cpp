@@ -103,11 +103,21 @@ std::string Agent::apply(const Config& config) {
 
   auto plan = make_plan(config, hosts, raw_, &error);
   if (!plan) return error;
-  for (const auto& w : plan->warnings) spdlog::warn("{}", w);
-  if (raw_)
+  // A few of each, then a count: a list of 100,000 targets with a wrong
+  // block or no route says so in a screenful, not in 100,000 lines.
+  constexpr std::size_t kWarnings = 20;
+  for (std::size_t i = 0; i < std::min(plan->warnings.size(), kWarnings); ++i) spdlog::warn("{}", plan->warnings[i]);
+  if (plan->warnings.size() > kWarnings)
+    spdlog::warn("... and {} more such warnings of the config's targets", plan->warnings.size() - kWarnings);
+  if (raw_) {
+    std::size_t unroutable = 0;
     for (const auto& t : plan->targets)
       if (t.address)
-        if (auto why = engine_.prepare(t.address); !why.empty()) spdlog::warn("target {}: {}", t.key, why);
+        if (auto why = engine_.prepare(t.address); !why.empty() && ++unroutable <= kWarnings)
+          spdlog::warn("target {}: {}", t.key, why);
+    if (unroutable > kWarnings)
+      spdlog::warn("... and {} more targets that cannot be probed now", unroutable - kWarnings);
+  }
 
   auto scheduler = std::make_unique<Scheduler>(plan->max_pps);
   for (const auto& task : plan->tasks) scheduler->add(task.interval);

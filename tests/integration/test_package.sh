@@ -109,7 +109,7 @@ rc = agent.wait()
 print("notify messages:", [m.replace("\n", "|") for m in messages])
 check("outpost run under NOTIFY_SOCKET: exit 0", rc == 0, rc)
 ready = [i for i, m in enumerate(messages) if m.startswith("READY=1\nSTATUS=")]
-check("READY=1 with STATUS= once it runs", bool(ready) and "probing 1 targets, 1 outputs" in messages[ready[0]],
+check("READY=1 with STATUS= once it runs", bool(ready) and "probing 1 targets (0 down), 1 outputs" in messages[ready[0]],
       messages[ready[0]] if ready else "none")
 reloading = [i for i, m in enumerate(messages) if m.startswith("RELOADING=1\nMONOTONIC_USEC=")]
 check("SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1 again", bool(reloading) and len(ready) >= 2 and

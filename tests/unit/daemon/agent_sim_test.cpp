@@ -13,6 +13,8 @@
 // bounded investigations; dual-stack targets; a timeout longer than the interval.
 
 #include <catch2/catch.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdio>
@@ -438,6 +440,30 @@ TEST_CASE("agent sim: investigations are bounded when a large group goes dark", 
   CHECK(failure_traces == st.started);
   CHECK(st.dropped == 0);  // beyond the queue, events follow the trace running toward their group
   CHECK(lab.agent->investigations().baselines == baselines);
+}
+
+TEST_CASE("agent sim: the targets' warnings at start are a few lines and a count", "[agent][sim]") {
+  // 50 targets whose names do not resolve: 20 lines say so, one counts the rest.
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  std::string ghosts;
+  for (int i = 0; i < 50; ++i)
+    ghosts += "      - { name: ghost" + std::to_string(i) + ", host: ghost" + std::to_string(i) + ".lab.test }\n";
+  {
+    SimLab lab;
+    lab.start(lab_config(ghosts));
+    lab.run_for(2s);
+    lab.stop();
+  }
+  spdlog::set_default_logger(previous);
+  int named = 0, counted = 0;
+  for (const std::string& line : sink->last_formatted()) {
+    if (line.find("target ghost") != std::string::npos) ++named;
+    if (line.find("and 30 more such warnings") != std::string::npos) ++counted;
+  }
+  CHECK(named == 20);
+  CHECK(counted == 1);
 }
 
 TEST_CASE("agent sim: a dual-stack target's families go down on their own", "[agent][sim]") {
