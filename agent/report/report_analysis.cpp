@@ -176,13 +176,14 @@ Summary summarize(const std::vector<Window>& windows) {
   return s;
 }
 
-std::vector<Bucket> downsample(const std::vector<Window>& windows, Seconds from, Seconds to, std::size_t max_buckets) {
-  std::vector<Bucket> buckets;
+std::vector<Window> downsample(const std::vector<Window>& windows, Seconds from, Seconds to, std::size_t max_buckets) {
+  std::vector<Window> buckets;
   if (windows.empty() || max_buckets == 0) return buckets;
   if (to <= from) to = from + 1;
   const Seconds width = (to - from) / static_cast<double>(max_buckets);
   struct Gather {
-    Bucket bucket;
+    Window bucket;
+    Seconds end = 0;
     std::vector<double> p50s;
     bool used = false;
   };
@@ -191,14 +192,10 @@ std::vector<Bucket> downsample(const std::vector<Window>& windows, Seconds from,
     const double position = std::floor((w.start - from) / width);
     const std::size_t i = static_cast<std::size_t>(std::clamp(position, 0.0, static_cast<double>(max_buckets - 1)));
     Gather& g = gather[i];
-    Bucket& b = g.bucket;
-    if (!g.used) {
-      g.used = true;
-      b.start = w.start;
-      b.end = w.end();
-    }
-    b.start = std::min(b.start, w.start);
-    b.end = std::max(b.end, w.end());
+    Window& b = g.bucket;
+    b.start = g.used ? std::min(b.start, w.start) : w.start;
+    g.end = g.used ? std::max(g.end, w.end()) : w.end();
+    g.used = true;
     b.sent += w.sent;
     b.received += w.received;
     if (!w.rtt_p50) continue;
@@ -209,6 +206,7 @@ std::vector<Bucket> downsample(const std::vector<Window>& windows, Seconds from,
   }
   for (Gather& g : gather) {
     if (!g.used) continue;
+    g.bucket.length = g.end - g.bucket.start;
     g.bucket.rtt_p50 = median(std::move(g.p50s));
     buckets.push_back(g.bucket);
   }

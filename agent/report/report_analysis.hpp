@@ -84,19 +84,11 @@ struct Summary {
 // the received-weighted 95th percentile of their p95s; min and max are exact.
 Summary summarize(const std::vector<Window>& windows);
 
-// One drawn point: the windows of one stretch of time merged.
-struct Bucket {
-  Seconds start = 0;
-  Seconds end = 0;
-  std::uint64_t sent = 0;
-  std::uint64_t received = 0;
-  std::optional<double> rtt_min, rtt_p50, rtt_p95, rtt_max;
-  double loss() const { return sent ? static_cast<double>(sent - received) / static_cast<double>(sent) : 0; }
-};
-// At most `max_buckets` buckets over [from, to] (each window lands in the
-// bucket holding its start): min of the mins, max of the maxes, median of the
-// medians, max of the p95s, and loss from the summed counts. For drawing only.
-std::vector<Bucket> downsample(const std::vector<Window>& windows, Seconds from, Seconds to, std::size_t max_buckets);
+// The windows merged into at most `max_buckets` buckets over [from, to], each
+// a window itself (each window lands in the bucket holding its start): min of
+// the mins, max of the maxes, median of the medians, max of the p95s, and the
+// counts summed. For drawing only.
+std::vector<Window> downsample(const std::vector<Window>& windows, Seconds from, Seconds to, std::size_t max_buckets);
 
 // A verdict in words: "the path dies after hop 7, 203.0.113.9, AS4837
 // (CHINA169-BACKBONE ...), inside the upstream carrier". `name_of` gives an

@@ -33,6 +33,7 @@ struct Window {
   // Absent when nothing was received.
   std::optional<double> rtt_min, rtt_p50, rtt_p95, rtt_max;
   Seconds end() const { return start + length; }
+  double loss() const { return sent ? static_cast<double>(sent - received) / static_cast<double>(sent) : 0; }
 };
 
 // One series: an agent's view of one target by one method.

@@ -278,9 +278,9 @@ void Page::outage_bands(const std::string& agent, const std::string& group, cons
 }
 
 void Page::chart(const Series& s) {
-  const std::vector<Bucket> buckets = downsample(s.windows, from, to, options.max_points);
+  const std::vector<Window> buckets = downsample(s.windows, from, to, options.max_points);
   double top = 0;
-  for (const Bucket& b : buckets)
+  for (const Window& b : buckets)
     if (b.rtt_p95) top = std::max({top, *b.rtt_p95 * 1.25, *b.rtt_p50 * 1.5});
   if (top <= 0) top = 1;
   // A round scale: 1, 2 or 5 times a power of ten.
@@ -321,8 +321,8 @@ void Page::chart(const Series& s) {
   // The data: one path per layer (and per loss colour), each bucket a step.
   std::string mm, p95, median[kLossClassCount], loss[kLossClassCount];
   const double bottom = kLossTop + kLossHeight;
-  for (const Bucket& b : buckets) {
-    const double x0 = x(b.start), x1 = std::max(x(b.end), x0 + 0.5);
+  for (const Window& b : buckets) {
+    const double x0 = x(b.start), x1 = std::max(x(b.end()), x0 + 0.5);
     const int cls = loss_class(b.loss());
     if (b.rtt_p50) {
       mm += "M" + num(x0) + " " + num(y(*b.rtt_max)) + "H" + num(x1) + "V" + num(y(*b.rtt_min)) + "H" + num(x0) + "Z";
