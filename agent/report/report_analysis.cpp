@@ -153,6 +153,28 @@ Labelled label_outage(const std::string& agent, const Interval& outage, OutageSc
   return out;
 }
 
+Seconds covered_time(std::vector<Interval> intervals, const Interval& span) {
+  std::sort(intervals.begin(), intervals.end(), [](const Interval& a, const Interval& b) { return a.start < b.start; });
+  Seconds total = 0, reach = span.start;
+  for (const Interval& i : intervals) {
+    const Seconds start = std::max(i.start, reach), end = std::min(i.end, span.end);
+    if (end > start) total += end - start;
+    reach = std::max(reach, end);
+  }
+  return total;
+}
+
+std::optional<double> availability(const Interval& span, const std::vector<Interval>& target_down,
+                                   const std::vector<Interval>& vantage_down) {
+  const Seconds vantage = covered_time(vantage_down, span);
+  const Seconds up = (span.end - span.start) - vantage;
+  if (up <= 0) return std::nullopt;
+  std::vector<Interval> either = target_down;
+  either.insert(either.end(), vantage_down.begin(), vantage_down.end());
+  const Seconds target = covered_time(std::move(either), span) - vantage;
+  return std::clamp(1 - target / up, 0.0, 1.0);
+}
+
 Summary summarize(const std::vector<Window>& windows) {
   Summary s;
   Seconds answered = 0;
@@ -169,7 +191,7 @@ Summary summarize(const std::vector<Window>& windows) {
     p50s.emplace_back(*w.rtt_p50, static_cast<double>(w.received));
     p95s.emplace_back(*w.rtt_p95, static_cast<double>(w.received));
   }
-  s.availability = s.covered > 0 ? answered / s.covered : 0;
+  s.answered = s.covered > 0 ? answered / s.covered : 0;
   s.loss = s.sent ? static_cast<double>(s.sent - s.received) / static_cast<double>(s.sent) : 0;
   s.rtt_p50 = weighted_quantile(std::move(p50s), 0.5);
   s.rtt_p95 = weighted_quantile(std::move(p95s), 0.95);

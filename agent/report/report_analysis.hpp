@@ -70,11 +70,21 @@ struct Labelled {
 Labelled label_outage(const std::string& agent, const Interval& outage, OutageScope scope,
                       const std::optional<VerdictInfo>& verdict, const std::vector<VantageView>& views);
 
+// The time of `intervals` within `span`, overlaps counted once.
+Seconds covered_time(std::vector<Interval> intervals, const Interval& span);
+
+// A target's availability from one vantage point over `span`: the share of
+// the time the vantage point was itself up (outside `vantage_down`) in which
+// the target was not in an outage (`target_down`: its own and its group's).
+// nullopt when the vantage point was down all along.
+std::optional<double> availability(const Interval& span, const std::vector<Interval>& target_down,
+                                   const std::vector<Interval>& vantage_down);
+
 // The table's numbers for one series, from every full-resolution window.
 struct Summary {
   std::size_t windows = 0;
   Seconds covered = 0;          // time the windows span (sum of their lengths)
-  double availability = 0;      // share of covered time in windows with an answer
+  double answered = 0;          // share of covered time in windows with an answer
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
   double loss = 0;              // (sent - received) / sent

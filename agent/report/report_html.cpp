@@ -57,7 +57,7 @@ th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .meta{color:#555}.empty{font-size:16px;padding:12px;background:#fff6d6;border:1px solid #e6c300}
 .problems{background:#fdecea;border:1px solid #e4572e;padding:6px 10px}
 svg{display:block;margin:4px 0 10px;max-width:100%;height:auto}
-svg text{font:11px system-ui,sans-serif;fill:#333}
+svg text{font:11px system-ui,sans-serif;fill:#333}text.row-label{font-weight:bold;fill:#222}
 .axis line{stroke:#bbb;stroke-width:1}.grid{stroke:#eee;stroke-width:1}
 .mm{fill:#d9d9d9}.p95{fill:#a8a8a8}
 .outage-target{fill:#f4b6b6;fill-opacity:.55;stroke:#c0392b;stroke-width:1}
@@ -104,6 +104,7 @@ struct Page {
   Seconds from = 0, to = 0;
   std::vector<Outage> outages;
   std::string out;
+  std::set<const Trace*> traces_drawn;
 
   double x(Seconds t) const {
     const double share = (std::clamp(t, from, to) - from) / (to - from);
@@ -184,12 +185,13 @@ void Page::head() {
 }
 
 void Page::summary_table() {
-  out += "<h2>Summary</h2>\n<p class=\"meta\">Availability: the share of the time covered by series windows in "
-         "which the target answered at least one probe. Loss: probes lost over probes sent. RTT from every window "
+  out += "<h2>Summary</h2>\n<p class=\"meta\">Availability: the share of the time the series covers, less the "
+         "vantage point's own outages, in which the target was not in an outage (its own or its group's, as this "
+         "vantage point saw it). Answered windows: the share of that time in windows with at least one answer. Loss: probes lost over probes sent. RTT from every window "
          "(never the charts' buckets): min and max exact, p50 the median of the windows' medians and p95 the 95th "
          "percentile of their p95s, each window weighted by the answers it had.</p>\n";
   out += "<table class=\"summary\"><tr><th>group</th><th>target</th><th>method</th><th>vantage point</th>"
-         "<th>windows</th><th>availability</th><th>loss</th><th>sent</th><th>p50 ms</th><th>p95 ms</th>"
+         "<th>windows</th><th>availability</th><th>answered windows</th><th>loss</th><th>sent</th><th>p50 ms</th><th>p95 ms</th>"
          "<th>min ms</th><th>max ms</th><th>outage time</th></tr>\n";
   std::vector<const Series*> sorted;
   for (const Series& s : data.series) sorted.push_back(&s);
@@ -198,22 +200,20 @@ void Page::summary_table() {
   });
   for (const Series* s : sorted) {
     const Summary sum = summarize(s->windows);
-    // Outage time within the period, from this agent's view of the target.
-    std::vector<Interval> down;
+    // Outage time within the series' own span, from this agent's view of the target.
+    Interval span{from, to};
+    if (!s->windows.empty()) span = {std::max(from, s->windows.front().start), std::min(to, s->windows.back().end())};
+    std::vector<Interval> down, vantage_down;
     for (const Outage& o : outages)
-      if (o.scope != OutageScope::vantage && concerns(o, s->agent, s->group, s->target))
-        down.push_back({std::max(o.span.start, from), std::min(o.span.end, to)});
-    std::sort(down.begin(), down.end(), [](const Interval& a, const Interval& b) { return a.start < b.start; });
-    Seconds total = 0, reach = from;
-    for (const Interval& i : down) {
-      const Seconds start = std::max(i.start, reach);
-      if (i.end > start) total += i.end - start;
-      reach = std::max(reach, i.end);
-    }
+      if (concerns(o, s->agent, s->group, s->target))
+        (o.scope == OutageScope::vantage ? vantage_down : down).push_back(o.span);
+    const Seconds total = covered_time(down, span);
+    const auto available = availability(span, down, vantage_down);
     out += "<tr data-target=\"" + html_escape(s->target) + "\" data-method=\"" + html_escape(s->method) + "\"><td>" +
            html_escape(s->group) + "</td><td>" + html_escape(s->target) + (s->af ? " <small>IPv" + std::to_string(s->af) + "</small>" : "") +
            "</td><td>" + html_escape(s->method) + "</td><td>" + html_escape(s->agent) + "</td><td class=\"n\">" +
-           std::to_string(sum.windows) + "</td><td class=\"n\">" + percent(sum.availability) + "</td><td class=\"n\">" +
+           std::to_string(sum.windows) + "</td><td class=\"n\">" + (available ? percent(*available) : std::string("&ndash;")) + "</td><td class=\"n\">" +
+           percent(sum.answered) + "</td><td class=\"n\">" +
            percent(sum.loss) + "</td><td class=\"n\">" + std::to_string(sum.sent) + "</td><td class=\"n\">" +
            ms_text(sum.rtt_p50) + "</td><td class=\"n\">" + ms_text(sum.rtt_p95) + "</td><td class=\"n\">" +
            ms_text(sum.rtt_min) + "</td><td class=\"n\">" + ms_text(sum.rtt_max) + "</td><td class=\"n\">" +
@@ -379,7 +379,6 @@ void Page::vantage_rows(const std::string& group, const std::string& target, con
   for (std::size_t i = 0; i < list.size(); ++i) {
     const VantageView& v = list[i];
     const double top = 4 + row * static_cast<double>(i);
-    out += "<text x=\"4\" y=\"" + num(top + 13) + "\">" + html_escape(v.agent.substr(0, 10)) + "</text>";
     std::string reached;
     for (const Interval& r : v.reached)
       if (r.end >= from && r.start <= to)
@@ -400,6 +399,9 @@ void Page::vantage_rows(const std::string& group, const std::string& target, con
       if (std::none_of(labelled.begin(), labelled.end(), [&](const auto& p) { return p.first == o; }))
         labelled.emplace_back(o, std::move(label));
     }
+    // The whole name, over its row: agents' names are often long and alike.
+    out += "<text class=\"row-label\" x=\"" + num(kLeft + 4) + "\" y=\"" + num(top + 13) + "\">" +
+           html_escape(v.agent) + "</text>";
   }
   for (int i = 0; i <= 6; ++i) {
     const Seconds t = from + (to - from) * i / 6;
@@ -481,7 +483,12 @@ void Page::verdict_block(const Outage& o, const AsnNamer& name_of) {
       if (t.agent == o.agent && t.reason == "baseline" && t.target == failure->target && t.method == failure->method &&
           t.time <= failure->time)
         baseline = &t;
-  if (failure || baseline) trace_table(baseline, failure, v.last_ttl);
+  // One outage's trace serves the group's other outages: drawn once, named after.
+  if (failure && !traces_drawn.insert(failure).second)
+    out += " <small>(the failure trace of " + html_escape(utc_text(failure->time)) + " toward " +
+           html_escape(failure->target) + ", drawn above)</small>";
+  else if (failure || baseline)
+    trace_table(baseline, failure, v.last_ttl);
   out += "</div>\n";
 }
 
@@ -504,7 +511,7 @@ std::string html_escape(std::string_view text) {
 }
 
 std::string render_html(const Dataset& data, const RenderOptions& options) {
-  Page page{data, options, 0, 0, {}, {}};
+  Page page{data, options, 0, 0, {}, {}, {}};
   // The period: as asked, else what the records span.
   Seconds first = 0, last = data.latest;
   bool any = false;
@@ -572,7 +579,7 @@ std::string render_html(const Dataset& data, const RenderOptions& options) {
   std::sort(labelled.begin(), labelled.end(), [](const auto& a, const auto& b) {
     return std::tie(a.first->span.start, a.first->agent) < std::tie(b.first->span.start, b.first->agent);
   });
-  Page table{data, options, page.from, page.to, {}, {}};
+  Page table{data, options, page.from, page.to, {}, {}, {}};
   table.outage_table(labelled);
   page.out.insert(outage_table_at, table.out);
   page.out += "<p class=\"meta\">Written by outpost report.</p>\n</body></html>\n";

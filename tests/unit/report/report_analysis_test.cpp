@@ -102,7 +102,7 @@ TEST_CASE("report summary: the table's numbers come from every window, not from 
   // Medians 20..1459 ms weighted by answers: the median of the medians lies in the middle.
   CHECK(*s.rtt_p50 == Approx(20 + 719.5).margin(2));
   CHECK(*s.rtt_p95 == Approx(30 + 0.95 * 1439).margin(3));
-  CHECK(s.availability == 1.0);
+  CHECK(s.answered == 1.0);
   // The same numbers whatever the charts draw.
   const auto before = summarize(windows);
   (void)downsample(windows, 0, 1440 * 60, 10);
@@ -113,7 +113,7 @@ TEST_CASE("report summary: the table's numbers come from every window, not from 
   some_dark[1].received = 0;
   some_dark[1].rtt_min = some_dark[1].rtt_p50 = some_dark[1].rtt_p95 = some_dark[1].rtt_max = std::nullopt;
   const Summary d = summarize(some_dark);
-  CHECK(d.availability == Approx(0.75));
+  CHECK(d.answered == Approx(0.75));
   CHECK(d.loss == Approx((2.0 + 10.0) / 40));
   CHECK(*d.rtt_max == 46.0);
   CHECK(summarize({}).rtt_p50 == std::nullopt);
@@ -237,4 +237,15 @@ TEST_CASE("report outages: paired events, an up alone, a down still open at the 
   vantage.agent = "ams";
   vantage.scope = OutageScope::vantage;
   CHECK(concerns(vantage, "ams", "other", "anything"));
+}
+
+TEST_CASE("report availability: time not in a target outage, out of the time the vantage point was up") {
+  const Interval day{0, 1000};
+  CHECK(covered_time({{100, 200}, {150, 300}, {900, 1200}}, day) == 300);
+  CHECK(*availability(day, {}, {}) == 1.0);
+  CHECK(*availability(day, {{100, 200}, {150, 300}}, {}) == Approx(0.8));
+  // The vantage point's own outage is neither the target's down time nor its up time.
+  CHECK(*availability(day, {{100, 300}}, {{200, 400}}) == Approx(1 - 100.0 / 800));
+  CHECK(*availability(day, {{-50, 50}, {990, 2000}}, {}) == Approx(0.94));
+  CHECK(!availability(day, {}, {{0, 1000}}));
 }
