@@ -234,11 +234,11 @@ void Reader::read_line(std::string_view line, const std::string& file, std::size
       }
       data_.traces.push_back(std::move(t));
     } else {
-      Event e = event_of(j, agent);
-      if (!known_event_kind(e.kind)) {
-        ++data_.records_other;  // flapping notices and kinds to come
+      if (!known_event_kind(text(j, "kind"))) {
+        ++data_.records_other;  // flapping notices and kinds to come, whatever fields they carry
         return;
       }
+      Event e = event_of(j, agent);
       const bool vantage = e.kind == "vantage_down" || e.kind == "vantage_up";
       if (!in_period(e.start, e.end.value_or(e.time)) ||
           (!options_.group.empty() && !vantage && e.group != options_.group)) {

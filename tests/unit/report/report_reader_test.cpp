@@ -49,7 +49,8 @@ TEST_CASE("report reader: bad lines are skipped with their line numbers, the res
                            R"("target":"t1","group":"kp","start":"yesterday"})" "\n"  // 9 a bad time
                            R"({"type":"event","agent":"fra","time":"2026-12-01T00:02:00Z","kind":"target_up",)"
                            R"("target":"t1","group":"kp","start":"2026-12-01T00:01:00Z"})" "\n"  // 10 an up without end
-                           R"({"agent":"fra"})";                                                 // 11 no type, no newline
+                           R"({"agent":"fra"})" "\n"                                             // 11 no type
+                           R"({"type":"event","agent":"fra","time":"2026-12-01T00:02:00Z","kind":"target_flapping"})";  // 12 ignored, no newline
   const Dataset d = read(text);
   REQUIRE(d.problems.size() == 7);
   CHECK(d.bad_lines == 7);
@@ -63,7 +64,7 @@ TEST_CASE("report reader: bad lines are skipped with their line numbers, the res
   CHECK(d.problems[4].message == "field 'start' is not an RFC 3339 time");
   CHECK(d.problems[5].message == "missing field 'end'");
   CHECK(d.problems[6].message == "missing field 'type'");
-  CHECK(d.records_other == 2);
+  CHECK(d.records_other == 3);
   CHECK(d.records_used == 1);
   REQUIRE(d.series.size() == 1);
   CHECK(d.series[0].windows.size() == 1);
