@@ -73,17 +73,22 @@ std::vector<Outage> outages_of(const Dataset& data) {
         scope == OutageScope::target ? e.target : scope == OutageScope::group ? e.group : std::string();
     const auto key = std::make_tuple(e.agent, scope, subject);
     auto it = open.find(key);
-    if (!is_up(e.kind)) {
-      if (it != open.end()) continue;  // already down: a repeated record
+    // What the event says of the outage, whichever end of it the event is.
+    auto outage_of = [&] {
       Outage o;
       o.agent = e.agent;
       o.scope = scope;
       o.target = e.target;
       o.group = e.group;
       for (const auto& t : e.targets) o.targets.push_back(target_name(t));
+      o.reported = e.time;
+      return o;
+    };
+    if (!is_up(e.kind)) {
+      if (it != open.end()) continue;  // already down: a repeated record
+      Outage o = outage_of();
       o.span = {e.start, e.start};
       o.verdict = e.verdict;
-      o.reported = e.time;
       open.emplace(key, std::move(o));
       continue;
     }
@@ -92,12 +97,7 @@ std::vector<Outage> outages_of(const Dataset& data) {
       o = std::move(it->second);
       open.erase(it);
     } else {
-      o.agent = e.agent;
-      o.scope = scope;
-      o.target = e.target;
-      o.group = e.group;
-      for (const auto& t : e.targets) o.targets.push_back(target_name(t));
-      o.reported = e.time;
+      o = outage_of();
     }
     o.span = {e.start, e.end.value_or(e.time)};
     done.push_back(std::move(o));
