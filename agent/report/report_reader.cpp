@@ -271,8 +271,12 @@ Dataset Reader::finish() {
   data_.events.erase(std::unique(data_.events.begin(), data_.events.end(),
                                  [&](const Event& a, const Event& b) { return event_key(a) == event_key(b); }),
                      data_.events.end());
+  auto trace_key = [](const Trace& t) { return std::tie(t.time, t.agent, t.target, t.reason, t.method); };
   std::stable_sort(data_.traces.begin(), data_.traces.end(),
-                   [](const Trace& a, const Trace& b) { return a.time < b.time; });
+                   [&](const Trace& a, const Trace& b) { return trace_key(a) < trace_key(b); });
+  data_.traces.erase(std::unique(data_.traces.begin(), data_.traces.end(),
+                                 [&](const Trace& a, const Trace& b) { return trace_key(a) == trace_key(b); }),
+                     data_.traces.end());
   series_index_.clear();
   return std::move(data_);
 }

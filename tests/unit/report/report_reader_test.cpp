@@ -106,3 +106,21 @@ TEST_CASE("report reader: series per agent, target and method; the period and th
   group.group = "other";
   CHECK(read(text, group).series.empty());
 }
+
+TEST_CASE("report reader: a file read twice counts once") {
+  const std::string text =
+      R"({"type":"trace","agent":"fra","time":"2026-12-01T00:00:00.5Z","target":"t1","group":"kp","address":"198.18.0.1",)"
+      R"("method":"icmp","reason":"baseline","reached":true,"hops":[{"ttl":1,"addr":"198.19.0.2","asn":64496}]})" "\n"
+      R"({"type":"event","agent":"fra","time":"2026-12-01T00:02:00Z","kind":"target_down","target":"t1","group":"kp",)"
+      R"("start":"2026-12-01T00:01:00Z"})" "\n";
+  Reader reader({});
+  for (int i = 0; i < 2; ++i) {
+    std::istringstream in(text);
+    reader.read(in, "r.jsonl");
+  }
+  const Dataset d = reader.finish();
+  CHECK(d.traces.size() == 1);
+  CHECK(d.events.size() == 1);
+  CHECK(d.traces[0].hops.size() == 1);
+  CHECK(*d.traces[0].hops[0].asn == 64496);
+}
