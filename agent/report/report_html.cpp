@@ -257,6 +257,8 @@ void Page::outage_table(const std::vector<std::pair<const Outage*, Labelled>>& l
 
 // Outage bands of one agent's view of one target, behind its chart's data.
 void Page::outage_bands(const std::string& agent, const std::string& group, const std::string& target) {
+  // Labels already written, by line: a label that would overlap one goes a line lower.
+  std::vector<std::vector<std::pair<double, double>>> lines;
   for (const Outage& o : outages) {
     if (!concerns(o, agent, group, target) || o.span.end < from || o.span.start > to) continue;
     const bool vantage = o.scope == OutageScope::vantage;
@@ -270,10 +272,15 @@ void Page::outage_bands(const std::string& agent, const std::string& group, cons
            num(kLossTop + kLossHeight - kTop) + "\"><title>" + html_escape(what + ": " + when) + "</title></rect>";
     const std::string label = what + " " + utc_text(o.span.start).substr(11, 8) + "–" +
                               utc_text(o.span.end).substr(11, 8) + " (" + duration_text(o.span.end - o.span.start) + ")";
-    // Written over the band, to the right of its start (clipped by the chart's edge).
-    out += "<text class=\"outage-label" + std::string(vantage ? " vantage" : "") + "\" x=\"" +
-           num(std::min(x0 + 3, kLeft + kPlotWidth - 200)) + "\" y=\"" + num(kTop - 5) + "\">" + html_escape(label) +
-           "</text>";
+    // Written over the band, to the right of its start (kept inside the chart).
+    const double lx = std::min(x0 + 3, kLeft + kPlotWidth - 200), lx_end = lx + 5.5 * static_cast<double>(label.size());
+    std::size_t line = 0;
+    auto clear = [&](const std::pair<double, double>& r) { return lx_end < r.first || lx > r.second; };
+    while (line < lines.size() && !std::all_of(lines[line].begin(), lines[line].end(), clear)) ++line;
+    if (line == lines.size()) lines.emplace_back();
+    lines[line].emplace_back(lx, lx_end);
+    out += "<text class=\"outage-label" + std::string(vantage ? " vantage" : "") + "\" x=\"" + num(lx) + "\" y=\"" +
+           num(kTop - 5 + 12 * static_cast<double>(line)) + "\">" + html_escape(label) + "</text>";
   }
 }
 
@@ -477,12 +484,17 @@ void Page::verdict_block(const Outage& o, const AsnNamer& name_of) {
       }
     }
   }
+  // The last baseline toward the same target before it: by the same method if
+  // there is one (a TCP failure trace against an ICMP baseline is still the comparison the verdict made).
   const Trace* baseline = nullptr;
+  const Trace* same_method = nullptr;
   if (failure)
     for (const Trace& t : data.traces)
-      if (t.agent == o.agent && t.reason == "baseline" && t.target == failure->target && t.method == failure->method &&
-          t.time <= failure->time)
+      if (t.agent == o.agent && t.reason == "baseline" && t.target == failure->target && t.time <= failure->time) {
         baseline = &t;
+        if (t.method == failure->method) same_method = &t;
+      }
+  if (same_method) baseline = same_method;
   // One outage's trace serves the group's other outages: drawn once, named after.
   if (failure && !traces_drawn.insert(failure).second)
     out += " <small>(the failure trace of " + html_escape(utc_text(failure->time)) + " toward " +
