@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <tuple>
+#include <vector>
 
 namespace outpost::report {
 
@@ -187,9 +188,39 @@ void Reader::note_time(Seconds t) {
 }
 
 void Reader::read(std::istream& in, const std::string& file) {
+  // Read in chunks, a line kept up to kMaxLineBytes: a file without newlines
+  // costs that much memory at most, never the whole file.
   std::string line;
   std::size_t number = 0;
-  while (std::getline(in, line)) read_line(line, file, ++number);
+  bool too_long = false;
+  std::vector<char> chunk(1 << 16);
+  auto end_line = [&] {
+    ++number;
+    if (too_long) problem(file, number, "longer than " + std::to_string(kMaxLineBytes >> 20) + " MiB: not a record");
+    else read_line(line, file, number);
+    line.clear();
+    too_long = false;
+  };
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    const char* at = chunk.data();
+    const char* const last = at + in.gcount();
+    while (at < last) {
+      const char* newline = std::find(at, last, '\n');
+      if (!too_long) {
+        if (line.size() + static_cast<std::size_t>(newline - at) > kMaxLineBytes) {
+          too_long = true;
+          line.clear();
+        } else {
+          line.append(at, newline);
+        }
+      }
+      if (newline == last) break;
+      end_line();
+      at = newline + 1;
+    }
+  }
+  if (!line.empty() || too_long) end_line();
 }
 
 void Reader::read_line(std::string_view line, const std::string& file, std::size_t number) {

@@ -21,6 +21,10 @@ struct ReadOptions {
   std::string group;            // when set, this group's records only (and the vantage's own events)
 };
 
+// A line longer than this is no record (a probe record is at most 24 KiB plus
+// its names, a trace of 255 hops far less than this): skipped unread.
+inline constexpr std::size_t kMaxLineBytes = 4u << 20;
+
 class Reader {
  public:
   explicit Reader(ReadOptions options) : options_(std::move(options)) {}

@@ -124,3 +124,19 @@ TEST_CASE("report reader: a file read twice counts once") {
   CHECK(d.traces[0].hops.size() == 1);
   CHECK(*d.traces[0].hops[0].asn == 64496);
 }
+
+TEST_CASE("report reader: a line too long is skipped without being kept; lines around it are read") {
+  std::string text = std::string(kSeries) + "\n" + std::string(kMaxLineBytes + 10, 'x') + "\n" + kSeries;
+  text.replace(text.rfind("00:00:00Z\",\"target"), 9, "00:01:00Z");
+  const Dataset d = read(text);
+  REQUIRE(d.problems.size() == 1);
+  CHECK(d.problems[0].line == 2);
+  CHECK(d.problems[0].message == "longer than 4 MiB: not a record");
+  REQUIRE(d.series.size() == 1);
+  CHECK(d.series[0].windows.size() == 1);  // both lines are of one window
+  CHECK(d.records_used == 2);
+  // A line exactly at the bound is read (and is no JSON).
+  const Dataset edge = read(std::string(kMaxLineBytes, 'y'));
+  REQUIRE(edge.problems.size() == 1);
+  CHECK(edge.problems[0].message.find("not a JSON object") == 0);
+}
