@@ -1,4 +1,4 @@
-// outpost's subcommands: run, check, ping, trace and asn, each taking its own arguments
+// outpost's subcommands: run, check, ping, trace, asn and report, each taking its own arguments
 // (argv[0] is the subcommand) and returning the process's exit code.
 // Leaves to others: the work itself (agent, engine, config loader).
 #pragma once
@@ -10,6 +10,7 @@ int check_command(int argc, char** argv);
 int ping_command(int argc, char** argv);
 int asn_command(int argc, char** argv);
 int trace_command(int argc, char** argv);
+int report_command(int argc, char** argv);
 
 // Exit codes shared by the subcommands.
 inline constexpr int kExitOk = 0;

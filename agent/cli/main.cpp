@@ -20,6 +20,8 @@ const char* const kUsage =
     "  outpost ping  TARGET [--method icmp|tcp:PORT|tcp_connect:PORT|dns] [--count N] [--interval D] [--timeout D] [--json]\n"
     "  outpost trace TARGET [--method icmp|udp|tcp:PORT] [--max-ttl N] [--asn-table FILE] [--json]\n"
     "  outpost asn   -t TABLE [--names FILE] ADDRESS...                prefix-to-ASN lookups\n"
+    "  outpost report -i FILE.jsonl [-i MORE.jsonl ...] -o REPORT.html [--from T] [--to T] [--group NAME] [--asn-names FILE]\n"
+    "                                                                 a self-contained HTML page of the records\n"
     "  outpost --version | --help\n"
     "\n"
     "`outpost COMMAND --help` lists a command's options. Durations: 500ms, 2s, 5m, 1h.\n";
@@ -44,6 +46,7 @@ int dispatch(int argc, char** argv) {
   if (command == "ping") return outpost::ping_command(argc - 1, argv + 1);
   if (command == "trace") return outpost::trace_command(argc - 1, argv + 1);
   if (command == "asn") return outpost::asn_command(argc - 1, argv + 1);
+  if (command == "report") return outpost::report_command(argc - 1, argv + 1);
   std::cerr << "outpost: unknown command '" << command << "'\n\n" << kUsage;
   return outpost::kExitUsage;
 }

@@ -17,12 +17,12 @@
 #                                             16 KiB are left out)
 #
 # Targets: fuzz_dns fuzz_dns_tcp fuzz_demux fuzz_engine fuzz_config fuzz_asn
-# fuzz_values. scripts/test runs a few seconds each; a long run is
+# fuzz_values fuzz_report. scripts/test runs a few seconds each; a long run is
 # `nice -n 19 tests/fuzz/run.sh 600 TARGET`, then `tests/fuzz/run.sh --merge TARGET`.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-all=(fuzz_dns fuzz_dns_tcp fuzz_demux fuzz_engine fuzz_config fuzz_asn fuzz_values)
+all=(fuzz_dns fuzz_dns_tcp fuzz_demux fuzz_engine fuzz_config fuzz_asn fuzz_values fuzz_report)
 usage() { echo "usage: $0 [SECONDS] [TARGET...] | $0 --merge [TARGET...]" >&2; exit 64; }
 merge=0
 seconds=10
@@ -46,7 +46,7 @@ max_kept_bytes=16384
 max_len() {
   case $1 in
     fuzz_dns | fuzz_dns_tcp | fuzz_demux | fuzz_engine) echo 65535 ;;
-    fuzz_config | fuzz_asn) echo 65536 ;;
+    fuzz_config | fuzz_asn | fuzz_report) echo 65536 ;;
     fuzz_values) echo 4096 ;;
   esac
 }
@@ -126,6 +126,10 @@ make_seeds() {
       done
       { byte 1; cat "$fixtures"/asn_names_small.json; } >"$dir/names.json"
       { byte 3; cat "$fixtures"/asn_names_small.json; } >"$dir/names.json.small" ;;
+    fuzz_report)
+      # Records of every type the report reads, whole and cut short.
+      cp "$fixtures"/report_records.jsonl "$dir/"
+      head -c 1500 "$fixtures"/report_records.jsonl >"$dir/cut.jsonl" ;;
     fuzz_values)
       # Byte 0 mod 5: duration, size, probe method, a config field (byte 0 / 5 picks it), a command line.
       i=0

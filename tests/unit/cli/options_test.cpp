@@ -1,9 +1,13 @@
 // The subcommands refuse numbers past their stated bounds with a message
 // naming the option and the bound, before anything starts: no logger, no
-// config, no socket, no packet. Targets are loopback all the same.
+// config, no socket, no packet. Targets are loopback all the same. `report`
+// reads and writes files only: its exit codes and messages are here too.
 
 #include <catch2/catch.hpp>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -111,4 +115,36 @@ TEST_CASE("options: an argument that holds a placeholder of boost's messages end
   outcome = trace({"--max-ttl", "%value%"});
   CHECK(outcome.code == kExitUsage);
   CHECK(outcome.err.find("outpost trace: the argument ('?value?') for option '--max-ttl' is invalid") == 0);
+}
+
+TEST_CASE("report: exit 1 with a message for a bad option or an unreadable file; skipped lines named", "[cli][report]") {
+  const std::string records = std::string(OUTPOST_FIXTURES) + "/report_records.jsonl";
+  const auto page = std::filesystem::temp_directory_path() / ("outpost-report-test-" + std::to_string(getpid()) + ".html");
+  auto report = [&](std::vector<std::string> options) {
+    options.insert(options.begin(), {"report", "-i", records, "-o", page.string()});
+    return run(report_command, options);
+  };
+  const Outcome none = run(report_command, {"report"});
+  CHECK(none.code == kExitFailure);
+  CHECK(none.err.find("outpost report: the option '--input' is required but missing") == 0);
+  CHECK(report({"--from", "yesterday"}).err ==
+        "outpost report: --from: 'yesterday' is not an RFC 3339 time (e.g. 2026-12-01T16:15:00Z)\n");
+  CHECK(report({"--from", "2026-12-01T01:00:00Z", "--to", "2026-12-01T00:00:00Z"}).code == kExitFailure);
+  CHECK(report({"--max-points", "5"}).code == kExitFailure);
+  const Outcome missing = run(report_command, {"report", "-i", "/nonexistent/r.jsonl", "-o", page.string()});
+  CHECK(missing.code == kExitFailure);
+  CHECK(missing.err.find("outpost report: cannot read /nonexistent/r.jsonl: ") == 0);
+  CHECK(!std::filesystem::exists(page));
+
+  // The fixture's last line is cut short: named, skipped, counted on the page.
+  const Outcome fine = report({});
+  CHECK(fine.code == kExitOk);
+  CHECK(fine.err.find(records + ":40: skipped: ") == 0);
+  std::ifstream in(page);
+  const std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(html.find("1 line(s) skipped") != std::string::npos);
+  CHECK(html.find("<svg class=\"chart\"") != std::string::npos);
+  CHECK(html.rfind("</html>\n") == html.size() - 8);
+  CHECK(!std::filesystem::exists(page.string() + ".partial"));
+  std::filesystem::remove(page);
 }

@@ -1,0 +1,95 @@
+#include <catch2/catch.hpp>
+#include <sstream>
+
+#include "report_html.hpp"
+#include "report_reader.hpp"
+
+using namespace outpost::report;
+
+namespace {
+
+Dataset read(const std::string& text) {
+  Reader reader({});
+  std::istringstream in(text);
+  reader.read(in, "r.jsonl");
+  return reader.finish();
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Hostile names everywhere a record puts text on the page.
+const char* const kHostile =
+    R"({"type":"series","agent":"<script>alert('a')</script>","time":"2026-12-01T00:00:00Z","target":"<script>alert(1)</script>",)"
+    R"("group":"<SCRIPT src=x>","method":"icmp","window_start":"2026-12-01T00:00:00Z","window_s":60,"sent":10,)"
+    R"("received":0,"loss":1}
+{"type":"event","agent":"<script>alert('a')</script>","time":"2026-12-01T00:00:10Z","kind":"target_down",)"
+    R"("target":"<script>alert(1)</script>","group":"<SCRIPT src=x>","start":"2026-12-01T00:00:05Z",)"
+    R"("verdict":{"where":"unknown","last_hop":"<img src=x onerror=alert(2)>","last_ttl":3,"reason":"\"><script>x</script>"}}
+{"type":"trace","agent":"<script>alert('a')</script>","time":"2026-12-01T00:00:11Z","target":"<script>alert(1)</script>",)"
+    R"("group":"<SCRIPT src=x>","address":"<b>","method":"icmp","reason":"failure","reached":false,)"
+    R"("hops":[{"ttl":1,"addr":"<script>","asn":1,"asn_name":"<script>evil</script>"}]}
+not json <script>
+)";
+
+}  // namespace
+
+TEST_CASE("report page: every text from the records is escaped") {
+  CHECK(html_escape(R"(<a href="x">'&'</a>)") == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+  const Dataset data = read(kHostile);
+  CHECK(data.bad_lines == 1);
+  RenderOptions options;
+  options.inputs = {"<script>file.jsonl"};
+  options.name_of = [](std::uint32_t) { return std::string("<script>named</script>"); };
+  const std::string page = render_html(data, options);
+  CHECK(count(lower(page), "<script") == 0);
+  CHECK(count(lower(page), "<img") == 0);
+  CHECK(count(page, "&lt;script&gt;alert(1)&lt;/script&gt;") > 0);
+  CHECK(count(page, "data-target=\"&lt;script&gt;alert(1)&lt;/script&gt;\"") > 0);
+  // The problem is on the page too, and no script at all.
+  CHECK(count(page, "1 line(s) skipped") == 1);
+}
+
+TEST_CASE("report page: a chart per series, outage bands, the vantage's own outage apart") {
+  std::string text;
+  for (int m = 0; m < 10; ++m) {
+    const std::string t = "2026-12-01T00:0" + std::to_string(m) + ":00Z";
+    for (const char* method : {"icmp", "tcp"})
+      text += R"({"type":"series","agent":"fra","time":")" + t + R"(","target":"t1","group":"kp","method":")" + method +
+              R"(","port":80,"window_start":")" + t + R"(","window_s":60,"sent":10,"received":10,"loss":0,)"
+              R"("rtt_min_ms":1,"rtt_p50_ms":2,"rtt_p95_ms":3,"rtt_max_ms":4})" "\n";
+  }
+  text += R"({"type":"event","agent":"fra","time":"2026-12-01T00:02:10Z","kind":"group_down","group":"kp",)"
+          R"("targets":["t1/4"],"start":"2026-12-01T00:02:05Z","verdict":{"where":"upstream","last_hop":"198.19.0.6",)"
+          R"("last_hop_asn":64500,"last_ttl":2,"baseline_reached_asn":64510}})" "\n";
+  text += R"({"type":"event","agent":"fra","time":"2026-12-01T00:07:10Z","kind":"vantage_down","group":"control",)"
+          R"("start":"2026-12-01T00:07:05Z"})" "\n";
+  text += R"({"type":"event","agent":"fra","time":"2026-12-01T00:08:10Z","kind":"vantage_up","group":"control",)"
+          R"("start":"2026-12-01T00:07:05Z","end":"2026-12-01T00:08:00Z","duration_s":55})" "\n";
+  const std::string page = render_html(read(text), {});
+  CHECK(count(page, "<svg class=\"chart\"") == 2);
+  CHECK(count(page, "data-target=\"t1\" data-method=\"icmp\" data-agent=\"fra\"") == 1);
+  CHECK(count(page, "data-target=\"t1\" data-method=\"tcp:80\" data-agent=\"fra\"") == 1);
+  // The group outage, still open, runs to the end of the data; the vantage outage is drawn apart.
+  CHECK(count(page, "class=\"outage outage-target\"") == 2);
+  CHECK(count(page, "class=\"outage outage-vantage\"") == 2);
+  CHECK(count(page, "data-end=\"2026-12-01 00:10:00\"") == 2);
+  CHECK(count(page, "the carrier&#39;s problem") >= 1);
+  CHECK(count(page, "inside the upstream carrier") >= 1);
+  CHECK(count(page, "<script") == 0);
+}
+
+TEST_CASE("report page: no records is said in words") {
+  const std::string page = render_html(read("garbage\n"), {});
+  CHECK(count(page, "No series or event records") == 1);
+  CHECK(count(page, "1 line(s) skipped") == 1);
+  CHECK(count(page, "</html>") == 1);
+}
