@@ -42,7 +42,7 @@ int report_command(int argc, char** argv) {
   po::positional_options_description positional;
   po::variables_map vm;
   bool help = false;
-  if (!parse_command_line(argc, argv, opts, positional, vm, kReportUsage, &help)) return kExitFailure;
+  if (!parse_command_line(argc, argv, opts, positional, vm, kReportUsage, &help)) return kExitUsage;
   if (help) return kExitOk;
 
   report::ReadOptions read;
@@ -51,18 +51,18 @@ int report_command(int argc, char** argv) {
     if (vm.count(name) && !time_option(vm, name)) {
       std::cerr << "outpost report: --" << name << ": '" << vm[name].as<std::string>()
                 << "' is not an RFC 3339 time (e.g. 2026-12-01T16:15:00Z)\n";
-      return kExitFailure;
+      return kExitUsage;
     }
   }
   read.from = render.from = time_option(vm, "from");
   read.to = render.to = time_option(vm, "to");
   if (read.from && read.to && *read.to <= *read.from) {
     std::cerr << "outpost report: --to must come after --from\n";
-    return kExitFailure;
+    return kExitUsage;
   }
   if (vm.count("group")) read.group = render.group = vm["group"].as<std::string>();
   const auto points = integer_option(vm, "max-points", "report", 10, 5000);
-  if (!points) return kExitFailure;
+  if (!points) return kExitUsage;
   render.max_points = static_cast<std::size_t>(*points);
 
   AsnTable names;

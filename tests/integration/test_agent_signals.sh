@@ -43,7 +43,15 @@ for sig in HUP TERM; do
   "$NETLAB" exec vp "$OUTPOST" run -c "$cfg" --for 20s --output "$out" 2>"$log" &
   pid=$!
   LIB_PIDS+=("$pid")
-  sleep 1  # inside the 3 s lookups
+  # The signal goes to outpost once it holds SIGHUP and SIGTERM blocked for
+  # its loop (netlab's own script may not have exec'd it yet on a busy
+  # machine: a SIGTERM then kills the script, which says nothing of outpost).
+  for ((i = 0; i < 100; i++)); do
+    blk=$(awk '/^SigBlk:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+    [[ -n $blk ]] && (((16#$blk & 16#4001) == 16#4001)) && break
+    sleep 0.05
+  done
+  sleep 0.5  # inside the 3 s lookups
   check "SIG$sig: still starting (no 'running' in the log yet)" bash -c "! grep -q 'running' '$log'"
   kill "-$sig" "$pid"
   if [[ $sig == HUP ]]; then

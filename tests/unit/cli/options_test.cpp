@@ -117,7 +117,7 @@ TEST_CASE("options: an argument that holds a placeholder of boost's messages end
   CHECK(outcome.err.find("outpost trace: the argument ('?value?') for option '--max-ttl' is invalid") == 0);
 }
 
-TEST_CASE("report: exit 1 with a message for a bad option or an unreadable file; skipped lines named", "[cli][report]") {
+TEST_CASE("report: exit 64 for a bad option, 1 for an unreadable file, each with a message; skipped lines named", "[cli][report]") {
   const std::string records = std::string(OUTPOST_FIXTURES) + "/report_records.jsonl";
   const auto page = std::filesystem::temp_directory_path() / ("outpost-report-test-" + std::to_string(getpid()) + ".html");
   auto report = [&](std::vector<std::string> options) {
@@ -125,12 +125,13 @@ TEST_CASE("report: exit 1 with a message for a bad option or an unreadable file;
     return run(report_command, options);
   };
   const Outcome none = run(report_command, {"report"});
-  CHECK(none.code == kExitFailure);
+  CHECK(none.code == kExitUsage);
   CHECK(none.err.find("outpost report: the option '--input' is required but missing") == 0);
   CHECK(report({"--from", "yesterday"}).err ==
         "outpost report: --from: 'yesterday' is not an RFC 3339 time (e.g. 2026-12-01T16:15:00Z)\n");
-  CHECK(report({"--from", "2026-12-01T01:00:00Z", "--to", "2026-12-01T00:00:00Z"}).code == kExitFailure);
-  CHECK(report({"--max-points", "5"}).code == kExitFailure);
+  CHECK(report({"--from", "yesterday"}).code == kExitUsage);
+  CHECK(report({"--from", "2026-12-01T01:00:00Z", "--to", "2026-12-01T00:00:00Z"}).code == kExitUsage);
+  CHECK(report({"--max-points", "5"}).code == kExitUsage);
   const Outcome missing = run(report_command, {"report", "-i", "/nonexistent/r.jsonl", "-o", page.string()});
   CHECK(missing.code == kExitFailure);
   CHECK(missing.err.find("outpost report: cannot read /nonexistent/r.jsonl: ") == 0);
