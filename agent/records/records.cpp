@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <utility>
 
 namespace outpost {
 
@@ -28,21 +29,21 @@ int family_of(const IpAddress& address) {
   return address.is_v6() ? 6 : 4;
 }
 
-ProbeRecord probe_record(const ProbeLabels& labels, const ProbeResult& result) {
+ProbeRecord probe_record(ProbeLabels labels, const ProbeResult& result) {
   ProbeRecord r;
-  r.labels = labels;
-  r.address = result.target ? result.target.to_string() : std::string();
   r.af = result.target ? family_of(result.target) : labels.af;
+  r.labels = std::move(labels);
+  r.address = result.target ? result.target.to_string() : std::string();
   r.result = result;
   return r;
 }
 
-ProbeRecord probe_error_record(const ProbeLabels& labels, const std::string& address, WallTime time,
+ProbeRecord probe_error_record(ProbeLabels labels, const std::string& address, WallTime time,
                                const std::string& error) {
   ProbeRecord r;
-  r.labels = labels;
-  r.address = address;
   r.af = labels.af;
+  r.labels = std::move(labels);
+  r.address = address;
   r.result.status = ProbeStatus::error;
   r.result.sent = time;
   r.result.error = error;

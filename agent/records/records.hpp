@@ -42,9 +42,10 @@ struct ProbeRecord {
   int af = 0;
   ProbeResult result;
 };
-ProbeRecord probe_record(const ProbeLabels& labels, const ProbeResult& result);
+// Labels by value: a caller's temporary (the agent builds them per probe) moves in.
+ProbeRecord probe_record(ProbeLabels labels, const ProbeResult& result);
 // A probe that could not even be attempted (e.g. its host name did not resolve).
-ProbeRecord probe_error_record(const ProbeLabels& labels, const std::string& address, WallTime time,
+ProbeRecord probe_error_record(ProbeLabels labels, const std::string& address, WallTime time,
                                const std::string& error);
 
 // RTT statistics of one window, in milliseconds.
