@@ -32,6 +32,10 @@ NETLAB=$OUTPOST_SOURCE_DIR/scripts/netlab
 if [[ -x /usr/bin/python3 ]]; then PY=/usr/bin/python3; else PY=python3; fi
 
 failures=0
+# Every FAIL line, recapped by finish (a long log may be cut in the middle).
+LIB_FAILED=/tmp/outpost-failed.$$
+rm -f "$LIB_FAILED"
+export LIB_FAILED
 LIB_PIDS=()
 LIB_LAB_UP=0
 LIB_RESOLV_DIR=""
@@ -71,6 +75,7 @@ lib_init() {
 lib_cleanup() {
   local rc=$? pid try
   trap - EXIT INT TERM
+  rm -f "$LIB_FAILED"
   for pid in "${LIB_PIDS[@]+"${LIB_PIDS[@]}"}"; do
     kill -0 "$pid" 2>/dev/null || continue
     echo "cleanup: stopping process $pid"
@@ -188,7 +193,12 @@ now_utc() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
 check() { # check NAME CMD...: run CMD, report PASS/FAIL
   local name=$1
   shift
-  if "$@"; then echo "PASS: $name"; else echo "FAIL: $name"; failures=$((failures + 1)); fi
+  if "$@"; then
+    echo "PASS: $name"
+  else
+    echo "FAIL: $name" | tee -a "$LIB_FAILED"
+    failures=$((failures + 1))
+  fi
 }
 
 # Python prelude for py_checks: check(name, ok, detail), load_records(path)
@@ -196,14 +206,18 @@ check() { # check NAME CMD...: run CMD, report PASS/FAIL
 # TIME_RE (RFC 3339, UTC, microseconds), by_target(records), binomial_band(),
 # statuses(records), hops_of_text(path).
 LIB_PY_PRELUDE='
-import json, math, re, statistics, sys
+import json, math, os, re, statistics, sys
 from datetime import datetime, timezone
 FAILS = 0
 def check(name, ok, detail=""):
     global FAILS
-    print(("PASS: " if ok else "FAIL: ") + name + (" (" + str(detail) + ")" if detail != "" else ""))
+    line = ("PASS: " if ok else "FAIL: ") + name + (" (" + str(detail) + ")" if detail != "" else "")
+    print(line)
     if not ok:
         FAILS += 1
+        if os.environ.get("LIB_FAILED"):
+            with open(os.environ["LIB_FAILED"], "a") as f:
+                f.write(line[:2000] + "\n")
     return ok
 def load_records(path):
     records, bad = [], []
@@ -247,12 +261,17 @@ def hops_of_text(path):
 # py_checks ARGS... <<'EOF' ... EOF: runs the python checks on stdin with ARGS
 # as sys.argv[1:]; adds the number of failed checks (or 1 on a crash).
 py_checks() {
-  local code rc
+  local code rc before after
   code=$(cat)
+  before=$(cat "$LIB_FAILED" 2>/dev/null | wc -l)
   "$PY" -c "$LIB_PY_PRELUDE
 $code
 sys.exit(min(FAILS, 100))" "$@"
   rc=$?
+  after=$(cat "$LIB_FAILED" 2>/dev/null | wc -l)
+  if ((rc != 0 && after == before)); then
+    echo "FAIL: the Python checks stopped with exit $rc (see above)" | tee -a "$LIB_FAILED"
+  fi
   failures=$((failures + rc))
 }
 
@@ -261,9 +280,12 @@ show_log() { sed 's/^/  | /' "$1"; }
 
 finish() {
   if ((failures)); then
-    echo "$failures check(s) FAILED"
+    echo "$failures check(s) FAILED:"
+    sed 's/^/  /' "$LIB_FAILED" 2>/dev/null
+    rm -f "$LIB_FAILED"
     exit 1
   fi
+  rm -f "$LIB_FAILED"
   echo "all checks passed"
   exit 0
 }

@@ -11,10 +11,17 @@
 #   outage_start DURATION # the agent in the vp for DURATION (OUT, LOG), then
 #                         # 6 s of good rounds and baseline traces
 #   fault NETLAB-ARGS...  # applies a netlab fault (exits on failure)
+#   timed_fault NAME NETLAB-ARGS...
+#                         # the same; NAME_0 and NAME_1 are the wall clock just
+#                         # before and just after it: the fault took effect in
+#                         # between (on a busy machine, that may be a second)
 #   now                   # the wall clock, seconds with microseconds
 #   pause SECONDS         # a sleep that INT/TERM interrupt at once
 #   outage_wait           # waits for the agent; checks it exits 0
 #   Python (py_checks): records, events = outage_events(path, t_fault)
+#                         outage_timing(what, down, up, fault, heal, interval)
+#                         # the timing checks of one outage's events against
+#                         # the (before, after) pairs of timed_fault
 
 outage_config() {
   local id=$1 interval=${2:-1s} timeout=${3:-500ms} suspect=${4:-500ms} control_probes=${5-[icmp]}
@@ -64,7 +71,7 @@ outage_config_ipv6() {
   check "outpost check accepts the IPv6 config" quiet "$OUTPOST" check -c "$CFG"
 }
 
-now() { "$PY" -c 'import time; print(f"{time.time():.6f}")'; }
+now() { echo "${EPOCHREALTIME/,/.}"; }
 
 # The EXIT trap then stops the agent and removes the lab; the sleep itself is stopped by PID.
 pause() {
@@ -82,6 +89,14 @@ outage_start() {
 }
 
 fault() { netlab "$@" || { echo "FAIL: netlab $*"; exit 1; }; }
+
+timed_fault() {
+  local name=$1
+  shift
+  printf -v "${name}_0" %s "$(now)"
+  fault "$@"
+  printf -v "${name}_1" %s "$(now)"
+}
 
 outage_wait() {
   local rc
@@ -104,4 +119,38 @@ def outage_events(path, t_fault):
             parse_time(e["time"]) - t_fault, e.get("kind"), e.get("target") or e.get("group") or "",
             e.get("start"), e.get("end"), e.get("duration_s"), (e.get("verdict") or {}).get("where")))
     return records, events
+def outage_timing(what, down, up, fault, heal, interval, timeout=0.5):
+    """Checks the down event (detected within 10 s, start within one interval
+    of the fault) and the up event (within 10 s of the heal, duration_s within
+    one interval of the true outage). fault and heal are the timed_fault
+    (before, after) pairs: the change took effect somewhere in between."""
+    (f0, f1), (h0, h1) = fault, heal
+    delay = parse_time(down["time"]) - f1
+    start = parse_time(down["start"]) if "start" in down else None
+    print(f"  {what}: detected {delay:.3f} s after the fault (which took {f1 - f0:.3f} s to apply)")
+    if start is not None:
+        print(f"  {what}: start {start - f0:+.3f} s from the fault")
+    check(f"{what}: detected within 10 s of the fault",
+          f0 < parse_time(down["time"]) and delay <= 10, f"{delay:.3f} s")
+    # The first probe after the fault fails: start is within one interval of
+    # it (and a probe sent before the fault cannot fail by more than a timeout).
+    check(f"{what}: start within one probe interval of the fault (-timeout <= error <= interval)",
+          start is not None and f0 - timeout <= start <= f1 + interval + 0.1,
+          f"{start - f0:+.3f} s" if start is not None else "no start")
+    if up is None:
+        return
+    dur = up.get("duration_s")
+    up_delay = parse_time(up["time"]) - h1
+    lo, hi = h0 - f1, h1 - f0
+    end_s = parse_time(up["end"]) - h0 if "end" in up else None
+    end_text = f"end {end_s:+.3f} s from it" if end_s is not None else "no end"
+    print(f"  {what}: up {up_delay:+.3f} s after the heal (which took {h1 - h0:.3f} s to apply); {end_text}")
+    if isinstance(dur, (int, float)):
+        print(f"  {what}: duration_s {dur:.3f} s vs true {lo:.3f}..{hi:.3f} s (interval {interval} s)")
+    check(f"{what}: duration_s within one probe interval of the true outage",
+          isinstance(dur, (int, float)) and lo - interval <= dur <= hi + interval, f"{dur} vs {lo:.3f}..{hi:.3f}")
+    check(f"{what}: duration_s == end - start",
+          isinstance(dur, (int, float)) and "end" in up and "start" in up
+          and abs(dur - (parse_time(up["end"]) - parse_time(up["start"]))) < 0.01)
+    check(f"{what}: up within 10 s of the heal", h0 < parse_time(up["time"]) and up_delay <= 10, f"{up_delay:.3f} s")
 '

@@ -24,22 +24,18 @@ fault serve web
 outage_config itest-outage-target-net
 
 outage_start 30s
-fault hostdown net1
-t_fault=$(now)
+timed_fault t_fault hostdown net1
 echo "  $(date -u +%T.%N | cut -c1-12) net1 drops all input"
 pause 12
-fault hostup net1
-t_heal=$(now)
+timed_fault t_heal hostup net1
 echo "  $(date -u +%T.%N | cut -c1-12) net1 answers again"
 
 outage_wait
 
-py_checks "$OUT" "$t_fault" "$t_heal" <<'EOF'
-path, t_fault, t_heal = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+py_checks "$OUT" "$t_fault_0" "$t_fault_1" "$t_heal_0" "$t_heal_1" <<'EOF'
+fault, heal = (float(sys.argv[2]), float(sys.argv[3])), (float(sys.argv[4]), float(sys.argv[5]))
 INTERVAL = 1.0
-records, events = outage_events(path, t_fault)
-true_s = t_heal - t_fault
-print(f"  true outage (hostup - hostdown): {true_s:.3f} s")
+records, events = outage_events(sys.argv[1], fault[1])
 
 td = [e for e in events if e.get("kind") == "target_down" and e.get("target") == "net1-h1"]
 check("a target_down for net1-h1", len(td) >= 1, f"{len(td)} found")
@@ -53,28 +49,10 @@ if td:
     check("verdict.last_hop == 198.19.0.10 (border)", v.get("last_hop") == "198.19.0.10", v.get("last_hop"))
     check("verdict.last_hop_asn == 64510", v.get("last_hop_asn") == 64510, v.get("last_hop_asn"))
     check("verdict.baseline_reached_asn == 64510", v.get("baseline_reached_asn") == 64510, v.get("baseline_reached_asn"))
-    delay = parse_time(e["time"]) - t_fault
-    start_err = parse_time(e["start"]) - t_fault if "start" in e else None
-    print(f"  detection delay (target_down time - fault): {delay:.3f} s")
-    print(f"  start error (target_down start - fault): {start_err:+.3f} s" if start_err is not None else "  no start")
-    check("detected within 10 s of the fault", 0 < delay <= 10, f"{delay:.3f} s")
-    # The first probe after the fault fails: start is within one interval of
-    # it (and a probe sent before the fault cannot fail by more than a timeout).
-    check("start within one probe interval of the fault (-timeout <= error <= interval)",
-          start_err is not None and -0.5 <= start_err <= INTERVAL + 0.1, start_err)
     tu = [u for u in events if u.get("kind") == "target_up" and u.get("target") == "net1-h1"
           and parse_time(u["time"]) >= parse_time(e["time"])]
     check("a target_up for net1-h1 after the target_down", len(tu) >= 1, f"{len(tu)} found")
-    if tu:
-        u = tu[0]
-        dur = u.get("duration_s")
-        up_delay = parse_time(u["time"]) - t_heal
-        print(f"  target_up {up_delay:.3f} s after the hostup")
-        if isinstance(dur, (int, float)):
-            print(f"  duration_s {dur:.3f} s vs true {true_s:.3f} s: error {dur - true_s:+.3f} s (interval {INTERVAL} s)")
-        check("target_up: duration_s within one probe interval of the true outage",
-              isinstance(dur, (int, float)) and abs(dur - true_s) <= INTERVAL, f"{dur} vs {true_s:.3f}")
-        check("target_up within 10 s of the hostup", 0 < up_delay <= 10, f"{up_delay:.3f} s")
+    outage_timing("net1-h1", e, tu[0] if tu else None, fault, heal, INTERVAL)
 others = [e for e in events if e.get("kind") in ("target_down", "target_flapping") and e.get("target") != "net1-h1"]
 check("no other target down", not others, [e.get("target") for e in others])
 check("no group_down (1 of 4 targets)", not any(e.get("kind") == "group_down" for e in events))

@@ -21,30 +21,26 @@ fault serve web
 outage_config itest-outage-vantage
 
 outage_start 30s
-fault cut vp isp
-t_fault=$(now)
+timed_fault t_fault cut vp isp
 echo "  $(date -u +%T.%N | cut -c1-12) the vp's uplink is down"
 pause 12
 # The link may carry probes again before "fault uncut" returns (it also
-# restores the routes): probes sent after this instant may be answered.
-t_uncut_begin=$(now)
-fault uncut vp isp
-t_heal=$(now)
+# restores the routes): probes sent after t_heal_0 may be answered.
+timed_fault t_heal uncut vp isp
 echo "  $(date -u +%T.%N | cut -c1-12) the vp's uplink is up again"
 check "the lab answers again after uncut (ping 198.18.100.1 from vp)" quiet in_vp ping -c 1 -W 2 198.18.100.1
 
 outage_wait
 
-py_checks "$OUT" "$t_fault" "$t_heal" "$t_uncut_begin" <<'EOF'
-path, t_fault, t_heal, t_uncut_begin = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+py_checks "$OUT" "$t_fault_0" "$t_fault_1" "$t_heal_0" "$t_heal_1" <<'EOF'
+fault, heal = (float(sys.argv[2]), float(sys.argv[3])), (float(sys.argv[4]), float(sys.argv[5]))
+t_fault, t_heal = fault[1], heal[1]
 INTERVAL = 1.0
-records, events = outage_events(path, t_fault)
+records, events = outage_events(sys.argv[1], t_fault)
 probes = [r for r in records if r.get("type") == "probe"]
-during = [r for r in probes if t_fault + 0.1 < parse_time(r["time"]) < t_uncut_begin]
+during = [r for r in probes if t_fault + 0.1 < parse_time(r["time"]) < heal[0]]
 print(f"  probes sent during the cut: {len(during)} {statuses(during)}")
 check("no probe answered during the cut", during and not any(r.get("status") in ("reply", "refused") for r in during))
-true_s = t_heal - t_fault
-print(f"  true outage (uncut - cut): {true_s:.3f} s")
 
 vd = [e for e in events if e.get("kind") == "vantage_down"]
 check("a vantage_down", len(vd) >= 1, f"{len(vd)} found")
@@ -54,25 +50,9 @@ if vd:
     print(f"  vantage_down: {json.dumps(e, sort_keys=True)}")
     check("vantage_down: exactly one", len(vd) == 1, len(vd))
     check("verdict.where == vantage", v.get("where") == "vantage", v.get("where"))
-    delay = parse_time(e["time"]) - t_fault
-    start_err = parse_time(e["start"]) - t_fault if "start" in e else None
-    print(f"  detection delay (vantage_down time - cut): {delay:.3f} s")
-    print(f"  start error (vantage_down start - cut): {start_err:+.3f} s" if start_err is not None else "  no start")
-    check("detected within 10 s of the cut", 0 < delay <= 10, f"{delay:.3f} s")
-    check("start within one probe interval of the cut (-timeout <= error <= interval)",
-          start_err is not None and -0.5 <= start_err <= INTERVAL + 0.1, start_err)
     vu = [u for u in events if u.get("kind") == "vantage_up" and parse_time(u["time"]) >= parse_time(e["time"])]
     check("a vantage_up after the vantage_down", len(vu) >= 1, f"{len(vu)} found")
-    if vu:
-        u = vu[0]
-        dur = u.get("duration_s")
-        up_delay = parse_time(u["time"]) - t_heal
-        print(f"  vantage_up {up_delay:.3f} s after the uncut")
-        if isinstance(dur, (int, float)):
-            print(f"  duration_s {dur:.3f} s vs true {true_s:.3f} s: error {dur - true_s:+.3f} s (interval {INTERVAL} s)")
-        check("vantage_up: duration_s within one probe interval of the true outage",
-              isinstance(dur, (int, float)) and abs(dur - true_s) <= INTERVAL, f"{dur} vs {true_s:.3f}")
-        check("vantage_up within 10 s of the uncut", 0 < up_delay <= 10, f"{up_delay:.3f} s")
+    outage_timing("vantage", e, vu[0] if vu else None, fault, heal, INTERVAL)
 # The kernel routes again as soon as uncut returns (the ping above): a probe
 # sent later that still fails to find a route is the agent's own stale state.
 stale = [r for r in probes if parse_time(r["time"]) > t_heal + 0.2 and r.get("status") == "error"]
