@@ -9,6 +9,17 @@
 
 namespace outpost {
 
+namespace {
+
+std::uint64_t random_salt() {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  std::uint64_t salt = 0;
+  randombytes_buf(&salt, sizeof salt);
+  return salt;
+}
+
+}  // namespace
+
 // What one probe sees of the engine: its own slot.
 class Engine::SlotContext final : public ProbeContext {
  public:
@@ -63,9 +74,12 @@ class Engine::SlotContext final : public ProbeContext {
 };
 
 Engine::Engine(Clock& clock, Wire& wire, FilterParams params, EngineOptions options)
-    : clock_(clock), wire_(wire), params_(params), options_(options) {
+    : clock_(clock),
+      wire_(wire),
+      params_(params),
+      options_(options),
+      finished_(options.remember_finished_max, random_salt()) {
   // libsodium draws from getrandom(2), and aborts rather than hand out a weak key.
-  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
   randombytes_buf(secret_.data(), secret_.size());
   randombytes_buf(counter_key_.data(), counter_key_.size());
   wire_.set_frame_handler([this](int link_type, const std::uint8_t* data, std::size_t size, WallTime stamp) {
@@ -105,7 +119,7 @@ void Engine::complete(std::uint32_t idx) {
   const ProbeStatus status = slot.probe->result().status;
   for (const auto& key : slot.keys) {
     flows_.erase(key);
-    remember(key, status == ProbeStatus::timeout);
+    finished_.remember(key, status == ProbeStatus::timeout, clock_.now() + options_.remember_finished);
   }
   if (status == ProbeStatus::timeout) ++stats_.timeouts;
   else if (status != ProbeStatus::error) ++stats_.answered;
@@ -133,25 +147,6 @@ void Engine::complete(std::uint32_t idx) {
   }
 }
 
-void Engine::remember(const FlowKey& key, bool timed_out) {
-  const SteadyTime forget_at = clock_.now() + options_.remember_finished;
-  finished_[key] = {timed_out, forget_at};
-  finished_order_.emplace_back(key, forget_at);
-  while (finished_order_.size() > options_.remember_finished_max) {
-    auto it = finished_.find(finished_order_.front().first);
-    if (it != finished_.end() && it->second.forget_at == finished_order_.front().second) finished_.erase(it);
-    finished_order_.pop_front();
-  }
-}
-
-void Engine::forget_old(SteadyTime now) {
-  while (!finished_order_.empty() && finished_order_.front().second <= now) {
-    auto it = finished_.find(finished_order_.front().first);
-    if (it != finished_.end() && it->second.forget_at <= now) finished_.erase(it);
-    finished_order_.pop_front();
-  }
-}
-
 void Engine::on_ready(std::uint32_t idx, std::uint32_t generation, int fd, std::uint32_t events) {
   Slot& slot = slots_[idx];
   if (!slot.active || slot.generation != generation) return;
@@ -174,7 +169,7 @@ void Engine::expire(SteadyTime now) {
     slot.probe->on_timeout();
     if (slot.probe->finished()) complete(d.slot);
   }
-  forget_old(now);
+  finished_.forget_until(now);
 }
 
 void Engine::on_frame(int link_type, const std::uint8_t* data, std::size_t size, WallTime stamp) {
@@ -210,11 +205,10 @@ void Engine::on_frame(int link_type, const std::uint8_t* data, std::size_t size,
     return;
   }
   if (classified->outgoing) return;  // our own packet of a probe already over (or of a peer engine)
-  if (auto f = finished_.find(classified->key); f != finished_.end()) {
-    if (f->second.timed_out) ++stats_.late;
-    else ++stats_.duplicate;
-  } else {
-    ++stats_.stray;
+  switch (finished_.find(classified->key)) {
+    case FinishedMemory::Kind::timed_out: ++stats_.late; break;
+    case FinishedMemory::Kind::answered: ++stats_.duplicate; break;
+    case FinishedMemory::Kind::unknown: ++stats_.stray; break;
   }
 }
 

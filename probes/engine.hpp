@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "clock.hpp"
+#include "finished_memory.hpp"
 #include "packet_decode.hpp"
 #include "probe.hpp"
 #include "registry.hpp"
@@ -100,15 +100,8 @@ class Engine {
     std::uint32_t generation;
     bool operator>(const Deadline& o) const { return when > o.when; }
   };
-  struct Finished {
-    bool timed_out;
-    SteadyTime forget_at;
-  };
-
   void complete(std::uint32_t slot);
   void on_ready(std::uint32_t slot, std::uint32_t generation, int fd, std::uint32_t events);
-  void remember(const FlowKey& key, bool timed_out);
-  void forget_old(SteadyTime now);
 
   Clock& clock_;
   Wire& wire_;
@@ -124,8 +117,7 @@ class Engine {
   std::vector<std::uint32_t> free_slots_;
   std::unordered_map<FlowKey, std::uint32_t, FlowKeyHash> flows_;
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;
-  std::unordered_map<FlowKey, Finished, FlowKeyHash> finished_;
-  std::deque<std::pair<FlowKey, SteadyTime>> finished_order_;
+  FinishedMemory finished_;
   EngineStats stats_;
   FdService fd_service_;
 };
