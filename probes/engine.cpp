@@ -161,11 +161,23 @@ std::optional<SteadyTime> Engine::next_deadline() const {
 }
 
 void Engine::expire(SteadyTime now) {
+  bool drained = false;
   while (!deadlines_.empty() && deadlines_.top().when <= now) {
     const Deadline d = deadlines_.top();
-    deadlines_.pop();
     Slot& slot = slots_[d.slot];
-    if (!slot.active || slot.generation != d.generation) continue;  // answered already
+    if (!slot.active || slot.generation != d.generation) {  // answered already
+      deadlines_.pop();
+      continue;
+    }
+    if (!drained) {
+      // Before the first timeout, the answers already in the capture: the
+      // loop may be behind the wire. Bounded, so that a flood of frames
+      // cannot hold the loop here. Then the top again (it may be answered).
+      drained = true;
+      wire_.drain(kMaxFramesPerWake);
+      continue;
+    }
+    deadlines_.pop();
     slot.probe->on_timeout();
     if (slot.probe->finished()) complete(d.slot);
   }

@@ -241,6 +241,17 @@ bool RawWire::adopt_capture(pcap_t* handle, std::string interface) {
   return true;
 }
 
+int RawWire::drain(int max_frames) {
+  int n = 0;
+  for (auto& c : captures_) {
+    current_link_type_ = c.link_type;
+    // Non-blocking captures: 0 at once when the ring is empty.
+    const int got = pcap_dispatch(c.handle, max_frames, &RawWire::pcap_callback, reinterpret_cast<u_char*>(this));
+    if (got > 0) n += got;
+  }
+  return n;
+}
+
 std::uint64_t RawWire::dropped() const {
   std::uint64_t n = 0;
   for (const auto& c : captures_) {

@@ -68,6 +68,11 @@ class Wire {
   virtual void set_frame_handler(FrameHandler handler) = 0;
   // Frames the kernel dropped before the capture could read them.
   virtual std::uint64_t dropped() const { return 0; }
+  // Hands on, now, up to max_frames per capture of what the captures hold
+  // already (without waiting); how many. The engine calls it before timing
+  // probes out: an answer that reached this host in time but that a busy
+  // loop has not read yet is still an answer.
+  virtual int drain(int /*max_frames*/) { return 0; }
 };
 
 // At most this many frames are handed on per readiness of a capture. Its
@@ -108,6 +113,7 @@ class RawWire final : public Wire {
   bool send(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error) override;
   void set_frame_handler(FrameHandler handler) override { handler_ = std::move(handler); }
   std::uint64_t dropped() const override;
+  int drain(int max_frames) override;
 
  private:
   struct Capture {

@@ -76,6 +76,26 @@ class FakeWire final : public outpost::Wire {
     handler_(link_type, frame.data(), frame.size(), stamp);
   }
 
+  // Frames in the capture ring that the loop has not read yet: drain hands
+  // them on, as the real capture's would.
+  struct Pending {
+    int link_type;
+    Bytes frame;
+    WallTime stamp;
+  };
+  std::deque<Pending> ring;
+  int drains = 0;
+  int drain(int max_frames) override {
+    ++drains;
+    int n = 0;
+    for (; n < max_frames && !ring.empty(); ++n) {
+      const Pending p = ring.front();
+      ring.pop_front();
+      capture(p.link_type, p.frame, p.stamp);
+    }
+    return n;
+  }
+
  private:
   FrameHandler handler_;
 };
@@ -264,6 +284,38 @@ TEST_CASE("engine: the first stamp of the outgoing request counts (loopback show
   REQUIRE(lab.result().rtt);
   CHECK(*lab.result().rtt == 100us);
   CHECK(lab.result().sent == t0);
+}
+
+TEST_CASE("engine: an answer in time but not yet read when the deadline passes is still an answer", "[engine]") {
+  Lab lab;
+  const WallTime t0 = lab.clock.wall();
+  lab.launch(kTarget, 1s);
+  lab.launch(kOtherTarget, 1s);
+  lab.capture(lab.sent(0), t0);
+  lab.capture(lab.sent(1), t0);
+  // Both answers reach the host within the timeout, the second after it;
+  // the loop was busy and reads neither before the deadline.
+  lab.wire.ring.push_back({DLT_RAW, echo_reply(lab.sent(0)), t0 + 300ms});
+  lab.wire.ring.push_back({DLT_RAW, echo_reply(lab.sent(1)), t0 + 1200ms});
+  // A third, answered at once: its deadline passing times nothing out.
+  lab.launch(kRouter, 500ms);
+  lab.capture(lab.sent(2), t0);
+  lab.capture(echo_reply(lab.sent(2)), t0 + 1ms);
+  CHECK(lab.result(2).status == ProbeStatus::reply);
+  lab.clock.advance(999ms);
+  lab.engine.expire(lab.clock.now());
+  CHECK(lab.wire.drains == 0);  // nothing to time out: the ring is left to the loop
+  lab.clock.advance(300ms);
+  lab.engine.expire(lab.clock.now());
+  CHECK(lab.wire.drains == 1);
+  CHECK(lab.wire.ring.empty());
+  CHECK(lab.result(0).status == ProbeStatus::reply);
+  CHECK(*lab.result(0).rtt == 300ms);
+  CHECK(lab.result(1).status == ProbeStatus::timeout);
+  const auto s = lab.engine.stats();
+  CHECK(s.answered == 2);
+  CHECK(s.timeouts == 1);
+  CHECK(s.late == 1);
 }
 
 TEST_CASE("engine: no reply by the deadline is a timeout, a reply after it is late", "[engine]") {
