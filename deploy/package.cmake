@@ -69,7 +69,19 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+# libcurl and libnats are opened at run time (agent/outputs/shared_library.hpp),
+# so dpkg-shlibdeps cannot see them: their packages are named here, found
+# from the libraries this build was made against.
+set(outpost_dlopen_depends "")
+foreach(lib CURL NATS)
+  file(REAL_PATH "${OUTPOST_${lib}_PATH}" real)
+  execute_process(COMMAND dpkg-query -S "${real}" OUTPUT_VARIABLE owner RESULT_VARIABLE rc ERROR_QUIET)
+  if(NOT rc EQUAL 0 OR NOT owner MATCHES "^([^:,]+)")
+    message(FATAL_ERROR "no Debian package holds ${real} (for ${OUTPOST_${lib}_SONAME})")
+  endif()
+  string(APPEND outpost_dlopen_depends ", ${CMAKE_MATCH_1}")
+endforeach()
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser${outpost_dlopen_depends}")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

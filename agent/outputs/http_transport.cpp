@@ -13,9 +13,78 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "shared_library.hpp"
+
 namespace outpost {
 
 namespace {
+
+// The functions of OUTPOST_CURL_SONAME this file calls, loaded on first use
+// (shared_library.hpp); the defines after the table send every call there.
+#define OUTPOST_CURL_FUNCTIONS(X) \
+  X(curl_easy_cleanup) \
+  X(curl_easy_getinfo) \
+  X(curl_easy_init) \
+  X(curl_easy_setopt) \
+  X(curl_easy_strerror) \
+  X(curl_free) \
+  X(curl_global_init) \
+  X(curl_multi_add_handle) \
+  X(curl_multi_cleanup) \
+  X(curl_multi_info_read) \
+  X(curl_multi_init) \
+  X(curl_multi_remove_handle) \
+  X(curl_multi_setopt) \
+  X(curl_multi_socket_action) \
+  X(curl_multi_strerror) \
+  X(curl_slist_append) \
+  X(curl_slist_free_all) \
+  X(curl_url) \
+  X(curl_url_cleanup) \
+  X(curl_url_get) \
+  X(curl_url_set)
+
+struct CurlApi {
+  OUTPOST_CURL_FUNCTIONS(OUTPOST_SHARED_MEMBER)
+};
+
+const CurlApi& curl_api() {
+  static const CurlApi table = [] {
+    CurlApi t;
+    const char* so = OUTPOST_CURL_SONAME;
+    void* lib = open_shared_library(so);
+    OUTPOST_CURL_FUNCTIONS(OUTPOST_SHARED_LOAD)
+    return t;
+  }();
+  return table;
+}
+
+// curl.h's own macros for these (they count the arguments) make way.
+#undef curl_easy_getinfo
+#undef curl_easy_setopt
+#undef curl_multi_setopt
+#define curl_easy_cleanup curl_api().curl_easy_cleanup
+#define curl_easy_getinfo curl_api().curl_easy_getinfo
+#define curl_easy_init curl_api().curl_easy_init
+#define curl_easy_setopt curl_api().curl_easy_setopt
+#define curl_easy_strerror curl_api().curl_easy_strerror
+#define curl_free curl_api().curl_free
+#define curl_global_init curl_api().curl_global_init
+#define curl_multi_add_handle curl_api().curl_multi_add_handle
+#define curl_multi_cleanup curl_api().curl_multi_cleanup
+#define curl_multi_info_read curl_api().curl_multi_info_read
+#define curl_multi_init curl_api().curl_multi_init
+#define curl_multi_remove_handle curl_api().curl_multi_remove_handle
+#define curl_multi_setopt curl_api().curl_multi_setopt
+#define curl_multi_socket_action curl_api().curl_multi_socket_action
+#define curl_multi_strerror curl_api().curl_multi_strerror
+#define curl_slist_append curl_api().curl_slist_append
+#define curl_slist_free_all curl_api().curl_slist_free_all
+#define curl_url curl_api().curl_url
+#define curl_url_cleanup curl_api().curl_url_cleanup
+#define curl_url_get curl_api().curl_url_get
+#define curl_url_set curl_api().curl_url_set
+
 
 constexpr std::size_t kResponseKept = 4096;  // bytes of a response body kept for the detail
 constexpr std::size_t kDetailBody = 200;     // bytes of it that go into the detail

@@ -22,9 +22,88 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "shared_library.hpp"
+
 namespace outpost {
 
 namespace {
+
+// The functions of OUTPOST_NATS_SONAME this file calls, loaded on first use
+// (shared_library.hpp); the defines after the table send every call there.
+#define OUTPOST_NATS_FUNCTIONS(X) \
+  X(jsCtx_Destroy) \
+  X(jsOptions_Init) \
+  X(jsPubAck_Destroy) \
+  X(jsPubOptions_Init) \
+  X(jsStreamConfig_Init) \
+  X(jsStreamInfo_Destroy) \
+  X(js_AddStream) \
+  X(js_GetStreamInfo) \
+  X(js_PublishMsg) \
+  X(natsConnection_Close) \
+  X(natsConnection_Connect) \
+  X(natsConnection_Destroy) \
+  X(natsConnection_GetMaxPayload) \
+  X(natsConnection_IsClosed) \
+  X(natsConnection_JetStream) \
+  X(natsMsgHeader_Set) \
+  X(natsMsg_Create) \
+  X(natsMsg_Destroy) \
+  X(natsOptions_Create) \
+  X(natsOptions_Destroy) \
+  X(natsOptions_SetAllowReconnect) \
+  X(natsOptions_SetName) \
+  X(natsOptions_SetTimeout) \
+  X(natsOptions_SetToken) \
+  X(natsOptions_SetURL) \
+  X(natsStatus_GetText) \
+  X(nats_GetLastError) \
+  X(nats_ReleaseThreadMemory)
+
+struct NatsApi {
+  OUTPOST_NATS_FUNCTIONS(OUTPOST_SHARED_MEMBER)
+};
+
+const NatsApi& nats_api() {
+  static const NatsApi table = [] {
+    NatsApi t;
+    const char* so = OUTPOST_NATS_SONAME;
+    void* lib = open_shared_library(so);
+    OUTPOST_NATS_FUNCTIONS(OUTPOST_SHARED_LOAD)
+    return t;
+  }();
+  return table;
+}
+
+#define jsCtx_Destroy nats_api().jsCtx_Destroy
+#define jsOptions_Init nats_api().jsOptions_Init
+#define jsPubAck_Destroy nats_api().jsPubAck_Destroy
+#define jsPubOptions_Init nats_api().jsPubOptions_Init
+#define jsStreamConfig_Init nats_api().jsStreamConfig_Init
+#define jsStreamInfo_Destroy nats_api().jsStreamInfo_Destroy
+#define js_AddStream nats_api().js_AddStream
+#define js_GetStreamInfo nats_api().js_GetStreamInfo
+#define js_PublishMsg nats_api().js_PublishMsg
+#define natsConnection_Close nats_api().natsConnection_Close
+#define natsConnection_Connect nats_api().natsConnection_Connect
+#define natsConnection_Destroy nats_api().natsConnection_Destroy
+#define natsConnection_GetMaxPayload nats_api().natsConnection_GetMaxPayload
+#define natsConnection_IsClosed nats_api().natsConnection_IsClosed
+#define natsConnection_JetStream nats_api().natsConnection_JetStream
+#define natsMsgHeader_Set nats_api().natsMsgHeader_Set
+#define natsMsg_Create nats_api().natsMsg_Create
+#define natsMsg_Destroy nats_api().natsMsg_Destroy
+#define natsOptions_Create nats_api().natsOptions_Create
+#define natsOptions_Destroy nats_api().natsOptions_Destroy
+#define natsOptions_SetAllowReconnect nats_api().natsOptions_SetAllowReconnect
+#define natsOptions_SetName nats_api().natsOptions_SetName
+#define natsOptions_SetTimeout nats_api().natsOptions_SetTimeout
+#define natsOptions_SetToken nats_api().natsOptions_SetToken
+#define natsOptions_SetURL nats_api().natsOptions_SetURL
+#define natsStatus_GetText nats_api().natsStatus_GetText
+#define nats_GetLastError nats_api().nats_GetLastError
+#define nats_ReleaseThreadMemory nats_api().nats_ReleaseThreadMemory
+
 
 using Deadline = std::chrono::steady_clock::time_point;
 
