@@ -101,18 +101,18 @@ std::string ping_interval_refusal(Duration interval, uid_t uid) {
 }
 
 namespace {
-RawWireOptions wire_options(const std::string& interface, double max_pps) {
+RawWireOptions wire_options(const std::string& interface, double max_pps, int min_ring) {
   // Two frames per probe (ours leaving, the answer) of about 640 bytes each.
-  constexpr double kMin = 4 << 20, kMax = 64 << 20;
+  constexpr double kMax = 64 << 20;
   RawWireOptions o;
   o.interface = interface;
-  o.capture_buffer_bytes = static_cast<int>(std::clamp(max_pps * 2 * 640 * 0.25, kMin, kMax));
+  o.capture_buffer_bytes = static_cast<int>(std::clamp(max_pps * 2 * 640 * 0.25, double(min_ring), kMax));
   return o;
 }
 }  // namespace
 
-ProbingStack::ProbingStack(Clock& clock, const std::string& interface, double max_pps)
-    : params(random_filter_params()), wire(clock, wire_options(interface, max_pps), params),
+ProbingStack::ProbingStack(Clock& clock, const std::string& interface, double max_pps, int min_ring)
+    : params(random_filter_params()), wire(clock, wire_options(interface, max_pps, min_ring), params),
       engine(clock, wire, params) {}
 
 int ProbingStack::prepare(EventLoop& loop, const char* command, bool raw_required,

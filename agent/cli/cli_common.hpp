@@ -50,8 +50,13 @@ std::string ping_interval_refusal(Duration interval, uid_t uid);
 // The wire and the engine on it, as run and ping use them.
 struct ProbingStack {
   // The capture ring holds a quarter of a second of probes and answers at
-  // max_pps (at least 4 MiB, at most 64 MiB).
-  ProbingStack(Clock& clock, const std::string& interface, double max_pps = 1000);
+  // max_pps (at least min_ring bytes, at most 64 MiB). The daemon keeps 4 MiB
+  // at least, for its loop's longer stalls; a command at the terminal
+  // (ping, trace) takes less, since the kernel allocates and zeroes the
+  // whole ring before the first probe.
+  static constexpr int kDaemonRing = 4 << 20;
+  static constexpr int kTerminalRing = 1 << 20;
+  ProbingStack(Clock& clock, const std::string& interface, double max_pps = 1000, int min_ring = kDaemonRing);
   // Checks CAP_NET_RAW, opens the raw sockets and the capture, then drops
   // privileges for good (drop_privileges: to run_as when given, keeping
   // CAP_NET_RAW alone) and has the loop watch the captures. Without

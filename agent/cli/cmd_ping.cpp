@@ -141,7 +141,7 @@ int ping_command(int argc, char** argv) {
 
   SystemClock clock;
   EventLoop loop(clock);
-  ProbingStack stack(clock, "");
+  ProbingStack stack(clock, "", 1000, ProbingStack::kTerminalRing);
   if (int rc = stack.prepare(loop, "ping", method->kind == ProbeMethod::Kind::icmp); rc != kExitOk) return rc;
   if (!stack.raw) method = without_raw_socket(*method);
   Engine& engine = stack.engine;

@@ -112,7 +112,7 @@ int trace_command(int argc, char** argv) {
 
   SystemClock clock;
   EventLoop loop(clock);
-  ProbingStack stack(clock, "");
+  ProbingStack stack(clock, "", 1000, ProbingStack::kTerminalRing);
   if (int rc = stack.prepare(loop, "trace"); rc != kExitOk) return rc;
   auto launch = [&stack](std::unique_ptr<Probe> probe, Engine::Done done) {
     stack.launch(std::move(probe), std::move(done));
