@@ -443,6 +443,9 @@ NatsTransport::NatsTransport(Reactor& reactor, NatsOptions options)
     throw std::invalid_argument("nats: the agent id '" + options_.agent + "' is not a subject token");
   }
   if (options_.url.empty()) throw std::invalid_argument("nats: no URL");
+  // libnats is loaded here, where failing is an error the caller reports,
+  // not on the worker thread.
+  nats_api();
   eventfd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (eventfd_ < 0) throw std::system_error(errno, std::generic_category(), "nats: eventfd");
   reactor_.watch(eventfd_, EPOLLIN, [this](std::uint32_t) { on_completions(); });
