@@ -32,23 +32,22 @@ fault serve web
 outage_config itest-outage-loss 300ms 120ms 150ms ""
 
 outage_start 68s
-fault loss border 10
-t_a=$(now)
+timed_fault t_a loss border 10
 echo "  $(date -u +%T.%N | cut -c1-12) phase A: border drops 10 % toward the target nets"
 pause 30
-fault noloss border
-fault loss isp 10
-t_b=$(now)
+# Each phase is counted from the moment its fault was surely on to the
+# moment the next one may have begun (timed_fault's before/after).
+timed_fault t_ab noloss border
+timed_fault t_b loss isp 10
 echo "  $(date -u +%T.%N | cut -c1-12) phase B: isp drops 10 % toward everything (controls too)"
 pause 30
-fault noloss isp
-t_end=$(now)
+timed_fault t_end noloss isp
 echo "  $(date -u +%T.%N | cut -c1-12) no loss"
 
 outage_wait
 
-py_checks "$OUT" "$t_a" "$t_b" "$t_end" <<'EOF'
-path, t_a, t_b, t_end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+py_checks "$OUT" "$t_a_1" "$t_ab_0" "$t_b_1" "$t_end_0" <<'EOF'
+path, t_a, t_a_end, t_b, t_end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 P = 0.1
 records, events = outage_events(path, t_a)
 probes = [r for r in records if r.get("type") == "probe"]
@@ -67,7 +66,7 @@ def loss_line(label, rs, p):
     lo, hi = binomial_band(n, p)
     return check(f"{label}: loss {lost}/{n} = {100 * lost / max(n, 1):.1f}% within the binomial band "
                  f"[{lo:.0f}, {hi:.0f}] of p = {p}", n > 0 and lo <= lost <= hi)
-a = [r for r in probes if in_phase(r, t_a, t_b)]
+a = [r for r in probes if in_phase(r, t_a, t_a_end)]
 b = [r for r in probes if in_phase(r, t_b, t_end)]
 loss_line("phase A (loss border 10), lab targets", [r for r in a if r.get("target") in LAB], P)
 loss_line("phase A (loss border 10), control hosts", [r for r in a if r.get("target") in CTL], 0)
