@@ -28,9 +28,10 @@ class FinishedMemory {
   // fingerprints from one run to the next.
   FinishedMemory(std::size_t max_flows, std::uint64_t salt);
 
-  // Remembers the flow until forget_at (which must not decrease from one call
-  // to the next by more than the ring's order allows: entries are forgotten
-  // in insertion order). A flow remembered again replaces its older entry.
+  // Remembers the flow until forget_at. Entries are forgotten in the order
+  // they came, so forget_at should not decrease from one call to the next
+  // (the engine adds a constant to its clock). A flow remembered again
+  // replaces its older entry.
   void remember(const FlowKey& key, bool timed_out, SteadyTime forget_at);
   // Forgets every flow whose forget_at is at or before now.
   void forget_until(SteadyTime now);
