@@ -44,20 +44,7 @@ namespace {
   X(curl_url_get) \
   X(curl_url_set)
 
-struct CurlApi {
-  OUTPOST_CURL_FUNCTIONS(OUTPOST_SHARED_MEMBER)
-};
-
-const CurlApi& curl_api() {
-  static const CurlApi table = [] {
-    CurlApi t;
-    const char* so = OUTPOST_CURL_SONAME;
-    void* lib = open_shared_library(so);
-    OUTPOST_CURL_FUNCTIONS(OUTPOST_SHARED_LOAD)
-    return t;
-  }();
-  return table;
-}
+OUTPOST_SHARED_API(CurlApi, curl_api, OUTPOST_CURL_SONAME, OUTPOST_CURL_FUNCTIONS)
 
 // curl.h's own macros for these (they count the arguments) make way.
 #undef curl_easy_getinfo

@@ -60,20 +60,7 @@ namespace {
   X(nats_GetLastError) \
   X(nats_ReleaseThreadMemory)
 
-struct NatsApi {
-  OUTPOST_NATS_FUNCTIONS(OUTPOST_SHARED_MEMBER)
-};
-
-const NatsApi& nats_api() {
-  static const NatsApi table = [] {
-    NatsApi t;
-    const char* so = OUTPOST_NATS_SONAME;
-    void* lib = open_shared_library(so);
-    OUTPOST_NATS_FUNCTIONS(OUTPOST_SHARED_LOAD)
-    return t;
-  }();
-  return table;
-}
+OUTPOST_SHARED_API(NatsApi, nats_api, OUTPOST_NATS_SONAME, OUTPOST_NATS_FUNCTIONS)
 
 #define jsCtx_Destroy nats_api().jsCtx_Destroy
 #define jsOptions_Init nats_api().jsOptions_Init

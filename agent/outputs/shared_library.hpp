@@ -3,7 +3,8 @@
 // (nats) bring some thirty libraries between them, and loading those at
 // start took about 11 of the 31 ms any command spent starting, a ping or a
 // check included. A transport's file lists the functions it calls (an
-// X-macro), loads them into a table once, and sends its calls there.
+// X-macro), loads them into a table once (OUTPOST_SHARED_API) and sends
+// its calls there.
 #pragma once
 
 namespace outpost {
@@ -15,7 +16,24 @@ void* shared_library_symbol(void* library, const char* soname, const char* name)
 
 }  // namespace outpost
 
-// Declares a table member per function, typed from the library's header.
+// Defines struct API, a table with a member per function of LIST (an
+// X-macro: LIST(X) calls X(name) for each), typed from the library's
+// header, and `const API& ACCESSOR()`, which opens SONAME and fills the
+// table on its first call (thread-safe; it throws, and tries again next
+// time, when the library or a function is missing).
 #define OUTPOST_SHARED_MEMBER(f) decltype(&::f) f = nullptr;
-// Fills one member of table `t` from library `lib` (soname `so`).
 #define OUTPOST_SHARED_LOAD(f) t.f = reinterpret_cast<decltype(t.f)>(::outpost::shared_library_symbol(lib, so, #f));
+#define OUTPOST_SHARED_API(API, ACCESSOR, SONAME, LIST) \
+  struct API {                                          \
+    LIST(OUTPOST_SHARED_MEMBER)                         \
+  };                                                    \
+  const API& ACCESSOR() {                               \
+    static const API table = [] {                       \
+      API t;                                            \
+      const char* so = SONAME;                          \
+      void* lib = ::outpost::open_shared_library(so);   \
+      LIST(OUTPOST_SHARED_LOAD)                         \
+      return t;                                         \
+    }();                                                \
+    return table;                                       \
+  }
