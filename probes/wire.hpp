@@ -137,6 +137,7 @@ class RawWire final : public Wire {
   RouteFinder route_finder_;
   std::unordered_map<IpAddress, std::pair<Route, SteadyTime>> routes_;
   std::size_t routes_kept_ = 0;  // entries left by the last pruning
+  SteadyTime next_sweep_{};      // when expired entries are swept out next, however few were added
 };
 
 }  // namespace outpost

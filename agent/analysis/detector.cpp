@@ -13,28 +13,35 @@ Detector::Detector(DetectSettings settings) : settings_(settings) {
 
 void Detector::reserve(std::size_t targets) {
   targets_.reserve(targets);
+  methods_.reserve(targets);
   index_.reserve(targets);
 }
 
+std::optional<std::size_t> Detector::find(std::string_view name) const {
+  return index_.find(PositionIndex::hash(name), [&](std::uint32_t i) { return targets_[i].name == name; });
+}
+
 void Detector::add_target(const std::string& name, const std::string& group, bool control, int methods) {
+  if (find(name)) return;  // names are unique: the first registration stands
   const std::size_t idx = targets_.size();
   Target t;
   t.name = name;
-  t.group = group;
   t.control = control;
-  t.methods = std::max(1, methods);
-  t.round.assign(static_cast<std::size_t>(t.methods), std::nullopt);
-  t.failing_since.assign(static_cast<std::size_t>(t.methods), std::nullopt);
-  t.ever_ok.assign(static_cast<std::size_t>(t.methods), false);
-  auto g = std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) { return x.name == group; });
+  t.methods = static_cast<std::uint16_t>(std::clamp(methods, 1, 0xffff));
+  t.first_method = static_cast<std::uint32_t>(methods_.size());
+  methods_.resize(methods_.size() + t.methods);
+  // Most targets join the group registered last: look there first.
+  auto g = !groups_.empty() && groups_.back().name == group
+               ? groups_.end() - 1
+               : std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) { return x.name == group; });
   if (g == groups_.end()) {
     groups_.push_back({group, {}, control, false, {}});
     g = groups_.end() - 1;
   }
   g->members.push_back(idx);
-  t.group_index = static_cast<std::size_t>(g - groups_.begin());
+  t.group_index = static_cast<std::uint32_t>(g - groups_.begin());
   targets_.push_back(std::move(t));
-  index_[name] = idx;
+  index_.insert(PositionIndex::hash(name), static_cast<std::uint32_t>(idx));
   if (control) controls_.push_back(idx);
 }
 
@@ -65,8 +72,10 @@ DetectorSnapshot Detector::snapshot() const {
     x.fails = t.fails;
     x.goods = t.goods;
     x.streak_start = t.streak_start;
-    x.failing_since = t.failing_since;
-    x.ever_ok = t.ever_ok;
+    for (const Method& m : methods_of(t)) {
+      x.failing_since.push_back(m.failing_since);
+      x.ever_ok.push_back(m.ever_ok);
+    }
     x.last_ok = t.last_ok;
     x.recovery_start = t.recovery_start;
     x.reported_down = t.reported_down;
@@ -89,13 +98,13 @@ std::vector<std::string> Detector::restore(const DetectorSnapshot& snapshot, Wal
   std::vector<std::string> forgotten;
   std::vector<bool> carried(targets_.size(), false);
   for (const TargetState& before : snapshot.targets) {
-    auto it = index_.find(before.name);
-    if (it == index_.end() || targets_[it->second].control != before.control || carried[it->second]) {
+    const auto at = find(before.name);
+    if (!at || targets_[*at].control != before.control || carried[*at]) {
       if (before.down && before.reported_down) forgotten.push_back(before.name);
       continue;
     }
-    carried[it->second] = true;
-    Target& t = targets_[it->second];
+    carried[*at] = true;
+    Target& t = targets_[*at];
     t.down = before.down;
     t.fails = std::max(0, before.fails);
     t.goods = std::max(0, before.goods);
@@ -107,15 +116,13 @@ std::vector<std::string> Detector::restore(const DetectorSnapshot& snapshot, Wal
     t.down_decided = before.down_decided;
     t.changes.assign(before.changes.begin(), before.changes.end());
     t.flapping = before.flapping;
-    std::fill(t.round.begin(), t.round.end(), std::nullopt);  // the old round's probes were of old tasks
-    const auto methods = static_cast<std::size_t>(t.methods);
-    if (before.failing_since.size() == methods && before.ever_ok.size() == methods) {
-      t.failing_since = before.failing_since;
-      t.ever_ok = before.ever_ok;
-    } else {
+    const auto methods = methods_of(t);
+    const bool same_methods = before.failing_since.size() == methods.size() && before.ever_ok.size() == methods.size();
+    for (std::size_t m = 0; m < methods.size(); ++m) {
+      methods[m].round = -1;  // the old round's probes were of old tasks
       // Other probe methods: their per-method history starts afresh.
-      t.failing_since.assign(methods, std::nullopt);
-      t.ever_ok.assign(methods, false);
+      methods[m].failing_since = same_methods ? before.failing_since[m] : std::nullopt;
+      methods[m].ever_ok = same_methods && before.ever_ok[m];
     }
     if (!t.down) t.reported_down = false;  // an outage that ended is no open outage
     if (!keep_undecided) {
@@ -128,7 +135,7 @@ std::vector<std::string> Detector::restore(const DetectorSnapshot& snapshot, Wal
       }
       if (!t.down) t.fails = 0;
       t.goods = 0;
-      std::fill(t.failing_since.begin(), t.failing_since.end(), std::nullopt);
+      for (Method& m : methods_of(t)) m.failing_since.reset();
     }
     if (!t.down) t.pending_down = false;
   }
@@ -174,52 +181,54 @@ std::vector<std::string> Detector::restore(const DetectorSnapshot& snapshot, Wal
 }
 
 void Detector::on_result(const std::string& name, int method, bool ok, WallTime sent) {
-  auto it = index_.find(name);
-  if (it == index_.end()) return;
-  Target& t = targets_[it->second];
+  const auto at = find(name);
+  if (!at) return;
+  Target& t = targets_[*at];
   const auto m = static_cast<std::size_t>(std::clamp(method, 0, t.methods - 1));
   settle_flapping(sent);
+  auto methods = methods_of(t);
   // A method reporting twice before the others (their phases drifted): the round is over.
-  if (t.round[m].has_value()) end_round(t, sent);
-  if (std::none_of(t.round.begin(), t.round.end(), [](const auto& r) { return r.has_value(); })) t.round_start = sent;
+  if (methods[m].round >= 0) end_round(t, sent);
+  if (std::none_of(methods.begin(), methods.end(), [](const Method& x) { return x.round >= 0; })) t.round_start = sent;
   // The first good probe of the first good round while down: the outage's end
   // (the round may have begun with another method's failure).
   const bool first_ok_in_round =
-      ok && std::none_of(t.round.begin(), t.round.end(), [](const auto& r) { return r && *r; });
+      ok && std::none_of(methods.begin(), methods.end(), [](const Method& x) { return x.round == 1; });
   if (first_ok_in_round && t.down && t.goods == 0) t.recovery_start = sent;
-  t.round[m] = ok;
+  Method& here = methods[m];
+  here.round = ok ? 1 : 0;
   if (ok && t.control && (!last_control_ok_ || sent > *last_control_ok_)) last_control_ok_ = sent;
   if (ok) {
     t.last_ok = sent;
-    if (!t.ever_ok[m] || t.failing_since[m]) ++revision_;
-    t.ever_ok[m] = true;
-    t.failing_since[m].reset();
-  } else if (!t.failing_since[m]) {
-    t.failing_since[m] = sent;  // perhaps in a round that another method still saved
+    if (!here.ever_ok || here.failing_since) ++revision_;
+    here.ever_ok = true;
+    here.failing_since.reset();
+  } else if (!here.failing_since) {
+    here.failing_since = sent;  // perhaps in a round that another method still saved
     ++revision_;
   }
-  if (std::all_of(t.round.begin(), t.round.end(), [](const auto& r) { return r.has_value(); })) end_round(t, sent);
+  if (std::all_of(methods.begin(), methods.end(), [](const Method& x) { return x.round >= 0; })) end_round(t, sent);
   // A control target's answer may vouch for the vantage point now.
   if (ok && t.control && pending_ > 0 && !vantage_failing()) release_pending();
 }
 
 // The first failure of a method that used to answer; the round's first probe
 // when none ever did.
-WallTime Detector::outage_start(const Target& t) {
+WallTime Detector::outage_start(const Target& t) const {
   std::optional<WallTime> start;
-  for (std::size_t m = 0; m < t.failing_since.size(); ++m)
-    if (t.ever_ok[m] && t.failing_since[m] && (!start || *t.failing_since[m] < *start)) start = t.failing_since[m];
+  for (const Method& m : methods_of(t))
+    if (m.ever_ok && m.failing_since && (!start || *m.failing_since < *start)) start = m.failing_since;
   return start.value_or(t.round_start);
 }
 
 void Detector::end_round(Target& t, WallTime now) {
   bool any = false, ok = false;
-  for (auto& r : t.round) {
-    if (r) {
+  for (Method& m : methods_of(t)) {
+    if (m.round >= 0) {
       any = true;
-      ok = ok || *r;
+      ok = ok || m.round == 1;
     }
-    r.reset();
+    m.round = -1;
   }
   if (!any) return;
   if (t.down || !ok || t.fails > 0) ++revision_;  // all but a good round of a healthy target
@@ -289,7 +298,7 @@ void Detector::report(Target& t, EventKind kind, WallTime now) {
   DetectorEvent e;
   e.kind = kind;
   e.target = t.name;
-  e.group = t.group;
+  e.group = group_of(t);
   e.start = t.streak_start;
   e.last_ok = t.last_ok && *t.last_ok < t.streak_start ? t.last_ok : std::nullopt;
   if (kind == EventKind::target_up) e.end = t.recovery_start;
@@ -308,7 +317,7 @@ bool Detector::note_change(Target& t, WallTime now) {
   DetectorEvent e;
   e.kind = EventKind::target_flapping;
   e.target = t.name;
-  e.group = t.group;
+  e.group = group_of(t);
   e.start = t.changes.front();
   e.changes = static_cast<int>(t.changes.size());
   events_.push_back(std::move(e));
@@ -329,7 +338,7 @@ void Detector::settle_flapping(WallTime now) {
     DetectorEvent e;
     e.kind = EventKind::target_stable;
     e.target = t.name;
-    e.group = t.group;
+    e.group = group_of(t);
     e.start = t.changes.front();
     e.end = t.changes.back();
     e.changes = static_cast<int>(t.changes.size());
@@ -349,7 +358,7 @@ void Detector::update_vantage(WallTime now) {
     ++revision_;
     DetectorEvent e;
     e.kind = EventKind::vantage_down;
-    e.group = controls.front()->group;  // the (first) control group: the vantage point's own
+    e.group = group_of(*controls.front());  // the (first) control group: the vantage point's own
     e.start = controls.front()->streak_start;
     for (const Target* c : controls) {
       e.start = std::min(e.start, c->streak_start);
@@ -364,7 +373,7 @@ void Detector::update_vantage(WallTime now) {
     ++revision_;
     DetectorEvent e;
     e.kind = EventKind::vantage_up;
-    e.group = controls.front()->group;
+    e.group = group_of(*controls.front());
     e.start = vantage_start_;
     e.end = now;
     for (const Target* c : controls)
@@ -376,7 +385,7 @@ void Detector::update_vantage(WallTime now) {
       t.down = false;
       t.fails = 0;
       t.goods = 0;
-      std::fill(t.failing_since.begin(), t.failing_since.end(), std::nullopt);
+      for (Method& m : methods_of(t)) m.failing_since.reset();
     }
   }
   if (!vantage_failing()) release_pending();
@@ -443,9 +452,9 @@ std::vector<DetectorEvent> Detector::take_events() {
 }
 
 bool Detector::suspect(const std::string& name) const {
-  auto it = index_.find(name);
-  if (it == index_.end()) return false;
-  const Target& t = targets_[it->second];
+  const auto at = find(name);
+  if (!at) return false;
+  const Target& t = targets_[*at];
   return t.down ? t.goods > 0 : t.fails > 0;
 }
 
@@ -466,8 +475,8 @@ Detector::DownTally Detector::down_tally() const {
 }
 
 bool Detector::is_target_down(const std::string& name) const {
-  auto it = index_.find(name);
-  return it != index_.end() && targets_[it->second].down;
+  const auto at = find(name);
+  return at && targets_[*at].down;
 }
 
 }  // namespace outpost

@@ -12,10 +12,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
 
+#include "position_index.hpp"
 #include "probe.hpp"
 #include "records.hpp"  // DetectorEvent
 
@@ -71,7 +73,8 @@ class Detector {
  public:
   explicit Detector(DetectSettings settings);
 
-  // Registration, before any result. methods: how many probe methods the target has.
+  // Registration, before any result. methods: how many probe methods the
+  // target has. Names are unique: a second registration of a name is ignored.
   void add_target(const std::string& name, const std::string& group, bool control, int methods);
   // Room for this many targets, so that registering 100,000 does not leave
   // a third of the vector's capacity unused.
@@ -143,34 +146,38 @@ class Detector {
   DownTally down_tally() const;
 
  private:
+  // A target's state of one probe method.
+  struct Method {
+    std::optional<WallTime> failing_since;  // its first failure since its own last success
+    std::int8_t round = -1;                 // this round's result: -1 none yet, 0 failed, 1 answered
+    // Whether it ever succeeded (a method that always fails, e.g. filtered
+    // ICMP, says nothing about when an outage began).
+    bool ever_ok = false;
+  };
+  // 100,000 of these in a daemon: its per-method state lives in methods_
+  // (not in vectors of its own, three allocations each), its group by index.
   struct Target {
     std::string name;
-    std::string group;
+    std::uint32_t group_index = 0;
+    std::uint32_t first_method = 0;         // its methods are methods_[first_method, first_method + methods)
+    std::uint16_t methods = 1;
     bool control = false;
-    int methods = 1;
-    std::vector<std::optional<bool>> round;  // this round's result per method
-    WallTime round_start{};
     bool down = false;
-    int fails = 0;
-    int goods = 0;
-    WallTime streak_start{};                // first failed probe of the failing streak
-    // Per method: its first failure since its own last success, and whether
-    // it ever succeeded (a method that always fails, e.g. filtered ICMP,
-    // says nothing about when an outage began).
-    std::vector<std::optional<WallTime>> failing_since;
-    std::vector<bool> ever_ok;
-    std::optional<WallTime> last_ok;        // last good probe
-    WallTime recovery_start{};              // first good probe after being down
     bool reported_down = false;             // a target_down went out (so a target_up will)
     bool pending_down = false;              // down, held back until the vantage point is vouched for
+    bool flapping = false;
+    bool counted = false;                   // counted in its group's down_count (reported down, still down)
+    int fails = 0;
+    int goods = 0;
+    WallTime round_start{};
+    WallTime streak_start{};                // first failed probe of the failing streak
+    std::optional<WallTime> last_ok;        // last good probe
+    WallTime recovery_start{};              // first good probe after being down
     WallTime down_decided{};                // the send time of the result that took it down
     // Reported state changes within the flap window: a few at most, and an
     // empty vector costs no allocation (a deque allocates even when empty,
     // which at 100,000 targets was 58 MB).
     std::vector<WallTime> changes;
-    bool flapping = false;
-    std::size_t group_index = 0;
-    bool counted = false;                   // counted in its group's down_count (reported down, still down)
   };
   struct Group {
     std::string name;
@@ -182,8 +189,15 @@ class Detector {
     bool dirty = false;          // down_count changed since update_groups last looked
   };
 
+  std::span<Method> methods_of(const Target& t) { return {methods_.data() + t.first_method, t.methods}; }
+  std::span<const Method> methods_of(const Target& t) const {
+    return {methods_.data() + t.first_method, t.methods};
+  }
+  const std::string& group_of(const Target& t) const { return groups_[t.group_index].name; }
+  // The index of the target of this name.
+  std::optional<std::size_t> find(std::string_view name) const;
   void end_round(Target& t, WallTime now);
-  static WallTime outage_start(const Target& t);
+  WallTime outage_start(const Target& t) const;
   void on_target_down(Target& t, WallTime decided);
   void on_target_up(Target& t, WallTime now);
   void report(Target& t, EventKind kind, WallTime now);
@@ -200,7 +214,8 @@ class Detector {
 
   DetectSettings settings_;
   std::vector<Target> targets_;
-  std::unordered_map<std::string, std::size_t> index_;
+  std::vector<Method> methods_;  // every target's, in registration order
+  PositionIndex index_;          // targets_ by name
   std::vector<Group> groups_;
   std::vector<std::size_t> dirty_groups_;
   std::vector<std::size_t> controls_;  // indices of the control targets

@@ -25,16 +25,15 @@ void SeriesAggregator::reserve(std::size_t keys) {
 }
 
 std::size_t SeriesAggregator::key_id(const SeriesKey& key) {
-  std::string text;
-  text.reserve(key.target.size() + key.group.size() + key.method.size() + 16);
-  text.append(key.target).push_back('\0');
-  text.append(key.group).push_back('\0');
-  text.append(key.method).push_back('\0');
-  text.append(std::to_string(key.port)).push_back('\0');
-  text.append(std::to_string(key.af));
-  const auto [it, inserted] = ids_.try_emplace(std::move(text), keys_.size());
-  if (inserted) keys_.push_back(key);
-  return it->second;
+  std::uint32_t hash = PositionIndex::hash(key.target);
+  for (std::uint32_t part : {PositionIndex::hash(key.group), PositionIndex::hash(key.method),
+                             static_cast<std::uint32_t>(key.port) * 0x9e3779b1U + static_cast<std::uint32_t>(key.af)})
+    hash = (hash ^ part) * 0x01000193U + (hash >> 15);
+  const auto found = ids_.find(hash, [&](std::uint32_t id) { return keys_[id] == key; });
+  if (found) return *found;
+  ids_.insert(hash, static_cast<std::uint32_t>(keys_.size()));
+  keys_.push_back(key);
+  return keys_.size() - 1;
 }
 
 bool SeriesAggregator::add(std::size_t key_id, const ProbeResult& result) {

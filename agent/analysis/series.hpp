@@ -8,10 +8,10 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "position_index.hpp"
 #include "probe.hpp"
 #include "records.hpp"
 #include "rtt_stats.hpp"
@@ -84,7 +84,7 @@ class SeriesAggregator {
   Duration grace_;
   WallTime started_;
   std::vector<SeriesKey> keys_;                        // by key id
-  std::unordered_map<std::string, std::size_t> ids_;  // interned key text -> key id
+  PositionIndex ids_;                                  // keys_ by key
   std::map<OpenKey, Counts> open_;
   WallTime closed_until_ = WallTime::min();  // windows starting before this are closed
   std::uint64_t late_ = 0;

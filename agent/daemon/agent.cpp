@@ -106,17 +106,35 @@ std::string Agent::apply(const Config& config) {
   // A few of each, then a count: a list of 100,000 targets with a wrong
   // block or no route says so in a screenful, not in 100,000 lines.
   constexpr std::size_t kWarnings = 20;
+  constexpr std::size_t kStartRouteChecks = 1024;
   for (std::size_t i = 0; i < std::min(plan->warnings.size(), kWarnings); ++i) spdlog::warn("{}", plan->warnings[i]);
   if (plan->warnings.size() > kWarnings)
     spdlog::warn("... and {} more such warnings of the config's targets", plan->warnings.size() - kWarnings);
   if (raw_) {
-    std::size_t unroutable = 0;
+    // The routes of the control targets and of the first others are asked
+    // now, so that a host without a route, or a wrong interface, says so at
+    // once and the captures are open before the first probe. The rest are
+    // asked as each is first probed (a failure is then logged and in its
+    // probe records): a lookup is a few system calls, and 100,000 of them
+    // were a third of the start-up.
+    std::size_t unroutable = 0, checked = 0, with_address = 0;
+    auto check = [&](const PlannedTarget& t) {
+      ++checked;
+      if (auto why = engine_.prepare(t.address); !why.empty() && ++unroutable <= kWarnings)
+        spdlog::warn("target {}: {}", t.key, why);
+    };
     for (const auto& t : plan->targets)
-      if (t.address)
-        if (auto why = engine_.prepare(t.address); !why.empty() && ++unroutable <= kWarnings)
-          spdlog::warn("target {}: {}", t.key, why);
+      if (t.address && t.control) check(t);
+    for (const auto& t : plan->targets) {
+      if (!t.address) continue;
+      ++with_address;
+      if (!t.control && checked < kStartRouteChecks) check(t);
+    }
     if (unroutable > kWarnings)
       spdlog::warn("... and {} more targets that cannot be probed now", unroutable - kWarnings);
+    if (checked < with_address)
+      spdlog::info("routes checked for {} of {} targets at start; the others' are checked as they are first probed",
+                   checked, with_address);
   }
 
   auto scheduler = std::make_unique<Scheduler>(plan->max_pps);
@@ -129,7 +147,7 @@ std::string Agent::apply(const Config& config) {
   for (const auto& task : plan->tasks) ++methods[task.target];
   for (std::size_t i = 0; i < plan->targets.size(); ++i) {
     const auto& t = plan->targets[i];
-    detector->add_target(t.key, t.group, t.control, static_cast<int>(methods[i]));
+    detector->add_target(t.key, plan->groups[t.group], t.control, static_cast<int>(methods[i]));
   }
   const double demand = scheduler->demanded_pps();
   if (demand > plan->max_pps)
@@ -177,32 +195,38 @@ std::string Agent::apply(const Config& config) {
   if (old_scheduler) lateness_before_.merge(old_scheduler->lateness());
   plan_ = std::move(*plan);
   runs_ = std::move(runs);
+  waiting_.clear();  // the old tasks' answers, held for their turn: stale now
   scheduler_ = std::move(scheduler);
   trace_scheduler_ = std::move(trace_scheduler);
   detector_ = std::move(detector);
   asns_ = std::move(asns);
   target_runs_.assign(plan_.targets.size(), TargetRun{});
   target_index_.clear();
+  target_index_.reserve(plan_.targets.size());
   control_tasks_.clear();
   check_gap_ = Duration::max();
   for (std::size_t i = 0; i < plan_.targets.size(); ++i) {
     const auto& t = plan_.targets[i];
-    target_index_[t.key] = i;
+    if (!find_target(t.key)) target_index_.insert(PositionIndex::hash(t.key), static_cast<std::uint32_t>(i));
     if (!t.control) continue;
-    control_tasks_.insert(control_tasks_.end(), t.tasks.begin(), t.tasks.end());
+    for (std::size_t id : t.tasks()) control_tasks_.push_back(id);
     check_gap_ = std::min(check_gap_, t.suspect_interval);
   }
   pacer_.set_bucket(&scheduler_->bucket());
+  // Traces and router probes take what the schedule leaves of the rate cap,
+  // less a tenth for slack (at least a twentieth of the cap, so that an
+  // overbooked schedule still lets traces run).
+  pacer_.set_share(std::max(0.9 * (plan_.max_pps - demand), 0.05 * plan_.max_pps));
   investigator_.configure(plan_.agent_id, plan_.trace_spec, asns_,
                           limits_.value_or(InvestigationLimits{plan_.max_failure_traces, plan_.max_queued_failures}),
                           raw_);
   restore_traces();
 
-  std::vector<HostRefresher::Entry> entries;
-  entries.reserve(plan_.targets.size());
-  for (const auto& t : plan_.targets)
-    entries.push_back({t.key, t.host, t.want_af, t.address, t.interval, fresh.count(t.host) > 0});
-  refresher_.reset(std::move(entries), plan_.resolve_interval, now);
+  std::vector<HostRefresher::Entry> named;
+  for (std::size_t i = 0; i < plan_.targets.size(); ++i)
+    if (const auto& t = plan_.targets[i]; t.by_name)
+      named.push_back({i, t.key, t.address_text, t.want_af, t.address, t.interval, fresh.count(t.address_text) > 0});
+  refresher_.reset(plan_.targets.size(), std::move(named), plan_.resolve_interval, now);
 
   if (started_) {
     scheduler_->start(now);
@@ -394,10 +418,7 @@ void Agent::write_state() {
     }
   // The traces, the file's bulk, are encoded again only when they changed.
   if (!traces_json_ || traces_json_revision_ != investigator_.last_good_revision()) {
-    std::vector<std::pair<const std::string*, const TraceResult*>> traces;
-    traces.reserve(investigator_.last_good_traces().size());
-    for (const auto& [key, trace] : investigator_.last_good_traces()) traces.emplace_back(&key, &trace);
-    traces_json_ = encode_traces(std::move(traces));
+    traces_json_ = encode_traces(investigator_.last_good_traces());
     traces_json_revision_ = investigator_.last_good_revision();
   }
   std::string error;
@@ -445,7 +466,7 @@ void Agent::run_task(std::size_t id, bool out_of_schedule) {
       --check_probes_;
       done(r);
       if (check_probes_ == 0 && check_again_ && !stopping_) run_vantage_check();
-    });
+    }, /*urgent=*/true);
   } else {
     engine_.launch(std::move(probe), std::move(done));
   }
@@ -461,15 +482,17 @@ void Agent::deliver(std::size_t id, std::uint64_t seq, const ProbeResult& result
   TaskRun& run = runs_[id];
   if (seq != run.next_to_observe) {
     // An answer that came before an earlier probe's: it waits its turn.
-    run.waiting.emplace(seq, result);
+    waiting_.emplace(std::pair{id, seq}, result);
     ++stats_.reordered;
     return;
   }
   observe(id, result);
   ++run.next_to_observe;
-  for (auto it = run.waiting.begin(); it != run.waiting.end() && it->first == run.next_to_observe;
-       it = run.waiting.erase(it)) {
-    observe(id, it->second);
+  for (auto it = waiting_.find({id, run.next_to_observe}); it != waiting_.end();
+       it = waiting_.find({id, run.next_to_observe})) {
+    const ProbeResult next = std::move(it->second);
+    waiting_.erase(it);
+    observe(id, next);
     ++run.next_to_observe;
   }
 }
@@ -480,6 +503,9 @@ void Agent::observe(std::size_t id, const ProbeResult& result) {
   series_->add(runs_[id].series_key, result);
   const PlannedTask& task = plan_.tasks[id];
   const PlannedTarget& target = plan_.targets[task.target];
+  if (result.local_error)
+    local_error_log_.warn(loop_.clock().now(), "target " + target.key + " (" + task.method.text() +
+                                                   "): cannot be probed: " + result.error);
   if (result.local_error && !target.control) {
     // It never left this host: evidence against the vantage point, not the target.
     ++stats_.local_errors;
@@ -523,19 +549,20 @@ void Agent::adjust_speed(std::size_t index) {
   if (fast == run.fast || target.suspect_interval >= target.interval) return;
   run.fast = fast;
   const SteadyTime now = loop_.clock().now();
-  for (std::size_t id : target.tasks)
+  for (std::size_t id : target.tasks())
     scheduler_->set_interval(static_cast<Scheduler::TaskId>(id), fast ? target.suspect_interval : target.interval, now);
   spdlog::debug("target {}: probing every {}", target.key, format_duration(fast ? target.suspect_interval : target.interval));
   if (!stopping_) rearm();
 }
 
 const PlannedTarget* Agent::find_target(const std::string& key) const {
-  auto it = target_index_.find(key);
-  return it == target_index_.end() ? nullptr : &plan_.targets[it->second];
+  const auto at = target_index_.find(PositionIndex::hash(key),
+                                     [&](std::uint32_t i) { return plan_.targets[i].key == key; });
+  return at ? &plan_.targets[*at] : nullptr;
 }
 
 TraceTarget Agent::trace_target(const PlannedTarget& t) const {
-  return {t.key, t.name, t.group, t.af, t.address, t.host, t.upstream_asn, t.tcp_port};
+  return {t.key, t.name, plan_.groups[t.group], t.af, t.address, std::string(t.host()), t.upstream_asn, t.tcp_port};
 }
 
 void Agent::handle_event(DetectorEvent event) {

@@ -30,6 +30,7 @@
 #include "host_refresher.hpp"
 #include "host_resolver.hpp"
 #include "investigator.hpp"
+#include "log_limiter.hpp"
 #include "outpost_config.hpp"
 #include "outputs.hpp"
 #include "pacer.hpp"
@@ -118,7 +119,7 @@ class Agent {
   // A walk over the groups: for a periodic look (self-metrics), not per probe.
   DownCounts down_counts() const;
   // The last trace toward the target (by its key: the name, or NAME/4 and NAME/6) that reached it.
-  const TraceResult* last_good_trace(const std::string& key) const { return investigator_.last_good(key); }
+  std::optional<TraceResult> last_good_trace(const std::string& key) const { return investigator_.last_good(key); }
   const Plan& plan() const { return plan_; }
 
  private:
@@ -127,7 +128,6 @@ class Agent {
   struct TaskRun {
     std::uint64_t next_seq = 0;
     std::uint64_t next_to_observe = 0;
-    std::map<std::uint64_t, ProbeResult> waiting;
     std::size_t series_key = 0;
   };
   struct TargetRun {
@@ -173,7 +173,7 @@ class Agent {
   Plan plan_;
   std::vector<TaskRun> runs_;
   std::vector<TargetRun> target_runs_;
-  std::unordered_map<std::string, std::size_t> target_index_;  // by key
+  PositionIndex target_index_;  // plan_.targets by key
   std::vector<std::size_t> control_tasks_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Scheduler> trace_scheduler_;
@@ -206,6 +206,11 @@ class Agent {
   bool stopping_ = false;
   bool finished_ = false;
   AgentStats stats_;
+  // Answers that came before an earlier probe's of their task, by (task,
+  // sequence number): they wait their turn. One map for all tasks, not one
+  // in each of 100,000 tasks, since it is nearly always empty.
+  std::map<std::pair<std::size_t, std::uint64_t>, ProbeResult> waiting_;
+  LogLimiter local_error_log_;  // probes that could not leave this host (no route, a send error)
   std::map<std::string, ProbeCounts> probe_counts_;
   // target_down events handed to the investigator whose record is not written
   // yet (by "NAME\nAF"): a state saved meanwhile shows them as held back, not

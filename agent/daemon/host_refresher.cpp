@@ -17,17 +17,17 @@ Duration HostRefresher::retry_interval(const State& s) const {
                   std::clamp<Duration>(s.entry.interval, std::chrono::seconds(5), std::chrono::minutes(1)));
 }
 
-void HostRefresher::reset(std::vector<Entry> entries, Duration resolve_interval, SteadyTime now) {
+void HostRefresher::reset(std::size_t targets, std::vector<Entry> named, Duration resolve_interval, SteadyTime now) {
   ++generation_;
   resolve_interval_ = resolve_interval;
   states_.clear();
-  slots_.assign(entries.size(), kNoHost);
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    if (entries[i].host.empty()) continue;
-    slots_[i] = static_cast<std::uint32_t>(states_.size());
+  states_.reserve(named.size());
+  slots_.assign(targets, kNoHost);
+  for (auto& entry : named) {
+    if (entry.target >= targets || slots_[entry.target] != kNoHost) continue;
+    slots_[entry.target] = static_cast<std::uint32_t>(states_.size());
     State s;
-    s.entry = std::move(entries[i]);
-    s.target = i;
+    s.entry = std::move(entry);
     // A name looked up just now waits a whole interval; one carried over, or
     // that did not resolve, is asked again at once.
     s.next = s.entry.fresh && s.entry.address ? now + resolve_interval_ : now;
@@ -80,7 +80,7 @@ void HostRefresher::maybe_refresh(std::size_t index, SteadyTime now) {
     else
       spdlog::info("target {}: {} resolves to {} now", t.entry.key, t.entry.host, address.to_string());
     t.entry.address = address;
-    changed_(t.target, address);
+    changed_(t.entry.target, address);
   });
 }
 

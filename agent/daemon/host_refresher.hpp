@@ -22,8 +22,9 @@ class HostRefresher {
   // A target's name now gives another address (of its family).
   using Changed = std::function<void(std::size_t target, const IpAddress& address)>;
   struct Entry {
+    std::size_t target = 0;  // its index among the targets
     std::string key;   // for the log
-    std::string host;  // empty: a literal address, never looked up
+    std::string host;  // the name looked up
     int want_af = 0;   // 4, 6, or 0 (auto)
     IpAddress address;
     Duration interval{};  // the target's probe interval
@@ -31,8 +32,10 @@ class HostRefresher {
   };
 
   HostRefresher(HostResolver& resolver, Changed changed);
-  // At start-up and each reload; answers to lookups of older entries are ignored.
-  void reset(std::vector<Entry> entries, Duration resolve_interval, SteadyTime now);
+  // At start-up and each reload: `targets` targets, of which those in
+  // `named` are given by host name (the others, literal addresses, are
+  // never looked up). Answers to lookups of older entries are ignored.
+  void reset(std::size_t targets, std::vector<Entry> named, Duration resolve_interval, SteadyTime now);
   void maybe_refresh(std::size_t target, SteadyTime now);
   // What each name gave (per family, its last address, or why it has none):
   // a reload does not ask again.
@@ -42,7 +45,6 @@ class HostRefresher {
  private:
   struct State {
     Entry entry;
-    std::size_t target = 0;
     SteadyTime next{};
     bool resolving = false;
   };

@@ -37,11 +37,6 @@ void Investigator::configure(const std::string& agent_id, const TraceSpec& spec,
   start_queued();
 }
 
-const TraceResult* Investigator::last_good(const std::string& key) const {
-  auto it = last_good_.find(key);
-  return it == last_good_.end() ? nullptr : &it->second;
-}
-
 std::uint32_t Investigator::next_seed(TraceMethod method, const IpAddress& address) {
   // A random flow, free toward this address: a host that saw one trace's
   // source port or checksum cannot tell the next one's.
@@ -82,7 +77,7 @@ void Investigator::baseline(const TraceTarget& target) {
   run_trace(target, spec_, "baseline", [this, key = target.key](const TraceResult& result) {
     --baselines_running_;
     if (result.reached && !stopping_) {
-      last_good_[key] = result;
+      last_good_.put(key, result);
       ++last_good_revision_;
     }
   });
@@ -90,9 +85,8 @@ void Investigator::baseline(const TraceTarget& target) {
 
 void Investigator::restore_last_good(const std::string& key, TraceResult trace) {
   if (!trace.reached) return;
-  auto it = last_good_.find(key);
-  if (it != last_good_.end() && it->second.started >= trace.started) return;
-  last_good_[key] = std::move(trace);
+  if (const auto kept = last_good_.get(key); kept && kept->started >= trace.started) return;
+  last_good_.put(key, trace);
   ++last_good_revision_;
 }
 
@@ -227,7 +221,8 @@ void Investigator::check_alive(const IpAddress& router, std::function<void(bool)
 void Investigator::conclude(const CasePtr& c, const TraceResult* failure, std::optional<bool> last_hop_alive) {
   VerdictInput in;
   in.target = c->target.address;
-  in.baseline = last_good(c->target.key);
+  const auto baseline = last_good(c->target.key);
+  in.baseline = baseline ? &*baseline : nullptr;
   in.failure = failure;
   in.asn_of = origin_lookup(asns_);
   in.upstream_asn = c->target.upstream_asn;
@@ -253,7 +248,7 @@ void Investigator::conclude(const CasePtr& c, const TraceResult* failure, std::o
 void Investigator::note_break(const CasePtr& c, const TraceResult& failure, const Verdict& verdict) {
   if (failure.reached || !verdict.last_hop || verdict.where == Where::unknown || verdict.where == Where::vantage)
     return;
-  const TraceResult* baseline = last_good(c->target.key);
+  const auto baseline = last_good(c->target.key);
   if (!baseline) return;
   // Where the last good path went on from the hop the failure trace died at.
   IpAddress next;
@@ -285,7 +280,7 @@ void Investigator::note_break(const CasePtr& c, const TraceResult& failure, cons
 
 const Verdict* Investigator::explained(const TraceTarget& target) {
   if (breaks_.empty()) return nullptr;
-  const TraceResult* baseline = last_good(target.key);
+  const auto baseline = last_good(target.key);
   if (!baseline) return nullptr;
   const WallTime now = loop_.clock().wall();
   for (auto b = breaks_.rbegin(); b != breaks_.rend(); ++b) {

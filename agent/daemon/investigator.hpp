@@ -29,6 +29,7 @@
 #include "event_loop.hpp"
 #include "pacer.hpp"
 #include "records.hpp"
+#include "trace_store.hpp"
 #include "traceroute.hpp"
 
 namespace outpost {
@@ -89,12 +90,12 @@ class Investigator {
   void investigate(DetectorEvent event, const TraceTarget& target, bool group_dark);
 
   // The last trace toward the target (by key) that reached it.
-  const TraceResult* last_good(const std::string& key) const;
+  std::optional<TraceResult> last_good(const std::string& key) const { return last_good_.get(key); }
   void forget(const std::string& key) {
     if (last_good_.erase(key)) ++last_good_revision_;
   }
-  // Every last good trace by key, to be saved; the count moves with each change.
-  const std::unordered_map<std::string, TraceResult>& last_good_traces() const { return last_good_; }
+  // Every last good trace by key, to be saved; the revision moves with each change.
+  const TraceStore& last_good_traces() const { return last_good_; }
   std::uint64_t last_good_revision() const { return last_good_revision_; }
   // A last good trace saved before a restart: verdicts use it until a baseline
   // of this run reaches the target (a newer one is kept: only a trace that
@@ -145,7 +146,7 @@ class Investigator {
   InvestigationLimits limits_;
   bool raw_ = true;
   bool stopping_ = false;
-  std::unordered_map<std::string, TraceResult> last_good_;
+  TraceStore last_good_;
   std::uint64_t last_good_revision_ = 0;
   std::size_t traces_running_ = 0;
   std::size_t baselines_running_ = 0;

@@ -1,5 +1,7 @@
 #include "pacer.hpp"
 
+#include <algorithm>
+
 namespace outpost {
 
 Pacer::Pacer(EventLoop& loop, Engine& engine) : loop_(loop), engine_(engine) {}
@@ -10,17 +12,36 @@ Pacer::~Pacer() {
 
 void Pacer::set_bucket(TokenBucket* bucket) {
   bucket_ = bucket;
-  if (!queue_.empty()) drain();
+  if (queued() > 0) drain();
 }
 
-void Pacer::launch(std::unique_ptr<Probe> probe, Engine::Done done) {
+void Pacer::set_share(double pps) {
+  if (pps > 0)
+    share_.emplace(pps, std::max(1.0, pps / 100.0));  // a hundredth of a second's worth at once, like the bucket's
+  else
+    share_.reset();
+  if (timer_) {  // the timer was set for the old share
+    loop_.cancel(timer_);
+    timer_ = 0;
+  }
+  if (queued() > 0) drain();
+}
+
+void Pacer::launch(std::unique_ptr<Probe> probe, Engine::Done done, bool urgent) {
   if (refusal_) {
     // Ended on the next turn of the loop, not inside the caller.
     loop_.after(Duration::zero(), [done = std::move(done), r = *refusal_] { done(r); });
     return;
   }
-  queue_.push_back({std::move(probe), std::move(done)});
+  (urgent ? urgent_ : queue_).push_back({std::move(probe), std::move(done)});
   drain();
+}
+
+bool Pacer::take_ordinary(SteadyTime now) {
+  if (share_ && share_->available_at(now) > now) return false;
+  if (!bucket_->take(now)) return false;
+  if (share_) share_->take(now);
+  return true;
 }
 
 void Pacer::drain() {
@@ -28,31 +49,43 @@ void Pacer::drain() {
   draining_ = true;
   const SteadyTime now = loop_.clock().now();
   bool launched = false;
-  while (!queue_.empty() && bucket_ && bucket_->take(now)) {
-    Pending next = std::move(queue_.front());
-    queue_.pop_front();
-    if (counted_waiting_ > 0) --counted_waiting_;
-    engine_.launch(std::move(next.probe), std::move(next.done));
+  auto next = [&]() -> std::deque<Pending>* {
+    if (!bucket_) return nullptr;
+    if (!urgent_.empty()) return bucket_->take(now) ? &urgent_ : nullptr;
+    if (!queue_.empty() && take_ordinary(now)) return &queue_;
+    return nullptr;
+  };
+  for (auto* from = next(); from; from = next()) {
+    Pending p = std::move(from->front());
+    from->pop_front();
+    std::size_t& counted = from == &urgent_ ? counted_urgent_ : counted_queue_;
+    if (counted > 0) --counted;
+    engine_.launch(std::move(p.probe), std::move(p.done));
     launched = true;
   }
   draining_ = false;
   // What is left waits for the bucket: counted once each, however long.
-  if (bucket_ && queue_.size() > counted_waiting_) {
-    waits_ += queue_.size() - counted_waiting_;
-    counted_waiting_ = queue_.size();
+  if (bucket_) {
+    waits_ += urgent_.size() - counted_urgent_ + queue_.size() - counted_queue_;
+    counted_urgent_ = urgent_.size();
+    counted_queue_ = queue_.size();
   }
   if (launched && launched_) launched_();
-  if (queue_.empty() || !bucket_ || timer_) return;
-  timer_ = loop_.at(bucket_->available_at(now), [this] {
+  if (queued() == 0 || !bucket_ || timer_) return;
+  SteadyTime when = bucket_->available_at(now);
+  if (urgent_.empty() && share_) when = std::max(when, share_->available_at(now));
+  timer_ = loop_.at(when, [this] {
     timer_ = 0;
     drain();
   });
 }
 
 void Pacer::cancel_all(const ProbeResult& result) {
-  auto queue = std::move(queue_);
+  auto queue = std::move(urgent_);
+  urgent_.clear();
+  for (auto& p : queue_) queue.push_back(std::move(p));
   queue_.clear();
-  counted_waiting_ = 0;
+  counted_urgent_ = counted_queue_ = 0;
   if (timer_) {
     loop_.cancel(timer_);
     timer_ = 0;

@@ -2,8 +2,13 @@
 // direct probes of a router, vantage checks): each goes to the engine as soon
 // as the shared token bucket (agent.max_pps) allows — at once when it has a
 // token, also from inside a packet callback, else on a timer at the moment
-// the bucket refills. Scheduled probes take their tokens from the same bucket.
-// Leaves to others: what the probes are (callers), the bucket's rate (scheduler).
+// the bucket refills. Scheduled probes take their tokens from the same bucket,
+// and come first: the pacer's probes also keep within a share of the rate of
+// their own (what the schedule leaves), so that a start-up's 100,000 baseline
+// traces do not take the tokens the instant they appear and make every
+// scheduled probe late. Urgent probes (vantage checks) go ahead of the queue
+// and are held to the shared bucket alone.
+// Leaves to others: what the probes are (callers), the rates (agent, scheduler).
 #pragma once
 
 #include <cstdint>
@@ -27,13 +32,17 @@ class Pacer {
 
   // The bucket to take tokens from (the scheduler's); set before launching.
   void set_bucket(TokenBucket* bucket);
-  // Queued behind what waits already; `done` is called once with the result.
-  void launch(std::unique_ptr<Probe> probe, Engine::Done done);
+  // The most probes per second that ordinary launches take from it (0: no
+  // limit but the bucket's). Launches queued already wait for the new share.
+  void set_share(double pps);
+  // Queued behind what waits already (urgent: ahead of every ordinary
+  // probe, outside the share); `done` is called once with the result.
+  void launch(std::unique_ptr<Probe> probe, Engine::Done done, bool urgent = false);
   // Ends every queued probe at once with `result` (the probes are not sent).
   void cancel_all(const ProbeResult& result);
   // From now on, launch ends each probe with `result` instead (on the next turn of the loop).
   void refuse(ProbeResult result);
-  std::size_t queued() const { return queue_.size(); }
+  std::size_t queued() const { return queue_.size() + urgent_.size(); }
   // Probes that could not go at once and waited in the queue for a token
   // (the rate cap at work), since the start; each counted once.
   std::uint64_t waits() const { return waits_; }
@@ -46,17 +55,22 @@ class Pacer {
     Engine::Done done;
   };
   void drain();
+  bool take_ordinary(SteadyTime now);
 
   EventLoop& loop_;
   Engine& engine_;
   TokenBucket* bucket_ = nullptr;
+  std::optional<TokenBucket> share_;  // ordinary launches' own limit
+  std::deque<Pending> urgent_;
   std::deque<Pending> queue_;
   EventLoop::TimerId timer_ = 0;
   bool draining_ = false;
   std::optional<ProbeResult> refusal_;
   std::function<void()> launched_;
   std::uint64_t waits_ = 0;
-  std::size_t counted_waiting_ = 0;  // the first this many queued probes are in waits_ already
+  // The first this many of each queue are in waits_ already.
+  std::size_t counted_urgent_ = 0;
+  std::size_t counted_queue_ = 0;
 };
 
 }  // namespace outpost

@@ -91,17 +91,18 @@ std::optional<Plan> make_plan(const Config& config, const std::unordered_map<std
   if (raw) plan.traces.reserve(targets);
 
   for (const auto& group : config.groups) {
+    plan.groups.push_back(group.name);
     for (const auto& target : group.targets) {
       const auto families = wanted_families(target);
       for (int want : families) {
         PlannedTarget t;
         t.name = target.name;
         t.key = families.size() > 1 ? target.name + "/" + std::to_string(want) : target.name;
-        t.group = group.name;
+        t.group = static_cast<std::uint32_t>(plan.groups.size() - 1);
         t.control = group.control;
         t.want_af = target.address.empty() ? want : 0;
-        t.host = target.host;
-        t.address_text = target.address.empty() ? target.host : target.address;
+        t.by_name = target.address.empty();
+        t.address_text = t.by_name ? target.host : target.address;
         if (!target.address.empty()) {
           auto literal = IpAddress::parse(target.address);
           if (literal) t.address = *literal;
@@ -142,7 +143,7 @@ std::optional<Plan> make_plan(const Config& config, const std::unordered_map<std
           if (!task.error.empty()) plan.warnings.push_back("target " + t.key + ": " + task.error);
           if ((method.kind == ProbeMethod::Kind::tcp || method.kind == ProbeMethod::Kind::tcp_connect) && !t.tcp_port)
             t.tcp_port = method.port;
-          t.tasks.push_back(plan.tasks.size());
+          if (t.task_count++ == 0) t.first_task = static_cast<std::uint32_t>(plan.tasks.size());
           plan.tasks.push_back(std::move(task));
         }
         plan.longest_timeout = std::max(plan.longest_timeout, target.timeout);
@@ -163,7 +164,7 @@ std::optional<Plan> make_plan(const Config& config, const std::unordered_map<std
 
 ProbeLabels Plan::labels(const PlannedTask& task) const {
   const PlannedTarget& t = targets[task.target];
-  return {agent_id, t.name, t.group, task.method.record_name(), task.method.port, t.af};
+  return {agent_id, t.name, groups[t.group], task.method.record_name(), task.method.port, t.af};
 }
 
 PlanDiff diff_plans(const Plan& before, const Plan& after) {

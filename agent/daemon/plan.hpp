@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -22,23 +24,30 @@
 namespace outpost {
 
 // One configured target in one address family: what the detector judges.
+// A daemon holds 100,000 of these: what many share (the group's name) is
+// held once in the plan, and its tasks are a range, not a vector of its own.
 struct PlannedTarget {
   std::string name;   // as configured
   std::string key;    // unique: the name, or NAME/4 and NAME/6 for a target probed over both families
-  std::string group;
+  std::uint32_t group = 0;  // into Plan::groups
   bool control = false;
+  bool by_name = false;     // configured by host name: looked up again now and then
   int af = 0;         // 4 or 6; 0 while a host name has no address (family auto)
   int want_af = 0;    // the family asked for: 4, 6, or 0 (auto: IPv4, else IPv6)
-  std::string host;   // configured by host name: looked up again now and then
-  std::string address_text;  // the literal address, or the host name
+  std::string address_text;  // the literal address as written, or the host name
   IpAddress address;  // empty while unknown (then error says why)
   std::string error;
   std::optional<std::uint32_t> upstream_asn;  // its group's
   std::optional<std::uint16_t> tcp_port;      // failure traces follow the first tcp:PORT probe's flow
   Duration interval{};
   Duration suspect_interval{};  // while suspect: never shorter than the timeout nor longer than the interval
-  std::vector<std::size_t> tasks;          // into Plan::tasks
+  std::uint32_t first_task = 0;  // its tasks: Plan::tasks[first_task, first_task + task_count)
+  std::uint32_t task_count = 0;
   std::optional<std::size_t> trace_task;   // into Plan::traces (with raw sockets)
+
+  // The host name, or "" for a literal address.
+  std::string_view host() const { return by_name ? std::string_view(address_text) : std::string_view(); }
+  auto tasks() const { return std::views::iota(std::size_t{first_task}, std::size_t{first_task} + task_count); }
 };
 
 // One target × probe method, probed every interval. Its record labels come
@@ -71,6 +80,7 @@ struct Plan {
   Duration baseline_interval{};
   std::size_t max_failure_traces = 4;
   std::size_t max_queued_failures = 1024;
+  std::vector<std::string> groups;  // the groups' names, in config order
   std::vector<PlannedTarget> targets;
   std::vector<PlannedTask> tasks;
   std::vector<PlannedTrace> traces;

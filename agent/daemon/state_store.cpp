@@ -316,24 +316,32 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 // The traces and targets are written one at a time: as one JSON document,
 // 100,000 of each held several hundred megabytes while a save ran.
-std::string encode_traces(const std::map<std::string, TraceResult>& traces) {
-  std::vector<std::pair<const std::string*, const TraceResult*>> items;
-  items.reserve(traces.size());
-  for (const auto& [key, trace] : traces) items.emplace_back(&key, &trace);
-  return encode_traces(items);
-}
+namespace {
 
-std::string encode_traces(std::vector<std::pair<const std::string*, const TraceResult*>> traces) {
-  std::sort(traces.begin(), traces.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+// {"KEY":TRACE,...} from each(add), which calls add(key, trace) in key order.
+template <class Each>
+std::string encode_trace_object(Each&& each) {
   std::string text = "{";
-  for (const auto& [key, trace] : traces) {
+  each([&](const std::string& key, const TraceResult& trace) {
     if (text.size() > 1) text += ',';
-    text += dump(json(*key));
+    text += dump(json(key));
     text += ':';
-    text += dump(encode_trace(*trace));
-  }
+    text += dump(encode_trace(trace));
+  });
   text += '}';
   return text;
+}
+
+}  // namespace
+
+std::string encode_traces(const std::map<std::string, TraceResult>& traces) {
+  return encode_trace_object([&](const auto& add) {
+    for (const auto& [key, trace] : traces) add(key, trace);
+  });
+}
+
+std::string encode_traces(const TraceStore& traces) {
+  return encode_trace_object([&](const auto& add) { traces.for_each(add); });
 }
 
 std::string encode_state(const SavedState& state) { return encode_state(state, encode_traces(state.last_good)); }

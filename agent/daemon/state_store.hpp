@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "detector.hpp"
+#include "trace_store.hpp"
 #include "traceroute.hpp"
 
 namespace outpost {
@@ -34,8 +35,8 @@ std::string encode_state(const SavedState& state);
 // The last good traces alone, as the state holds them: a caller that saves
 // often keeps this text until the traces change ...
 std::string encode_traces(const std::map<std::string, TraceResult>& traces);
-// The same from pointers (key, trace), in any order: no copy of the traces.
-std::string encode_traces(std::vector<std::pair<const std::string*, const TraceResult*>> traces);
+// The same from the packed store, unpacked one trace at a time.
+std::string encode_traces(const TraceStore& traces);
 // ... and gives it here in place of state.last_good (not read then).
 std::string encode_state(const SavedState& state, std::string_view traces_json);
 // nullopt and *error when the text is not a state of a version this build reads.

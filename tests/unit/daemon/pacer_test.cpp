@@ -92,3 +92,40 @@ TEST_CASE("pacer: waits counts each probe that had to wait for a token, once", "
   lab.launch(6);  // the bucket has refilled
   CHECK(lab.pacer.waits() == 4);
 }
+
+TEST_CASE("pacer: ordinary launches keep to their share of the bucket; the rest is left to the schedule", "[pacer]") {
+  PacerLab lab;
+  TokenBucket bucket(100, 1);  // 100 a second
+  lab.pacer.set_bucket(&bucket);
+  lab.pacer.set_share(20);  // of which the pacer may take 20
+  for (int i = 0; i < 40; ++i) lab.launch(i);
+  REQUIRE(lab.driver.run_for(1s));
+  // One at once, then about 20 a second: never the bucket's 100.
+  CHECK(lab.engine.stats().launched >= 19);
+  CHECK(lab.engine.stats().launched <= 22);
+  // Tokens are left for scheduled probes: the bucket has refilled.
+  CHECK(bucket.take(lab.clock.now()));
+  lab.pacer.set_share(0);  // no share: the bucket alone
+  REQUIRE(lab.driver.run_for(1s));
+  CHECK(lab.engine.stats().launched == 40);
+  CHECK(lab.done.size() == 40);
+}
+
+TEST_CASE("pacer: an urgent launch goes ahead of the queue and outside the share", "[pacer]") {
+  PacerLab lab;
+  TokenBucket bucket(10, 1);
+  lab.pacer.set_bucket(&bucket);
+  lab.pacer.set_share(1);
+  for (int i = 0; i < 5; ++i) lab.launch(i);
+  CHECK(lab.engine.stats().launched == 1);
+  REQUIRE(lab.driver.run_for(150ms));  // the bucket has a token again; the share has not
+  CHECK(lab.engine.stats().launched == 1);
+  lab.pacer.launch(std::make_unique<IcmpEchoProbe>(*IpAddress::parse("198.18.0.1"), 1s),
+                   [&lab](const ProbeResult&) { lab.done.push_back(100); }, /*urgent=*/true);
+  CHECK(lab.engine.stats().launched == 2);  // at once, with the bucket's token
+  REQUIRE(lab.driver.run_for(100ms));
+  CHECK(lab.done == std::vector<int>{0, 100});
+  CHECK(lab.pacer.queued() == 4);
+  lab.pacer.cancel_all(ProbeResult{});
+  CHECK(lab.pacer.queued() == 0);
+}

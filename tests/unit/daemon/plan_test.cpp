@@ -117,9 +117,9 @@ TEST_CASE("plan: tasks are target × method with labels carrying af", "[plan]") 
   // 7 targets × 2 methods + anchor × 1
   CHECK(plan->tasks.size() == 15);
   const auto& web6 = target(*plan, "web/6");
-  REQUIRE(web6.tasks.size() == 2);
-  const PlannedTask& icmp = plan->tasks[web6.tasks[0]];
-  const PlannedTask& tcp = plan->tasks[web6.tasks[1]];
+  REQUIRE(web6.task_count == 2);
+  const PlannedTask& icmp = plan->tasks[web6.first_task];
+  const PlannedTask& tcp = plan->tasks[web6.first_task + 1];
   CHECK(plan->labels(icmp).target == "web");
   CHECK(plan->labels(icmp).group == "kp");
   CHECK(plan->labels(icmp).agent == "fra-1");
@@ -130,7 +130,7 @@ TEST_CASE("plan: tasks are target × method with labels carrying af", "[plan]") 
   CHECK(plan->labels(tcp).port == 443);
   CHECK(tcp.method_index == 1);
   CHECK(icmp.interval == 10s);
-  CHECK(plan->tasks[target(*plan, "anchor").tasks[0]].interval == 2s);
+  CHECK(plan->tasks[target(*plan, "anchor").first_task].interval == 2s);
   CHECK(plan->longest_timeout == 1s);
   CHECK(plan->trace_spread == 2s);  // the shortest interval
   CHECK(plan->traces.size() == 8);  // a baseline per target, with raw sockets
@@ -145,9 +145,9 @@ TEST_CASE("plan: without raw sockets, icmp cannot run, tcp connects, and there a
   const auto plan = make_plan(config, hosts(), false, &error);
   REQUIRE(plan);
   const auto& t = target(*plan, "naenara");
-  CHECK(plan->tasks[t.tasks[0]].error == "probe method icmp needs CAP_NET_RAW");
-  CHECK(plan->tasks[t.tasks[1]].method.kind == ProbeMethod::Kind::tcp_connect);
-  CHECK(plan->tasks[t.tasks[1]].error.empty());
+  CHECK(plan->tasks[t.first_task + 0].error == "probe method icmp needs CAP_NET_RAW");
+  CHECK(plan->tasks[t.first_task + 1].method.kind == ProbeMethod::Kind::tcp_connect);
+  CHECK(plan->tasks[t.first_task + 1].error.empty());
   CHECK(plan->traces.empty());
 }
 

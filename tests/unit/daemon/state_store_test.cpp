@@ -183,13 +183,12 @@ TEST_CASE("state store: a round trip keeps the detector's state and the traces",
   CHECK(back->last_good.empty());
 }
 
-TEST_CASE("state store: traces given by pointer, in any order, encode as the sorted map does", "[state]") {
+TEST_CASE("state store: traces from the packed store, put in any order, encode as the sorted map does", "[state]") {
   const SavedState s = sample();
   REQUIRE(s.last_good.size() >= 2);
-  std::vector<std::pair<const std::string*, const TraceResult*>> items;
-  for (const auto& [key, trace] : s.last_good) items.emplace_back(&key, &trace);
-  std::reverse(items.begin(), items.end());
-  const std::string text = encode_traces(items);
+  TraceStore store;
+  for (auto it = s.last_good.rbegin(); it != s.last_good.rend(); ++it) store.put(it->first, it->second);
+  const std::string text = encode_traces(store);
   CHECK(text == encode_traces(s.last_good));
   const auto parsed = nlohmann::json::parse(text);
   REQUIRE(parsed.size() == s.last_good.size());
