@@ -82,14 +82,16 @@ SeriesWindow SeriesAggregator::finish(const OpenKey& at, Counts&& c) const {
   return w;
 }
 
-void SeriesAggregator::close_due(WallTime now, const std::function<void(SeriesWindow&&)>& emit) {
+bool SeriesAggregator::close_due(WallTime now, const std::function<void(SeriesWindow&&)>& emit, std::size_t limit) {
   // Window [S, S + window) is due when S + window + grace <= now, i.e. S <= now - grace - window.
   const WallTime first_open = window_start(now - grace_ - window_, window_) + window_;
   closed_until_ = std::max(closed_until_, first_open);
-  while (!open_.empty() && open_.begin()->first.first < closed_until_) {
+  for (std::size_t n = 0; !open_.empty() && open_.begin()->first.first < closed_until_; ++n) {
+    if (n == limit) return true;
     auto node = open_.extract(open_.begin());
     emit(finish(node.key(), std::move(node.mapped())));
   }
+  return false;
 }
 
 std::vector<SeriesWindow> SeriesAggregator::close_due(WallTime now) {

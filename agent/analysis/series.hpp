@@ -54,8 +54,11 @@ class SeriesAggregator {
   // for them are late.
   std::vector<SeriesWindow> close_due(WallTime now);
   // The same, one window at a time: at a window's end a daemon of 100,000
-  // targets closes 100,000 windows, and need not hold them all at once.
-  void close_due(WallTime now, const std::function<void(SeriesWindow&&)>& emit);
+  // targets closes 100,000 windows, and need not hold them all at once. At
+  // most `limit` windows (the rest stay due, in order, for the next call:
+  // the caller's loop gets a turn between); true while windows due remain.
+  bool close_due(WallTime now, const std::function<void(SeriesWindow&&)>& emit,
+                 std::size_t limit = static_cast<std::size_t>(-1));
 
   // At shutdown: every open window, in the same order; a window whose end is
   // after `now` is marked partial. Results still in flight are not waited for

@@ -429,3 +429,27 @@ TEST_CASE("series_record: tcp has a port, no rtt fields when nothing was receive
   CHECK(j.at("errors") == 1);
   CHECK(j.at("partial") == true);
 }
+
+TEST_CASE("series: closing a few windows at a time keeps their order, and the rest stay due", "[series]") {
+  SeriesAggregator series(60s, 2s);
+  std::vector<SeriesKey> keys;
+  for (int i = 0; i < 5; ++i) {
+    keys.push_back({"t" + std::to_string(i), "g", "icmp", 0, 4});
+    series.add(keys.back(), reply(hms(15, 10 + i), 5));
+  }
+  series.add(keys[0], reply(hms(16, 10), 5));  // the next window: not due
+  std::vector<std::string> order;
+  auto emit = [&](SeriesWindow&& w) { order.push_back(w.key.target); };
+  CHECK(series.close_due(hms(16, 2), emit, 2));  // more remain
+  CHECK(order == std::vector<std::string>{"t0", "t1"});
+  REQUIRE(series.next_close());
+  CHECK(*series.next_close() <= hms(16, 2));  // due still: the caller comes back at once
+  // A result for a window that is closing is late, as for one closed.
+  CHECK_FALSE(series.add(keys[3], reply(hms(15, 59), 5)));
+  CHECK(series.late_results() == 1);
+  CHECK(series.close_due(hms(16, 2), emit, 2));
+  CHECK_FALSE(series.close_due(hms(16, 2), emit, 2));  // the last one: none remain
+  CHECK(order == std::vector<std::string>{"t0", "t1", "t2", "t3", "t4"});
+  CHECK(series.open_windows() == 1);
+  CHECK_FALSE(series.close_due(hms(16, 3), emit, 0));  // nothing due
+}
