@@ -103,16 +103,20 @@ std::vector<SeriesWindow> SeriesAggregator::close_due(WallTime now) {
 std::vector<SeriesWindow> SeriesAggregator::close_all(WallTime now) {
   std::vector<SeriesWindow> out;
   out.reserve(open_.size());
+  close_all(now, [&](SeriesWindow&& w) { out.push_back(std::move(w)); });
+  return out;
+}
+
+void SeriesAggregator::close_all(WallTime now, const std::function<void(SeriesWindow&&)>& emit) {
   WallTime until = window_start(now, window_) + window_;
-  for (auto& [at, counts] : open_) {
-    SeriesWindow w = finish(at, std::move(counts));
+  while (!open_.empty()) {
+    auto node = open_.extract(open_.begin());
+    SeriesWindow w = finish(node.key(), std::move(node.mapped()));
     if (now < w.end()) w.partial = true;
     until = std::max(until, w.end());
-    out.push_back(std::move(w));
+    emit(std::move(w));
   }
-  open_.clear();
   closed_until_ = std::max(closed_until_, until);
-  return out;
 }
 
 std::optional<WallTime> SeriesAggregator::next_close() const {

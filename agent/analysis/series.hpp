@@ -65,6 +65,8 @@ class SeriesAggregator {
   // (the agent drains its probes first if it wants them). Afterwards every
   // window up to the one holding `now` counts as closed.
   std::vector<SeriesWindow> close_all(WallTime now);
+  // The same, one window at a time (100,000 windows at once were 22 MB at a stop).
+  void close_all(WallTime now, const std::function<void(SeriesWindow&&)>& emit);
 
   // When close_due will next have something to return: the earliest end + grace
   // of the open windows; nullopt when none is open.

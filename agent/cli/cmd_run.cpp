@@ -305,7 +305,7 @@ int run_command(int argc, char** argv) {
 
   SystemResolver resolver(loop);
   Agent the_agent({loop, engine, outputs, resolver, asn_files_loader(), stack.raw, {}});
-  if (auto error = the_agent.apply(*load.config); !error.empty()) {
+  if (auto error = the_agent.apply_releasing_groups(*load.config); !error.empty()) {
     std::cerr << path << ": " << error << "\n";
     return kExitFailure;
   }
@@ -328,7 +328,7 @@ int run_command(int argc, char** argv) {
       for (const auto& e : again.errors) spdlog::error("reload refused: {}", e.to_string());
       return;
     }
-    if (auto error = the_agent.apply(*again.config); !error.empty()) {
+    if (auto error = the_agent.apply_releasing_groups(*again.config); !error.empty()) {
       ++run_counters.reload_failures;
       spdlog::error("reload refused: {}: {}", path, error);
       return;

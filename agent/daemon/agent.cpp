@@ -81,7 +81,7 @@ Agent::~Agent() {
   if (save_timer_) loop_.cancel(save_timer_);
 }
 
-std::string Agent::apply(const Config& config) {
+std::string Agent::apply(const Config& config, Config* release_groups) {
   std::string error;
   auto asns = load_asns_(config, &error);
   if (!error.empty()) return error;
@@ -103,6 +103,7 @@ std::string Agent::apply(const Config& config) {
 
   auto plan = make_plan(config, hosts, raw_, &error);
   if (!plan) return error;
+  if (release_groups) std::vector<Group>().swap(release_groups->groups);  // config.groups is not read after this
   // A few of each, then a count: a list of 100,000 targets with a wrong
   // block or no route says so in a screenful, not in 100,000 lines.
   constexpr std::size_t kWarnings = 20;
@@ -138,8 +139,10 @@ std::string Agent::apply(const Config& config) {
   }
 
   auto scheduler = std::make_unique<Scheduler>(plan->max_pps);
+  scheduler->reserve(plan->tasks.size());
   for (const auto& task : plan->tasks) scheduler->add(task.interval);
   auto trace_scheduler = std::make_unique<Scheduler>(plan->max_pps);
+  trace_scheduler->reserve(plan->traces.size());
   for (std::size_t i = 0; i < plan->traces.size(); ++i) trace_scheduler->add(plan->baseline_interval);
   auto detector = std::make_unique<Detector>(plan->detect);
   detector->reserve(plan->targets.size());
@@ -162,7 +165,7 @@ std::string Agent::apply(const Config& config) {
   // Results may come in up to the longest timeout after a window's end.
   const Duration grace = plan->longest_timeout + std::chrono::seconds(1);
   if (series_ && (series_->window() != plan->window || series_->grace() < grace)) {
-    for (auto& w : series_->close_all(now_wall)) write(series_record(plan_.agent_id, std::move(w)));
+    series_->close_all(now_wall, [this](SeriesWindow&& w) { write(series_record(plan_.agent_id, std::move(w))); });
     series_.reset();
   }
   if (!series_) series_ = std::make_unique<SeriesAggregator>(plan->window, grace, now_wall);
@@ -326,7 +329,8 @@ void Agent::flush_now() {
     tick_timer_ = 0;
   }
   if (series_)
-    for (auto& w : series_->close_all(loop_.clock().wall())) write(series_record(plan_.agent_id, std::move(w)));
+    series_->close_all(loop_.clock().wall(),
+                       [this](SeriesWindow&& w) { write(series_record(plan_.agent_id, std::move(w))); });
   save_state();
   if (save_timer_) {
     loop_.cancel(save_timer_);

@@ -55,6 +55,15 @@ Scheduler::TaskId Scheduler::add(Duration interval) {
   return id;
 }
 
+void Scheduler::reserve(std::size_t tasks) {
+  tasks_.reserve(tasks);
+  if (queue_.empty()) {
+    std::vector<Entry> room;
+    room.reserve(tasks);
+    queue_ = decltype(queue_)(std::greater<>{}, std::move(room));
+  }
+}
+
 void Scheduler::remove(TaskId id) {
   if (!tasks_[id].live) return;
   tasks_[id].live = false;

@@ -54,6 +54,8 @@ class Scheduler {
   explicit Scheduler(double max_pps, double burst = 0);
 
   TaskId add(Duration interval);
+  // Room for this many tasks, before adding them (no regrowth at 100,000).
+  void reserve(std::size_t tasks);
   void remove(TaskId id);
   // Changes a task's interval from its next run on (sooner if the new one is shorter).
   void set_interval(TaskId id, Duration interval, SteadyTime now);
