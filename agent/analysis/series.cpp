@@ -29,11 +29,22 @@ std::size_t SeriesAggregator::key_id(const SeriesKey& key) {
   for (std::uint32_t part : {PositionIndex::hash(key.group), PositionIndex::hash(key.method),
                              static_cast<std::uint32_t>(key.port) * 0x9e3779b1U + static_cast<std::uint32_t>(key.af)})
     hash = (hash ^ part) * 0x01000193U + (hash >> 15);
-  const auto found = ids_.find(hash, [&](std::uint32_t id) { return keys_[id] == key; });
+  const auto found = ids_.find(hash, [&](std::uint32_t id) { return same(keys_[id], key); });
   if (found) return *found;
   ids_.insert(hash, static_cast<std::uint32_t>(keys_.size()));
-  keys_.push_back(key);
+  keys_.push_back({key.target, label_id(key.group), label_id(key.method), key.port, key.af});
   return keys_.size() - 1;
+}
+
+std::uint32_t SeriesAggregator::label_id(const std::string& label) {
+  const auto [it, added] = label_ids_.try_emplace(label, static_cast<std::uint32_t>(labels_.size()));
+  if (added) labels_.push_back(label);
+  return it->second;
+}
+
+bool SeriesAggregator::same(const StoredKey& stored, const SeriesKey& key) const {
+  return stored.target == key.target && stored.port == key.port && stored.af == key.af &&
+         labels_[stored.group] == key.group && labels_[stored.method] == key.method;
 }
 
 bool SeriesAggregator::add(std::size_t key_id, const ProbeResult& result) {
@@ -69,7 +80,8 @@ bool SeriesAggregator::add(std::size_t key_id, const ProbeResult& result) {
 
 SeriesWindow SeriesAggregator::finish(const OpenKey& at, Counts&& c) const {
   SeriesWindow w;
-  w.key = keys_[at.second];
+  const StoredKey& k = keys_[at.second];
+  w.key = {k.target, labels_[k.group], labels_[k.method], k.port, k.af};
   w.start = at.first;
   w.length = window_;
   w.sent = c.sent;

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -88,8 +89,22 @@ class SeriesAggregator {
   Duration window_;
   Duration grace_;
   WallTime started_;
-  std::vector<SeriesKey> keys_;                        // by key id
-  PositionIndex ids_;                                  // keys_ by key
+  // A key as kept: its group and method (shared by thousands of keys) by
+  // number, each name held once in labels_.
+  struct StoredKey {
+    std::string target;
+    std::uint32_t group = 0;
+    std::uint32_t method = 0;
+    int port = 0;
+    int af = 0;
+  };
+  std::uint32_t label_id(const std::string& label);
+  bool same(const StoredKey& stored, const SeriesKey& key) const;
+
+  std::vector<StoredKey> keys_;                         // by key id
+  PositionIndex ids_;                                   // keys_ by key
+  std::vector<std::string> labels_;                     // group and method names
+  std::unordered_map<std::string, std::uint32_t> label_ids_;
   std::map<OpenKey, Counts> open_;
   WallTime closed_until_ = WallTime::min();  // windows starting before this are closed
   std::uint64_t late_ = 0;

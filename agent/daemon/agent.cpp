@@ -414,20 +414,19 @@ void Agent::write_state() {
   if (!unwritten_down_.empty())
     for (auto& t : s.detector.targets) {
       const PlannedTarget* target = find_target(t.name);
-      if (!t.down || !t.reported_down || !target || !unwritten_down_.count(down_key(target->name, target->af)))
+      if (!t.down || !t.reported_down || !target || !unwritten_down_.count(down_key(std::string(target->name()), target->af)))
         continue;
       t.reported_down = false;
       t.pending_down = true;
       if (t.down_decided == WallTime{}) t.down_decided = t.streak_start;
     }
-  // The traces, the file's bulk, are encoded again only when they changed.
-  if (!traces_json_ || traces_json_revision_ != investigator_.last_good_revision()) {
-    traces_json_ = encode_traces(investigator_.last_good_traces());
-    traces_json_revision_ = investigator_.last_good_revision();
-  }
+  // The traces, the file's bulk, are encoded for each save and not kept:
+  // with 100,000 targets their text is 35 MB, and a baseline ends every
+  // few hundred milliseconds, so a kept copy was nearly never reused.
+  const std::string traces_json = encode_traces(investigator_.last_good_traces());
   std::string error;
   last_save_ = loop_.clock().now();
-  if (!state_->save(s, *traces_json_, &error)) {
+  if (!state_->save(s, traces_json, &error)) {
     spdlog::warn("state: cannot save: {}", error);
     return;
   }
@@ -566,14 +565,14 @@ const PlannedTarget* Agent::find_target(const std::string& key) const {
 }
 
 TraceTarget Agent::trace_target(const PlannedTarget& t) const {
-  return {t.key, t.name, plan_.groups[t.group], t.af, t.address, std::string(t.host()), t.upstream_asn, t.tcp_port};
+  return {t.key, std::string(t.name()), plan_.groups[t.group], t.af, t.address, std::string(t.host()), t.upstream_asn, t.tcp_port};
 }
 
 void Agent::handle_event(DetectorEvent event) {
   // The detector knows targets by key; records name them as configured, with their family.
   const PlannedTarget* target = find_target(event.target);
   if (target) {
-    event.target = target->name;
+    event.target = std::string(target->name());
     event.af = target->af;
   }
   if (event.kind == EventKind::target_down) unwritten_down_.insert(down_key(event.target, event.af));

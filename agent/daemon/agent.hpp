@@ -197,8 +197,6 @@ class Agent {
   std::map<std::string, TraceResult> restored_traces_;  // saved before the restart, for the first apply
   std::uint64_t saved_detector_revision_ = 0;
   std::uint64_t saved_traces_revision_ = 0;
-  std::optional<std::string> traces_json_;  // the last good traces as last encoded
-  std::uint64_t traces_json_revision_ = 0;
   std::optional<SteadyTime> last_save_;
   Duration save_cost_{};  // how long the last save took, in real time
   EventLoop::TimerId save_timer_ = 0;

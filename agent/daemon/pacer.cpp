@@ -71,9 +71,14 @@ void Pacer::drain() {
     counted_queue_ = queue_.size();
   }
   if (launched && launched_) launched_();
-  if (queued() == 0 || !bucket_ || timer_) return;
+  if (queued() == 0 || !bucket_) return;
   SteadyTime when = bucket_->available_at(now);
   if (urgent_.empty() && share_) when = std::max(when, share_->available_at(now));
+  if (timer_) {
+    if (timer_at_ <= when) return;
+    loop_.cancel(timer_);  // set for the share; an urgent probe needs only the bucket
+  }
+  timer_at_ = when;
   timer_ = loop_.at(when, [this] {
     timer_ = 0;
     drain();

@@ -64,6 +64,7 @@ class Pacer {
   std::deque<Pending> urgent_;
   std::deque<Pending> queue_;
   EventLoop::TimerId timer_ = 0;
+  SteadyTime timer_at_{};
   bool draining_ = false;
   std::optional<ProbeResult> refusal_;
   std::function<void()> launched_;

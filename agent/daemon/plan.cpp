@@ -96,8 +96,8 @@ std::optional<Plan> make_plan(const Config& config, const std::unordered_map<std
       const auto families = wanted_families(target);
       for (int want : families) {
         PlannedTarget t;
-        t.name = target.name;
-        t.key = families.size() > 1 ? target.name + "/" + std::to_string(want) : target.name;
+        t.both_families = families.size() > 1;
+        t.key = t.both_families ? target.name + "/" + std::to_string(want) : target.name;
         t.group = static_cast<std::uint32_t>(plan.groups.size() - 1);
         t.control = group.control;
         t.want_af = target.address.empty() ? want : 0;
@@ -164,7 +164,7 @@ std::optional<Plan> make_plan(const Config& config, const std::unordered_map<std
 
 ProbeLabels Plan::labels(const PlannedTask& task) const {
   const PlannedTarget& t = targets[task.target];
-  return {agent_id, t.name, groups[t.group], task.method.record_name(), task.method.port, t.af};
+  return {agent_id, std::string(t.name()), groups[t.group], task.method.record_name(), task.method.port, t.af};
 }
 
 PlanDiff diff_plans(const Plan& before, const Plan& after) {

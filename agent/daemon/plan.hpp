@@ -27,9 +27,9 @@ namespace outpost {
 // A daemon holds 100,000 of these: what many share (the group's name) is
 // held once in the plan, and its tasks are a range, not a vector of its own.
 struct PlannedTarget {
-  std::string name;   // as configured
   std::string key;    // unique: the name, or NAME/4 and NAME/6 for a target probed over both families
   std::uint32_t group = 0;  // into Plan::groups
+  bool both_families = false;  // the key is NAME/4 or NAME/6
   bool control = false;
   bool by_name = false;     // configured by host name: looked up again now and then
   int af = 0;         // 4 or 6; 0 while a host name has no address (family auto)
@@ -45,6 +45,10 @@ struct PlannedTarget {
   std::uint32_t task_count = 0;
   std::optional<std::size_t> trace_task;   // into Plan::traces (with raw sockets)
 
+  // The name as configured (the key without its family).
+  std::string_view name() const {
+    return both_families ? std::string_view(key).substr(0, key.size() - 2) : std::string_view(key);
+  }
   // The host name, or "" for a literal address.
   std::string_view host() const { return by_name ? std::string_view(address_text) : std::string_view(); }
   auto tasks() const { return std::views::iota(std::size_t{first_task}, std::size_t{first_task} + task_count); }

@@ -129,3 +129,19 @@ TEST_CASE("pacer: an urgent launch goes ahead of the queue and outside the share
   lab.pacer.cancel_all(ProbeResult{});
   CHECK(lab.pacer.queued() == 0);
 }
+
+TEST_CASE("pacer: an urgent launch waiting for the bucket does not wait for the share", "[pacer]") {
+  PacerLab lab;
+  TokenBucket bucket(10, 1);  // a token every 100 ms
+  lab.pacer.set_bucket(&bucket);
+  lab.pacer.set_share(1);  // one a second for ordinary launches
+  for (int i = 0; i < 3; ++i) lab.launch(i);
+  CHECK(lab.engine.stats().launched == 1);  // the bucket is empty now; the timer waits for the share
+  lab.pacer.launch(std::make_unique<IcmpEchoProbe>(*IpAddress::parse("198.18.0.1"), 1s),
+                   [&lab](const ProbeResult&) { lab.done.push_back(100); }, /*urgent=*/true);
+  CHECK(lab.engine.stats().launched == 1);
+  REQUIRE(lab.driver.run_for(150ms));  // the bucket's next token, not the share's
+  CHECK(lab.engine.stats().launched == 2);
+  REQUIRE(lab.driver.run_for(3s));
+  CHECK(lab.engine.stats().launched == 4);
+}

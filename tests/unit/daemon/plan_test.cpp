@@ -74,7 +74,8 @@ TEST_CASE("plan: one target per family, keys, families and addresses", "[plan]")
   CHECK(target(*plan, "naenara").af == 4);
   CHECK(target(*plan, "naenara").address == *IpAddress::parse("175.45.176.71"));
   CHECK(target(*plan, "web/4").address == *IpAddress::parse("175.45.176.80"));
-  CHECK(target(*plan, "web/4").name == "web");
+  CHECK(target(*plan, "web/4").name() == "web");
+  CHECK(target(*plan, "anchor").name() == "anchor");
   CHECK(target(*plan, "web/6").address == *IpAddress::parse("2001:db8:ab::80"));
   CHECK(target(*plan, "web/6").af == 6);
   // family 6: the IPv6 address, although the name has an IPv4 one.
