@@ -4,8 +4,8 @@
 // in the caller's vector; a lookup compares the key only where the hash
 // matches. At 100,000 targets this is 2 MiB where a std::unordered_map of
 // strings was 7 MiB of nodes and buckets, and a copy of every key.
-// Insert and look up only (the callers build it anew when their vector
-// changes); one thread.
+// A caller that removes from its vector moves its last element into the
+// hole (erase, then relocate); one thread.
 // Leaves to others: the keys, their hash and their comparison (the caller's).
 #pragma once
 
@@ -59,6 +59,30 @@ class PositionIndex {
     ++size_;
   }
 
+  // Removes the entry of this hash and position (nothing when there is none).
+  void erase(std::uint32_t key_hash, std::uint32_t position) {
+    auto at = slot_of(key_hash, position);
+    if (!at) return;
+    // Backward-shift deletion: the entries after the hole that may move
+    // into it do, so that no lookup stops short at an empty slot.
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t hole = *at;
+    for (std::size_t j = (hole + 1) & mask; slots_[j].position != kEmpty; j = (j + 1) & mask) {
+      const std::size_t home = slots_[j].hash & mask;
+      const bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+      if (between) continue;  // it is where it may be
+      slots_[hole] = slots_[j];
+      hole = j;
+    }
+    slots_[hole] = Slot{};
+    --size_;
+  }
+
+  // The entry of this hash at position `from` is at `to` now.
+  void relocate(std::uint32_t key_hash, std::uint32_t from, std::uint32_t to) {
+    if (auto at = slot_of(key_hash, from)) slots_[*at].position = to;
+  }
+
  private:
   struct Slot {
     std::uint32_t hash = 0;
@@ -66,6 +90,14 @@ class PositionIndex {
   };
   static constexpr std::uint32_t kEmpty = UINT32_MAX;
 
+  std::optional<std::size_t> slot_of(std::uint32_t key_hash, std::uint32_t position) const {
+    if (slots_.empty()) return std::nullopt;
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = key_hash & mask;; i = (i + 1) & mask) {
+      if (slots_[i].position == kEmpty) return std::nullopt;
+      if (slots_[i].hash == key_hash && slots_[i].position == position) return i;
+    }
+  }
   static std::size_t capacity_for(std::size_t keys) {
     std::size_t n = 16;
     while (n < 2 * keys) n *= 2;

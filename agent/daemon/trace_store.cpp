@@ -187,19 +187,79 @@ std::optional<TraceResult> unpack_trace(std::string_view bytes) {
   return t;
 }
 
+namespace {
+
+std::size_t varint_length(std::string_view bytes, std::uint64_t* value) {
+  *value = 0;
+  for (std::size_t i = 0; i < bytes.size() && i < 10; ++i) {
+    *value |= static_cast<std::uint64_t>(static_cast<std::uint8_t>(bytes[i]) & 0x7f) << (7 * i);
+    if (!(static_cast<std::uint8_t>(bytes[i]) & 0x80)) return i + 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string_view TraceStore::key_of(const std::string& entry) {
+  std::uint64_t n = 0;
+  const std::size_t at = varint_length(entry, &n);
+  return std::string_view(entry).substr(at, n);
+}
+
+std::string_view TraceStore::trace_of(const std::string& entry) {
+  std::uint64_t n = 0;
+  const std::size_t at = varint_length(entry, &n);
+  return std::string_view(entry).substr(at + n);
+}
+
+std::optional<std::uint32_t> TraceStore::find(std::string_view key) const {
+  return index_.find(PositionIndex::hash(key), [&](std::uint32_t i) { return key_of(entries_[i]) == key; });
+}
+
+void TraceStore::put(const std::string& key, const TraceResult& trace) {
+  const std::string packed = pack_trace(trace);
+  std::string entry;
+  entry.reserve(key.size() + packed.size() + 3);
+  for (std::uint64_t n = key.size(); ; n >>= 7) {
+    entry.push_back(static_cast<char>(n >= 0x80 ? (n & 0x7f) | 0x80 : n));
+    if (n < 0x80) break;
+  }
+  entry += key;
+  entry += packed;
+  if (const auto at = find(key)) {
+    entries_[*at] = std::move(entry);
+    return;
+  }
+  index_.insert(PositionIndex::hash(key), static_cast<std::uint32_t>(entries_.size()));
+  entries_.push_back(std::move(entry));
+}
+
+bool TraceStore::erase(const std::string& key) {
+  const auto at = find(key);
+  if (!at) return false;
+  index_.erase(PositionIndex::hash(key), *at);
+  const auto last = static_cast<std::uint32_t>(entries_.size() - 1);
+  if (*at != last) {
+    index_.relocate(PositionIndex::hash(key_of(entries_[last])), last, *at);
+    entries_[*at] = std::move(entries_[last]);
+  }
+  entries_.pop_back();
+  return true;
+}
+
 std::optional<TraceResult> TraceStore::get(const std::string& key) const {
-  auto it = traces_.find(key);
-  if (it == traces_.end()) return std::nullopt;
-  return unpack_trace(it->second);
+  const auto at = find(key);
+  if (!at) return std::nullopt;
+  return unpack_trace(trace_of(entries_[*at]));
 }
 
 void TraceStore::for_each(const std::function<void(const std::string&, const TraceResult&)>& visit) const {
-  std::vector<const std::pair<const std::string, std::string>*> items;
-  items.reserve(traces_.size());
-  for (const auto& item : traces_) items.push_back(&item);
-  std::sort(items.begin(), items.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
-  for (const auto* item : items)
-    if (const auto t = unpack_trace(item->second)) visit(item->first, *t);
+  std::vector<std::uint32_t> order(entries_.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return key_of(entries_[a]) < key_of(entries_[b]); });
+  for (std::uint32_t i : order)
+    if (const auto t = unpack_trace(trace_of(entries_[i]))) visit(std::string(key_of(entries_[i])), *t);
 }
 
 }  // namespace outpost

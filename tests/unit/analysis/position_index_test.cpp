@@ -54,3 +54,43 @@ TEST_CASE("position index: an empty index finds nothing", "[position_index]") {
   CHECK_FALSE(index.find(PositionIndex::hash("x"), [](std::uint32_t) { return true; }));
   CHECK(PositionIndex::hash("x") != PositionIndex::hash("y"));
 }
+
+TEST_CASE("position index: erase and relocate keep every other key findable, against a reference map",
+          "[position_index]") {
+  // A vector with swap-with-last removal, as the callers keep theirs; hashes
+  // from a small range so that runs of colliding slots wrap and shift.
+  std::vector<std::string> keys;
+  PositionIndex index;
+  std::uint32_t seed = 12345;
+  auto next = [&] { return seed = seed * 1103515245U + 12345U; };
+  auto hash_of = [](const std::string& key) { return PositionIndex::hash(key) % 97; };
+  auto find = [&](const std::string& key) {
+    return index.find(hash_of(key), [&](std::uint32_t i) { return keys[i] == key; });
+  };
+  int wrong = 0;
+  for (int step = 0; step < 20000; ++step) {
+    const std::string key = "k" + std::to_string(next() % 500);
+    const auto at = find(key);
+    if (next() % 3 != 0) {
+      if (!at) {
+        index.insert(hash_of(key), static_cast<std::uint32_t>(keys.size()));
+        keys.push_back(key);
+      }
+    } else if (at) {
+      index.erase(hash_of(key), *at);
+      const auto last = static_cast<std::uint32_t>(keys.size() - 1);
+      if (*at != last) {
+        index.relocate(hash_of(keys[last]), last, *at);
+        keys[*at] = keys[last];
+      }
+      keys.pop_back();
+      if (find(key)) ++wrong;  // gone
+    }
+    if (step % 1000 == 0)
+      for (std::uint32_t i = 0; i < keys.size(); ++i)
+        if (find(keys[i]) != std::optional<std::uint32_t>(i)) ++wrong;
+  }
+  CHECK(wrong == 0);
+  CHECK(index.size() == keys.size());
+  CHECK(keys.size() > 100);  // the walk did keep keys, not only remove them
+}

@@ -143,3 +143,30 @@ TEST_CASE("trace store: one trace per key, replaced, erased, visited in key orde
   CHECK_FALSE(store.erase("net2"));
   CHECK(store.size() == 1);
 }
+
+TEST_CASE("trace store: erasing any key leaves the others whole, whatever the order", "[trace_store]") {
+  TraceStore store;
+  TraceResult t = sample();
+  const std::string long_key(300, 'x');  // a key length of two varint bytes
+  for (int i = 0; i < 50; ++i) {
+    t.flow_id = static_cast<std::uint32_t>(i);
+    store.put(i == 7 ? long_key : "target-" + std::to_string(i), t);
+  }
+  for (int i = 0; i < 50; i += 3) CHECK(store.erase(i == 7 ? long_key : "target-" + std::to_string(i)));
+  CHECK(store.size() == 33);
+  int missing = 0, wrong = 0;
+  for (int i = 0; i < 50; ++i) {
+    const auto got = store.get(i == 7 ? long_key : "target-" + std::to_string(i));
+    if (i % 3 == 0) {
+      if (got) ++wrong;
+    } else if (!got) {
+      ++missing;
+    } else if (got->flow_id != static_cast<std::uint32_t>(i)) {
+      ++wrong;
+    }
+  }
+  CHECK(missing == 0);
+  CHECK(wrong == 0);
+  REQUIRE(store.get(long_key));  // 7 is not a multiple of 3: kept
+  CHECK(store.get(long_key)->flow_id == 7);
+}
