@@ -228,7 +228,8 @@ std::string Agent::apply(const Config& config, Config* release_groups) {
   std::vector<HostRefresher::Entry> named;
   for (std::size_t i = 0; i < plan_.targets.size(); ++i)
     if (const auto& t = plan_.targets[i]; t.by_name)
-      named.push_back({i, t.key, t.address_text, t.want_af, t.address, t.interval, fresh.count(t.address_text) > 0});
+      named.push_back(
+          {i, t.key, t.address_text, t.want_af, t.address, t.interval, fresh.count(t.address_text) > 0});
   refresher_.reset(plan_.targets.size(), std::move(named), plan_.resolve_interval, now);
 
   if (started_) {
@@ -414,7 +415,8 @@ void Agent::write_state() {
   if (!unwritten_down_.empty())
     for (auto& t : s.detector.targets) {
       const PlannedTarget* target = find_target(t.name);
-      if (!t.down || !t.reported_down || !target || !unwritten_down_.count(down_key(std::string(target->name()), target->af)))
+      if (!t.down || !t.reported_down || !target ||
+          !unwritten_down_.count(down_key(std::string(target->name()), target->af)))
         continue;
       t.reported_down = false;
       t.pending_down = true;
@@ -565,7 +567,8 @@ const PlannedTarget* Agent::find_target(const std::string& key) const {
 }
 
 TraceTarget Agent::trace_target(const PlannedTarget& t) const {
-  return {t.key, std::string(t.name()), plan_.groups[t.group], t.af, t.address, std::string(t.host()), t.upstream_asn, t.tcp_port};
+  return {t.key, std::string(t.name()), plan_.groups[t.group], t.af, t.address,
+          std::string(t.host()), t.upstream_asn, t.tcp_port};
 }
 
 void Agent::handle_event(DetectorEvent event) {

@@ -32,12 +32,12 @@ struct SavedState {
 };
 
 std::string encode_state(const SavedState& state);
-// The last good traces alone, as the state holds them: a caller that saves
-// often keeps this text until the traces change ...
+// The last good traces alone, as the state holds them ...
 std::string encode_traces(const std::map<std::string, TraceResult>& traces);
-// The same from the packed store, unpacked one trace at a time.
+// (the same from the packed store, unpacked one trace at a time) ...
 std::string encode_traces(const TraceStore& traces);
-// ... and gives it here in place of state.last_good (not read then).
+// ... given here in place of state.last_good (not read then): the agent's
+// traces are in a TraceStore, not in a SavedState's map.
 std::string encode_state(const SavedState& state, std::string_view traces_json);
 // nullopt and *error when the text is not a state of a version this build reads.
 std::optional<SavedState> decode_state(std::string_view text, std::string* error);
