@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace outpost {
@@ -67,13 +68,17 @@ class Unpacker {
     return static_cast<std::int64_t>((u >> 1) ^ (~(u & 1) + 1));
   }
   int small() { return static_cast<int>(sint()); }
-  std::string text() {
+  std::string text() { return std::string(view()); }
+  // A length-prefixed text, as a view of the input.
+  std::string_view view() {
     const std::uint64_t n = uint();
-    if (!ok_ || n > in_.size() - at_) return fail(), std::string();
-    std::string s(in_.substr(at_, n));
+    if (!ok_ || n > in_.size() - at_) return fail(), std::string_view();
+    const std::string_view s = in_.substr(at_, n);
     at_ += n;
     return s;
   }
+  // What is left of the input.
+  std::string_view rest() const { return in_.substr(at_); }
   IpAddress address() {
     const std::uint8_t family = byte();
     const std::size_t n = family == 4 ? 4 : family == 6 ? 16 : 0;
@@ -97,8 +102,9 @@ class Unpacker {
 
 }  // namespace
 
-std::string pack_trace(const TraceResult& t) {
-  Packer p;
+namespace {
+
+void pack(Packer& p, const TraceResult& t) {
   p.byte(kVersion);
   p.address(t.target);
   p.byte(static_cast<std::uint8_t>(t.spec.method));
@@ -134,6 +140,20 @@ std::string pack_trace(const TraceResult& t) {
     p.sint(h.probes_sent);
     p.byte(h.is_target ? 1 : 0);
   }
+}
+
+// An entry of the store: its key (length-prefixed), then its packed trace.
+std::pair<std::string_view, std::string_view> split(const std::string& entry) {
+  Unpacker u(entry);
+  const std::string_view key = u.view();
+  return {key, u.rest()};
+}
+
+}  // namespace
+
+std::string pack_trace(const TraceResult& t) {
+  Packer p;
+  pack(p, t);
   std::string out = p.take();
   out.shrink_to_fit();
   return out;
@@ -187,45 +207,16 @@ std::optional<TraceResult> unpack_trace(std::string_view bytes) {
   return t;
 }
 
-namespace {
-
-std::size_t varint_length(std::string_view bytes, std::uint64_t* value) {
-  *value = 0;
-  for (std::size_t i = 0; i < bytes.size() && i < 10; ++i) {
-    *value |= static_cast<std::uint64_t>(static_cast<std::uint8_t>(bytes[i]) & 0x7f) << (7 * i);
-    if (!(static_cast<std::uint8_t>(bytes[i]) & 0x80)) return i + 1;
-  }
-  return 0;
-}
-
-}  // namespace
-
-std::string_view TraceStore::key_of(const std::string& entry) {
-  std::uint64_t n = 0;
-  const std::size_t at = varint_length(entry, &n);
-  return std::string_view(entry).substr(at, n);
-}
-
-std::string_view TraceStore::trace_of(const std::string& entry) {
-  std::uint64_t n = 0;
-  const std::size_t at = varint_length(entry, &n);
-  return std::string_view(entry).substr(at + n);
-}
-
 std::optional<std::uint32_t> TraceStore::find(std::string_view key) const {
-  return index_.find(PositionIndex::hash(key), [&](std::uint32_t i) { return key_of(entries_[i]) == key; });
+  return index_.find(PositionIndex::hash(key), [&](std::uint32_t i) { return split(entries_[i]).first == key; });
 }
 
 void TraceStore::put(const std::string& key, const TraceResult& trace) {
-  const std::string packed = pack_trace(trace);
-  std::string entry;
-  entry.reserve(key.size() + packed.size() + 3);
-  for (std::uint64_t n = key.size(); ; n >>= 7) {
-    entry.push_back(static_cast<char>(n >= 0x80 ? (n & 0x7f) | 0x80 : n));
-    if (n < 0x80) break;
-  }
-  entry += key;
-  entry += packed;
+  Packer p;
+  p.text(key);
+  pack(p, trace);
+  std::string entry = p.take();
+  entry.shrink_to_fit();
   if (const auto at = find(key)) {
     entries_[*at] = std::move(entry);
     return;
@@ -240,7 +231,7 @@ bool TraceStore::erase(const std::string& key) {
   index_.erase(PositionIndex::hash(key), *at);
   const auto last = static_cast<std::uint32_t>(entries_.size() - 1);
   if (*at != last) {
-    index_.relocate(PositionIndex::hash(key_of(entries_[last])), last, *at);
+    index_.relocate(PositionIndex::hash(split(entries_[last]).first), last, *at);
     entries_[*at] = std::move(entries_[last]);
   }
   entries_.pop_back();
@@ -250,16 +241,18 @@ bool TraceStore::erase(const std::string& key) {
 std::optional<TraceResult> TraceStore::get(const std::string& key) const {
   const auto at = find(key);
   if (!at) return std::nullopt;
-  return unpack_trace(trace_of(entries_[*at]));
+  return unpack_trace(split(entries_[*at]).second);
 }
 
 void TraceStore::for_each(const std::function<void(const std::string&, const TraceResult&)>& visit) const {
   std::vector<std::uint32_t> order(entries_.size());
   for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(),
-            [&](std::uint32_t a, std::uint32_t b) { return key_of(entries_[a]) < key_of(entries_[b]); });
-  for (std::uint32_t i : order)
-    if (const auto t = unpack_trace(trace_of(entries_[i]))) visit(std::string(key_of(entries_[i])), *t);
+            [&](std::uint32_t a, std::uint32_t b) { return split(entries_[a]).first < split(entries_[b]).first; });
+  for (std::uint32_t i : order) {
+    const auto [key, packed] = split(entries_[i]);
+    if (const auto t = unpack_trace(packed)) visit(std::string(key), *t);
+  }
 }
 
 }  // namespace outpost

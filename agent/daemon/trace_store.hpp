@@ -35,12 +35,9 @@ class TraceStore {
   void for_each(const std::function<void(const std::string& key, const TraceResult& trace)>& visit) const;
 
  private:
-  // An entry: the key's length (a varint), the key, the packed trace.
-  static std::string_view key_of(const std::string& entry);
-  static std::string_view trace_of(const std::string& entry);
   std::optional<std::uint32_t> find(std::string_view key) const;
 
-  std::vector<std::string> entries_;
+  std::vector<std::string> entries_;  // each: the key's length (a varint), the key, the packed trace
   PositionIndex index_;  // entries_ by key
 };
 
