@@ -48,6 +48,7 @@ class Engine::SlotContext final : public ProbeContext {
       return false;
     }
     ++engine_.stats_.sent;
+    engine_.sent_since_settle_ = true;
     return true;
   }
   bool watch(int fd, std::uint32_t events) override {
@@ -155,9 +156,20 @@ void Engine::on_ready(std::uint32_t idx, std::uint32_t generation, int fd, std::
   if (slot.probe->finished()) complete(idx);
 }
 
-std::optional<SteadyTime> Engine::next_deadline() const {
-  if (deadlines_.empty()) return std::nullopt;
-  return deadlines_.top().when;
+std::optional<SteadyTime> Engine::next_deadline() {
+  while (!deadlines_.empty()) {
+    const Deadline& d = deadlines_.top();
+    const Slot& slot = slots_[d.slot];
+    if (slot.active && slot.generation == d.generation) return d.when;
+    deadlines_.pop();  // answered (or ended) already
+  }
+  return std::nullopt;
+}
+
+int Engine::settle_sends() {
+  if (!sent_since_settle_) return 0;
+  sent_since_settle_ = false;
+  return wire_.drain(kMaxFramesPerWake);
 }
 
 void Engine::expire(SteadyTime now) {

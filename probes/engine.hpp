@@ -72,8 +72,15 @@ class Engine {
   };
   void set_fd_service(FdService service) { fd_service_ = std::move(service); }
 
-  std::optional<SteadyTime> next_deadline() const;
+  // The earliest deadline of a probe still running: the deadlines of probes
+  // answered since are dropped here, so that an idle loop is not woken for them.
+  std::optional<SteadyTime> next_deadline();
   void expire(SteadyTime now);
+  // Reads what the captures hold now if a packet was sent since the last
+  // call: the copies of our own packets (their send times) and any answer
+  // already in. Called before the loop waits, it takes in a probe's own
+  // packet without a wake of its own. How many frames.
+  int settle_sends();
 
   // Probes started and not yet finished (socket probes have no flow key).
   std::size_t in_flight() const { return slots_.size() - free_slots_.size(); }
@@ -120,6 +127,7 @@ class Engine {
   FinishedMemory finished_;
   EngineStats stats_;
   FdService fd_service_;
+  bool sent_since_settle_ = false;
 };
 
 }  // namespace outpost

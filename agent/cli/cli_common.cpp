@@ -144,6 +144,8 @@ int ProbingStack::prepare(EventLoop& loop, const char* command, bool raw_require
                  run_as->gid, raw ? "CAP_NET_RAW only" : "no capabilities");
   loop_ = &loop;
   wire.set_fd_watcher([this, &loop](int fd) { loop.watch(fd, [this, fd] { wire.on_readable(fd); }); });
+  // The copy of each probe sent is read before the loop waits, not by a wake of its own.
+  loop.before_wait([this] { engine.settle_sends(); });
   engine.set_fd_service({[&loop](int fd, std::uint32_t events, std::function<void(std::uint32_t)> ready) {
                            loop.watch_events(fd, events, std::move(ready));
                          },

@@ -137,6 +137,8 @@ bool EventLoop::run_once(bool block) {
   // The loop's barrier (no exception crosses it): a callback that throws
   // ends the run with the reason in error(); the caller flushes and exits.
   try {
+    for (const Callback& cb : before_wait_) cb();
+    if (stopping_) return true;  // what they did ended the run: no wait
     int n;
     if (block) {
       n = wait(events, kMaxEvents);

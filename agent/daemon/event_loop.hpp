@@ -45,10 +45,14 @@ class EventLoop {
   void cancel(TimerId id);
   // Blocks the signals and delivers them here instead.
   void on_signal(int signo, Callback cb);
+  // Called at the start of every turn, before the wait: work that a wake
+  // of its own would cost more for (reading back the packets just sent).
+  void before_wait(Callback cb) { before_wait_.push_back(std::move(cb)); }
 
   // Runs due timers (and only timers): what a fake-clock test calls.
   void run_due_timers();
-  // One turn of the loop: waits for the earliest of fds, timers and signals
+  // One turn of the loop: runs the before_wait callbacks (and returns if
+  // they stopped the loop), waits for the earliest of fds, timers and signals
   // (with block false, or when a timer is due, does not wait at all), hands
   // over every ready fd and signal, and only then runs the timers due. I/O
   // goes first so that after a stall (a slow callback, a starved process)
@@ -97,6 +101,7 @@ class EventLoop {
   std::unordered_set<TimerId> cancelled_;
   std::unordered_map<int, ReadyCallback> fds_;
   std::map<int, Callback> signal_handlers_;
+  std::vector<Callback> before_wait_;
 };
 
 }  // namespace outpost

@@ -238,3 +238,36 @@ TEST_CASE("event loop: an epoll error ends the run with the reason, not silently
   CHECK_FALSE(loop.run());
   CHECK(loop.error().rfind("epoll: ", 0) == 0);
 }
+
+TEST_CASE("event loop: before_wait runs at each turn before the wait; a stop there ends the run at once",
+          "[event_loop]") {
+  outpost::SystemClock clock;
+  EventLoop loop(clock);
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  std::vector<std::string> order;
+  // Data put in the pipe before the wait is seen by that same wait.
+  loop.before_wait([&] {
+    order.push_back("before");
+    if (order.size() == 1) REQUIRE(write(fds[1], "x", 1) == 1);
+  });
+  loop.watch(fds[0], [&] {
+    char c;
+    REQUIRE(read(fds[0], &c, 1) == 1);
+    order.push_back("read");
+  });
+  REQUIRE(loop.run_once(true));
+  CHECK(order == std::vector<std::string>{"before", "read"});
+  // A hook that stops the loop: run() returns without waiting for the timer an hour away.
+  bool fired = false;
+  loop.after(std::chrono::hours(1), [&] { fired = true; });
+  loop.before_wait([&] { loop.stop(); });
+  const auto start = clock.now();
+  CHECK(loop.run());
+  CHECK(clock.now() - start < std::chrono::minutes(1));
+  CHECK_FALSE(fired);
+  CHECK(order == std::vector<std::string>{"before", "read", "before"});
+  loop.unwatch(fds[0]);
+  close(fds[0]);
+  close(fds[1]);
+}

@@ -690,3 +690,51 @@ TEST_CASE("engine: an answer stamped after the probe's deadline is late, however
   CHECK(lab.result(j).status == ProbeStatus::timeout);
   CHECK(lab.engine.stats().late == 1);
 }
+
+TEST_CASE("engine: the next deadline is that of a probe still running, never of one answered", "[engine]") {
+  Lab lab;
+  const WallTime t0 = lab.clock.wall();
+  const outpost::SteadyTime s0 = lab.clock.now();
+  CHECK_FALSE(lab.engine.next_deadline());
+  lab.launch(kTarget, 1s);
+  lab.launch(kOtherTarget, 3s);
+  CHECK(lab.engine.next_deadline() == s0 + 1s);
+  // The first is answered: an idle loop need not wake at its deadline.
+  lab.capture(lab.sent(0), t0);
+  lab.capture(echo_reply(lab.sent(0)), t0 + 1ms);
+  CHECK(lab.result(0).status == ProbeStatus::reply);
+  CHECK(lab.engine.next_deadline() == s0 + 3s);
+  lab.capture(lab.sent(1), t0);
+  lab.capture(echo_reply(lab.sent(1)), t0 + 2ms);
+  CHECK_FALSE(lab.engine.next_deadline());
+  // A slot used again keeps only its new probe's deadline.
+  lab.clock.advance(10ms);
+  lab.launch(kRouter, 500ms);
+  CHECK(lab.engine.next_deadline() == s0 + 10ms + 500ms);
+  lab.clock.advance(500ms);
+  lab.engine.expire(lab.clock.now());
+  CHECK(lab.result(2).status == ProbeStatus::timeout);
+  CHECK_FALSE(lab.engine.next_deadline());
+}
+
+TEST_CASE("engine: settle_sends reads the capture only after a packet went out", "[engine]") {
+  Lab lab;
+  const WallTime t0 = lab.clock.wall();
+  CHECK(lab.engine.settle_sends() == 0);
+  CHECK(lab.wire.drains == 0);  // nothing sent: nothing to read back
+  lab.launch(kTarget, 1s);
+  // Our own copy and the answer are in the ring, not yet read.
+  lab.wire.ring.push_back({DLT_RAW, lab.sent(0), t0});
+  lab.wire.ring.push_back({DLT_RAW, echo_reply(lab.sent(0)), t0 + 5ms});
+  CHECK(lab.engine.settle_sends() == 2);
+  CHECK(lab.wire.drains == 1);
+  CHECK(lab.result(0).status == ProbeStatus::reply);
+  CHECK(*lab.result(0).rtt == 5ms);
+  CHECK(lab.engine.settle_sends() == 0);
+  CHECK(lab.wire.drains == 1);
+  // A failed send is no packet out.
+  lab.wire.send_error = "no buffer space";
+  lab.launch(kOtherTarget, 1s);
+  CHECK(lab.engine.settle_sends() == 0);
+  CHECK(lab.wire.drains == 1);
+}
