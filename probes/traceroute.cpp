@@ -321,6 +321,13 @@ std::unique_ptr<Probe> Trace::make_hop_probe(int ttl) {
 
 void Trace::start() { launch_more(); }
 
+int ttl_from_reply_ttl(int reply_ttl) {
+  if (reply_ttl <= 0 || reply_ttl > 255) return 0;
+  for (int initial : {32, 64, 128, 255})
+    if (reply_ttl <= initial) return initial - reply_ttl + 1;
+  return 0;
+}
+
 int Trace::end_ttl() const {
   // Nothing is needed past the destination, past a router that said
   // unreachable, or past a run of gap_limit silent hops.
@@ -343,7 +350,10 @@ void Trace::launch_more() {
     return spec_.max_ttl + 1;
   }();
   const int end = end_ttl();
-  while (!aborted_ && next_ttl_ <= end && next_ttl_ < lowest_open + spec_.parallel) send(next_ttl_++);
+  // Up to the expected TTL until every hop before it is known: past it only
+  // when the destination did not answer there.
+  const int limit = spec_.expected_ttl > 0 && lowest_open <= spec_.expected_ttl ? std::min(end, spec_.expected_ttl) : end;
+  while (!aborted_ && next_ttl_ <= limit && next_ttl_ < lowest_open + spec_.parallel) send(next_ttl_++);
   // Done once every hop up to the end is: probes sent past it (before the
   // end was known) are not waited for.
   const bool settled = lowest_open > end && next_ttl_ > end;

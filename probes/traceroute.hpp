@@ -29,8 +29,19 @@ struct TraceSpec {
   int attempts = 2;     // probes per hop before it counts as silent
   int gap_limit = 5;    // consecutive silent hops that end the trace
   int parallel = 8;     // TTLs in flight at once
+  // The TTL the destination is expected at (0: unknown), from the TTL of
+  // its last answer: no probe goes past it until every hop up to it is
+  // known, so that a trace of a path as long as expected sends one probe
+  // per hop and none beyond the destination.
+  int expected_ttl = 0;
   Duration timeout = std::chrono::seconds(1);  // per probe
 };
+
+// How far away a host is, from the IP TTL (hop limit) of its answer: its
+// initial TTL taken as the smallest of 32, 64, 128 and 255 at least as large,
+// the hops back assumed as many as the hops there. The TTL at which a probe
+// reaches it (1 for a neighbour); 0 when ttl is out of range. Pure.
+int ttl_from_reply_ttl(int reply_ttl);
 
 // "icmp", "udp", "tcp:PORT"; nullopt with *error otherwise.
 std::optional<TraceSpec> parse_trace_method(const std::string& text, std::string* error);

@@ -234,7 +234,7 @@ std::string Agent::apply(const Config& config, Config* release_groups) {
 
   if (started_) {
     scheduler_->start(now);
-    trace_scheduler_->start(now, plan_.trace_spread);
+    trace_scheduler_->start(now + plan_.longest_timeout, plan_.trace_spread);  // as in start()
     // The tasks that stay keep their phase: no probe or baseline trace sooner
     // than one (new) interval after the last. A task whose address was
     // unknown has nothing to keep: it starts as new.
@@ -266,7 +266,10 @@ void Agent::start() {
   started_ = true;
   const SteadyTime now = loop_.clock().now();
   scheduler_->start(now);
-  trace_scheduler_->start(now, plan_.trace_spread);
+  // Each first baseline a timeout after its target's first probe (their
+  // phases match when each target has one probe): its answer says how far
+  // the target is, and the trace sends nothing past that.
+  trace_scheduler_->start(now + plan_.longest_timeout, plan_.trace_spread);
   for (std::size_t i = 0; i < plan_.targets.size(); ++i) adjust_speed(i);  // suspect at the restart: fast at once
   rearm();
 }
@@ -518,6 +521,8 @@ void Agent::observe(std::size_t id, const ProbeResult& result) {
   } else {
     // A target that answers is up, also with a closed port (refused) or a DNS error code.
     const bool ok = result.status == ProbeStatus::reply || result.status == ProbeStatus::refused;
+    if (ok && result.reply_ttl > 0 && result.reply_from == target.address)
+      target_runs_[task.target].expected_ttl = static_cast<std::uint8_t>(ttl_from_reply_ttl(result.reply_ttl));
     detector_->on_result(target.key, task.method_index, ok, result.sent);
     adjust_speed(task.target);
   }
@@ -600,6 +605,7 @@ void Agent::on_address_changed(std::size_t index, const IpAddress& address) {
   t.address = address;
   t.error.clear();
   t.af = family_of(address);
+  target_runs_[index].expected_ttl = 0;  // another host: its distance is not known yet
   if (raw_) engine_.prepare(address);
   investigator_.forget(t.key);
   if (t.trace_task) {
@@ -625,8 +631,12 @@ void Agent::tick() {
   if (!stopping_) {
     for (Scheduler::TaskId id : scheduler_->take_due(now)) run_task(id);
     // Baselines with no place yet stay due: a trace that ends makes room (on_settled).
-    for (Scheduler::TaskId id : trace_scheduler_->take_due(now, investigator_.baseline_room()))
-      investigator_.baseline(trace_target(plan_.targets[plan_.traces[id].target]));
+    for (Scheduler::TaskId id : trace_scheduler_->take_due(now, investigator_.baseline_room())) {
+      const std::size_t index = plan_.traces[id].target;
+      TraceTarget toward = trace_target(plan_.targets[index]);
+      toward.expected_ttl = target_runs_[index].expected_ttl;
+      investigator_.baseline(toward);
+    }
     if (check_again_ && check_probes_ == 0) run_vantage_check();
     consider_save(false);  // new last good traces
   }

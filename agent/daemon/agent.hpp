@@ -136,6 +136,9 @@ class Agent {
   };
   struct TargetRun {
     bool fast = false;  // probing at its suspect interval now
+    // The TTL its last answer says it is at (ttl_from_reply_ttl; 0: none
+    // yet): its baseline traces send no probe past it while it holds.
+    std::uint8_t expected_ttl = 0;
   };
 
   std::string apply(const Config& config, Config* release_groups);

@@ -74,7 +74,11 @@ void Investigator::baseline(const TraceTarget& target) {
   if (stopping_ || !raw_ || !target.address) return;
   ++stats_.baselines;
   ++baselines_running_;
-  run_trace(target, spec_, "baseline", [this, key = target.key](const TraceResult& result) {
+  // Toward a target that answers: nothing past where its answers say it is
+  // (failure traces keep the whole window: the way there is in doubt).
+  TraceSpec spec = spec_;
+  spec.expected_ttl = target.expected_ttl;
+  run_trace(target, spec, "baseline", [this, key = target.key](const TraceResult& result) {
     --baselines_running_;
     if (result.reached && !stopping_) {
       last_good_.put(key, result);

@@ -44,6 +44,7 @@ struct TraceTarget {
   std::string host;  // when configured by name (for the verdict's reason when it does not resolve)
   std::optional<std::uint32_t> upstream_asn;
   std::optional<std::uint16_t> tcp_port;  // failure traces follow this flow when set
+  int expected_ttl = 0;  // baseline traces: where its last answer says it is (0: unknown)
 };
 
 struct InvestigationLimits {

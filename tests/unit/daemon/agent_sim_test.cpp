@@ -407,6 +407,29 @@ TEST_CASE("agent sim: trace hops go out as answers come, not a tick later", "[ag
   }
 }
 
+TEST_CASE("agent sim: a baseline trace sends no probe past where the target's answers say it is",
+          "[agent][sim]") {
+  SimLab lab;
+  lab.start(lab_config());
+  lab.run_for(5s);
+  std::size_t trace_probes = 0, traces = 0;
+  for (const auto& t : lab.records<TraceRecord>()) {
+    CHECK(t.reason == "baseline");
+    CHECK(t.trace.reached);
+    REQUIRE_FALSE(t.trace.hops.empty());
+    CHECK(t.trace.hops.back().is_target);
+    for (const auto& hop : t.trace.hops) {
+      CHECK(hop.probes_sent == 1);
+      trace_probes += static_cast<std::size_t>(hop.probes_sent);
+    }
+    ++traces;
+  }
+  REQUIRE(traces >= 4);
+  // Every probe launched is in a probe record or in a trace's hops: none went past a destination
+  // (the baselines all ended within the first interval; probes in flight have no record yet).
+  CHECK(lab.engine.stats().launched == lab.records<ProbeRecord>().size() + trace_probes + lab.engine.in_flight());
+}
+
 TEST_CASE("agent sim: investigations are bounded when a large group goes dark", "[agent][sim]") {
   SimLab lab;
   std::string many = "  - name: big\n    upstream_asn: 64500\n    targets:\n";

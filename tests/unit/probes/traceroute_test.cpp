@@ -655,6 +655,77 @@ TEST_CASE("traceroute: no more than `parallel` TTLs in flight at once", "[tracer
   }
 }
 
+TEST_CASE("traceroute: with the destination's TTL expected, one probe per hop and none past it",
+          "[traceroute]") {
+  const TraceMethod method = GENERATE(TraceMethod::icmp, TraceMethod::udp, TraceMethod::tcp);
+  INFO(name_of(method));
+  TraceLab lab;
+  lab.path = Path::lab();  // 3 routers: the destination at TTL 4
+  TraceSpec spec = spec_for(method);
+  spec.expected_ttl = 4;
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.reached);
+  REQUIRE(r.hops.size() == 4);
+  CHECK(r.hops[3].is_target);
+  CHECK(ttls_sent(lab.wire.sent) == std::vector<int>{1, 2, 3, 4});
+  // Without it, the window overshoots the destination.
+  TraceLab blind;
+  blind.path = Path::lab();
+  const auto b = blind.run(spec_for(method), kTarget);
+  CHECK(b.reached);
+  CHECK(blind.wire.sent.size() > 4);
+  check_one_flow(lab.wire.sent, r, method);
+}
+
+TEST_CASE("traceroute: a destination farther than expected is still found, the window opening past it",
+          "[traceroute]") {
+  const int expected = GENERATE(1, 2, 3);
+  INFO("expected at TTL " << expected << ", found at 4");
+  TraceLab lab;
+  lab.path = Path::lab();
+  TraceSpec spec = spec_for(TraceMethod::icmp);
+  spec.expected_ttl = expected;
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.reached);
+  CHECK(r.stop_reason == "reached");
+  REQUIRE(r.hops.size() == 4);
+  for (int i = 0; i < 3; ++i) CHECK(r.hops[static_cast<std::size_t>(i)].addr == kRouters[static_cast<std::size_t>(i)]);
+  CHECK(r.hops[3].addr == kTarget);
+  // Up to the expected TTL first; nothing past it before every hop up to it answered.
+  const auto ttls = ttls_sent(lab.wire.sent);
+  REQUIRE(ttls.size() >= static_cast<std::size_t>(expected));
+  for (int i = 0; i < expected; ++i) CHECK(ttls[static_cast<std::size_t>(i)] == i + 1);
+  for (int ttl = 1; ttl <= 4; ++ttl) CHECK(lab.sent_per_ttl[ttl] == 1);
+}
+
+TEST_CASE("traceroute: a silent destination at the expected TTL does not end the trace there", "[traceroute]") {
+  TraceLab lab;
+  lab.path = Path::lab();
+  lab.path.destination_answers = false;
+  TraceSpec spec = spec_for(TraceMethod::udp);
+  spec.expected_ttl = 4;
+  spec.gap_limit = 3;
+  const auto r = lab.run(spec, kTarget);
+  CHECK_FALSE(r.reached);
+  CHECK(r.stop_reason == "gap");
+  CHECK(r.hops.size() == 6);  // the 3 routers, then 3 silent hops
+  CHECK(lab.sent_per_ttl[6] == spec.attempts);
+}
+
+TEST_CASE("ttl_from_reply_ttl: the TTL that reaches a host, from its answer's TTL", "[traceroute]") {
+  CHECK(outpost::ttl_from_reply_ttl(64) == 1);    // a neighbour, initial 64
+  CHECK(outpost::ttl_from_reply_ttl(61) == 4);
+  CHECK(outpost::ttl_from_reply_ttl(33) == 32);
+  CHECK(outpost::ttl_from_reply_ttl(32) == 1);    // initial 32
+  CHECK(outpost::ttl_from_reply_ttl(120) == 9);   // initial 128
+  CHECK(outpost::ttl_from_reply_ttl(255) == 1);
+  CHECK(outpost::ttl_from_reply_ttl(240) == 16);  // initial 255
+  CHECK(outpost::ttl_from_reply_ttl(1) == 32);
+  CHECK(outpost::ttl_from_reply_ttl(0) == 0);
+  CHECK(outpost::ttl_from_reply_ttl(-1) == 0);
+  CHECK(outpost::ttl_from_reply_ttl(256) == 0);
+}
+
 TEST_CASE("forge_udp_trace_probe: the UDP checksum is forced to the probe's identity", "[traceroute]") {
   const bool v6 = GENERATE(false, true);
   INFO((v6 ? "IPv6" : "IPv4"));
