@@ -156,6 +156,10 @@ std::string Agent::apply(const Config& config, Config* release_groups) {
   if (demand > plan->max_pps)
     spdlog::warn("the targets ask for {:.1f} probes/s but agent.max_pps is {}: intervals will stretch", demand,
                  plan->max_pps);
+  else if (demand > 0.95 * plan->max_pps)
+    spdlog::warn("the targets ask for {:.1f} probes/s of agent.max_pps {}: traces take their share ({:.1f}/s) "
+                 "from the schedule, whose probes will then leave late; leave max_pps some room above the demand",
+                 demand, plan->max_pps, 0.05 * plan->max_pps);
   spdlog::info("{} tasks ({:.1f} probes/s) over {} targets; a baseline trace per target every {}", plan->tasks.size(),
                demand, plan->targets.size(), format_duration(plan->baseline_interval));
 

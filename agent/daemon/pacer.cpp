@@ -38,9 +38,18 @@ void Pacer::launch(std::unique_ptr<Probe> probe, Engine::Done done, bool urgent)
 }
 
 bool Pacer::take_ordinary(SteadyTime now) {
-  if (share_ && share_->available_at(now) > now) return false;
-  if (!bucket_->take(now)) return false;
-  if (share_) share_->take(now);
+  if (!share_) return bucket_->take(now);
+  if (share_->available_at(now) > now) return false;
+  share_->take(now);
+  // The share is owed even when the schedule booked every token (targets
+  // that ask for all of max_pps): borrowed, the schedule waits for it.
+  if (!bucket_->take(now)) bucket_->borrow(now);
+  return true;
+}
+
+bool Pacer::take_urgent(SteadyTime now) {
+  // A vantage check is a few probes, now: borrowed when the bucket is empty.
+  if (!bucket_->take(now)) bucket_->borrow(now);
   return true;
 }
 
@@ -51,7 +60,7 @@ void Pacer::drain() {
   bool launched = false;
   auto next = [&]() -> std::deque<Pending>* {
     if (!bucket_) return nullptr;
-    if (!urgent_.empty()) return bucket_->take(now) ? &urgent_ : nullptr;
+    if (!urgent_.empty()) return take_urgent(now) ? &urgent_ : nullptr;
     if (!queue_.empty() && take_ordinary(now)) return &queue_;
     return nullptr;
   };
@@ -72,11 +81,12 @@ void Pacer::drain() {
   }
   if (launched && launched_) launched_();
   if (queued() == 0 || !bucket_) return;
-  SteadyTime when = bucket_->available_at(now);
-  if (urgent_.empty() && share_) when = std::max(when, share_->available_at(now));
+  // Only ordinary launches wait (urgent ones borrow): for the share, or for
+  // the bucket when there is no share.
+  const SteadyTime when = share_ ? share_->available_at(now) : bucket_->available_at(now);
   if (timer_) {
     if (timer_at_ <= when) return;
-    loop_.cancel(timer_);  // set for the share; an urgent probe needs only the bucket
+    loop_.cancel(timer_);
   }
   timer_at_ = when;
   timer_ = loop_.at(when, [this] {

@@ -2,12 +2,14 @@
 // direct probes of a router, vantage checks): each goes to the engine as soon
 // as the shared token bucket (agent.max_pps) allows — at once when it has a
 // token, also from inside a packet callback, else on a timer at the moment
-// the bucket refills. Scheduled probes take their tokens from the same bucket,
-// and come first: the pacer's probes also keep within a share of the rate of
-// their own (what the schedule leaves), so that a start-up's 100,000 baseline
-// traces do not take the tokens the instant they appear and make every
-// scheduled probe late. Urgent probes (vantage checks) go ahead of the queue
-// and are held to the shared bucket alone.
+// the bucket refills. Scheduled probes take their tokens from the same bucket:
+// the pacer's probes also keep within a share of the rate of their own (what
+// the schedule leaves), so that a start-up's 100,000 baseline traces do not
+// take the tokens the instant they appear and make every scheduled probe
+// late. Within its share a launch goes even when the schedule has booked
+// every token, borrowing one (the schedule then waits for it), so traces run
+// under any schedule. Urgent probes (vantage checks) go at once, ahead of the
+// queue, outside the share, borrowing when the bucket is empty.
 // Leaves to others: what the probes are (callers), the rates (agent, scheduler).
 #pragma once
 
@@ -56,6 +58,7 @@ class Pacer {
   };
   void drain();
   bool take_ordinary(SteadyTime now);
+  bool take_urgent(SteadyTime now);
 
   EventLoop& loop_;
   Engine& engine_;

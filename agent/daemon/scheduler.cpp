@@ -21,6 +21,11 @@ bool TokenBucket::take(SteadyTime now, double n) {
   return true;
 }
 
+void TokenBucket::borrow(SteadyTime now, double n) {
+  refill(now);
+  tokens_ -= n;
+}
+
 SteadyTime TokenBucket::available_at(SteadyTime now, double n) {
   refill(now);
   if (tokens_ + 1e-9 >= n) return now;

@@ -20,6 +20,11 @@ class TokenBucket {
   // rate: tokens per second; burst: the most that can be saved up.
   TokenBucket(double rate, double burst);
   bool take(SteadyTime now, double n = 1);
+  // Takes n tokens even when they are not there: the bucket goes into debt,
+  // and whoever takes next waits until it is paid back. For the few
+  // launches that must not wait behind a schedule that books every token;
+  // over time the rate holds.
+  void borrow(SteadyTime now, double n = 1);
   // When n tokens will be there (now, if they are).
   SteadyTime available_at(SteadyTime now, double n = 1);
   double rate() const { return rate_; }
