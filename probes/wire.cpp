@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -107,6 +109,51 @@ RawWire::~RawWire() {
   for (auto& c : captures_) pcap_close(c.handle);
   if (raw4_ >= 0) close(raw4_);
   if (raw6_ >= 0) close(raw6_);
+  if (route_watch_ >= 0) close(route_watch_);
+}
+
+void RawWire::open_route_watch() {
+  const int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  if (fd < 0) return;  // routes are then kept route_cache only
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  // IPv4 routes go with a link that goes down without a message of their own: links too.
+  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_RULE | RTMGRP_IPV6_IFADDR |
+                 RTMGRP_IPV6_ROUTE | (1u << (RTNLGRP_IPV6_RULE - 1));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    close(fd);
+    return;
+  }
+  route_watch_ = fd;
+  if (watch_fd_) watch_fd_(fd);
+}
+
+void RawWire::set_fd_watcher(std::function<void(int fd)> watch) {
+  watch_fd_ = std::move(watch);
+  if (watch_fd_ && route_watch_ >= 0) watch_fd_(route_watch_);
+}
+
+void RawWire::read_route_changes() {
+  // What changed does not matter: any change forgets every route (a few
+  // system calls per destination probed again), and an overflow of the
+  // socket's buffer (ENOBUFS: messages lost) counts as a change.
+  alignas(nlmsghdr) char buf[8192];
+  bool changed = false;
+  for (;;) {
+    const ssize_t n = recv(route_watch_, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && errno == ENOBUFS)) {
+      changed = true;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  if (!changed) return;
+  routes_.clear();
+  routes_kept_ = 0;
+  route_finder_.forget_table();
+  ++route_changes_;
 }
 
 bool RawWire::open(std::string* error) {
@@ -133,6 +180,7 @@ bool RawWire::open(std::string* error) {
   if (!bind(raw4_)) return false;
   open_raw(AF_INET6, raw6_);  // a host without IPv6 still probes IPv4
   if (raw6_ >= 0 && !bind(raw6_)) return false;
+  if (route_watch_ < 0) open_route_watch();
   return true;
 }
 
@@ -154,7 +202,10 @@ IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
     Route route = route_finder_.find(dst, now);
     // A failed lookup is not kept: the route may be back by the next probe
     // (a link restored), and asking again costs one failed connect().
-    const SteadyTime until = route.source ? now + options_.route_cache : now;
+    const Duration keep = route_watch_ >= 0 && routes_.size() < options_.route_cache_watched_max
+                              ? options_.route_cache_watched
+                              : options_.route_cache;
+    const SteadyTime until = route.source ? now + keep : now;
     it = routes_.insert_or_assign(dst, std::pair{std::move(route), until}).first;
   }
   const Route& route = it->second.first;
@@ -224,6 +275,10 @@ void RawWire::pcap_callback(u_char* user, const pcap_pkthdr* header, const u_cha
 }
 
 int RawWire::on_readable(int fd) {
+  if (fd == route_watch_) {
+    read_route_changes();
+    return 0;
+  }
   for (auto& c : captures_) {
     if (c.fd != fd) continue;
     current_link_type_ = c.link_type;

@@ -41,6 +41,8 @@ class RouteFinder {
   Route find(const IpAddress& dst, SteadyTime now);
   // How many times the table of local addresses was read (for tests).
   std::uint64_t table_reads() const { return table_reads_; }
+  // The next lookup reads the table of local addresses again.
+  void forget_table() { table_read_ = false; }
 
  private:
   int socket_for(bool v6, std::string* error);
@@ -88,6 +90,13 @@ struct RawWireOptions {
   int snaplen = 512;                    // enough for ICMP errors and their quotes
   int send_buffer_bytes = 4 << 20;
   Duration route_cache = std::chrono::seconds(5);
+  // While the kernel's changes of routes, rules, addresses and links are
+  // watched (rtnetlink), a route is kept this long, for this many
+  // destinations at most (the ones beyond keep to route_cache): any change
+  // forgets them all at once, so a daemon that probes every minute does not
+  // ask the kernel again before each probe.
+  Duration route_cache_watched = std::chrono::minutes(5);
+  std::size_t route_cache_watched_max = 16384;
 };
 
 class RawWire final : public Wire {
@@ -99,10 +108,17 @@ class RawWire final : public Wire {
 
   // Opens the raw sockets; false with *error (naming CAP_NET_RAW when that is why).
   bool open(std::string* error);
-  // Told of every capture descriptor opened, to watch for reading.
-  void set_fd_watcher(std::function<void(int fd)> watch) { watch_fd_ = std::move(watch); }
+  // Told of every descriptor to watch for reading: each capture, and the
+  // watch on route changes (at once, when open() opened it).
+  void set_fd_watcher(std::function<void(int fd)> watch);
+  // Whether route changes are watched (else routes are kept route_cache).
+  bool watching_routes() const { return route_watch_ >= 0; }
+  // How many times route changes made the wire forget its routes.
+  std::uint64_t route_changes() const { return route_changes_; }
   // Hands on what the capture behind fd holds, at most kMaxFramesPerWake
-  // frames; how many (-1 on a capture error, tried again at the next readiness).
+  // frames; how many (-1 on a capture error, tried again at the next
+  // readiness). For the route watch: reads the changes, and when there
+  // were any forgets the routes kept; 0.
   int on_readable(int fd);
   // A capture opened elsewhere (a savefile, in tests) read as if it were the
   // capture on `interface`. The wire owns it from here: it is closed at
@@ -123,6 +139,8 @@ class RawWire final : public Wire {
     std::string interface;
   };
   bool ensure_capture(const std::string& interface, std::string* error);
+  void open_route_watch();
+  void read_route_changes();
   static void pcap_callback(u_char* user, const pcap_pkthdr* header, const u_char* bytes);
 
   Clock& clock_;
@@ -138,6 +156,8 @@ class RawWire final : public Wire {
   std::unordered_map<IpAddress, std::pair<Route, SteadyTime>> routes_;
   std::size_t routes_kept_ = 0;  // entries left by the last pruning
   SteadyTime next_sweep_{};      // when expired entries are swept out next, however few were added
+  int route_watch_ = -1;         // rtnetlink, subscribed to route, rule, address and link changes
+  std::uint64_t route_changes_ = 0;
 };
 
 }  // namespace outpost
