@@ -352,7 +352,8 @@ void Trace::launch_more() {
   const int end = end_ttl();
   // Up to the expected TTL until every hop before it is known: past it only
   // when the destination did not answer there.
-  const int limit = spec_.expected_ttl > 0 && lowest_open <= spec_.expected_ttl ? std::min(end, spec_.expected_ttl) : end;
+  const bool within_expected = spec_.expected_ttl > 0 && lowest_open <= spec_.expected_ttl;
+  const int limit = within_expected ? std::min(end, spec_.expected_ttl) : end;
   while (!aborted_ && next_ttl_ <= limit && next_ttl_ < lowest_open + spec_.parallel) send(next_ttl_++);
   // Done once every hop up to the end is: probes sent past it (before the
   // end was known) are not waited for.
