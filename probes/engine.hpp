@@ -24,7 +24,8 @@ namespace outpost {
 
 struct EngineOptions {
   Duration remember_finished = std::chrono::seconds(30);  // to tell late/duplicate from stray
-  std::size_t remember_finished_max = 1 << 20;
+  // 16 bytes each: 4 MiB, 3.7 s of probes at 70,000/s.
+  std::size_t remember_finished_max = 1 << 18;
 };
 
 struct EngineStats {

@@ -87,7 +87,11 @@ inline constexpr int kMaxFramesPerWake = 256;
 struct RawWireOptions {
   std::string interface;                // send and capture only here; empty: each route's own
   int capture_buffer_bytes = 32 << 20;  // per capture
-  int snaplen = 512;                    // enough for ICMP errors and their quotes
+  // Enough for any answer to our probes (at most 104 bytes each): an ICMP
+  // error quoting one, padded to 128 bytes with RFC 4884 extensions, with 14
+  // MPLS labels behind an IPv6 header (Ethernet 14 + 40 + 8 + 128 + 8 + 56).
+  // Each frame of the capture ring is about snaplen + 96 bytes.
+  int snaplen = 256;
   int send_buffer_bytes = 4 << 20;
   Duration route_cache = std::chrono::seconds(5);
   // While the kernel's changes of routes, rules, addresses and links are

@@ -102,11 +102,13 @@ std::string ping_interval_refusal(Duration interval, uid_t uid) {
 
 namespace {
 RawWireOptions wire_options(const std::string& interface, double max_pps, int min_ring) {
-  // Two frames per probe (ours leaving, the answer) of about 640 bytes each.
+  // Two frames per probe (ours leaving, the answer), each snaplen and the
+  // ring's own header (tpacket2_hdr, sockaddr_ll, alignment) long.
   constexpr double kMax = 64 << 20;
   RawWireOptions o;
   o.interface = interface;
-  o.capture_buffer_bytes = static_cast<int>(std::clamp(max_pps * 2 * 640 * 0.25, double(min_ring), kMax));
+  const double frame = o.snaplen + 96;
+  o.capture_buffer_bytes = static_cast<int>(std::clamp(max_pps * 2 * frame * 0.25, double(min_ring), kMax));
   return o;
 }
 }  // namespace
