@@ -188,11 +188,12 @@ IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
   const SteadyTime now = clock_.now();
   auto it = routes_.find(dst);
   if (it == routes_.end() || it->second.second <= now) {
-    // Entries live seconds, and a daemon of 100,000 targets asks for each
-    // once a minute: the expired ones go whenever the cache doubles, and at
-    // least once per route_cache, so it holds about the routes of the last
-    // few seconds, not one per target (a burst of lookups, then a quiet
-    // minute, must not pin the burst's entries).
+    // Entries beyond route_cache_watched_max live seconds, and a daemon of
+    // 100,000 targets asks for each once a minute: the expired ones go
+    // whenever the cache doubles, and at least once per route_cache, so it
+    // holds the long-lived routes and those of the last few seconds, not one
+    // per target (a burst of lookups, then a quiet minute, must not pin the
+    // burst's entries).
     if (routes_.size() >= 2 * routes_kept_ + 1024 || (routes_.size() > 1024 && now >= next_sweep_)) {
       std::erase_if(routes_, [&](const auto& entry) { return entry.second.second <= now; });
       routes_kept_ = routes_.size();

@@ -43,13 +43,7 @@ bool Pacer::take_ordinary(SteadyTime now) {
   share_->take(now);
   // The share is owed even when the schedule booked every token (targets
   // that ask for all of max_pps): borrowed, the schedule waits for it.
-  if (!bucket_->take(now)) bucket_->borrow(now);
-  return true;
-}
-
-bool Pacer::take_urgent(SteadyTime now) {
-  // A vantage check is a few probes, now: borrowed when the bucket is empty.
-  if (!bucket_->take(now)) bucket_->borrow(now);
+  bucket_->borrow(now);
   return true;
 }
 
@@ -60,7 +54,10 @@ void Pacer::drain() {
   bool launched = false;
   auto next = [&]() -> std::deque<Pending>* {
     if (!bucket_) return nullptr;
-    if (!urgent_.empty()) return take_urgent(now) ? &urgent_ : nullptr;
+    if (!urgent_.empty()) {
+      bucket_->borrow(now);  // a vantage check is a few probes, now: borrowed when the bucket is empty
+      return &urgent_;
+    }
     if (!queue_.empty() && take_ordinary(now)) return &queue_;
     return nullptr;
   };

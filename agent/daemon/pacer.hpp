@@ -58,7 +58,6 @@ class Pacer {
   };
   void drain();
   bool take_ordinary(SteadyTime now);
-  bool take_urgent(SteadyTime now);
 
   EventLoop& loop_;
   Engine& engine_;

@@ -20,8 +20,8 @@ class TokenBucket {
   // rate: tokens per second; burst: the most that can be saved up.
   TokenBucket(double rate, double burst);
   bool take(SteadyTime now, double n = 1);
-  // Takes n tokens even when they are not there: the bucket goes into debt,
-  // and whoever takes next waits until it is paid back. For the few
+  // Takes n tokens, even when they are not there: the bucket then goes into
+  // debt, and whoever takes next waits until it is paid back. For the few
   // launches that must not wait behind a schedule that books every token;
   // over time the rate holds.
   void borrow(SteadyTime now, double n = 1);
