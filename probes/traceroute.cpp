@@ -365,23 +365,58 @@ void Trace::send(int ttl) {
   HopState& h = hops_[static_cast<std::size_t>(ttl - spec_.first_ttl)];
   ++h.attempts_made;
   ++h.hop.probes_sent;
-  h.in_flight = true;
+  ++h.outstanding;
   ++in_flight_;
+  const int attempt = h.attempts_made;
   auto self = shared_from_this();
   launch_(make_hop_probe(ttl), [self, ttl](const ProbeResult& r) { self->on_result(ttl, r); });
+  if (after_ && attempt < spec_.attempts && !done_called_ && !aborted_) arm_retry(ttl, attempt, kRetryFloor, {});
+}
+
+Duration Trace::retry_wait() const {
+  // Three times the slowest answer so far (a router's ICMP comes from its
+  // slow path), as traceroute's "here" factor; before any answer, the path's
+  // times are unknown: a quarter of the timeout.
+  std::optional<Duration> slowest;
+  for (const auto& h : hops_)
+    if (h.finished && h.hop.rtt) slowest = std::max(slowest.value_or(Duration{}), *h.hop.rtt);
+  const Duration wait = slowest ? std::max<Duration>(kRetryFloor, 3 * *slowest) : spec_.timeout / 4;
+  return std::min(wait, spec_.timeout);
+}
+
+void Trace::arm_retry(int ttl, int attempt, Duration delay, Duration waited) {
+  after_(delay, [weak = weak_from_this(), ttl, attempt, delay, waited] {
+    if (auto self = weak.lock()) self->on_retry_timer(ttl, attempt, waited + delay);
+  });
+}
+
+void Trace::on_retry_timer(int ttl, int attempt, Duration waited) {
+  if (done_called_ || aborted_) return;
+  const HopState& h = hops_[static_cast<std::size_t>(ttl - spec_.first_ttl)];
+  // Answered, timed out (and retried from there), or retried already.
+  if (h.finished || h.outstanding == 0 || h.attempts_made != attempt) return;
+  if (const Duration wait = retry_wait(); waited < wait) return arm_retry(ttl, attempt, wait - waited, waited);
+  if (ttl > end_ttl()) return;  // past the end now known: not needed
+  send(ttl);
 }
 
 void Trace::on_result(int ttl, const ProbeResult& r) {
   --in_flight_;
   if (done_called_) return;  // a probe past the end, answered after the trace was over
   HopState& h = hops_[static_cast<std::size_t>(ttl - spec_.first_ttl)];
-  h.in_flight = false;
+  --h.outstanding;
+  // An attempt of a hop another attempt settled already (an early retry).
+  if (h.finished) {
+    if (aborted_) launch_more();  // the last probe in flight may be this one
+    return;
+  }
   if (r.status == ProbeStatus::error) {
     // No route, no capture, or the agent stopping: more TTLs would fail alike.
     h.finished = true;
     aborted_ = true;
     if (result_.error.empty()) result_.error = r.error;
   } else if (r.status == ProbeStatus::timeout) {
+    if (h.outstanding > 0) return;  // an early retry of it is still waiting
     if (!aborted_ && h.attempts_made < spec_.attempts && ttl <= end_ttl()) {
       send(ttl);
       return;

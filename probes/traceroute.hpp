@@ -158,6 +158,17 @@ class Trace : public std::enable_shared_from_this<Trace> {
   static std::shared_ptr<Trace> create(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime now,
                                        Launch launch, Done done);
   void start();
+  // Runs a callback after a delay: the caller's event loop.
+  using After = std::function<void(Duration, std::function<void()>)>;
+  // With it, a hop's next attempt goes once the last one has gone
+  // unanswered for retry_wait() (three times the slowest answer of this
+  // trace so far, at least kRetryFloor; a quarter of the timeout before any
+  // answer), not after its whole timeout: a trace past a dead link takes
+  // one timeout, not one per attempt. Each attempt still waits its whole
+  // timeout, and an answer to an earlier one still counts. Without it
+  // (before start()), attempts go one after the other.
+  void retry_early(After after) { after_ = std::move(after); }
+  static constexpr Duration kRetryFloor = std::chrono::milliseconds(20);
   // The flow identifier a seed gives (the fixed ICMP checksum, or the source
   // port): callers running traces side by side keep them apart with it.
   static std::uint32_t flow_id_for(TraceMethod method, std::uint32_t flow_seed);
@@ -166,7 +177,7 @@ class Trace : public std::enable_shared_from_this<Trace> {
   struct HopState {
     TraceHop hop;
     int attempts_made = 0;
-    bool in_flight = false;
+    int outstanding = 0;  // attempts in flight
     bool finished = false;
     bool halts = false;  // a router's unreachable: nothing beyond it
   };
@@ -174,6 +185,10 @@ class Trace : public std::enable_shared_from_this<Trace> {
   void launch_more();
   void send(int ttl);
   void on_result(int ttl, const ProbeResult& result);
+  // An early retry's timer: the hop's attempt `attempt` has waited `waited`.
+  void arm_retry(int ttl, int attempt, Duration delay, Duration waited);
+  void on_retry_timer(int ttl, int attempt, Duration waited);
+  Duration retry_wait() const;
   std::unique_ptr<Probe> make_hop_probe(int ttl);
   int end_ttl() const;  // the last TTL the trace may still need
   void finish();
@@ -181,6 +196,7 @@ class Trace : public std::enable_shared_from_this<Trace> {
   TraceSpec spec_;
   Launch launch_;
   Done done_;
+  After after_;
   TraceResult result_;
   std::vector<HopState> hops_;  // index ttl - first_ttl
   int next_ttl_;

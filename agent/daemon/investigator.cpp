@@ -67,6 +67,7 @@ void Investigator::run_trace(const TraceTarget& target, const TraceSpec& spec, c
         done(result);
         if (on_settled_) on_settled_();
       });
+  trace->retry_early([this](Duration d, std::function<void()> cb) { loop_.after(d, std::move(cb)); });
   trace->start();
 }
 

@@ -247,6 +247,30 @@ struct TraceLab {
   int max_in_flight = 0;
   int done_calls = 0;
   std::optional<TraceResult> result;
+  // With early retries: the trace's timers, fired as the fake clock reaches them.
+  bool early = false;
+  std::multimap<outpost::SteadyTime, std::function<void()>> timers;
+  outpost::Duration took{};  // from start to the result, on the fake clock
+
+  // The clock to the next timer or probe deadline (or by `step` when no
+  // timers are used), those due fired, the answers sent.
+  void advance(outpost::Duration step) {
+    if (early) {
+      std::optional<outpost::SteadyTime> next = engine.next_deadline();
+      if (!timers.empty() && (!next || timers.begin()->first < *next)) next = timers.begin()->first;
+      if (next && *next > clock.now()) clock.set(*next);
+      while (!timers.empty() && timers.begin()->first <= clock.now()) {
+        auto cb = std::move(timers.begin()->second);
+        timers.erase(timers.begin());
+        cb();
+        pump();
+      }
+    } else {
+      clock.advance(step);
+    }
+    engine.expire(clock.now());
+    pump();
+  }
 
   TraceResult run(TraceSpec spec, const IpAddress& target, std::uint32_t seed = 4242) {
     auto launch = [this](std::unique_ptr<outpost::Probe> probe, Engine::Done done) {
@@ -256,25 +280,23 @@ struct TraceLab {
         done(r);
       });
     };
-    auto trace = Trace::create(spec, target, seed, clock.wall(), launch, [this](const TraceResult& r) {
+    const outpost::SteadyTime start = clock.now();
+    auto trace = Trace::create(spec, target, seed, clock.wall(), launch, [this, start](const TraceResult& r) {
       ++done_calls;
       result = r;
+      took = clock.now() - start;
     });
+    if (early)
+      trace->retry_early([this](outpost::Duration d, std::function<void()> cb) {
+        timers.emplace(clock.now() + d, std::move(cb));
+      });
     trace->start();
     pump();
-    for (int i = 0; i < 1000 && !result; ++i) {
-      clock.advance(spec.timeout);
-      engine.expire(clock.now());
-      pump();
-    }
+    for (int i = 0; i < 1000 && !result; ++i) advance(spec.timeout);
     REQUIRE(result);
     // Probes sent past the end before it was known are not waited for by the
     // trace; they end with their own timeouts, and the trace ignores them.
-    for (int i = 0; i < 10 && engine.in_flight() > 0; ++i) {
-      clock.advance(spec.timeout);
-      engine.expire(clock.now());
-      pump();
-    }
+    for (int i = 0; i < 10 && engine.in_flight() > 0; ++i) advance(spec.timeout);
     CHECK(done_calls == 1);
     CHECK(in_flight == 0);
     CHECK(engine.in_flight() == 0);
@@ -615,6 +637,77 @@ TEST_CASE("traceroute: a hop that answers only a later attempt is found", "[trac
   CHECK(r.hops[1].probes_sent == 2);
   CHECK(r.hops[0].probes_sent == 1);
   CHECK(lab.engine.stats().timeouts == 1);
+}
+
+TEST_CASE("traceroute: with early retries, a trace past a dead link waits one timeout, not one per attempt",
+          "[traceroute]") {
+  const TraceMethod method = GENERATE(TraceMethod::icmp, TraceMethod::udp, TraceMethod::tcp);
+  const bool early = GENERATE(false, true);
+  INFO(name_of(method) << (early ? ", early retries" : ", one attempt after the other"));
+  TraceLab lab;
+  lab.early = early;
+  // Hop 1 answers, hop 2 only its second probe (rate-limited), then nothing.
+  lab.path = Path::silent(30);
+  lab.path.hops[0] = {kRouters[0], Answer::time_exceeded};
+  lab.path.hops[1] = {kRouters[1], Answer::time_exceeded, 0, 2};
+  TraceSpec spec = spec_for(method);
+  spec.gap_limit = 3;
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.stop_reason == "gap");
+  REQUIRE(r.hops.size() == 5);
+  CHECK(r.hops[0].addr == kRouters[0]);
+  CHECK(r.hops[0].probes_sent == 1);
+  CHECK(r.hops[1].addr == kRouters[1]);
+  CHECK(r.hops[1].probes_sent == 2);
+  for (std::size_t i = 2; i < 5; ++i) {
+    INFO("hop " << i + 1);
+    CHECK_FALSE(r.hops[i].addr);
+    CHECK(r.hops[i].probes_sent == 2);
+  }
+  for (const auto& [ttl, count] : lab.sent_per_ttl) CHECK(count <= 2);
+  // Fake time: each silent hop's second probe went once the first had gone
+  // unanswered three times the slowest answer (hop 2, 2 ms), at least the
+  // 20 ms floor, and then waited its own whole timeout.
+  if (early) {
+    CHECK(lab.took == spec.timeout + Trace::kRetryFloor);
+  } else {
+    CHECK(lab.took == 2 * spec.timeout);
+  }
+  check_one_flow(lab.wire.sent, r, method);
+}
+
+TEST_CASE("traceroute: early retries before any answer wait a quarter of the timeout, and every attempt is made",
+          "[traceroute]") {
+  TraceLab lab;
+  lab.early = true;
+  lab.path = Path::silent(30);
+  TraceSpec spec = spec_for(TraceMethod::udp, 2);
+  spec.attempts = 3;
+  spec.gap_limit = 2;
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.stop_reason == "gap");
+  REQUIRE(r.hops.size() == 2);
+  for (const auto& h : r.hops) CHECK(h.probes_sent == 3);
+  CHECK(lab.sent_per_ttl.size() == 2);  // the window of 2 never slid
+  CHECK(lab.took == spec.timeout + 2 * (spec.timeout / 4));
+  CHECK(lab.max_in_flight == 6);
+  CHECK(lab.engine.stats().timeouts == 6);
+}
+
+TEST_CASE("traceroute: with early retries, a path that answers at once gets one probe per hop", "[traceroute]") {
+  const TraceMethod method = GENERATE(TraceMethod::icmp, TraceMethod::udp, TraceMethod::tcp);
+  INFO(name_of(method));
+  TraceLab lab;
+  lab.early = true;
+  lab.path = Path::lab();
+  TraceSpec spec = spec_for(method);
+  spec.expected_ttl = 4;
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.reached);
+  REQUIRE(r.hops.size() == 4);
+  for (const auto& h : r.hops) CHECK(h.probes_sent == 1);
+  CHECK(lab.wire.sent.size() == 4);
+  CHECK(lab.took < Trace::kRetryFloor);
 }
 
 TEST_CASE("traceroute: routers up to max_ttl and no destination stops at max_ttl", "[traceroute]") {
