@@ -1,25 +1,79 @@
 #include "records.hpp"
 
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 #include <utility>
 
 namespace outpost {
 
+namespace {
+
+// The civil date of a day count since 1970-01-01 (proleptic Gregorian), by
+// H. Hinnant's days_from_civil inverse: no gmtime_r (its time zone lock), no
+// printf, for a timestamp on every record.
+void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
+}
+
+char* put_digits(char* p, std::uint64_t v, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  return p + width;
+}
+
+}  // namespace
+
 std::string rfc3339(WallTime t) {
   const auto ns = t.time_since_epoch().count();
-  std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
-  long micros = static_cast<long>((ns % 1000000000) / 1000);
+  std::int64_t secs = ns / 1000000000;
+  std::int64_t micros = (ns % 1000000000) / 1000;
   if (micros < 0) {
     micros += 1000000;
     secs -= 1;
   }
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
-  return buf;
+  std::int64_t days = secs / 86400;
+  std::int64_t rest = secs % 86400;
+  if (rest < 0) {
+    rest += 86400;
+    days -= 1;
+  }
+  std::int64_t year;
+  unsigned month, day;
+  civil_from_days(days, year, month, day);
+  if (year < 0 || year > 9999) {  // outside what four digits hold: as printf would
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%06lldZ", static_cast<long long>(year),
+                  month, day, static_cast<long long>(rest / 3600), static_cast<long long>(rest / 60 % 60),
+                  static_cast<long long>(rest % 60), static_cast<long long>(micros));
+    return buf;
+  }
+  char buf[27];
+  char* p = put_digits(buf, static_cast<std::uint64_t>(year), 4);
+  *p++ = '-';
+  p = put_digits(p, month, 2);
+  *p++ = '-';
+  p = put_digits(p, day, 2);
+  *p++ = 'T';
+  p = put_digits(p, static_cast<std::uint64_t>(rest / 3600), 2);
+  *p++ = ':';
+  p = put_digits(p, static_cast<std::uint64_t>(rest / 60 % 60), 2);
+  *p++ = ':';
+  p = put_digits(p, static_cast<std::uint64_t>(rest % 60), 2);
+  *p++ = '.';
+  p = put_digits(p, static_cast<std::uint64_t>(micros), 6);
+  *p++ = 'Z';
+  return std::string(buf, p);
 }
 
 double to_ms(Duration d) { return static_cast<double>(d.count()) / 1e6; }

@@ -4,9 +4,12 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "json_lines.hpp"
 #include "records.hpp"
@@ -66,6 +69,36 @@ TEST_CASE("rfc3339: UTC, six digits of microseconds, a Z", "[records]") {
   CHECK(rfc3339(at(4102444800)) == "2100-01-01T00:00:00.000000Z");
   CHECK(rfc3339(at(-1, 0)) == "1969-12-31T23:59:59.000000Z");
   CHECK(rfc3339(WallTime(-1000ns)) == "1969-12-31T23:59:59.999999Z");
+}
+
+TEST_CASE("rfc3339: the same as gmtime_r and printf, from year 1 to 9999", "[records]") {
+  auto reference = [](WallTime t) {
+    const auto ns = t.time_since_epoch().count();
+    std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
+    long micros = static_cast<long>((ns % 1000000000) / 1000);
+    if (micros < 0) {
+      micros += 1000000;
+      secs -= 1;
+    }
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+    return std::string(buf);
+  };
+  std::mt19937_64 rng(20141222);
+  // Year 1 to 9999, and a dense run around now, the epoch and leap days.
+  std::uniform_int_distribution<std::int64_t> any_second(-62135596800, 253402300799);
+  std::uniform_int_distribution<std::int64_t> nanos(-999999999, 999999999);
+  for (int i = 0; i < 200000; ++i) {
+    const std::int64_t s = i % 4 == 0 ? any_second(rng) : k1615 + (any_second(rng) % (86400LL * 366 * 40));
+    const WallTime t = at(s, nanos(rng));
+    INFO(t.time_since_epoch().count());
+    REQUIRE(rfc3339(t) == reference(t));
+  }
+  for (std::int64_t s : {-86401LL, -86400LL, -1LL, 0LL, 86399LL, 951868799LL, 951868800LL, 4107542399LL})
+    CHECK(rfc3339(at(s)) == reference(at(s)));
 }
 
 TEST_CASE("rfc3339 does not depend on the local time zone", "[records]") {
@@ -181,4 +214,53 @@ TEST_CASE("probe_error_record: a probe that could not be attempted", "[records]"
   CHECK(j.at("error") == "naenara.com.kp: name not resolved");
   CHECK(j.contains("address"));
   CHECK_FALSE(j.contains("rtt_ms"));
+}
+
+TEST_CASE("to_json_line: a probe record's line is byte for byte the library's dump of to_json", "[records]") {
+  std::mt19937_64 rng(175457671);
+  auto pick = [&](auto lo, auto hi) {
+    return std::uniform_int_distribution<long long>(static_cast<long long>(lo), static_cast<long long>(hi))(rng);
+  };
+  // Text of every kind: plain, quotes and backslashes, control bytes, UTF-8,
+  // broken UTF-8, DEL, longer than the record's cap.
+  auto text = [&] {
+    static const std::vector<std::string> pieces = {"naenara", "kp", "\"", "\\", "\n", "\t", std::string(1, '\0'),
+                                                    "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
+                                                    "\xf0\x9f\x8c\x8d", "\xc3", "\xff", "\xed\xa0\x80", " ",
+                                                    "175.45.176.71", "{}", "/"};
+    std::string s;
+    const long long n = pick(0, 3) == 0 ? pick(100, 400) : pick(0, 6);
+    for (long long i = 0; i < n; ++i) s += pieces[static_cast<std::size_t>(pick(0, pieces.size() - 1))];
+    return s;
+  };
+  const std::vector<std::string> methods = {"icmp", "tcp", "dns", "udp", ""};
+  const std::vector<ProbeStatus> statuses = {ProbeStatus::reply, ProbeStatus::timeout, ProbeStatus::unreachable,
+                                             ProbeStatus::error, ProbeStatus::refused};
+  for (int i = 0; i < 20000; ++i) {
+    outpost::ProbeRecord p;
+    p.labels = {text(), text(), text(), methods[static_cast<std::size_t>(pick(0, methods.size() - 1))],
+                static_cast<int>(pick(0, 65535)), static_cast<int>(pick(0, 1) * 4)};
+    p.address = pick(0, 4) == 0 ? text() : "198.18.0." + std::to_string(pick(1, 254));
+    p.af = static_cast<int>(pick(0, 2)) * 2;  // 0, 2 or 4: the writer does not care which
+    ProbeResult& r = p.result;
+    r.status = statuses[static_cast<std::size_t>(pick(0, statuses.size() - 1))];
+    r.sent = at(pick(0, 4102444800LL), pick(0, 999999999));
+    if (pick(0, 1)) {
+      const long long scale = std::vector<long long>{1, 1000, 1000000, 1000000000}[static_cast<std::size_t>(pick(0, 3))];
+      r.rtt = outpost::Duration(pick(0, 999999) * scale / 1000 + pick(0, 7));
+    }
+    r.error = text();
+    if (pick(0, 2)) {
+      r.reply_from = pick(0, 1) ? *IpAddress::parse("198.19.0." + std::to_string(pick(1, 254)))
+                                : *IpAddress::parse("2001:db8::" + std::to_string(pick(1, 9999)));
+    }
+    r.reply_ttl = static_cast<int>(pick(-1, 255));
+    r.icmp_type = static_cast<int>(pick(-1, 255));
+    r.icmp_code = static_cast<int>(pick(-1, 255));
+    r.sequence = static_cast<std::uint16_t>(pick(0, 65535));
+    const std::string expected = outpost::to_json(p).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    const std::string got = outpost::to_json_line(outpost::Record{p});
+    INFO("record " << i);
+    REQUIRE(got == expected);
+  }
 }
