@@ -218,13 +218,18 @@ void DnsProbe::start(ProbeContext& ctx) {
   }
   ctx.count_socket_send(true);
   ctx.arm_timeout(timeout_);
+  // The kernel stamps the datagram as the device takes it, nearly always
+  // before send() returns: read the stamp now, so that it does not raise
+  // the socket's EPOLLERR and cost the loop a turn of its own.
+  read_error_queue(1);
 }
 
-void DnsProbe::on_ready(ProbeContext& ctx, int fd, std::uint32_t) {
+void DnsProbe::on_ready(ProbeContext& ctx, int fd, std::uint32_t events) {
   if (finished_) return;
   if (fd == udp_ && udp_ >= 0) {
     if (truncated_) return drain_udp();  // answered already: TCP is under way
-    read_error_queue();
+    // EPOLLERR: the error queue holds something (a late stamp, an ICMP error).
+    if (events & EPOLLERR) read_error_queue(kDnsMaxDatagramsPerWake);
     if (!finished_) read_udp(ctx);
   } else if (fd == tcp_ && tcp_ >= 0) {
     on_tcp_ready();
@@ -242,8 +247,8 @@ void DnsProbe::drain_udp() {
 }
 
 // The error queue: our TX timestamp, and ICMP errors about the query.
-void DnsProbe::read_error_queue() {
-  for (int i = 0; i < kDnsMaxDatagramsPerWake; ++i) {
+void DnsProbe::read_error_queue(int max_messages) {
+  for (int i = 0; i < max_messages; ++i) {
     std::array<std::uint8_t, 512> payload;  // an ICMP error's quote of our query (TX stamps carry none)
     alignas(cmsghdr) std::array<std::uint8_t, 512> control;
     iovec iov{payload.data(), payload.size()};

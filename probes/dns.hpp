@@ -88,7 +88,7 @@ class DnsProbe final : public Probe {
 
  private:
   bool open_udp(std::string* error);
-  void read_error_queue();
+  void read_error_queue(int max_messages);
   void read_udp(ProbeContext& ctx);
   void drain_udp();
   void on_udp_answer(ProbeContext& ctx, const DnsResponse& response, std::optional<WallTime> rx, int ttl);

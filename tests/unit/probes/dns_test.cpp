@@ -246,6 +246,30 @@ TEST_CASE("DnsProbe: an answer over UDP, with kernel timestamps", "[dns][loopbac
   CHECK(r.sent != ctx.wall);
 }
 
+TEST_CASE("DnsProbe: the send's kernel stamp is read as it is sent, leaving the socket nothing to wake for",
+          "[dns][loopback]") {
+  LoopbackServer server;
+  REQUIRE(server.ok());
+  FakeContext ctx;
+  outpost::DnsProbe probe(kLoopback, spec_for(server, kWwwA, {}), 2s);
+  probe.start(ctx);
+  REQUIRE_FALSE(probe.finished());
+  REQUIRE(ctx.watched.size() == 1);
+  // Loopback stamps the datagram as send() hands it over: the stamp is in.
+  CHECK(probe.result().sent_kernel_stamp);
+  CHECK(probe.result().sent != ctx.wall);
+  // Nothing pending on the socket: no EPOLLERR for a stamp, no datagram.
+  pollfd p{ctx.watched[0], POLLIN, 0};
+  CHECK(poll(&p, 1, 0) == 0);
+  CHECK_FALSE(ctx.step_for(probe, 0));
+
+  CHECK(server.receive() == outpost::forge_dns_query(probe.query_id(), kWwwA));
+  CHECK(server.answer(with_id(read_hex_fixture("dns_answer_www_a.hex"), probe.query_id())));
+  run_until_finished(probe, ctx);
+  CHECK(probe.result().status == ProbeStatus::reply);
+  CHECK(probe.result().dns->rtt_clock == "kernel");
+}
+
 TEST_CASE("DnsProbe: NXDOMAIN is a reply; an unmet expect is an error", "[dns][loopback]") {
   const bool with_expect = GENERATE(false, true);
   LoopbackServer server;
