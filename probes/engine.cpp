@@ -42,7 +42,8 @@ class Engine::SlotContext final : public ProbeContext {
     return true;
   }
   bool send(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error) override {
-    if (!engine_.wire_.send(dst, datagram, error)) {
+    const std::uint64_t token = std::uint64_t{slot_} << 32 | engine_.slots_[slot_].generation;
+    if (!engine_.wire_.send_queued(dst, datagram, token, &engine_.slots_[slot_].ticket, error)) {
       ++engine_.stats_.send_errors;
       engine_.slots_[slot_].local_failure = true;
       return false;
@@ -65,8 +66,11 @@ class Engine::SlotContext final : public ProbeContext {
     if (!ok) engine_.slots_[slot_].local_failure = true;
   }
   void arm_timeout(Duration d) override {
-    engine_.deadlines_.push({engine_.clock_.now() + d, slot_, engine_.slots_[slot_].generation});
-    engine_.slots_[slot_].wall_deadline = engine_.clock_.wall() + d;
+    Slot& slot = engine_.slots_[slot_];
+    slot.timeout = d;
+    slot.deadline = engine_.clock_.now() + d;
+    slot.wall_deadline = engine_.clock_.wall() + d;
+    engine_.deadlines_.push({slot.deadline, slot_, slot.generation});
   }
 
  private:
@@ -86,6 +90,21 @@ Engine::Engine(Clock& clock, Wire& wire, FilterParams params, EngineOptions opti
   wire_.set_frame_handler([this](int link_type, const std::uint8_t* data, std::size_t size, WallTime stamp) {
     on_frame(link_type, data, size, stamp);
   });
+  wire_.set_send_failure_handler(
+      [this](std::uint64_t token, const std::string& error) { on_send_failure(token, error); });
+}
+
+void Engine::on_send_failure(std::uint64_t token, const std::string& error) {
+  // Counted as sent when it was queued: it was not.
+  ++stats_.send_errors;
+  if (stats_.sent > 0) --stats_.sent;
+  const auto idx = static_cast<std::uint32_t>(token >> 32);
+  if (idx >= slots_.size()) return;
+  Slot& slot = slots_[idx];
+  if (!slot.active || slot.generation != static_cast<std::uint32_t>(token)) return;  // over already
+  slot.local_failure = true;
+  slot.probe->on_send_error(error);
+  if (slot.probe->finished()) complete(idx);
 }
 
 std::uint16_t Engine::next_random() {
@@ -135,6 +154,8 @@ void Engine::complete(std::uint32_t idx) {
   slot.active = false;
   slot.local_failure = false;
   slot.wall_deadline.reset();
+  slot.deadline_from_send = false;
+  slot.ticket = 0;
   ++slot.generation;
   free_slots_.push_back(idx);
   if (!done) return;
@@ -160,8 +181,8 @@ std::optional<SteadyTime> Engine::next_deadline() {
   while (!deadlines_.empty()) {
     const Deadline& d = deadlines_.top();
     const Slot& slot = slots_[d.slot];
-    if (slot.active && slot.generation == d.generation) return d.when;
-    deadlines_.pop();  // answered (or ended) already
+    if (slot.active && slot.generation == d.generation && d.when == slot.deadline) return d.when;
+    deadlines_.pop();  // answered (or ended) already, or moved later
   }
   return std::nullopt;
 }
@@ -177,19 +198,31 @@ void Engine::expire(SteadyTime now) {
   while (!deadlines_.empty() && deadlines_.top().when <= now) {
     const Deadline d = deadlines_.top();
     Slot& slot = slots_[d.slot];
-    if (!slot.active || slot.generation != d.generation) {  // answered already
+    if (!slot.active || slot.generation != d.generation || d.when != slot.deadline) {  // answered, or moved later
       deadlines_.pop();
       continue;
     }
     if (!drained) {
       // Before the first timeout, the answers already in the capture: the
-      // loop may be behind the wire. Bounded, so that a flood of frames
-      // cannot hold the loop here. Then the top again (it may be answered).
+      // loop may be behind the wire. Bounded (kExpireDrainRounds times
+      // kMaxFramesPerWake frames: 17 ms of a 120,000/s schedule's frames),
+      // so that a flood of frames cannot hold the loop here long. Then the
+      // top again (it may be answered).
       drained = true;
-      wire_.drain(kMaxFramesPerWake);
+      for (int round = 0; round < kExpireDrainRounds && wire_.drain(kMaxFramesPerWake) >= kMaxFramesPerWake; ++round) {
+      }
       continue;
     }
     deadlines_.pop();
+    if (wire_.waiting(slot.ticket)) {
+      // Its packet has not left yet (the sending thread is behind): its
+      // wait has not begun. A whole timeout from now; the capture's stamp
+      // of the packet leaving sets it right (count_from_send).
+      slot.deadline = now + slot.timeout;
+      slot.wall_deadline = clock_.wall() + slot.timeout;
+      deadlines_.push({slot.deadline, d.slot, slot.generation});
+      continue;
+    }
     slot.probe->on_timeout();
     if (slot.probe->finished()) complete(d.slot);
   }
@@ -213,6 +246,7 @@ void Engine::on_frame(int link_type, const std::uint8_t* data, std::size_t size,
     Probe* probe = slots_[idx].probe.get();
     if (classified->outgoing) {
       probe->on_sent(stamp);
+      count_from_send(idx, stamp);
     } else if (const auto& deadline = slots_[idx].wall_deadline; deadline && stamp > *deadline) {
       // It reached this host after the probe's deadline: the probe timed
       // out, whenever the loop gets round to reading the answer (after a
@@ -234,6 +268,19 @@ void Engine::on_frame(int link_type, const std::uint8_t* data, std::size_t size,
     case FinishedMemory::Kind::answered: ++stats_.duplicate; break;
     case FinishedMemory::Kind::unknown: ++stats_.stray; break;
   }
+}
+
+void Engine::count_from_send(std::uint32_t idx, WallTime kernel_tx) {
+  Slot& slot = slots_[idx];
+  if (slot.deadline_from_send || !slot.wall_deadline) return;  // once: loopback shows a packet twice
+  slot.deadline_from_send = true;
+  // A delay of under 1/64 of the timeout is left as it is: it would cost
+  // every probe a second entry in the heap for next to nothing.
+  const Duration behind = kernel_tx - (*slot.wall_deadline - slot.timeout);
+  if (behind <= slot.timeout / 64) return;
+  slot.wall_deadline = *slot.wall_deadline + behind;
+  slot.deadline += behind;
+  deadlines_.push({slot.deadline, idx, slot.generation});
 }
 
 EngineStats Engine::stats() const {

@@ -22,6 +22,10 @@
 
 namespace outpost {
 
+// Before it times a probe out, the engine reads up to this many rounds of
+// kMaxFramesPerWake frames the capture holds already.
+inline constexpr int kExpireDrainRounds = 16;
+
 struct EngineOptions {
   Duration remember_finished = std::chrono::seconds(30);  // to tell late/duplicate from stray
   // 16 bytes each: 4 MiB, 3.7 s of probes at 70,000/s.
@@ -101,7 +105,15 @@ class Engine {
     bool active = false;
     bool local_failure = false;  // a send or a route lookup failed on this host
     std::optional<WallTime> wall_deadline;  // the latest arm_timeout, on the wall clock of kernel stamps
+    SteadyTime deadline{};                  // the same on the steady clock: the heap's entry that counts
+    Duration timeout{};                     // as armed
+    bool deadline_from_send = false;        // moved to count from the kernel's stamp of the packet leaving
+    std::uint64_t ticket = 0;               // in the wire's sending queue (0: sent in place)
   };
+  // The capture saw the probe's packet leave at kernel_tx: its timeout
+  // counts from there, not from its launch (a queue before the wire, a
+  // sending thread behind, must not eat into the wait for the answer).
+  void count_from_send(std::uint32_t slot, WallTime kernel_tx);
   struct Deadline {
     SteadyTime when;
     std::uint32_t slot;
@@ -109,6 +121,8 @@ class Engine {
     bool operator>(const Deadline& o) const { return when > o.when; }
   };
   void complete(std::uint32_t slot);
+  // The wire's sending thread failed to send the datagram of token's probe.
+  void on_send_failure(std::uint64_t token, const std::string& error);
   void on_ready(std::uint32_t slot, std::uint32_t generation, int fd, std::uint32_t events);
 
   Clock& clock_;

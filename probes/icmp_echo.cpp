@@ -177,6 +177,8 @@ bool IcmpEchoProbe::on_packet(const DecodedPacket& p, WallTime kernel_rx) {
   return false;
 }
 
+void IcmpEchoProbe::on_send_error(const std::string& error) { note_send_error(result_, finished_, error); }
+
 void IcmpEchoProbe::on_timeout() {
   if (finished_) return;
   finished_ = true;

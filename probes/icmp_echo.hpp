@@ -57,6 +57,7 @@ class IcmpEchoProbe final : public Probe {
   void on_sent(WallTime kernel_tx) override;
   bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) override;
   void on_timeout() override;
+  void on_send_error(const std::string& error) override;
   bool finished() const override { return finished_; }
   const ProbeResult& result() const override { return result_; }
 

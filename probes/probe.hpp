@@ -134,6 +134,9 @@ class Probe {
   // us (a spoofed or foreign reply): the engine counts it and ignores it.
   virtual bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) = 0;
   virtual void on_timeout() = 0;
+  // A datagram handed to the wire's sending thread could not be sent
+  // (ProbeContext::send said true): the probe ends with status error.
+  virtual void on_send_error(const std::string& error) { (void)error; }
   // A watched socket is ready (epoll event bits). The probe may watch more
   // sockets from here (ctx.watch); it closes its own sockets when it is
   // destroyed, after the engine stopped watching them, and not before.

@@ -75,6 +75,14 @@ inline void note_kernel_send(ProbeResult& result, WallTime kernel_tx) {
   result.sent_kernel_stamp = true;
 }
 
+// The sending thread could not send the probe: it ends, status error.
+inline void note_send_error(ProbeResult& result, bool& finished, const std::string& error) {
+  if (finished) return;
+  finished = true;
+  result.status = ProbeStatus::error;
+  result.error = error;
+}
+
 // Fills the result from the answer that ends the probe (RTT from the kernel
 // timestamps at both ends, when the capture saw the probe leave).
 inline void fill_answer(ProbeResult& result, ProbeStatus status, WallTime kernel_rx, const DecodedPacket& p) {

@@ -134,6 +134,8 @@ bool TcpSynProbe::on_packet(const DecodedPacket& p, WallTime kernel_rx) {
   return false;
 }
 
+void TcpSynProbe::on_send_error(const std::string& error) { note_send_error(result_, finished_, error); }
+
 void TcpSynProbe::on_timeout() {
   if (finished_) return;
   finished_ = true;

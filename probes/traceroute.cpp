@@ -158,6 +158,8 @@ bool UdpTraceProbe::on_packet(const DecodedPacket& p, WallTime kernel_rx) {
   return true;
 }
 
+void UdpTraceProbe::on_send_error(const std::string& error) { note_send_error(result_, finished_, error); }
+
 void UdpTraceProbe::on_timeout() {
   if (finished_) return;
   finished_ = true;
@@ -255,6 +257,8 @@ bool TcpTraceProbe::on_packet(const DecodedPacket& p, WallTime kernel_rx) {
   fill_answer(result_, ProbeStatus::unreachable, kernel_rx, p);
   return true;
 }
+
+void TcpTraceProbe::on_send_error(const std::string& error) { note_send_error(result_, finished_, error); }
 
 void TcpTraceProbe::on_timeout() {
   if (finished_) return;

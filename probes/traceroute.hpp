@@ -112,6 +112,7 @@ class UdpTraceProbe final : public Probe {
   void on_sent(WallTime kernel_tx) override;
   bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) override;
   void on_timeout() override;
+  void on_send_error(const std::string& error) override;
   bool finished() const override { return finished_; }
   const ProbeResult& result() const override { return result_; }
 
@@ -135,6 +136,7 @@ class TcpTraceProbe final : public Probe {
   void on_sent(WallTime kernel_tx) override;
   bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) override;
   void on_timeout() override;
+  void on_send_error(const std::string& error) override;
   bool finished() const override { return finished_; }
   const ProbeResult& result() const override { return result_; }
 

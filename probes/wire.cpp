@@ -106,6 +106,7 @@ RawWire::RawWire(Clock& clock, RawWireOptions options, FilterParams filter)
     : clock_(clock), options_(std::move(options)), filter_(filter), route_finder_(options_.interface) {}
 
 RawWire::~RawWire() {
+  queue_.reset();  // the thread stops before the sockets it sends on close
   for (auto& c : captures_) pcap_close(c.handle);
   if (raw4_ >= 0) close(raw4_);
   if (raw6_ >= 0) close(raw6_);
@@ -131,6 +132,7 @@ void RawWire::open_route_watch() {
 void RawWire::set_fd_watcher(std::function<void(int fd)> watch) {
   watch_fd_ = std::move(watch);
   if (watch_fd_ && route_watch_ >= 0) watch_fd_(route_watch_);
+  if (watch_fd_ && queue_) watch_fd_(queue_->event_fd());
 }
 
 void RawWire::read_route_changes() {
@@ -268,6 +270,21 @@ bool RawWire::send(const IpAddress& dst, std::span<const std::uint8_t> datagram,
   return true;
 }
 
+bool RawWire::send_queued(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::uint64_t token,
+                          std::uint64_t* ticket, std::string* error) {
+  *ticket = 0;
+  if (options_.send_thread_slots == 0 || raw4_ < 0) return send(dst, datagram, error);
+  if (!queue_) {
+    // At the first send, after the process dropped its privileges: the
+    // thread has none of its own to keep.
+    queue_ = std::make_unique<SendQueue>(raw4_, raw6_, options_.send_thread_slots);
+    if (watch_fd_) watch_fd_(queue_->event_fd());
+  }
+  // A full ring (the thread behind): this one goes from here, at once.
+  *ticket = queue_->push(dst, datagram, token);
+  return *ticket != 0 || send(dst, datagram, error);
+}
+
 void RawWire::pcap_callback(u_char* user, const pcap_pkthdr* header, const u_char* bytes) {
   auto* self = reinterpret_cast<RawWire*>(user);
   // Nanosecond precision was checked at activation: ts.tv_usec holds nanoseconds.
@@ -278,6 +295,11 @@ void RawWire::pcap_callback(u_char* user, const pcap_pkthdr* header, const u_cha
 int RawWire::on_readable(int fd) {
   if (fd == route_watch_) {
     read_route_changes();
+    return 0;
+  }
+  if (queue_ && fd == queue_->event_fd()) {
+    for (const auto& f : queue_->take_failures())
+      if (send_failed_) send_failed_(f.token, errno_text("send to " + f.dst.to_string(), f.error));
     return 0;
   }
   for (auto& c : captures_) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -17,6 +18,7 @@
 
 #include "clock.hpp"
 #include "registry.hpp"
+#include "send_queue.hpp"
 
 namespace outpost {
 
@@ -66,6 +68,18 @@ class Wire {
   // The source toward dst, with a capture running on its interface; empty with *error otherwise.
   virtual IpAddress prepare(const IpAddress& dst, std::string* error) = 0;
   virtual bool send(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error) = 0;
+  // As send, but it may hand the datagram to a sending thread: true then
+  // means queued (*ticket set, else 0), and a failure comes later, with
+  // token, to the handler set by set_send_failure_handler.
+  virtual bool send_queued(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::uint64_t /*token*/,
+                           std::uint64_t* ticket, std::string* error) {
+    *ticket = 0;
+    return send(dst, datagram, error);
+  }
+  // Whether a queued datagram (its ticket) still waits for the sending thread.
+  virtual bool waiting(std::uint64_t /*ticket*/) const { return false; }
+  using SendFailureHandler = std::function<void(std::uint64_t token, const std::string& error)>;
+  virtual void set_send_failure_handler(SendFailureHandler) {}
   // Where captured frames go.
   virtual void set_frame_handler(FrameHandler handler) = 0;
   // Frames the kernel dropped before the capture could read them.
@@ -101,6 +115,9 @@ struct RawWireOptions {
   // ask the kernel again before each probe.
   Duration route_cache_watched = std::chrono::minutes(5);
   std::size_t route_cache_watched_max = 16384;
+  // Raw datagrams go out from a thread of their own (SendQueue), started
+  // at the first send, with a ring of this many slots; 0: sent in place.
+  std::size_t send_thread_slots = 0;
 };
 
 class RawWire final : public Wire {
@@ -131,6 +148,14 @@ class RawWire final : public Wire {
 
   IpAddress prepare(const IpAddress& dst, std::string* error) override;
   bool send(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::string* error) override;
+  bool send_queued(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::uint64_t token,
+                   std::uint64_t* ticket, std::string* error) override;
+  bool waiting(std::uint64_t ticket) const override { return queue_ && ticket && queue_->waiting(ticket); }
+  void set_send_failure_handler(SendFailureHandler handler) override { send_failed_ = std::move(handler); }
+  // The sending thread's counts (0 without one): datagrams, sendmmsg batches, wakes.
+  std::uint64_t thread_sent() const { return queue_ ? queue_->sent() : 0; }
+  std::uint64_t thread_batches() const { return queue_ ? queue_->batches() : 0; }
+  std::uint64_t thread_wakes() const { return queue_ ? queue_->wakes() : 0; }
   void set_frame_handler(FrameHandler handler) override { handler_ = std::move(handler); }
   std::uint64_t dropped() const override;
   int drain(int max_frames) override;
@@ -162,6 +187,8 @@ class RawWire final : public Wire {
   SteadyTime next_sweep_{};      // when expired entries are swept out next, however few were added
   int route_watch_ = -1;         // rtnetlink, subscribed to route, rule, address and link changes
   std::uint64_t route_changes_ = 0;
+  SendFailureHandler send_failed_;
+  std::unique_ptr<SendQueue> queue_;  // declared last: stopped first, before the sockets close
 };
 
 }  // namespace outpost

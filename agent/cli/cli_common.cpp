@@ -109,6 +109,10 @@ RawWireOptions wire_options(const std::string& interface, double max_pps, int mi
   o.interface = interface;
   const double frame = o.snaplen + 96;
   o.capture_buffer_bytes = static_cast<int>(std::clamp(max_pps * 2 * frame * 0.25, double(min_ring), kMax));
+  // From this rate on, the kernel's send path (with a routing host's
+  // forwarding, run in the sender's context) gets a core of its own; below
+  // it, a thread to wake per probe would cost more than it spares.
+  if (max_pps >= ProbingStack::kSendThreadPps) o.send_thread_slots = 256;
   return o;
 }
 }  // namespace

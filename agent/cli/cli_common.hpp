@@ -56,6 +56,8 @@ struct ProbingStack {
   // whole ring before the first probe.
   static constexpr int kDaemonRing = 4 << 20;
   static constexpr int kTerminalRing = 1 << 20;
+  // max_pps from which raw datagrams go out from a sending thread (SendQueue).
+  static constexpr double kSendThreadPps = 40000;
   ProbingStack(Clock& clock, const std::string& interface, double max_pps = 1000, int min_ring = kDaemonRing);
   // Checks CAP_NET_RAW, opens the raw sockets and the capture, then drops
   // privileges for good (drop_privileges: to run_as when given, keeping

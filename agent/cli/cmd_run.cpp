@@ -41,6 +41,12 @@ void log_engine_stats(const Engine& engine) {
       s.duplicate, s.spoofed, s.tx_stamp_missing, s.capture_dropped);
 }
 
+void log_send_thread_stats(const RawWire& wire) {
+  if (wire.thread_sent() == 0 && wire.thread_batches() == 0) return;
+  spdlog::info("send thread: sent={} batches={} wakes={}", wire.thread_sent(), wire.thread_batches(),
+               wire.thread_wakes());
+}
+
 void log_agent_stats(const Agent& agent) {
   const AgentStats& a = agent.stats();
   const InvestigatorStats& i = agent.investigations();
@@ -353,6 +359,7 @@ int run_command(int argc, char** argv) {
   };
   report_stats = [&] {
     log_engine_stats(engine);
+    log_send_thread_stats(stack.wire);
     log_agent_stats(the_agent);
     log_output_stats(outputs);
   };
@@ -391,6 +398,7 @@ int run_command(int argc, char** argv) {
     }
   }
   log_engine_stats(engine);
+  log_send_thread_stats(stack.wire);
   log_agent_stats(the_agent);
   log_output_stats(outputs);
   spdlog::info("stopped: {} records written", the_agent.stats().records);

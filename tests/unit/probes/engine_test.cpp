@@ -71,6 +71,27 @@ class FakeWire final : public outpost::Wire {
   }
   void set_frame_handler(FrameHandler handler) override { handler_ = std::move(handler); }
 
+  // As a wire with a sending thread: datagrams queued with tickets 1, 2, ...;
+  // `left` of them have gone; fail() reports the failure of the n-th.
+  bool queueing = false;
+  std::vector<std::uint64_t> tokens;
+  std::uint64_t left = 0;
+  bool send_queued(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::uint64_t token,
+                   std::uint64_t* ticket, std::string* error) override {
+    *ticket = 0;
+    if (!queueing) return send(dst, datagram, error);
+    sent.push_back({dst, Bytes(datagram.begin(), datagram.end())});
+    tokens.push_back(token);
+    *ticket = tokens.size();
+    return true;
+  }
+  bool waiting(std::uint64_t ticket) const override { return ticket > left; }
+  void set_send_failure_handler(SendFailureHandler handler) override { failed_ = std::move(handler); }
+  void fail(std::size_t n, const std::string& error) {
+    REQUIRE(failed_);
+    failed_(tokens.at(n), error);
+  }
+
   void capture(int link_type, const Bytes& frame, WallTime stamp) {
     REQUIRE(handler_);
     handler_(link_type, frame.data(), frame.size(), stamp);
@@ -98,6 +119,7 @@ class FakeWire final : public outpost::Wire {
 
  private:
   FrameHandler handler_;
+  SendFailureHandler failed_;
 };
 
 // The engine on a fake wire and a fake clock, and every callback it makes.
@@ -737,4 +759,74 @@ TEST_CASE("engine: settle_sends reads the capture only after a packet went out",
   lab.launch(kOtherTarget, 1s);
   CHECK(lab.engine.settle_sends() == 0);
   CHECK(lab.wire.drains == 1);
+}
+
+TEST_CASE("engine: a queued datagram that fails to go ends its probe as a local error, once", "[engine]") {
+  Lab lab;
+  lab.wire.queueing = true;
+  const auto i = lab.launch(kTarget, 1s);
+  const auto j = lab.launch(kOtherTarget, 1s);
+  CHECK(lab.engine.stats().sent == 2);
+  CHECK(lab.calls[i].empty());
+  lab.wire.fail(0, "send to 198.18.0.1: Network is unreachable");
+  CHECK(lab.result(i).status == ProbeStatus::error);
+  CHECK(lab.result(i).error == "send to 198.18.0.1: Network is unreachable");
+  CHECK(lab.result(i).local_error);
+  CHECK(lab.engine.stats().sent == 1);
+  CHECK(lab.engine.stats().send_errors == 1);
+  CHECK(lab.engine.in_flight() == 1);
+  // The other one is answered; a failure reported for a probe over already
+  // is counted, and calls nothing.
+  lab.wire.left = 2;
+  lab.capture(lab.sent(1), lab.clock.wall());
+  lab.capture(echo_reply(lab.sent(1)), lab.clock.wall() + 1ms);
+  CHECK(lab.result(j).status == ProbeStatus::reply);
+  lab.wire.fail(1, "late news");
+  lab.wire.fail(0, "late news");
+  CHECK(lab.calls[i].size() == 1);
+  CHECK(lab.calls[j].size() == 1);
+  CHECK(lab.engine.stats().send_errors == 3);
+}
+
+TEST_CASE("engine: a probe's wait counts from its packet leaving, not from its launch", "[engine]") {
+  const bool queued = GENERATE(false, true);
+  INFO((queued ? "a sending thread behind" : "sent in place, the capture's stamp later than the launch"));
+  Lab lab;
+  lab.wire.queueing = queued;
+  const WallTime t0 = lab.clock.wall();
+  const auto i = lab.launch(kTarget, 1s);
+  const auto j = lab.launch(kOtherTarget, 1s);
+  if (queued) {
+    // At the deadline, neither has left: no timeout yet.
+    lab.clock.advance(1s);
+    lab.engine.expire(lab.clock.now());
+    CHECK(lab.calls[i].empty());
+    CHECK(lab.calls[j].empty());
+    CHECK(lab.engine.stats().timeouts == 0);
+    lab.clock.advance(500ms);
+    lab.wire.left = 2;
+  } else {
+    lab.clock.advance(500ms);
+  }
+  // Both left 500 ms (or 1.5 s) after launch; i is answered 900 ms later,
+  // past its launch's deadline but within its own second.
+  const WallTime left = t0 + (queued ? 1500ms : 500ms);
+  lab.capture(lab.sent(0), left);
+  lab.capture(lab.sent(1), left);
+  lab.clock.set(lab.clock.now() + 900ms);
+  lab.engine.expire(lab.clock.now());
+  CHECK(lab.calls[i].empty());
+  lab.capture(echo_reply(lab.sent(0)), left + 900ms);
+  CHECK(lab.result(i).status == ProbeStatus::reply);
+  CHECK(lab.result(i).rtt == Duration(900ms));
+  // j, unanswered, times out a second after it left, and not before.
+  lab.clock.set(lab.clock.now() + 99ms);
+  lab.engine.expire(lab.clock.now());
+  CHECK(lab.calls[j].empty());
+  REQUIRE(lab.engine.next_deadline());
+  lab.clock.set(*lab.engine.next_deadline());
+  lab.engine.expire(lab.clock.now());
+  CHECK(lab.result(j).status == ProbeStatus::timeout);
+  CHECK(lab.clock.wall() - left == Duration(1s));
+  CHECK(lab.engine.stats().late == 0);
 }
