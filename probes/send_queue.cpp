@@ -2,6 +2,7 @@
 
 #include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@ SendQueue::SendQueue(int fd4, int fd6, std::size_t capacity, std::uint16_t port)
   event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (event_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
   thread_ = std::thread([this] { run(); });
+  pthread_setname_np(thread_.native_handle(), "outpost-send");  // in top -H, /proc/PID/task/*/comm
 }
 
 SendQueue::~SendQueue() {
