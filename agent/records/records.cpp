@@ -1,8 +1,6 @@
 #include "records.hpp"
 
 #include <cstdint>
-#include <cstdio>
-#include <ctime>
 #include <utility>
 
 namespace outpost {
@@ -48,16 +46,10 @@ std::string rfc3339(WallTime t) {
     rest += 86400;
     days -= 1;
   }
+  // Nanoseconds in 64 bits reach from 1677 to 2262: always four digits of year.
   std::int64_t year;
   unsigned month, day;
   civil_from_days(days, year, month, day);
-  if (year < 0 || year > 9999) {  // outside what four digits hold: as printf would
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%06lldZ", static_cast<long long>(year),
-                  month, day, static_cast<long long>(rest / 3600), static_cast<long long>(rest / 60 % 60),
-                  static_cast<long long>(rest % 60), static_cast<long long>(micros));
-    return buf;
-  }
   char buf[27];
   char* p = put_digits(buf, static_cast<std::uint64_t>(year), 4);
   *p++ = '-';

@@ -71,7 +71,7 @@ TEST_CASE("rfc3339: UTC, six digits of microseconds, a Z", "[records]") {
   CHECK(rfc3339(WallTime(-1000ns)) == "1969-12-31T23:59:59.999999Z");
 }
 
-TEST_CASE("rfc3339: the same as gmtime_r and printf, from year 1 to 9999", "[records]") {
+TEST_CASE("rfc3339: the same as gmtime_r and printf, over the clock's whole range (1678 to 2261)", "[records]") {
   auto reference = [](WallTime t) {
     const auto ns = t.time_since_epoch().count();
     std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
@@ -88,8 +88,8 @@ TEST_CASE("rfc3339: the same as gmtime_r and printf, from year 1 to 9999", "[rec
     return std::string(buf);
   };
   std::mt19937_64 rng(20141222);
-  // Year 1 to 9999, and a dense run around now, the epoch and leap days.
-  std::uniform_int_distribution<std::int64_t> any_second(-62135596800, 253402300799);
+  // Anywhere a WallTime (64-bit nanoseconds) reaches, and a dense run around now.
+  std::uniform_int_distribution<std::int64_t> any_second(-9200000000LL, 9200000000LL);
   std::uniform_int_distribution<std::int64_t> nanos(-999999999, 999999999);
   for (int i = 0; i < 200000; ++i) {
     const std::int64_t s = i % 4 == 0 ? any_second(rng) : k1615 + (any_second(rng) % (86400LL * 366 * 40));
