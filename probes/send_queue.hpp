@@ -55,6 +55,8 @@ class SendQueue {
   std::uint64_t push(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::uint64_t token);
   // Whether the datagram of a ticket is still waiting for the thread.
   bool waiting(std::uint64_t ticket) const { return ticket > tail_.load(std::memory_order_acquire); }
+  // Whether the thread sleeps until woken (idle for kNapsBeforeSleep naps).
+  bool asleep() const { return sleeping_.load(std::memory_order_relaxed); }
   // Readable (an eventfd) when failures wait; take_failures() reads it.
   int event_fd() const { return event_fd_; }
   std::vector<Failure> take_failures();

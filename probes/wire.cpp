@@ -273,9 +273,20 @@ bool RawWire::send(const IpAddress& dst, std::span<const std::uint8_t> datagram,
 bool RawWire::send_queued(const IpAddress& dst, std::span<const std::uint8_t> datagram, std::uint64_t token,
                           std::uint64_t* ticket, std::string* error) {
   *ticket = 0;
-  if (options_.send_thread_slots == 0 || raw4_ < 0) return send(dst, datagram, error);
+  // No thread; or no socket of that family (send says so).
+  if (options_.send_thread_slots == 0 || (dst.is_v6() ? raw6_ : raw4_) < 0) return send(dst, datagram, error);
+  if (!queue_ || queue_->asleep()) {
+    // A thread asleep (or none yet): a few datagrams a millisecond go from
+    // here, and only a faster run of them wakes it (or starts it).
+    const SteadyTime now = clock_.now();
+    if (now - burst_start_ >= std::chrono::milliseconds(1)) {
+      burst_start_ = now;
+      burst_ = 0;
+    }
+    if (++burst_ <= options_.send_in_place_per_ms) return send(dst, datagram, error);
+  }
   if (!queue_) {
-    // At the first send, after the process dropped its privileges: the
+    // Probes are sent only after the process dropped its privileges: the
     // thread has none of its own to keep.
     queue_ = std::make_unique<SendQueue>(raw4_, raw6_, options_.send_thread_slots);
     if (watch_fd_) watch_fd_(queue_->event_fd());

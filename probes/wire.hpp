@@ -116,8 +116,12 @@ struct RawWireOptions {
   Duration route_cache_watched = std::chrono::minutes(5);
   std::size_t route_cache_watched_max = 16384;
   // Raw datagrams go out from a thread of their own (SendQueue), started
-  // at the first send, with a ring of this many slots; 0: sent in place.
+  // when first needed, with a ring of this many slots; 0: sent in place.
+  // While the thread sleeps (or before it starts), up to
+  // send_in_place_per_ms datagrams a millisecond still go in place: a
+  // daemon that may send fast but mostly does not wakes no thread per probe.
   std::size_t send_thread_slots = 0;
+  int send_in_place_per_ms = 4;
 };
 
 class RawWire final : public Wire {
@@ -188,6 +192,8 @@ class RawWire final : public Wire {
   int route_watch_ = -1;         // rtnetlink, subscribed to route, rule, address and link changes
   std::uint64_t route_changes_ = 0;
   SendFailureHandler send_failed_;
+  SteadyTime burst_start_{};  // datagrams sent in place this millisecond while the thread slept
+  int burst_ = 0;
   std::unique_ptr<SendQueue> queue_;  // declared last: stopped first, before the sockets close
 };
 

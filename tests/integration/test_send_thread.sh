@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The sending thread (agent.max_pps of 40,000 and more): 32 targets every
-# 10 ms for 3 s, ICMP, one of them refused by a firewall rule in the vp's
-# own OUTPUT chain. The thread is there (named outpost-send), and like every
-# other thread of the agent it holds CAP_NET_RAW alone; the probes it sends
-# are answered; the refused target's probes end as local errors (status
-# error, "Operation not permitted"), reported back from the thread, without
-# holding up the others; the `send thread:` line counts what it sent.
+# 2 ms for 3 s (16,000 probes/s), ICMP, one of them refused by a firewall
+# rule in the vp's own OUTPUT chain. The thread is there (named
+# outpost-send), and like every other thread of the agent it holds
+# CAP_NET_RAW alone; the probes it sends are answered; the refused target's
+# probes end as local errors (status error, "Operation not permitted"),
+# reported back from the thread, without holding up the others; the `send
+# thread:` line counts what it sent. The same max_pps with 2 targets every
+# 100 ms: the loop sends the scheduled probes in place, waking no thread.
 # Exit 77 (skip) when not root.
 # ctest: parallel
 set -uo pipefail
@@ -22,7 +24,7 @@ agent:
   id: itest-send-thread
   max_pps: 50000
 defaults:
-  interval: 10ms
+  interval: 2ms
   timeout: 500ms
   probes: [icmp]
 groups:
@@ -67,7 +69,7 @@ others = [r for r in probes if r.get("address") != refused]
 mine = [r for r in probes if r.get("address") == refused]
 st = statuses(others)
 check("the others' probes were sent and answered: all replies", others and set(st) == {"reply"}, st)
-check("at least 31 targets x 100 probes went out", len(others) >= 31 * 100, len(others))
+check("at least 31 targets x 500 probes went out", len(others) >= 31 * 500, len(others))
 check("the refused target's probes are errors", mine and all(r.get("status") == "error" for r in mine),
       statuses(mine))
 check("... saying the kernel refused the send", mine and all("Operation not permitted" in r.get("error", "") for r in mine),
@@ -80,10 +82,42 @@ if m and e:
     t_sent, batches = int(m.group(1)), int(m.group(2))
     launched, sent, errors = int(e.group(1)), int(e.group(2)), int(e.group(3))
     print(f"info: send thread sent={t_sent} batches={batches}; engine launched={launched} sent={sent} send_errors={errors}")
-    check("the thread's datagrams are the engine's sent ones (none went from the loop at this rate)", t_sent == sent,
-          f"{t_sent} vs {sent}")
+    check("most datagrams went from the thread (a few a millisecond go in place while it sleeps)",
+          sent / 2 < t_sent <= sent, f"{t_sent} of {sent}")
     # (and the refused hop probes of its baseline trace besides)
     check("the engine counted every refusal as a send error", errors >= len(mine), f"{errors} vs {len(mine)}")
     check("at most as many batches as datagrams", 0 < batches <= t_sent + errors, f"{batches}")
+PY
+
+slow=$WORK/slow.yaml
+cat >"$slow" <<YAML
+agent:
+  id: itest-send-thread-slow
+  max_pps: 50000
+defaults:
+  interval: 100ms
+  timeout: 500ms
+  probes: [icmp]
+groups:
+  - name: net1
+    targets:
+      - { name: net1-h1, address: 198.18.0.1 }
+      - { name: net1-h2, address: 198.18.0.2 }
+YAML
+run_agent "$slow" "$WORK/slow.jsonl" "$WORK/slow.log" 2s
+check "the slow agent exits 0" test $? -eq 0
+py_checks "$WORK/slow.jsonl" "$WORK/slow.log" <<'PY'
+records, bad = load_records(sys.argv[1])
+log = open(sys.argv[2]).read()
+probes = [r for r in records if r.get("type") == "probe"]
+check("at 20 probes/s, replies", probes and all(r.get("status") == "reply" for r in probes), statuses(probes))
+e = re.search(r"engine: launched=(\d+)", log)
+m = re.search(r"send thread: sent=(\d+)", log)
+launched, thread_sent = int(e.group(1)) if e else 0, int(m.group(1)) if m else 0
+print(f"info: launched={launched}, probe records={len(probes)}, from the thread={thread_sent}")
+# The scheduled probes go in place; only a baseline trace's burst of TTLs
+# (more than 4 in a millisecond) may have woken the thread.
+check("the scheduled probes went in place, not through the thread", e and thread_sent <= launched - len(probes),
+      f"{thread_sent} from the thread, {launched - len(probes)} trace probes")
 PY
 finish
