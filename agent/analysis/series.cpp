@@ -63,7 +63,7 @@ bool SeriesAggregator::add(std::size_t key_id, const ProbeResult& result) {
     case ProbeStatus::reply:
     case ProbeStatus::refused:
       ++c.received;
-      if (result.rtt) c.rtts_ms.push_back(static_cast<double>(result.rtt->count()) / 1e6);
+      if (result.rtt) c.rtts.add(*result.rtt);
       break;
     case ProbeStatus::timeout:
       ++c.timeouts;
@@ -89,7 +89,7 @@ SeriesWindow SeriesAggregator::finish(const OpenKey& at, Counts&& c) const {
   w.timeouts = c.timeouts;
   w.unreachable = c.unreachable;
   w.errors = c.errors;
-  w.rtt = summarize_rtts(std::move(c.rtts_ms));
+  w.rtt = c.rtts.summary();
   w.partial = w.start < started_;
   return w;
 }

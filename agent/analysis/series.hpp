@@ -1,4 +1,4 @@
-// Loss and latency series: per target × method × wall-clock-aligned window, probe counts and exact RTT statistics.
+// Loss and latency series: per target × method × wall-clock-aligned window, probe counts and RTT statistics.
 // Leaves to others: when to close (the agent's loop asks next_close) and the record's JSON (records.hpp).
 #pragma once
 
@@ -26,8 +26,8 @@ WallTime window_start(WallTime t, Duration window);
 // Counts results into open windows and hands each window back once, when no
 // more results can come for it: at end + grace, grace being the longest a
 // result can take after its probe was sent (the longest probe timeout).
-// Memory: the open windows and their RTT samples, so bounded by the probes
-// sent in (window + grace). One thread, like the rest of the agent.
+// Memory: the open windows, each with at most RttAccumulator::kExactSamples
+// RTTs or a histogram of them. One thread, like the rest of the agent.
 class SeriesAggregator {
  public:
   // Throws std::invalid_argument when window <= 0 or grace < 0 (start-up only).
@@ -79,7 +79,7 @@ class SeriesAggregator {
  private:
   struct Counts {
     std::uint64_t sent = 0, received = 0, timeouts = 0, unreachable = 0, errors = 0;
-    std::vector<double> rtts_ms;
+    RttAccumulator rtts;
   };
   // (window start, key id): the map's order is the order windows are handed out.
   using OpenKey = std::pair<WallTime, std::size_t>;

@@ -72,3 +72,122 @@ TEST_CASE("summarize_rtts: one slow outlier moves p95 and max, not p50", "[rtt_s
   // Variance: (99 * 19.8^2 + 1960.2^2) / 100.
   CHECK(s->stddev == Approx(std::sqrt((99 * 19.8 * 19.8 + 1960.2 * 1960.2) / 100)));
 }
+
+// RttAccumulator: the same summary while it keeps every sample; past
+// kExactSamples, exact min, max, avg and stddev, and p50 and p95 within one
+// bucket (1/128 of the value) of the exact ones.
+
+#include <chrono>
+#include <random>
+
+using outpost::RttAccumulator;
+using ns = std::chrono::nanoseconds;
+
+TEST_CASE("RttAccumulator: buckets tile the line, each at most 1/128 of its values wide", "[rtt_stats]") {
+  std::uint64_t expect_lower = 0;
+  for (std::uint32_t i = 0; i < 40 * 128; ++i) {
+    const std::uint64_t lower = RttAccumulator::bucket_lower(i), width = RttAccumulator::bucket_width(i);
+    REQUIRE(lower == expect_lower);  // no gap, no overlap
+    CHECK(RttAccumulator::bucket(lower) == i);
+    CHECK(RttAccumulator::bucket(lower + width - 1) == i);
+    if (lower >= 128) CHECK(width * 128 <= lower);
+    expect_lower = lower + width;
+  }
+  CHECK(RttAccumulator::bucket(0) == 0);
+  CHECK(RttAccumulator::bucket(127) == 127);
+  CHECK(RttAccumulator::bucket(128) == 128);
+  CHECK(RttAccumulator::bucket(256) == 256);   // octave 8: 2 ns buckets
+  CHECK(RttAccumulator::bucket(257) == 256);
+  CHECK(RttAccumulator::bucket(258) == 257);
+  CHECK(RttAccumulator::bucket(~std::uint64_t{0}) < 64 * 128);
+}
+
+TEST_CASE("RttAccumulator: up to 256 answers, the exact summary", "[rtt_stats]") {
+  std::mt19937_64 random(7);
+  std::lognormal_distribution<double> rtt_ms(1.0, 0.8);
+  RttAccumulator acc;
+  CHECK_FALSE(acc.summary());
+  std::vector<double> kept;
+  for (std::size_t n = 1; n <= RttAccumulator::kExactSamples; ++n) {
+    const auto v = static_cast<std::int64_t>(rtt_ms(random) * 1e6);
+    acc.add(ns(v));
+    kept.push_back(static_cast<double>(v) / 1e6);
+  }
+  REQUIRE(acc.exact());
+  REQUIRE(acc.count() == RttAccumulator::kExactSamples);
+  const auto got = acc.summary();
+  const auto want = summarize_rtts(kept);
+  REQUIRE(got);
+  REQUIRE(want);
+  CHECK(got->min == want->min);
+  CHECK(got->avg == want->avg);
+  CHECK(got->p50 == want->p50);
+  CHECK(got->p95 == want->p95);
+  CHECK(got->max == want->max);
+  CHECK(got->stddev == want->stddev);
+}
+
+namespace {
+void check_close_to_exact(const std::vector<std::int64_t>& values) {
+  RttAccumulator acc;
+  std::vector<double> ms;
+  for (auto v : values) {
+    acc.add(ns(v));
+    ms.push_back(static_cast<double>(v) / 1e6);
+  }
+  REQUIRE_FALSE(acc.exact());
+  CHECK(acc.count() == values.size());
+  const auto got = acc.summary();
+  const auto want = summarize_rtts(ms);
+  REQUIRE(got);
+  REQUIRE(want);
+  CHECK(got->min == want->min);
+  CHECK(got->max == want->max);
+  CHECK(got->avg == Approx(want->avg).epsilon(1e-9));
+  CHECK(got->stddev == Approx(want->stddev).epsilon(1e-6).margin(1e-12));
+  // One bucket: 1/128 of the value (1 ns below 128 ns), and a ns of rounding.
+  CHECK(std::abs(got->p50 - want->p50) <= want->p50 / 128 + 2e-6);
+  CHECK(std::abs(got->p95 - want->p95) <= want->p95 / 128 + 2e-6);
+}
+}  // namespace
+
+TEST_CASE("RttAccumulator: past 256 answers, percentiles within a bucket of the exact ones", "[rtt_stats]") {
+  std::mt19937_64 random(11);
+  SECTION("a long-tailed path, 100,000 answers") {
+    std::lognormal_distribution<double> rtt_ms(2.0, 1.0);
+    std::vector<std::int64_t> v;
+    for (int i = 0; i < 100000; ++i) v.push_back(static_cast<std::int64_t>(rtt_ms(random) * 1e6));
+    check_close_to_exact(v);
+  }
+  SECTION("two paths, 5 ms and 180 ms, and 257 answers: just past the switch") {
+    std::normal_distribution<double> near(5e6, 2e5), far(180e6, 3e6);
+    std::vector<std::int64_t> v;
+    for (int i = 0; i < 257; ++i) v.push_back(static_cast<std::int64_t>(i % 3 == 0 ? far(random) : near(random)));
+    check_close_to_exact(v);
+  }
+  SECTION("the same RTT again and again, and the smallest first then the largest") {
+    std::vector<std::int64_t> v(3000, 1234567);
+    v.push_back(1);
+    v.push_back(900'000'000);
+    check_close_to_exact(v);
+    std::vector<std::int64_t> w;
+    for (int i = 0; i < 1000; ++i) w.push_back(i < 500 ? 900'000'000 - i : 50 + i);  // the range grows down
+    check_close_to_exact(w);
+  }
+  SECTION("loopback: tens of microseconds, and sub-microsecond values") {
+    std::uniform_int_distribution<std::int64_t> us(0, 60'000);
+    std::vector<std::int64_t> v;
+    for (int i = 0; i < 20000; ++i) v.push_back(us(random));
+    check_close_to_exact(v);
+  }
+}
+
+TEST_CASE("RttAccumulator: a negative RTT counts as zero", "[rtt_stats]") {
+  RttAccumulator acc;
+  acc.add(ns(-5));
+  acc.add(ns(3'000'000));
+  const auto s = acc.summary();
+  REQUIRE(s);
+  CHECK(s->min == 0);
+  CHECK(s->max == 3.0);
+}

@@ -1,5 +1,5 @@
-// Series: windows aligned to the wall clock, counts and loss per status, exact
-// RTT statistics, each window closed once at end + grace, late results dropped,
+// Series: windows aligned to the wall clock, counts and loss per status, RTT
+// statistics (exact, and within a bucket past 256 answers), each window closed once at end + grace, late results dropped,
 // and the `series` record's fields.
 
 #include <catch2/catch.hpp>
@@ -110,6 +110,29 @@ TEST_CASE("series: RTT statistics against values worked out by hand", "[series]"
   CHECK(w.rtt->p95 == Approx(8.8));
   CHECK(w.rtt->max == Approx(10));
   CHECK(w.rtt->stddev == Approx(std::sqrt(10.0)));
+}
+
+TEST_CASE("series: a window of 60,000 answers, p50 and p95 within 1/128 of the exact ones", "[series]") {
+  // 1,000 answers a second over a minute, RTTs from 10.000 to 69.999 ms in a
+  // scrambled order: sorted they are 10 + k / 1000 ms, so the exact p50 is at
+  // rank 29,999.5 (39.9995 ms) and p95 at rank 56,999.05 (66.99905 ms).
+  SeriesAggregator series(60s, 2s);
+  for (int k = 0; k < 60000; ++k) {
+    const int j = (k * 7919) % 60000;  // 7919 is prime to 60,000: every j once
+    series.add(kIcmp, reply(hms(15, k / 1000, (k % 1000) * 1000000LL), 10 + j / 1000.0));
+  }
+  const auto closed = series.close_due(hms(16, 2));
+  REQUIRE(closed.size() == 1);
+  const SeriesWindow& w = closed[0];
+  CHECK(w.received == 60000);
+  REQUIRE(w.rtt);
+  CHECK(w.rtt->min == Approx(10));
+  CHECK(w.rtt->max == Approx(69.999));
+  CHECK(w.rtt->avg == Approx(39.9995));
+  CHECK(std::abs(w.rtt->p50 - 39.9995) <= 39.9995 / 128);
+  CHECK(std::abs(w.rtt->p95 - 66.99905) <= 66.99905 / 128);
+  // Population stddev of 60,000 evenly spaced values 1 us apart: spread * sqrt((n^2 - 1) / 12) / n.
+  CHECK(w.rtt->stddev == Approx(0.001 * std::sqrt((60000.0 * 60000.0 - 1) / 12)).epsilon(1e-6));
 }
 
 TEST_CASE("series: loss and the count of each status", "[series]") {
