@@ -49,7 +49,10 @@ class Engine::SlotContext final : public ProbeContext {
       return false;
     }
     ++engine_.stats_.sent;
-    engine_.sent_since_settle_ = true;
+    // A datagram left to the sending thread has not left yet: its copy will
+    // wake the loop when it does, and a read of the capture now would find
+    // nothing (libpcap then polls, a system call for nothing).
+    if (engine_.slots_[slot_].ticket == 0) engine_.sent_since_settle_ = true;
     return true;
   }
   bool watch(int fd, std::uint32_t events) override {

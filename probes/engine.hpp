@@ -81,8 +81,8 @@ class Engine {
   // answered since are dropped here, so that an idle loop is not woken for them.
   std::optional<SteadyTime> next_deadline();
   void expire(SteadyTime now);
-  // Reads what the captures hold now if a packet was sent since the last
-  // call: the copies of our own packets (their send times) and any answer
+  // Reads what the captures hold now if a packet was sent (not queued for
+  // the sending thread) since the last call: the copies of our own packets (their send times) and any answer
   // already in. Called before the loop waits, it takes in a probe's own
   // packet without a wake of its own. How many frames.
   int settle_sends();

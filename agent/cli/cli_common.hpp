@@ -49,7 +49,7 @@ std::string ping_interval_refusal(Duration interval, uid_t uid);
 
 // The wire and the engine on it, as run and ping use them.
 struct ProbingStack {
-  // The capture ring holds a quarter of a second of probes and answers at
+  // The capture ring holds an eighth of a second of probes and answers at
   // max_pps (at least min_ring bytes, at most 64 MiB). The daemon keeps 4 MiB
   // at least, for its loop's longer stalls; a command at the terminal
   // (ping, trace) takes less, since the kernel allocates and zeroes the
@@ -58,6 +58,8 @@ struct ProbingStack {
   static constexpr int kTerminalRing = 1 << 20;
   // max_pps from which raw datagrams go out from a sending thread (SendQueue).
   static constexpr double kSendThreadPps = 40000;
+  // With the sending thread, the loop wakes at most this often (EventLoop::coalesce_wakes).
+  static constexpr Duration kCoalesceGap = std::chrono::microseconds(50);
   ProbingStack(Clock& clock, const std::string& interface, double max_pps = 1000, int min_ring = kDaemonRing);
   // Checks CAP_NET_RAW, opens the raw sockets and the capture, then drops
   // privileges for good (drop_privileges: to run_as when given, keeping
@@ -81,6 +83,7 @@ struct ProbingStack {
   void expire_due();
   EventLoop* loop_ = nullptr;
   EventLoop::TimerId deadline_timer_ = 0;
+  double max_pps_;
 };
 
 }  // namespace outpost

@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -113,6 +114,21 @@ void EventLoop::handle_signals() {
 }
 
 int EventLoop::wait(epoll_event* events, int max_events) {
+  if (min_gap_ > Duration::zero()) {
+    if (last_wake_ && clock_.now() < *last_wake_ + min_gap_) {
+      const auto ns = (*last_wake_ + min_gap_).time_since_epoch().count();
+      const timespec resume{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+      while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &resume, nullptr) == EINTR) {
+      }
+    }
+    const int n = wait_now(events, max_events);
+    last_wake_ = clock_.now();
+    return n;
+  }
+  return wait_now(events, max_events);
+}
+
+int EventLoop::wait_now(epoll_event* events, int max_events) {
   if (use_pwait2_) {
     // One system call per wake, where a timerfd takes three (arm, wait, read).
     timespec timeout{};

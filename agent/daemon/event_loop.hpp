@@ -68,6 +68,14 @@ class EventLoop {
   const std::string& error() const { return error_; }
   // The earliest live timer, if any (a simulation advances its clock to it).
   std::optional<SteadyTime> next_timer() { return next_deadline(); }
+  // Wakes at most once per `gap` (zero, the default: as soon as anything is
+  // ready): a wait that would begin sooner than `gap` after the last one
+  // ended first sleeps until then, and what came meanwhile is handed over
+  // together. For a busy loop (tens of thousands of frames a second) whose
+  // work does not need to be prompt: the capture's stamps, not the wake,
+  // time the packets. Timers then run up to `gap` (and the kernel's timer
+  // slack) late. Sleeps on CLOCK_MONOTONIC: not for a fake clock.
+  void coalesce_wakes(Duration gap) { min_gap_ = gap; }
   // Waits with a timerfd and epoll_wait, as on kernels without epoll_pwait2
   // (where the loop falls back to it by itself); for tests of that path.
   void use_timerfd() { use_pwait2_ = false; }
@@ -85,12 +93,15 @@ class EventLoop {
   void arm_timerfd();
   // One wait for events: up to the next deadline.
   int wait(epoll_event* events, int max_events);
+  int wait_now(epoll_event* events, int max_events);
   void handle_signals();
 
   Clock& clock_;
   int epoll_ = -1;
   int timerfd_ = -1;
   bool use_pwait2_ = true;  // until the kernel says ENOSYS
+  Duration min_gap_{0};
+  std::optional<SteadyTime> last_wake_;
   int signalfd_ = -1;
   sigset_t signals_{};
   bool stopping_ = false;

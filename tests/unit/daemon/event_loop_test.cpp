@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -270,4 +272,57 @@ TEST_CASE("event loop: before_wait runs at each turn before the wait; a stop the
   loop.unwatch(fds[0]);
   close(fds[0]);
   close(fds[1]);
+}
+
+TEST_CASE("event loop: coalesced wakes: at most one per gap, with what came meanwhile", "[event_loop]") {
+  // The loop's own guarantee, on the real clock: a wait that would begin
+  // sooner than the gap after the last wake first sleeps until then (a lower
+  // bound only: the kernel never ends an absolute sleep early).
+  outpost::SystemClock clock;
+  EventLoop loop(clock);
+  constexpr auto kGap = 150ms;
+  loop.coalesce_wakes(kGap);
+  int a[2], b[2];
+  REQUIRE(pipe(a) == 0);
+  REQUIRE(pipe(b) == 0);
+  std::vector<std::string> turn;
+  auto reader = [&](int fd, std::string name, std::function<void()> then = {}) {
+    loop.watch(fd, [&, fd, name, then] {
+      char c;
+      REQUIRE(read(fd, &c, 1) == 1);
+      turn.push_back(name);
+      if (then) then();
+    });
+  };
+  bool wrote = false;
+  reader(a[0], "a", [&] {
+    if (wrote) return;
+    wrote = true;
+    // Ready at once after the first wake: each would wake a loop that does not coalesce.
+    REQUIRE(write(a[1], "x", 1) == 1);
+    REQUIRE(write(b[1], "y", 1) == 1);
+  });
+  reader(b[0], "b");
+  const auto before = clock.now();
+  bool timer_fired = false;
+  outpost::SteadyTime timer_at{};
+  loop.at(before + 10ms, [&] {
+    timer_fired = true;
+    timer_at = clock.now();
+  });
+  REQUIRE(write(a[1], "x", 1) == 1);
+  REQUIRE(loop.run_once());  // the first wake: no wake before it to wait for
+  CHECK(turn == std::vector<std::string>{"a"});
+  turn.clear();
+  REQUIRE(loop.run_once());
+  const auto second = clock.now();
+  CHECK(second - before >= kGap);
+  std::sort(turn.begin(), turn.end());
+  CHECK(turn == std::vector<std::string>{"a", "b"});  // both, in the one turn
+  CHECK(timer_fired);                                  // due meanwhile: it runs in that turn
+  CHECK(timer_at - before >= kGap);
+  for (int fd : {a[0], a[1], b[0], b[1]}) {
+    if (fd == a[0] || fd == b[0]) loop.unwatch(fd);
+    close(fd);
+  }
 }

@@ -761,6 +761,23 @@ TEST_CASE("engine: settle_sends reads the capture only after a packet went out",
   CHECK(lab.wire.drains == 1);
 }
 
+TEST_CASE("engine: a datagram left to the sending thread is not read back before the wait", "[engine]") {
+  // Its copy comes when the thread has sent it, and wakes the loop then; a
+  // read now would find nothing.
+  Lab lab;
+  lab.wire.queueing = true;
+  lab.launch(kTarget, 1s);
+  REQUIRE(lab.wire.tokens.size() == 1);
+  CHECK(lab.engine.settle_sends() == 0);
+  CHECK(lab.wire.drains == 0);
+  // Sent in place (the thread asleep, or its ring full): read back as before.
+  lab.wire.queueing = false;
+  lab.launch(kOtherTarget, 1s);
+  lab.wire.ring.push_back({DLT_RAW, lab.sent(1), lab.clock.wall()});
+  CHECK(lab.engine.settle_sends() == 1);
+  CHECK(lab.wire.drains == 1);
+}
+
 TEST_CASE("engine: a queued datagram that fails to go ends its probe as a local error, once", "[engine]") {
   Lab lab;
   lab.wire.queueing = true;
