@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "packet_decode.hpp"
@@ -32,11 +33,15 @@ struct EchoRequest {
 // Makes the Internet checksum at checksum_offset equal `wanted` by writing a
 // compensating word at adjust_offset (which must hold 0, at an even distance
 // from the checksummed data's start). Pure.
-void paris_fix_checksum(std::vector<std::uint8_t>& datagram, std::size_t checksum_offset,
-                        std::size_t adjust_offset, std::uint16_t wanted);
+void paris_fix_checksum(std::span<std::uint8_t> datagram, std::size_t checksum_offset, std::size_t adjust_offset,
+                        std::uint16_t wanted);
 
 // The whole IP datagram (IPv4 + ICMP, or IPv6 + ICMPv6) with checksums. Pure.
 std::vector<std::uint8_t> forge_echo_request(const EchoRequest& request);
+// The same into `out` (a probe's own buffer: no allocation on its way out):
+// its size, or 0 when `out` is shorter than echo_request_size(request).
+std::size_t forge_echo_request(const EchoRequest& request, std::span<std::uint8_t> out);
+std::size_t echo_request_size(const EchoRequest& request);
 
 // The cookie a reply must echo: a keyed hash of the probe's identity, so that
 // a forged or misdirected reply with the right id/sequence is told apart.

@@ -74,8 +74,20 @@ unsigned IpAddress::to_sockaddr(sockaddr_storage& sa, std::uint16_t port) const 
 
 std::string IpAddress::to_string() const {
   char buf[INET6_ADDRSTRLEN] = {};
-  if (is_v4()) inet_ntop(AF_INET, bytes_.data(), buf, sizeof buf);
-  else if (is_v6()) inet_ntop(AF_INET6, bytes_.data(), buf, sizeof buf);
+  if (is_v4()) {
+    // Dotted quad by hand: inet_ntop goes through sprintf, and a record
+    // (every probe's) formats its address twice.
+    char* p = buf;
+    for (int i = 0; i < 4; ++i) {
+      const unsigned v = bytes_[i];
+      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+      if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+      *p++ = static_cast<char>('0' + v % 10);
+      if (i < 3) *p++ = '.';
+    }
+    return std::string(buf, p);
+  }
+  if (is_v6()) inet_ntop(AF_INET6, bytes_.data(), buf, sizeof buf);
   return buf;
 }
 
