@@ -365,6 +365,35 @@ void Trace::launch_more() {
   if (aborted_ ? in_flight_ == 0 : settled) finish();
 }
 
+namespace {
+// A hop probe that says when it starts: a launch through the agent's rate
+// cap may wait in its queue, and the wait for an early retry counts from
+// the probe's start, not from its launch (at a start-up of 256 baselines,
+// every hop was sent twice, its retry due before its first attempt left).
+class StartTold final : public Probe {
+ public:
+  StartTold(std::unique_ptr<Probe> probe, std::function<void()> started)
+      : probe_(std::move(probe)), started_(std::move(started)) {}
+  void start(ProbeContext& ctx) override {
+    probe_->start(ctx);
+    started_();
+  }
+  void on_sent(WallTime kernel_tx) override { probe_->on_sent(kernel_tx); }
+  bool on_packet(const DecodedPacket& packet, WallTime kernel_rx) override {
+    return probe_->on_packet(packet, kernel_rx);
+  }
+  void on_timeout() override { probe_->on_timeout(); }
+  void on_send_error(const std::string& error) override { probe_->on_send_error(error); }
+  void on_ready(ProbeContext& ctx, int fd, std::uint32_t events) override { probe_->on_ready(ctx, fd, events); }
+  bool finished() const override { return probe_->finished(); }
+  const ProbeResult& result() const override { return probe_->result(); }
+
+ private:
+  std::unique_ptr<Probe> probe_;
+  std::function<void()> started_;
+};
+}  // namespace
+
 void Trace::send(int ttl) {
   HopState& h = hops_[static_cast<std::size_t>(ttl - spec_.first_ttl)];
   ++h.attempts_made;
@@ -373,8 +402,13 @@ void Trace::send(int ttl) {
   ++in_flight_;
   const int attempt = h.attempts_made;
   auto self = shared_from_this();
-  launch_(make_hop_probe(ttl), [self, ttl](const ProbeResult& r) { self->on_result(ttl, r); });
-  if (after_ && attempt < spec_.attempts && !done_called_ && !aborted_) arm_retry(ttl, attempt, kRetryFloor, {});
+  std::unique_ptr<Probe> probe = make_hop_probe(ttl);
+  if (after_ && attempt < spec_.attempts)
+    probe = std::make_unique<StartTold>(std::move(probe), [weak = weak_from_this(), ttl, attempt] {
+      if (auto trace = weak.lock(); trace && !trace->done_called_ && !trace->aborted_)
+        trace->arm_retry(ttl, attempt, kRetryFloor, {});
+    });
+  launch_(std::move(probe), [self, ttl](const ProbeResult& r) { self->on_result(ttl, r); });
 }
 
 Duration Trace::retry_wait() const {

@@ -249,6 +249,9 @@ struct TraceLab {
   std::optional<TraceResult> result;
   // With early retries: the trace's timers, fired as the fake clock reaches them.
   bool early = false;
+  // With early: how long each probe waits before the engine starts it (a
+  // rate cap's queue).
+  outpost::Duration held{};
   std::multimap<outpost::SteadyTime, std::function<void()>> timers;
   outpost::Duration took{};  // from start to the result, on the fake clock
 
@@ -275,10 +278,15 @@ struct TraceLab {
   TraceResult run(TraceSpec spec, const IpAddress& target, std::uint32_t seed = 4242) {
     auto launch = [this](std::unique_ptr<outpost::Probe> probe, Engine::Done done) {
       max_in_flight = std::max(max_in_flight, ++in_flight);
-      engine.launch(std::move(probe), [this, done](const ProbeResult& r) {
-        --in_flight;
-        done(r);
-      });
+      auto go = [this, done](std::unique_ptr<outpost::Probe> p) {
+        engine.launch(std::move(p), [this, done](const ProbeResult& r) {
+          --in_flight;
+          done(r);
+        });
+      };
+      if (held == outpost::Duration::zero()) return go(std::move(probe));
+      auto shared = std::make_shared<std::unique_ptr<outpost::Probe>>(std::move(probe));
+      timers.emplace(clock.now() + held, [go, shared] { go(std::move(*shared)); });
     };
     const outpost::SteadyTime start = clock.now();
     auto trace = Trace::create(spec, target, seed, clock.wall(), launch, [this, start](const TraceResult& r) {
@@ -708,6 +716,25 @@ TEST_CASE("traceroute: with early retries, a path that answers at once gets one 
   for (const auto& h : r.hops) CHECK(h.probes_sent == 1);
   CHECK(lab.wire.sent.size() == 4);
   CHECK(lab.took < Trace::kRetryFloor);
+}
+
+TEST_CASE("traceroute: an early retry counts from its attempt's start, not from a rate cap's queue", "[traceroute]") {
+  // Each probe waits 600 ms in the queue, longer than the retry wait before
+  // any answer (a quarter of the 1 s timeout): still one probe per hop.
+  const TraceMethod method = GENERATE(TraceMethod::icmp, TraceMethod::udp, TraceMethod::tcp);
+  INFO(name_of(method));
+  TraceLab lab;
+  lab.early = true;
+  lab.held = std::chrono::milliseconds(600);
+  lab.path = Path::lab();
+  TraceSpec spec = spec_for(method);
+  spec.timeout = std::chrono::seconds(1);
+  spec.expected_ttl = 4;
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.reached);
+  REQUIRE(r.hops.size() == 4);
+  for (const auto& h : r.hops) CHECK(h.probes_sent == 1);
+  CHECK(lab.wire.sent.size() == 4);
 }
 
 TEST_CASE("traceroute: routers up to max_ttl and no destination stops at max_ttl", "[traceroute]") {
