@@ -333,7 +333,6 @@ TEST_CASE("Outputs: a reload adds, keeps, moves and removes outputs; a removed o
   a.name = "a";
   b.name = "b";
   REQUIRE(outputs.apply({a, b}).empty());
-  const outpost::Output* kept = outputs.outputs()[0].get();
   outputs.write(probe(1));
 
   // b removed, a moved to a new path, c added.
@@ -344,8 +343,9 @@ TEST_CASE("Outputs: a reload adds, keeps, moves and removes outputs; a removed o
   REQUIRE(outputs.apply({moved, c}).empty());
   REQUIRE(outputs.outputs().size() == 2);
   CHECK(outputs.outputs()[0]->name() == "a");
+  // Rebuilt over the old one's spool. (Not told by its address: freed
+  // first, the old object's memory may well hold the new one.)
   CHECK(outputs.outputs()[0]->spec().target == dir.file("a2.jsonl"));
-  CHECK(outputs.outputs()[0].get() != kept);  // rebuilt over the old one's spool
   outputs.write(probe(2));
   reactor.advance(std::chrono::seconds(2));
   CHECK(outputs.retired().empty());  // b wrote what it held, and went
