@@ -113,6 +113,13 @@ class Agent {
   const InvestigatorStats& investigations() const { return investigator_.stats(); }
   // How late scheduled probes left against their due time, over the whole run (reloads included).
   LaunchLateness launch_lateness() const;
+  // How long the loop may gather what comes due before it wakes (at most
+  // once per this; EventLoop::coalesce_wakes): 4% of the plan's shortest
+  // interval (a suspect's included), at most 100 ms, within half the rate
+  // cap's burst at the demanded rate; zero without raw sockets, or with a
+  // dns or tcp_connect task (times on a user-space clock). Not while probes
+  // wait in the pacer.
+  static Duration wake_gap(const Plan& plan, double demanded_pps, bool raw);
   // Probe records written since the start, by method ("icmp", "tcp", "dns").
   const std::map<std::string, ProbeCounts>& probe_counts() const { return probe_counts_; }
   // Results that came after their series window was written (dropped from
@@ -168,6 +175,9 @@ class Agent {
   void write_state();  // save_state without its bookkeeping
 
   EventLoop& loop_;
+  Duration base_wake_gap_;       // the loop's own, before the plan's (the sending thread's)
+  Duration plan_wake_gap_{};      // wake_gap of the plan, or the base if larger
+  std::uint64_t gap_hook_ = 0;    // the loop's before_wait that sets the gap
   Engine& engine_;
   Outputs& outputs_;
   HostResolver& resolver_;

@@ -84,6 +84,10 @@ void EventLoop::run_due_timers() {
     Callback cb = std::move(it->second);
     callbacks_.erase(it);
     cb();
+    // What the timer sent is read back before the next timer runs: with
+    // coalesced wakes several come due in one turn, and a later one (a
+    // trace's retry) must see the answer that came meanwhile.
+    for (const auto& [id, settle] : before_wait_) settle();
   }
 }
 
@@ -153,7 +157,7 @@ bool EventLoop::run_once(bool block) {
   // The loop's barrier (no exception crosses it): a callback that throws
   // ends the run with the reason in error(); the caller flushes and exits.
   try {
-    for (const Callback& cb : before_wait_) cb();
+    for (const auto& [id, cb] : before_wait_) cb();
     if (stopping_) return true;  // what they did ended the run: no wait
     int n;
     if (block) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "clock.hpp"
@@ -47,7 +48,14 @@ class EventLoop {
   void on_signal(int signo, Callback cb);
   // Called at the start of every turn, before the wait: work that a wake
   // of its own would cost more for (reading back the packets just sent).
-  void before_wait(Callback cb) { before_wait_.push_back(std::move(cb)); }
+  // Returns its number, for forget_before_wait (an owner that goes before the loop).
+  std::uint64_t before_wait(Callback cb) {
+    before_wait_.emplace_back(++next_before_wait_, std::move(cb));
+    return next_before_wait_;
+  }
+  void forget_before_wait(std::uint64_t id) {
+    std::erase_if(before_wait_, [id](const auto& entry) { return entry.first == id; });
+  }
 
   // Runs due timers (and only timers): what a fake-clock test calls.
   void run_due_timers();
@@ -76,6 +84,7 @@ class EventLoop {
   // time the packets. Timers then run up to `gap` (and the kernel's timer
   // slack) late. Sleeps on CLOCK_MONOTONIC: not for a fake clock.
   void coalesce_wakes(Duration gap) { min_gap_ = gap; }
+  Duration coalesce_gap() const { return min_gap_; }
   // Waits with a timerfd and epoll_wait, as on kernels without epoll_pwait2
   // (where the loop falls back to it by itself); for tests of that path.
   void use_timerfd() { use_pwait2_ = false; }
@@ -112,7 +121,8 @@ class EventLoop {
   std::unordered_set<TimerId> cancelled_;
   std::unordered_map<int, ReadyCallback> fds_;
   std::map<int, Callback> signal_handlers_;
-  std::vector<Callback> before_wait_;
+  std::vector<std::pair<std::uint64_t, Callback>> before_wait_;
+  std::uint64_t next_before_wait_ = 0;
 };
 
 }  // namespace outpost

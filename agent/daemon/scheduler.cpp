@@ -137,7 +137,7 @@ std::vector<Scheduler::TaskId> Scheduler::take_due(SteadyTime now, std::size_t l
     queue_.pop();
     Task& t = tasks_[e.id];
     due.push_back(e.id);
-    lateness_.add(now - e.when);
+    lateness_.add(std::max(Duration::zero(), now - e.when - allowed_late_));
     t.next = e.when + t.interval;
     if (t.next <= now) {  // rounds were missed: skip them (this run stands for them), keep the phase
       const auto missed = (now - t.next) / t.interval + 1;

@@ -93,6 +93,9 @@ class Scheduler {
   std::uint64_t lagged() const { return lagged_; }
   // Every take_due hand-out so far: now minus the task's due time.
   const LaunchLateness& lateness() const { return lateness_; }
+  // Launches up to this late (the loop's coalesced wakes) count as on time;
+  // a later one counts by how much it is later still.
+  void allow_lateness(Duration allowed) { allowed_late_ = allowed; }
   // Probe packets per second the tasks ask for at their intervals.
   double demanded_pps() const;
 
@@ -118,6 +121,7 @@ class Scheduler {
   std::size_t live_ = 0;
   std::uint64_t lagged_ = 0;
   LaunchLateness lateness_;
+  Duration allowed_late_{};
   bool started_ = false;
 };
 

@@ -326,3 +326,17 @@ TEST_CASE("event loop: coalesced wakes: at most one per gap, with what came mean
     close(fd);
   }
 }
+
+TEST_CASE("event loop: the before_wait work runs after each timer too", "[event_loop]") {
+  // With coalesced wakes several timers come due in one turn: what one sent
+  // is read back (the engine's settle) before the next runs.
+  FakeClock clock;
+  EventLoop loop(clock);
+  std::vector<std::string> order;
+  loop.before_wait([&] { order.push_back("settle"); });
+  loop.after(1s, [&] { order.push_back("a"); });
+  loop.after(2s, [&] { order.push_back("b"); });
+  clock.advance(3s);
+  loop.run_due_timers();
+  CHECK(order == std::vector<std::string>{"a", "settle", "b", "settle"});
+}
