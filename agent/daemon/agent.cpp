@@ -506,17 +506,20 @@ Duration Agent::wake_gap(const Plan& plan, double demanded_pps, bool raw) {
   // included; at most 100 ms), and answers are read up to the gap late,
   // which changes no RTT and no timeout: the capture's stamps time them.
   // Not where a user-space clock times an answer: tcp_connect (no raw
-  // sockets) and a DNS query's TCP retry (tcp_ms).
+  // sockets); and at most 1 ms with DNS, whose TCP retry (tcp_ms) is timed
+  // on the loop's clock.
   if (!raw || plan.tasks.empty()) return Duration::zero();
   Duration shortest = Duration::max();
+  Duration most = std::chrono::milliseconds(100);
   for (const auto& task : plan.tasks) {
-    if (task.method.kind == ProbeMethod::Kind::dns || task.method.kind == ProbeMethod::Kind::tcp_connect)
-      return Duration::zero();
+    if (task.method.kind == ProbeMethod::Kind::tcp_connect) return Duration::zero();
+    // A query's answer is timed by the kernel, but its TCP retry (tcp_ms) on the loop's clock.
+    if (task.method.kind == ProbeMethod::Kind::dns) most = std::min<Duration>(most, std::chrono::milliseconds(1));
     shortest = std::min(shortest, task.interval);
   }
   for (const auto& target : plan.targets)
     if (target.suspect_interval > Duration::zero()) shortest = std::min(shortest, target.suspect_interval);
-  Duration gap = std::min<Duration>(shortest / 25, std::chrono::milliseconds(100));
+  Duration gap = std::min<Duration>(shortest / 25, most);
   // What comes due over a gap must fit in the rate cap's burst (Scheduler:
   // 1% of max_pps), or the cap, not the schedule, would set the pace.
   if (demanded_pps > 0) {

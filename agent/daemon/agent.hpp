@@ -115,10 +115,10 @@ class Agent {
   LaunchLateness launch_lateness() const;
   // How long the loop may gather what comes due before it wakes (at most
   // once per this; EventLoop::coalesce_wakes): 4% of the plan's shortest
-  // interval (a suspect's included), at most 100 ms, within half the rate
-  // cap's burst at the demanded rate; zero without raw sockets, or with a
-  // dns or tcp_connect task (times on a user-space clock). Not while probes
-  // wait in the pacer.
+  // interval (a suspect's included), at most 100 ms (1 ms with a dns task:
+  // its TCP retry's time is the loop's), within half the rate cap's burst
+  // at the demanded rate; zero without raw sockets or with a tcp_connect
+  // task (timed in user space). Not while probes wait in the pacer.
   static Duration wake_gap(const Plan& plan, double demanded_pps, bool raw);
   // Probe records written since the start, by method ("icmp", "tcp", "dns").
   const std::map<std::string, ProbeCounts>& probe_counts() const { return probe_counts_; }
