@@ -68,9 +68,12 @@ Agent::Agent(AgentServices services)
   // for tokens: their times are the rate cap's, and a wake per gap would let
   // out a bucket's burst each time (a trace's share has a burst of one
   // probe: at 5 ms it went out at 64/s of its 90/s). Nor may the traces'
-  // probes go out in larger bursts (routers' ICMP rate limits).
-  gap_hook_ = loop_.before_wait(
-      [this] { loop_.coalesce_wakes(pacer_.queued() > 0 ? base_wake_gap_ : plan_wake_gap_); });
+  // probes go out in larger bursts (routers' ICMP rate limits). Nor while an
+  // output sends batches (a spool filled during a collector's outage would
+  // go out at a round trip per gap).
+  gap_hook_ = loop_.before_wait([this] {
+    loop_.coalesce_wakes(pacer_.queued() > 0 || outputs_.sending() ? base_wake_gap_ : plan_wake_gap_);
+  });
   // Probes launched outside a tick (trace hops from a packet callback) need their timeouts armed.
   pacer_.on_launched([this] {
     if (!in_tick_) rearm();

@@ -58,6 +58,10 @@ class Output : public RecordSink {
   virtual void reopen() {}
   // Nothing open, nothing waiting, nothing in flight.
   virtual bool drained() const = 0;
+  // Batches wait in its spool or one is in flight (the loop then keeps its
+  // wakes prompt: a spool a collector's outage filled goes out at network
+  // speed, not at one round trip per coalesced wake).
+  virtual bool sending() const { return false; }
   // Takes no more records; what it holds still goes out.
   void retire() { retired_ = true; }
   // Hands the spool (and its directory) to the output that replaces this
@@ -121,6 +125,7 @@ class CollectorOutput final : public Output {
   void write(const Record& record) override;
   void flush() override;
   bool drained() const override;
+  bool sending() const override { return sending_ || spool_->pending() > 0; }
   const Spool& spool() const override { return *spool_; }
   std::unique_ptr<Spool> take_spool() override;
 

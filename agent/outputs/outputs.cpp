@@ -195,6 +195,11 @@ bool Outputs::drained() const {
   return std::all_of(outputs_.begin(), outputs_.end(), done) && std::all_of(retired_.begin(), retired_.end(), done);
 }
 
+bool Outputs::sending() const {
+  auto busy = [](const auto& o) { return o->sending(); };
+  return std::any_of(outputs_.begin(), outputs_.end(), busy) || std::any_of(retired_.begin(), retired_.end(), busy);
+}
+
 std::vector<std::string> Outputs::stats_lines() const {
   std::vector<std::string> lines;
   for (const auto& o : outputs_) lines.push_back(o->stats_line());

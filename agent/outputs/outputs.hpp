@@ -58,6 +58,8 @@ class Outputs {
   void reopen();
   // Every output has nothing open, nothing spooled and nothing in flight.
   bool drained() const;
+  // Some output has batches waiting in its spool or in flight (Output::sending).
+  bool sending() const;
   bool empty() const { return sinks_.empty() && outputs_.empty(); }
 
   const std::vector<std::unique_ptr<Output>>& outputs() const { return outputs_; }

@@ -109,6 +109,26 @@ TEST_CASE("collector output: a batch closes by age and is deleted once delivered
   CHECK(rig.out->spool().pending() == 0);
 }
 
+TEST_CASE("collector output: sending while a batch waits in the spool or is in flight, not with open ones only",
+          "[outputs]") {
+  outpost::OutputSpec spec;
+  spec.batch_age = 5s;
+  spec.retry_min = 1s;
+  Rig rig(spec);
+  CHECK_FALSE(rig.out->sending());
+  rig.out->write(probe(1));
+  CHECK_FALSE(rig.out->sending());  // an open batch: the agent's loop may still gather its wakes
+  CHECK_FALSE(rig.out->drained());
+  rig.reactor.advance(5s);
+  REQUIRE(rig.sends.size() == 1);
+  CHECK(rig.out->sending());  // in flight
+  rig.complete(outpost::SendOutcome::retry);
+  CHECK(rig.out->sending());  // spooled, waiting for its retry: the collector is away
+  rig.reactor.advance(1s);
+  rig.complete(outpost::SendOutcome::delivered);
+  CHECK_FALSE(rig.out->sending());
+}
+
 TEST_CASE("collector output: a batch closes by size", "[outputs]") {
   outpost::OutputSpec spec;
   spec.batch_bytes = 2 * outpost::to_json_line(probe(1)).size();
