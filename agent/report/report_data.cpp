@@ -63,6 +63,8 @@ std::optional<Seconds> parse_rfc3339(const std::string& s) {
 }
 
 std::string utc_text(Seconds t) {
+  // Years 0 to 9999 (what RFC 3339 writes); past them no time_t cast.
+  if (!(t >= -62167219200.0 && t < 253402300800.0)) return "(out of range)";
   const std::time_t whole = static_cast<std::time_t>(std::floor(t));
   std::tm tm{};
   gmtime_r(&whole, &tm);
@@ -72,7 +74,8 @@ std::string utc_text(Seconds t) {
 }
 
 std::string duration_text(Seconds d) {
-  if (d < 0) d = 0;
+  if (!(d >= 0)) d = 0;       // NaN too
+  if (d > 1e15) d = 1e15;     // within llround's range
   const long long s = std::llround(d);
   char buf[64];
   if (s < 60) std::snprintf(buf, sizeof buf, "%lld s", s);

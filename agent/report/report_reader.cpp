@@ -75,8 +75,10 @@ std::optional<Seconds> time_opt(const json& j, const char* name) {
 
 std::string method_of(const json& j) {
   std::string method = text(j, "method");
-  if (auto port = number_opt(j, "port"); port && method != "icmp" && method != "dns")
+  if (auto port = number_opt(j, "port"); port && method != "icmp" && method != "dns") {
+    if (!(*port >= 0 && *port <= 65535)) throw LineError("field 'port' is not a port");
     method += ":" + std::to_string(static_cast<long long>(*port));
+  }
   return method;
 }
 
@@ -84,7 +86,8 @@ Window window_of(const json& j) {
   Window w;
   w.start = time_field(j, "window_start");
   w.length = number(j, "window_s");
-  if (!(w.length > 0)) throw LineError("field 'window_s' is not above 0");
+  // At most a year: the page's times must stay dates (a fuzzed 6e30 overflowed time_t).
+  if (!(w.length > 0 && w.length <= 366 * 86400.0)) throw LineError("field 'window_s' is not in (0, 1 year]");
   w.sent = count(j, "sent");
   w.received = count(j, "received");
   if (w.received > w.sent) throw LineError("received is above sent");

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <limits>
 #include <sstream>
 
 #include "report_reader.hpp"
@@ -139,4 +140,27 @@ TEST_CASE("report reader: a line too long is skipped without being kept; lines a
   const Dataset edge = read(std::string(kMaxLineBytes, 'y'));
   REQUIRE(edge.problems.size() == 1);
   CHECK(edge.problems[0].message.find("not a JSON object") == 0);
+}
+
+TEST_CASE("report reader: a window of 6e30 s or a port of 1e30 is a bad line, not a time_t overflow") {
+  // Found by fuzz_report: window_s 6066666666666666666666666666666 made the
+  // period's end a double no time_t holds, cast while writing the page.
+  std::string huge_window = kSeries;
+  huge_window.replace(huge_window.find("\"window_s\":60"), 13, "\"window_s\":6066666666666666666666666666666");
+  std::string huge_port = kSeries;
+  huge_port.replace(huge_port.find("\"method\":\"icmp\""), 15, "\"method\":\"tcp\",\"port\":1e30");
+  const Dataset d = read(huge_window + "\n" + huge_port + "\n" + kSeries + "\n");
+  REQUIRE(d.problems.size() == 2);
+  CHECK(d.problems[0].line == 1);
+  CHECK(d.problems[0].message == "field 'window_s' is not in (0, 1 year]");
+  CHECK(d.problems[1].line == 2);
+  CHECK(d.problems[1].message == "field 'port' is not a port");
+  CHECK(d.records_used == 1);
+  // And what writes times and durations takes any double.
+  CHECK(utc_text(6.07e30) == "(out of range)");
+  CHECK(utc_text(-1e300) == "(out of range)");
+  CHECK(utc_text(std::numeric_limits<double>::quiet_NaN()) == "(out of range)");
+  CHECK(utc_text(253402300799.0) == "9999-12-31 23:59:59");
+  CHECK(duration_text(std::numeric_limits<double>::quiet_NaN()) == "0 s");
+  CHECK(duration_text(1e300) == duration_text(1e15));
 }
