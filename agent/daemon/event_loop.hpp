@@ -46,8 +46,9 @@ class EventLoop {
   void cancel(TimerId id);
   // Blocks the signals and delivers them here instead.
   void on_signal(int signo, Callback cb);
-  // Called at the start of every turn, before the wait: work that a wake
-  // of its own would cost more for (reading back the packets just sent).
+  // Called at the start of every turn, before the wait, and after each
+  // timer (several may come due in one coalesced turn): work that a wake of
+  // its own would cost more for (reading back the packets just sent).
   // Returns its number, for forget_before_wait (an owner that goes before the loop).
   std::uint64_t before_wait(Callback cb) {
     before_wait_.emplace_back(++next_before_wait_, std::move(cb));
