@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 
@@ -87,6 +88,10 @@ Engine::Engine(Clock& clock, Wire& wire, FilterParams params, EngineOptions opti
       params_(params),
       options_(options),
       finished_(options.remember_finished_max, random_salt()) {
+  if (options.expected_pps > 0) {
+    const double flows = options.expected_pps * std::chrono::duration<double>(options.remember_finished).count();
+    finished_.reserve(static_cast<std::size_t>(std::min(flows, double(options.remember_finished_max))));
+  }
   // libsodium draws from getrandom(2), and aborts rather than hand out a weak key.
   randombytes_buf(secret_.data(), secret_.size());
   randombytes_buf(counter_key_.data(), counter_key_.size());

@@ -64,6 +64,11 @@ void FinishedMemory::remember(const FlowKey& key, bool timed_out, SteadyTime for
   index_insert(pos);
 }
 
+void FinishedMemory::reserve(std::size_t flows) {
+  flows = std::min(max_flows_, std::max(kMinRing, flows));
+  if (flows > ring_.size()) rebuild(flows);
+}
+
 void FinishedMemory::forget_until(SteadyTime now) {
   if (!count_) return;
   const std::uint32_t now_ms = to_ms(now);

@@ -35,6 +35,9 @@ class FinishedMemory {
   void remember(const FlowKey& key, bool timed_out, SteadyTime forget_at);
   // Forgets every flow whose forget_at is at or before now.
   void forget_until(SteadyTime now);
+  // Makes room for `flows` (at most max_flows) at once, so that holding that
+  // many never grows the ring and the index (a growth moves every entry).
+  void reserve(std::size_t flows);
   Kind find(const FlowKey& key) const;
 
   std::size_t size() const { return count_; }

@@ -1,7 +1,7 @@
 // The engine's memory of probes already over: late, duplicate or unknown,
 // forgetting on time and at its cap, a flow seen again, and a long random
 // run checked against a plain map (growth, wrap-around and backward-shift
-// deletion all included), and its size at a million flows.
+// deletion all included), its size at a million flows, and room reserved.
 
 #include <catch2/catch.hpp>
 
@@ -156,4 +156,29 @@ TEST_CASE("finished memory: a million flows in under 17 MiB", "[finished]") {
   CHECK(m.size() == million);
   CHECK(m.find(k) == Kind::answered);
   CHECK(m.bytes() <= 17u * 1024 * 1024);
+}
+
+TEST_CASE("finished memory: reserved room holds that many flows without growing", "[finished]") {
+  FinishedMemory m(100000, 5);  // 20,000 flows: no two fingerprints alike with this salt
+  m.remember(key(0), false, t0 + 30s);  // kept through the reserve
+  const std::size_t before = m.bytes();
+  m.reserve(20000);
+  const std::size_t reserved = m.bytes();
+  CHECK(reserved > before);
+  CHECK(m.find(key(0)) == Kind::answered);
+  for (std::uint32_t n = 1; n < 20000; ++n) m.remember(key(n), n % 3 == 0, t0 + 30s);
+  CHECK(m.size() == 20000);
+  CHECK(m.bytes() == reserved);  // no growth: no entry moved
+  int wrong = 0;
+  for (std::uint32_t n = 0; n < 20000; ++n) wrong += m.find(key(n)) != (n && n % 3 == 0 ? Kind::timed_out : Kind::answered);
+  CHECK(wrong == 0);
+  // Past the reserve it grows as before; a reserve beyond the cap stops at the cap.
+  m.remember(key(20000), false, t0 + 30s);
+  CHECK(m.bytes() > reserved);
+  FinishedMemory capped(1000, 5);
+  capped.reserve(1 << 20);
+  for (std::uint32_t n = 0; n < 1500; ++n) capped.remember(key(n), false, t0 + 30s);
+  CHECK(capped.size() == 1000);
+  CHECK(capped.find(key(1499)) == Kind::answered);
+  CHECK(capped.find(key(0)) == Kind::unknown);
 }
