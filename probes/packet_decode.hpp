@@ -1,5 +1,9 @@
 // Decodes captured frames (any link type libpcap gives on Linux) into the few
 // header fields probes match on, including the datagram quoted in ICMP errors.
+// Read by hand, in place, allocating nothing (but an MPLS label stack): every
+// captured frame passes here, our own probes' copies included, and libtins'
+// parse built three or four objects on the heap for each. Held to that parse
+// on well-formed datagrams by tests/unit/probes/decode_differential_test.cpp.
 // Leaves to others: deciding which probe a packet belongs to (registry, engine).
 #pragma once
 
@@ -62,11 +66,21 @@ struct DecodedPacket {
 
 // libpcap link types handled: DLT_EN10MB (with VLAN tags), DLT_RAW,
 // DLT_LINUX_SLL, DLT_LINUX_SLL2. Returns nullopt with *why for anything that is
-// malformed or not IP; never throws.
+// malformed or not IP, for fragments (not reassembled: a probe's answer fits
+// one datagram) and for IP in IP; never throws. IPv4 options are skipped by
+// the header length; IPv6 extension headers are followed.
 std::optional<DecodedPacket> decode_frame(int link_type, const std::uint8_t* data, std::size_t size,
                                           std::string* why);
 // The same from an IP datagram.
 std::optional<DecodedPacket> decode_ip(const std::uint8_t* data, std::size_t size, std::string* why);
+
+// The datagram an ICMP error quotes, from its first byte. It may be cut
+// anywhere after 8 transport bytes: routers often quote only the 8 RFC 792
+// promises (ports and TCP sequence, or the ICMP header), and those are all
+// the matching needs; with fewer, the addresses alone. nullopt when it is
+// not IP (extension headers of a quoted IPv6 datagram are not followed:
+// probes send none).
+std::optional<QuotedDatagram> decode_quote(const std::uint8_t* data, std::size_t size);
 
 // ICMP error types whose payload quotes the offending datagram.
 bool is_icmp_error(std::uint8_t proto, std::uint8_t type);
