@@ -407,6 +407,82 @@ TEST_CASE("malformed or foreign input is nullopt with a reason, never a throw", 
   }
 }
 
+TEST_CASE("IPv6 extension headers are followed to the transport header", "[decode]") {
+  // request_v6 with extension headers inserted after the fixed header: each
+  // names the next, the fixed header names the first; the payload length grows.
+  auto with_extensions = [](const std::vector<Bytes>& headers) {
+    Bytes d = request_v6();
+    std::uint8_t first = d[6];
+    Bytes chain;
+    for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
+      Bytes h = *it;
+      h[0] = first;
+      first = (*it)[0];  // the type is carried in byte 0 of the template until linked
+      chain.insert(chain.begin(), h.begin(), h.end());
+    }
+    d[6] = first;
+    d.insert(d.begin() + 40, chain.begin(), chain.end());
+    const std::size_t payload = d.size() - 40;
+    d[4] = static_cast<std::uint8_t>(payload >> 8);
+    d[5] = static_cast<std::uint8_t>(payload);
+    return d;
+  };
+  // Templates: byte 0 holds the header's own type (replaced by the next's when linked).
+  const Bytes hop_by_hop = {0, 0, 1, 4, 0, 0, 0, 0};              // PadN
+  const Bytes destination = {60, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};  // 16 bytes
+  const Bytes routing = {43, 0, 0, 0, 0, 0, 0, 0};
+  SECTION("hop-by-hop, destination options and routing: the echo is read") {
+    const Bytes d = with_extensions({hop_by_hop, destination, routing});
+    auto p = decoded(DLT_RAW, d);
+    CHECK(p.l4.proto == kIcmp6);
+    CHECK(p.l4.icmp_type == 128);
+    CHECK(p.l4.icmp_id == 0x1234);
+    CHECK(p.l4.icmp_seq == 7);
+    CHECK(p.payload_size == 56);
+  }
+  SECTION("a fragment header: first or not, it is not reassembled") {
+    Bytes frag = {44, 0, 0, 0, 0, 0, 0, 42};  // offset 0, M set below
+    frag[3] = 1;
+    CHECK(rejected(DLT_RAW, with_extensions({hop_by_hop, frag})) == "first fragment: not reassembled");
+    frag[2] = 0x05;  // offset 160 bytes
+    frag[3] = 0;
+    CHECK(rejected(DLT_RAW, with_extensions({frag})) == "non-first fragment");
+  }
+  SECTION("an extension header longer than the datagram") {
+    Bytes d = with_extensions({destination});
+    d[41] = 200;
+    CHECK(rejected(DLT_RAW, d) == "malformed packet");
+  }
+  SECTION("no next header") {
+    Bytes d = request_v6();
+    d[6] = 59;
+    CHECK(rejected(DLT_RAW, d) == "no transport header");
+  }
+}
+
+TEST_CASE("IPv4: options are skipped by the header length; a first fragment is not reassembled", "[decode]") {
+  SECTION("options") {
+    Bytes d = request_v4();
+    d.insert(d.begin() + 20, {7, 7, 4, 0, 0, 0, 0, 0});  // record route (7 bytes) and an end of options
+    d[0] = 0x47;
+    const std::size_t total = d.size();
+    d[2] = static_cast<std::uint8_t>(total >> 8);
+    d[3] = static_cast<std::uint8_t>(total);
+    check_is_our_request_v4(decoded(DLT_RAW, d));
+  }
+  SECTION("a first fragment (more fragments, offset 0)") {
+    Bytes d = request_v4();
+    d[6] = 0x20;
+    d[7] = 0;
+    CHECK(rejected(DLT_RAW, d) == "first fragment: not reassembled");
+  }
+  SECTION("Ethernet padding after the total length is not payload") {
+    Bytes d = request_v4();
+    d.insert(d.end(), 6, 0xee);
+    check_is_our_request_v4(decoded(DLT_RAW, d));
+  }
+}
+
 TEST_CASE("decoding every prefix and every one-byte corruption never crashes", "[decode][malformed]") {
   const Bytes frames[] = {
       ethernet(0x0800, request_v4(), {0x8100}),
