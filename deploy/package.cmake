@@ -38,6 +38,8 @@ add_custom_target(package_docs ALL DEPENDS ${package_gz})
 add_dependencies(outpost package_docs)
 
 install(TARGETS outpost RUNTIME DESTINATION bin)
+# The packet module outpost loads from ../lib/outpost (probes/tins_forge.hpp).
+install(TARGETS outpost_tins LIBRARY DESTINATION lib/outpost)
 install(FILES ${package_stage}/outpost.1.gz DESTINATION share/man/man1)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${deploy_dir}/debian/copyright ${package_stage}/changelog.gz
   DESTINATION share/doc/outpost)

@@ -1,6 +1,5 @@
 #include "dns_message.hpp"
 
-#include <tins/tins.h>
 
 #include <algorithm>
 #include <array>
@@ -9,6 +8,7 @@
 #include <utility>
 
 #include "ip_address.hpp"
+#include "tins_forge.hpp"
 
 namespace outpost {
 namespace {
@@ -267,13 +267,7 @@ std::optional<std::string> normalize_dns_name(std::string_view name, std::string
 }
 
 std::vector<std::uint8_t> forge_dns_query(std::uint16_t id, const DnsQuestion& question) {
-  Tins::DNS dns;
-  dns.id(id);
-  dns.type(Tins::DNS::QUERY);
-  dns.recursion_desired(1);
-  dns.add_query(Tins::DNS::query(question.name, static_cast<Tins::DNS::QueryType>(question.type),
-                                 static_cast<Tins::DNS::QueryClass>(question.qclass)));
-  return dns.serialize();
+  return tins_forge().dns_query(id, question);
 }
 
 std::string cap_dns_text(std::string_view text, std::size_t max) {

@@ -1,13 +1,11 @@
 // What the probes forged for the raw socket and answered through the capture
-// share: libtins addresses, the keyed cookie (SipHash-2-4), which ICMP errors
+// share: the keyed cookie (SipHash-2-4), which ICMP errors
 // can answer a probe, and a result filled from the answer.
 // Leaves to others: each probe type's packet layout and matching rules (icmp_echo, tcp_syn).
 #pragma once
 
 #include <netinet/in.h>
 #include <sodium.h>
-#include <tins/ip_address.h>
-#include <tins/ipv6_address.h>
 
 #include <algorithm>
 #include <array>
@@ -19,14 +17,6 @@
 #include "probe.hpp"
 
 namespace outpost {
-
-inline Tins::IPv4Address tins_v4(const IpAddress& a) {
-  std::uint32_t network_order;
-  std::memcpy(&network_order, a.bytes(), 4);
-  return Tins::IPv4Address(network_order);
-}
-
-inline Tins::IPv6Address tins_v6(const IpAddress& a) { return Tins::IPv6Address(a.bytes()); }
 
 // SipHash-2-4 (libsodium's crypto_shorthash) of `message` under `secret`: a
 // PRF, so that no number of outputs with their inputs tells the key, or any

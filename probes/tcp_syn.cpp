@@ -1,12 +1,12 @@
 #include "tcp_syn.hpp"
 
 #include <netinet/in.h>
-#include <tins/tins.h>
 
 #include <atomic>
 #include <random>
 
 #include "raw_probe.hpp"
+#include "tins_forge.hpp"
 
 namespace outpost {
 namespace {
@@ -27,24 +27,7 @@ std::uint16_t next_source_port() {
 
 }  // namespace
 
-std::vector<std::uint8_t> forge_tcp_syn(const SynSegment& s) {
-  Tins::TCP tcp(s.dport, s.sport);
-  tcp.flags(Tins::TCP::SYN);
-  tcp.seq(s.isn);
-  tcp.window(s.window);
-  if (s.mss) tcp.mss(s.mss);
-  if (s.dst.is_v6()) {
-    Tins::IPv6 ip(tins_v6(s.dst), tins_v6(s.src));
-    ip.hop_limit(s.ttl);
-    ip /= tcp;
-    return ip.serialize();
-  }
-  Tins::IP ip(tins_v4(s.dst), tins_v4(s.src));
-  ip.ttl(s.ttl);
-  ip.id(s.ip_id);
-  ip /= tcp;
-  return ip.serialize();
-}
+std::vector<std::uint8_t> forge_tcp_syn(const SynSegment& s) { return tins_forge().tcp_syn(s); }
 
 std::uint32_t tcp_syn_cookie(const FlowSecret& secret, const IpAddress& dst, std::uint16_t sport, std::uint16_t dport) {
   return static_cast<std::uint32_t>(flow_cookie(secret, {FlowProto::tcp, dst, sport, dport}));

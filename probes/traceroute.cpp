@@ -1,7 +1,6 @@
 #include "traceroute.hpp"
 
 #include <netinet/in.h>
-#include <tins/tins.h>
 
 #include <algorithm>
 #include <charconv>
@@ -9,6 +8,7 @@
 #include "icmp_echo.hpp"
 #include "raw_probe.hpp"
 #include "tcp_syn.hpp"
+#include "tins_forge.hpp"
 
 namespace outpost {
 
@@ -48,24 +48,8 @@ std::string trace_method_name(TraceMethod method) {
 std::vector<std::uint8_t> forge_udp_trace_probe(const UdpTraceRequest& r) {
   std::vector<std::uint8_t> payload(std::max<std::size_t>(r.payload_size, 2), 0);
   for (std::size_t i = 2; i < payload.size(); ++i) payload[i] = static_cast<std::uint8_t>('@' + i);
-  std::vector<std::uint8_t> bytes;
-  std::size_t udp_offset;
-  if (r.dst.is_v6()) {
-    Tins::IPv6 ip(tins_v6(r.dst), tins_v6(r.src));
-    ip.hop_limit(r.ttl);
-    ip /= Tins::UDP(r.dport, r.sport);
-    ip /= Tins::RawPDU(payload.data(), static_cast<std::uint32_t>(payload.size()));
-    bytes = ip.serialize();
-    udp_offset = 40;
-  } else {
-    Tins::IP ip(tins_v4(r.dst), tins_v4(r.src));
-    ip.ttl(r.ttl);
-    ip.id(r.ip_id);
-    ip /= Tins::UDP(r.dport, r.sport);
-    ip /= Tins::RawPDU(payload.data(), static_cast<std::uint32_t>(payload.size()));
-    bytes = ip.serialize();
-    udp_offset = 20;
-  }
+  std::vector<std::uint8_t> bytes = tins_forge().udp_datagram(r, payload);
+  const std::size_t udp_offset = r.dst.is_v6() ? 40 : 20;
   // The first payload word absorbs the difference: the checksum becomes the probe's identity.
   paris_fix_checksum(bytes, udp_offset + 6, udp_offset + 8, r.checksum);
   return bytes;

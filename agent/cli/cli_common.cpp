@@ -12,6 +12,7 @@
 #include "commands.hpp"
 #include "privileges.hpp"
 #include "systemd_journal.hpp"
+#include "tins_forge.hpp"
 
 namespace outpost {
 
@@ -98,6 +99,13 @@ std::string ping_interval_refusal(Duration interval, uid_t uid) {
   if (uid == 0 || interval >= kMinUserPingInterval) return {};
   return "--interval " + format_duration(interval) + ": below " + format_duration(kMinUserPingInterval) +
          " only root may ping (a flood); ask for " + format_duration(kMinUserPingInterval) + " or more";
+}
+
+int require_packet_module(const char* command) {
+  const std::string why = load_tins_forge();
+  if (why.empty()) return kExitOk;
+  std::cerr << "outpost " << command << ": " << why << "\n";
+  return kExitFailure;
 }
 
 namespace {

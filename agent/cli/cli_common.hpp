@@ -47,6 +47,12 @@ inline constexpr Duration kMinUserPingInterval = std::chrono::milliseconds(10);
 // refusal (without the "outpost ping: " prefix).
 std::string ping_interval_refusal(Duration interval, uid_t uid);
 
+// Loads the packet module (probes/tins_forge.hpp) for a command that will
+// forge a TCP SYN, a UDP trace probe or a DNS query, so that a missing or
+// broken module stops it at start with a message naming the paths, never
+// in mid-run: kExitOk, or kExitFailure after "outpost COMMAND: why".
+int require_packet_module(const char* command);
+
 // The wire and the engine on it, as run and ping use them.
 struct ProbingStack {
   // The capture ring holds an eighth of a second of probes and answers at

@@ -134,6 +134,9 @@ int ping_command(int argc, char** argv) {
     dns = DnsQuery{vm["query"].as<std::string>(), vm["qtype"].as<std::string>(), {}};
   }
   const DnsQuery* dns_query = dns ? &*dns : nullptr;
+  // TCP SYN and DNS probes forge with the packet module (echo requests by hand).
+  if (method->kind == ProbeMethod::Kind::tcp || method->kind == ProbeMethod::Kind::dns)
+    if (int rc = require_packet_module("ping"); rc != kExitOk) return rc;
   if (!make_probe(*method, resolved.address, *timeout, dns_query, &error)) {
     std::cerr << "outpost ping: " << error << "\n";
     return kExitUsage;

@@ -277,6 +277,8 @@ int run_command(int argc, char** argv) {
       for (const auto& m : t.probes) icmp = icmp || m.kind == ProbeMethod::Kind::icmp;
   std::optional<RunAs> run_as;
   if (int rc = prepare_run_as(*load.config, &run_as); rc != kExitOk) return rc;
+  // Traces (any method) and TCP or DNS probes forge with the packet module.
+  if (int rc = require_packet_module("run"); rc != kExitOk) return rc;
   if (int rc = stack.prepare(loop, "run", icmp, run_as); rc != kExitOk) return rc;
   if (int rc = check_state_dir(*load.config); rc != kExitOk) return rc;
   Engine& engine = stack.engine;

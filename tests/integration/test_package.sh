@@ -2,7 +2,8 @@
 # The systemd unit and the Debian package. The unit verifies
 # (systemd-analyze verify) and rates "OK" or better (systemd-analyze
 # security --offline). The .deb (scripts/package) has no lintian errors; it
-# installs with dpkg -i: `outpost --version`, and `outpost check` on the
+# installs with dpkg -i: `outpost --version`, a TCP ping of loopback (its
+# packet module found in /usr/lib/outpost), and `outpost check` on the
 # installed example as the user outpost, pass; the user, its state directory
 # and the unit are there and the installed unit verifies; dpkg -r keeps the
 # conffile, dpkg --purge removes the binary, the unit, /etc/outpost,
@@ -153,6 +154,7 @@ check "it holds the binary, the unit, the config, the man page, README and copyr
   'has usr/bin/outpost && has lib/systemd/system/outpost.service && has etc/outpost/outpost.yaml &&
    has usr/share/man/man1/outpost.1.gz && has usr/share/doc/outpost/README.md && has usr/share/doc/outpost/copyright'
 check "it holds the fleet's Prometheus rules" eval 'has usr/share/outpost/prometheus/outpost.rules.yml'
+check "it holds the packet module, /usr/lib/outpost/outpost-tins.so" eval 'has usr/lib/outpost/outpost-tins.so'
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles >"$WORK/conffiles" 2>/dev/null
 check "/etc/outpost/outpost.yaml is a conffile" grep -qx /etc/outpost/outpost.yaml "$WORK/conffiles"
 depends=$(dpkg-deb -f "$deb" Depends)
@@ -172,6 +174,13 @@ cat "$WORK/install.log"
 check "dpkg -i installs it" test "$rc" -eq 0
 version=$(/usr/bin/outpost --version 2>&1)
 check "outpost --version: $version" eval '[[ $version == *"$(dpkg-deb -f "$deb" Version)"* ]]'
+# A TCP SYN to a closed port on loopback: forged by the packet module, which
+# the installed binary finds in ../lib/outpost.
+timeout 10 /usr/bin/outpost ping -c 1 --method tcp:1 127.0.0.1 >"$WORK/module.out" 2>&1
+rc=$?
+cat "$WORK/module.out"
+check "the installed outpost loads its packet module (ping --method tcp:1 127.0.0.1: refused)" eval \
+  '[[ $rc -eq 0 ]] && grep -q "1 refused" "$WORK/module.out"'
 check "the user outpost is a system user without a login" eval \
   'entry=$(getent passwd outpost) && uid=$(cut -d: -f3 <<<"$entry") && ((uid < 1000)) && [[ $entry == *nologin* ]]'
 check "/var/lib/outpost belongs to outpost, mode 750" eval '[[ $(stat -c "%U:%G %a" /var/lib/outpost) == "outpost:outpost 750" ]]'

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "tins_address.hpp"
 #include "test_bytes.hpp"
 #include "clock.hpp"
 #include "engine.hpp"
