@@ -85,9 +85,12 @@ for name, (group, address) in expected.items():
     check(f"{name}: group {group}, address {address}",
           all(r.get("group") == group and r.get("address") == address for r in rs))
     rtts = [r.get("rtt_ms") for r in rs]
-    ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < 5 for x in rtts)
-    good = [x for x in rtts if isinstance(x, (int, float))]
-    check(f"{name}: rtt_ms a number, 0 < rtt < 5 ms", ok,
+    # Every RTT within the probe's timeout; the median far under it. The lab's
+    # veth pairs answer in tens of microseconds, but a busy host can hold a
+    # softirq for milliseconds, so no single RTT is held to a tighter bound.
+    good = [x for x in rtts if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    ok = len(good) == len(rtts) and all(0 < x < 200 for x in good) and statistics.median(good) < 20
+    check(f"{name}: rtt_ms a number, 0 < rtt < 200 ms (the timeout), median under 20 ms", ok,
           f"min {min(good):.3f} median {statistics.median(good):.3f} max {max(good):.3f} ms" if good else rtts[:3])
     check(f"{name}: reply_from is the target", all(r.get("reply_from") == address for r in rs))
     check(f"{name}: no error field on replies", all("error" not in r for r in rs))
@@ -98,15 +101,27 @@ for name, (group, address) in expected.items():
         gaps = [(b - a) * 1000 for a, b in zip(ts[1:], ts[2:])]
         med = statistics.median(gaps)
         off = [g for g in gaps if not 0.5 * interval_ms <= g <= 1.5 * interval_ms]
+        # A gap outside 50% is let out for each launch the agent counted late
+        # (it stretches one gap and shortens the next), and for one stall per
+        # target that the agent cannot see: the process held off the CPU
+        # between taking a launch from its schedule and the send.
         check(f"{name}: probes every {interval_ms} ms (median gap within 10%; each within 50%, but two per launch "
-              "the agent counted late; first gap left out)",
-              abs(med - interval_ms) <= 0.1 * interval_ms and len(off) <= 2 * late,
+              "the agent counted late and two more; first gap left out)",
+              abs(med - interval_ms) <= 0.1 * interval_ms and len(off) <= 2 * late + 2,
               f"median {med:.1f} ms, min {min(gaps):.1f}, max {max(gaps):.1f}, {len(off)} outside 50%, {late} late")
 if probes and not bad_times:
     first = min(parse_time(r["time"]) for r in probes)
     print(f"info: the first probe left {(first - t0) * 1000:.1f} ms after the run started (process start included)")
 seqs = [r.get("seq") for r in probes]
-check("icmp records carry distinct sequence numbers", all(isinstance(s, int) for s in seqs) and len(set(seqs)) == len(seqs))
+# Each probe draws its sequence number (with its identifier) from a keyed
+# counter, so that no off-path host can guess it: 16-bit values, which two
+# probes may share (1 - e^(-120*119/2/65536): 10% of runs here) but not many.
+# What must hold is that the same target never has two probes in flight with
+# one number; with a 200 ms timeout every 250 ms, its probes never overlap.
+ok = all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= 65535 for s in seqs)
+check("icmp records carry a 16-bit sequence number", ok, [s for s in seqs if not isinstance(s, int)][:3])
+check("sequence numbers are drawn per probe (at least 95% distinct)",
+      ok and len(set(seqs)) >= 0.95 * len(seqs), f"{len(set(seqs))} distinct of {len(seqs)}")
 EOF
 
 finish
