@@ -44,6 +44,7 @@ install(FILES ${package_stage}/outpost.1.gz DESTINATION share/man/man1)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${deploy_dir}/debian/copyright ${package_stage}/changelog.gz
   DESTINATION share/doc/outpost)
 install(FILES ${deploy_dir}/systemd/outpost.service DESTINATION /lib/systemd/system)
+install(FILES ${deploy_dir}/debian/lintian-overrides DESTINATION share/lintian/overrides RENAME outpost)
 install(FILES ${package_stage}/outpost.yaml DESTINATION /etc/outpost)
 # For the collector's host to load (or copy and tune): not a conffile, the agent never reads them.
 install(FILES ${deploy_dir}/prometheus/outpost.rules.yml DESTINATION share/outpost/prometheus)
@@ -71,11 +72,11 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# libcurl and libnats are opened at run time (agent/outputs/shared_library.hpp),
-# so dpkg-shlibdeps cannot see them: their packages are named here, found
-# from the libraries this build was made against.
+# libcurl, libnats and libsystemd are opened at run time
+# (probes/shared_library.hpp), so dpkg-shlibdeps cannot see them: their
+# packages are named here, found from the libraries this build was made against.
 set(outpost_dlopen_depends "")
-foreach(lib CURL NATS)
+foreach(lib CURL NATS SYSTEMD)
   file(REAL_PATH "${OUTPOST_${lib}_PATH}" real)
   execute_process(COMMAND dpkg-query -S "${real}" OUTPUT_VARIABLE owner RESULT_VARIABLE rc ERROR_QUIET)
   if(NOT rc EQUAL 0 OR NOT owner MATCHES "^([^:,]+)")

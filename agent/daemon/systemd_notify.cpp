@@ -1,12 +1,13 @@
 #include "systemd_notify.hpp"
 
-#include <systemd/sd-daemon.h>
-
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <exception>
+
+#include "libsystemd.hpp"
 
 namespace outpost {
 
@@ -22,13 +23,19 @@ SystemdNotifier::~SystemdNotifier() {
 
 void SystemdNotifier::send(const std::string& state) {
   if (!enabled_) return;
-  const int r = sd_notify(0, state.c_str());
-  if (r > 0) {
-    ++sent_;
-    return;
+  std::string why;
+  try {
+    const int r = systemd_daemon().notify(0, state.c_str());
+    if (r > 0) {
+      ++sent_;
+      return;
+    }
+    why = r < 0 ? std::strerror(-r) : "no NOTIFY_SOCKET";
+  } catch (const std::exception& e) {
+    why = e.what();  // libsystemd could not be loaded
   }
   // Only the first failure is worth a line: the socket does not come back.
-  if (failed_++ == 0) spdlog::warn("systemd: cannot notify: {}", r < 0 ? std::strerror(-r) : "no NOTIFY_SOCKET");
+  if (failed_++ == 0) spdlog::warn("systemd: cannot notify: {}", why);
 }
 
 void SystemdNotifier::ready(const std::string& status) {
@@ -58,7 +65,12 @@ void SystemdNotifier::stopping() {
 Duration SystemdNotifier::start_watchdog() {
   if (!enabled_ || watchdog_timer_) return watchdog_every_ * 2;
   std::uint64_t usec = 0;
-  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return Duration::zero();
+  try {
+    if (systemd_daemon().watchdog_enabled(0, &usec) <= 0 || usec == 0) return Duration::zero();
+  } catch (const std::exception& e) {
+    spdlog::warn("systemd: cannot read the watchdog's interval: {}", e.what());
+    return Duration::zero();
+  }
   watchdog_every_ = std::chrono::microseconds(usec) / 2;
   watchdog_tick();
   return watchdog_every_ * 2;

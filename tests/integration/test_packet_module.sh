@@ -2,7 +2,9 @@
 # The packet module (outpost-tins.so, probes/tins_forge.hpp): outpost loads it
 # from beside its executable or from ../lib/outpost, only when it forges a
 # TCP SYN, a UDP trace probe or a DNS query. A copy of outpost without the
-# module still pings (ICMP) and traces with ICMP, and does not load libtins;
+# module still pings (ICMP) and traces with ICMP, and does not load libtins
+# (nor libpcap's, libdbus's or libsystemd's shared libraries: linked in, or
+# opened under systemd only);
 # a UDP trace, a TCP ping or a run stops at start with a message naming the
 # module, exit 1, before any probe; with the module in ../lib/outpost (the
 # package's layout) all of them work.
@@ -36,8 +38,12 @@ sleep 0.5
 pid=$(pgrep -n -f "^$alone ping -c 2")
 maps=$(cat "/proc/${pid:-0}/maps" 2>/dev/null)
 wait "$job"
-check "ping (ICMP) maps some library (the check can see maps)" grep -q "libpcap" <<<"$maps"
+check "ping (ICMP) maps some library (the check can see maps)" grep -q "libstdc++" <<<"$maps"
 check "ping (ICMP) does not map libtins or libcrypto" eval '! grep -qE "libtins|libcrypto" <<<"$maps"'
+# libpcap and libdbus are linked in, and libsystemd opened only under systemd:
+# none of their shared libraries, nor what libsystemd links.
+check "ping (ICMP) maps no libpcap, libdbus, libsystemd or libgcrypt" \
+  eval '! grep -qE "libpcap|libdbus|libsystemd|libgcrypt|liblzma|libzstd" <<<"$maps"'
 
 for cmd in "trace 198.18.0.1 --method udp" "ping -c 1 --method tcp:80 198.18.0.1"; do
   # shellcheck disable=SC2086  # the words of the command

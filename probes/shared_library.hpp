@@ -1,10 +1,10 @@
 // Shared libraries opened when first needed (dlopen), for the ones only some
-// outputs use: libcurl (http, influx, prometheus_remote_write) and libnats
+// commands use: libcurl (http, influx, prometheus_remote_write) and libnats
 // (nats) bring some thirty libraries between them, and loading those at
 // start took about 11 of the 31 ms any command spent starting, a ping or a
-// check included. A transport's file lists the functions it calls (an
-// X-macro), loads them into a table once (OUTPOST_SHARED_API) and sends
-// its calls there.
+// check included; libsystemd (libsystemd.hpp) brings five. A user's file
+// lists the functions it calls (an X-macro), loads them into a table once
+// (OUTPOST_SHARED_API) and sends its calls there.
 #pragma once
 
 namespace outpost {
