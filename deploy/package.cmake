@@ -38,8 +38,9 @@ add_custom_target(package_docs ALL DEPENDS ${package_gz})
 add_dependencies(outpost package_docs)
 
 install(TARGETS outpost RUNTIME DESTINATION bin)
-# The packet module outpost loads from ../lib/outpost (probes/tins_forge.hpp).
-install(TARGETS outpost_tins LIBRARY DESTINATION lib/outpost)
+# The modules outpost loads from ../lib/outpost: the packet module
+# (probes/tins_forge.hpp) and the metrics exposer (agent/metrics/metrics_exposer.hpp).
+install(TARGETS outpost_tins outpost_metrics_module LIBRARY DESTINATION lib/outpost)
 install(FILES ${package_stage}/outpost.1.gz DESTINATION share/man/man1)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${deploy_dir}/debian/copyright ${package_stage}/changelog.gz
   DESTINATION share/doc/outpost)

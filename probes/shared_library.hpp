@@ -14,6 +14,13 @@ void* open_shared_library(const char* soname);
 // One of its symbols; throws std::runtime_error naming both.
 void* shared_library_symbol(void* library, const char* soname, const char* name);
 
+// One of outpost's own modules (outpost-tins.so, outpost-metrics.so), opened
+// from beside the executable (a build tree), else from ../lib/outpost/ next
+// to its directory (the package: /usr/lib/outpost), never closed; then its
+// one export, `table`, called. Throws std::runtime_error naming the paths
+// tried, or the module and why it could not be loaded.
+const void* open_outpost_module(const char* file_name, const char* table);
+
 }  // namespace outpost
 
 // Defines struct API, a table with a member per function of LIST (an

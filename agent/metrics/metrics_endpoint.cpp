@@ -1,10 +1,8 @@
 #include "metrics_endpoint.hpp"
 
-#include <prometheus/exposer.h>
-
 #include <chrono>
-#include <stdexcept>
-#include <vector>
+
+#include "metrics_exposer.hpp"
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "unknown"
@@ -20,20 +18,11 @@ double now_seconds() {
 }  // namespace
 
 MetricsEndpoint::MetricsEndpoint(const std::string& address)
-    : address_(address), metrics_(std::make_shared<SelfMetrics>(OUTPOST_VERSION, now_seconds())) {
-  // Two threads serve scrapes; a client that stalls is dropped after 10 s.
-  std::vector<std::string> options{"listening_ports", address, "num_threads", "2", "request_timeout_ms", "10000"};
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(std::move(options));
-  } catch (const std::exception& e) {
-    throw std::runtime_error("agent.metrics: cannot listen on " + address + ": " + e.what());
-  }
-  exposer_->RegisterCollectable(metrics_);
-}
+    : address_(address), exposer_(metrics_exposer().open(address, OUTPOST_VERSION, now_seconds())) {}
 
 MetricsEndpoint::~MetricsEndpoint() {
   stop();
-  exposer_.reset();  // its threads end before the metrics go
+  metrics_exposer().close(exposer_);
 }
 
 void MetricsEndpoint::start(EventLoop& loop, TakeSnapshot take, Duration every) {
@@ -51,7 +40,7 @@ void MetricsEndpoint::tick() {
 }
 
 void MetricsEndpoint::publish() {
-  if (take_) metrics_->update(take_());
+  if (take_) metrics_exposer().update(exposer_, take_());
 }
 
 void MetricsEndpoint::stop() {
@@ -59,9 +48,8 @@ void MetricsEndpoint::stop() {
   timer_ = 0;
 }
 
-int MetricsEndpoint::port() const {
-  const auto ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
-}
+int MetricsEndpoint::port() const { return metrics_exposer().port(exposer_); }
+
+std::string MetricsEndpoint::text() const { return metrics_exposer().text(exposer_); }
 
 }  // namespace outpost

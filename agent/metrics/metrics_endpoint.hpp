@@ -1,5 +1,6 @@
 // The /metrics endpoint (agent.metrics): prometheus-cpp's exposer on ADDRESS:PORT serving SelfMetrics, fed
-// from the event loop by a timer (every second) and by publish() (before the exit).
+// from the event loop by a timer (every second) and by publish() (before the exit). The exposer and the
+// self-metrics are in the module outpost-metrics.so (metrics_exposer.hpp), loaded by the first endpoint.
 // Leaves to others: what the metrics are (self_metrics), reading the agent (the snapshot function given).
 #pragma once
 
@@ -8,11 +9,7 @@
 #include <string>
 
 #include "event_loop.hpp"
-#include "self_metrics.hpp"
-
-namespace prometheus {
-class Exposer;
-}
+#include "snapshot.hpp"
 
 namespace outpost {
 
@@ -22,7 +19,8 @@ class MetricsEndpoint {
 
   // Listens on `address` (IPv4 ADDRESS:PORT: civetweb here has no IPv6) at once, serving
   // the build info (this build's version) alone until start(); throws std::runtime_error naming the
-  // address when it cannot (the port is taken, the address is not here).
+  // address when it cannot (the port is taken, the address is not here), or the module and why when
+  // outpost-metrics.so cannot be loaded.
   // The exposer's threads are made here: open it after privileges are dropped.
   explicit MetricsEndpoint(const std::string& address);
   ~MetricsEndpoint();
@@ -40,14 +38,14 @@ class MetricsEndpoint {
   const std::string& address() const { return address_; }
   // The port it listens on (as given, or the kernel's pick for port 0).
   int port() const;
-  const SelfMetrics& metrics() const { return *metrics_; }
+  // What /metrics serves now, in the text exposition format.
+  std::string text() const;
 
  private:
   void tick();
 
   std::string address_;
-  std::shared_ptr<SelfMetrics> metrics_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  void* exposer_ = nullptr;  // the module's (metrics_exposer)
   EventLoop* loop_ = nullptr;
   TakeSnapshot take_;
   Duration every_{};

@@ -3,7 +3,8 @@
 # (systemd-analyze verify) and rates "OK" or better (systemd-analyze
 # security --offline). The .deb (scripts/package) has no lintian errors; it
 # installs with dpkg -i: `outpost --version`, a TCP ping of loopback (its
-# packet module found in /usr/lib/outpost), and `outpost check` on the
+# packet module found in /usr/lib/outpost), a run serving agent.metrics (its
+# metrics module found there), and `outpost check` on the
 # installed example as the user outpost, pass; the user, its state directory
 # and the unit are there and the installed unit verifies; dpkg -r keeps the
 # conffile, dpkg --purge removes the binary, the unit, /etc/outpost,
@@ -155,6 +156,7 @@ check "it holds the binary, the unit, the config, the man page, README and copyr
    has usr/share/man/man1/outpost.1.gz && has usr/share/doc/outpost/README.md && has usr/share/doc/outpost/copyright'
 check "it holds the fleet's Prometheus rules" eval 'has usr/share/outpost/prometheus/outpost.rules.yml'
 check "it holds the packet module, /usr/lib/outpost/outpost-tins.so" eval 'has usr/lib/outpost/outpost-tins.so'
+check "it holds the metrics module, /usr/lib/outpost/outpost-metrics.so" eval 'has usr/lib/outpost/outpost-metrics.so'
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles >"$WORK/conffiles" 2>/dev/null
 check "/etc/outpost/outpost.yaml is a conffile" grep -qx /etc/outpost/outpost.yaml "$WORK/conffiles"
 depends=$(dpkg-deb -f "$deb" Depends)
@@ -185,6 +187,15 @@ rc=$?
 cat "$WORK/module.out"
 check "the installed outpost loads its packet module (ping --method tcp:1 127.0.0.1: refused)" eval \
   '[[ $rc -eq 0 ]] && grep -q "1 refused" "$WORK/module.out"'
+# A run with agent.metrics on loopback: the exposer comes from the metrics
+# module in ../lib/outpost (no probe leaves the host: tcp_connect to a closed port).
+printf '%s\n' 'agent: { id: pkg-metrics, metrics: "127.0.0.1:19465" }' \
+  'defaults: { interval: 500ms, timeout: 300ms, probes: ["tcp_connect:9"] }' \
+  'groups: [ { name: lo, targets: [ { name: lo1, address: 127.0.0.1 } ] } ]' >"$WORK/metrics.yaml"
+timeout 20 /usr/bin/outpost run -c "$WORK/metrics.yaml" --for 1s -o "$WORK/metrics.jsonl" >"$WORK/metrics.log" 2>&1
+rc=$?
+check "the installed outpost loads its metrics module (run with agent.metrics: exit 0, serving)" eval \
+  '[[ $rc -eq 0 ]] && grep -q "metrics: serving http://127.0.0.1:19465/metrics" "$WORK/metrics.log"'
 check "the user outpost is a system user without a login" eval \
   'entry=$(getent passwd outpost) && uid=$(cut -d: -f3 <<<"$entry") && ((uid < 1000)) && [[ $entry == *nologin* ]]'
 check "/var/lib/outpost belongs to outpost, mode 750" eval '[[ $(stat -c "%U:%G %a" /var/lib/outpost) == "outpost:outpost 750" ]]'

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# The packet module (outpost-tins.so, probes/tins_forge.hpp): outpost loads it
-# from beside its executable or from ../lib/outpost, only when it forges a
-# TCP SYN, a UDP trace probe or a DNS query. A copy of outpost without the
-# module still pings (ICMP) and traces with ICMP, and does not load libtins
-# (nor libpcap's, libdbus's or libsystemd's shared libraries: linked in, or
-# opened under systemd only);
-# a UDP trace, a TCP ping or a run stops at start with a message naming the
-# module, exit 1, before any probe; with the module in ../lib/outpost (the
-# package's layout) all of them work.
+# outpost's modules, loaded from beside its executable or from ../lib/outpost.
+# The packet module (outpost-tins.so, probes/tins_forge.hpp), only when a
+# command forges a TCP SYN, a UDP trace probe or a DNS query: a copy of
+# outpost without it still pings (ICMP) and traces with ICMP, and maps no
+# libtins (nor libpcap's, libdbus's or libsystemd's shared libraries: linked
+# in, or opened under systemd only, nor prometheus-cpp); a UDP trace, a TCP
+# ping or a run stops at start with a message naming the module, exit 1,
+# before any probe; with the module in ../lib/outpost (the package's layout)
+# all of them work. The metrics exposer (outpost-metrics.so), only for a run
+# with agent.metrics: the same without it and with it.
 # ctest: parallel
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init pm
+lib_need_tools curl
 lab_up --hosts 2
 netlab serve web
 
@@ -44,6 +46,9 @@ check "ping (ICMP) does not map libtins or libcrypto" eval '! grep -qE "libtins|
 # none of their shared libraries, nor what libsystemd links.
 check "ping (ICMP) maps no libpcap, libdbus, libsystemd or libgcrypt" \
   eval '! grep -qE "libpcap|libdbus|libsystemd|libgcrypt|liblzma|libzstd" <<<"$maps"'
+# prometheus-cpp and civetweb come with the metrics module, which only a run
+# with agent.metrics loads.
+check "ping (ICMP) maps no prometheus-cpp or civetweb" eval '! grep -qE "prometheus|civetweb|outpost-metrics" <<<"$maps"'
 
 for cmd in "trace 198.18.0.1 --method udp" "ping -c 1 --method tcp:80 198.18.0.1"; do
   # shellcheck disable=SC2086  # the words of the command
@@ -77,6 +82,30 @@ in_vp "$alone" ping -c 1 --method tcp:80 198.18.0.1 >"$WORK/tcp.out" 2>&1
 rc=$?
 check "ping --method tcp:80 with the module: exit 0 (got $rc)" test "$rc" -eq 0
 check "ping --method tcp:80 with the module: an answer" grep -q "1 replies" "$WORK/tcp.out"
+
+# The metrics exposer (outpost-metrics.so, agent/metrics/metrics_exposer.hpp):
+# a run with agent.metrics stops at start without it, naming it; with it in
+# ../lib/outpost the endpoint serves the run's metrics.
+sed 's/^  id: itest-module$/  id: itest-module\n  metrics: "127.0.0.1:19464"/' "$WORK/run.yaml" >"$WORK/metrics.yaml"
+in_vp "$alone" run -c "$WORK/metrics.yaml" --for 2s --output "$WORK/metrics-missing.jsonl" >"$WORK/metrics-missing.log" 2>&1
+rc=$?
+check "run with agent.metrics without outpost-metrics.so: exit 1 (got $rc)" test "$rc" -eq 1
+check "run with agent.metrics without it: the message names the module" \
+  grep -q "cannot find outpost-metrics.so" "$WORK/metrics-missing.log"
+check "run with agent.metrics without it: no record written" eval '! test -s "$WORK/metrics-missing.jsonl"'
+cp "$(dirname "$OUTPOST")/outpost-metrics.so" "$WORK/lib/outpost/"
+in_vp "$alone" run -c "$WORK/metrics.yaml" --for 3s --output "$WORK/metrics.jsonl" >"$WORK/metrics.log" 2>&1 &
+job=$!
+scraped=""
+for _ in $(seq 50); do
+  sleep 0.1
+  scraped=$(in_vp curl -sf "http://127.0.0.1:19464/metrics" 2>/dev/null) && [[ $scraped == *outpost_build_info* ]] && break
+done
+wait "$job"
+rc=$?
+check "run with ../lib/outpost/outpost-metrics.so: exit 0 (got $rc)" test "$rc" -eq 0
+check "run with the module: /metrics serves the build info" grep -q "^outpost_build_info{" <<<"$scraped"
+check "run with the module: probe records written" test -s "$WORK/metrics.jsonl"
 
 # A file there that is no module: refused with dlopen's reason.
 echo "not a library" >"$WORK/lib/outpost/outpost-tins.so"

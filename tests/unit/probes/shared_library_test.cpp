@@ -1,9 +1,11 @@
 // Libraries opened at run time: a missing library or symbol is an error that
-// names it (an output's setup reports it), a present one is found.
+// names it (an output's setup reports it), a present one is found; a
+// module of outpost's that is missing names the paths looked in.
 
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 
@@ -31,5 +33,20 @@ TEST_CASE("shared library: a symbol is found, a missing one named", "[shared_lib
     FAIL("no exception");
   } catch (const std::runtime_error& e) {
     CHECK(std::string(e.what()).find("libc.so.6 has no no_such_outpost_symbol") != std::string::npos);
+  }
+}
+
+TEST_CASE("shared library: a module of outpost's that is not there names where it was looked for",
+          "[shared_library]") {
+  // Beside this executable, then in ../lib/outpost/ from its directory.
+  const std::string exe_dir = std::filesystem::canonical("/proc/self/exe").parent_path().string() + "/";
+  try {
+    outpost::open_outpost_module("outpost-no-such-module.so", "outpost_no_such_table");
+    FAIL("no exception");
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("cannot find outpost-no-such-module.so") != std::string::npos);
+    CHECK(what.find(exe_dir + "outpost-no-such-module.so") != std::string::npos);
+    CHECK(what.find(exe_dir + "../lib/outpost/outpost-no-such-module.so") != std::string::npos);
   }
 }

@@ -1,0 +1,55 @@
+// outpost-metrics.so: prometheus-cpp's exposer serving SelfMetrics
+// (metrics_exposer.hpp says why it is a module).
+#include <prometheus/exposer.h>
+
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "metrics_exposer.hpp"
+#include "self_metrics.hpp"
+
+namespace outpost {
+namespace {
+
+struct Exposer {
+  std::shared_ptr<SelfMetrics> metrics;
+  std::unique_ptr<prometheus::Exposer> server;
+};
+
+void* open(const std::string& address, const std::string& version, double start_time) {
+  auto e = std::make_unique<Exposer>();
+  e->metrics = std::make_shared<SelfMetrics>(version, start_time);
+  // Two threads serve scrapes; a client that stalls is dropped after 10 s.
+  std::vector<std::string> options{"listening_ports", address, "num_threads", "2", "request_timeout_ms", "10000"};
+  try {
+    e->server = std::make_unique<prometheus::Exposer>(std::move(options));
+  } catch (const std::exception& error) {
+    throw std::runtime_error("agent.metrics: cannot listen on " + address + ": " + error.what());
+  }
+  e->server->RegisterCollectable(e->metrics);
+  return e.release();
+}
+
+void close(void* exposer) {
+  std::unique_ptr<Exposer> e(static_cast<Exposer*>(exposer));
+  if (e) e->server.reset();  // its threads end before the metrics go
+}
+
+void update(void* exposer, const MetricsSnapshot& snapshot) { static_cast<Exposer*>(exposer)->metrics->update(snapshot); }
+
+int port(const void* exposer) {
+  const auto ports = static_cast<const Exposer*>(exposer)->server->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+std::string text(const void* exposer) { return static_cast<const Exposer*>(exposer)->metrics->text(); }
+
+}  // namespace
+}  // namespace outpost
+
+extern "C" __attribute__((visibility("default"))) const outpost::MetricsExposerApi* outpost_metrics_exposer_table() {
+  static const outpost::MetricsExposerApi table{outpost::open, outpost::close, outpost::update, outpost::port,
+                                                outpost::text};
+  return &table;
+}
