@@ -74,7 +74,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # libcurl, libnats and libsystemd are opened at run time
-# (probes/shared_library.hpp), so dpkg-shlibdeps cannot see them: their
+# (agent/loader/shared_library.hpp), so dpkg-shlibdeps cannot see them: their
 # packages are named here, found from the libraries this build was made against.
 set(outpost_dlopen_depends "")
 foreach(lib CURL NATS SYSTEMD)
