@@ -50,6 +50,4 @@ void MetricsEndpoint::stop() {
 
 int MetricsEndpoint::port() const { return metrics_exposer().port(exposer_); }
 
-std::string MetricsEndpoint::text() const { return metrics_exposer().text(exposer_); }
-
 }  // namespace outpost

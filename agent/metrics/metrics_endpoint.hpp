@@ -38,8 +38,6 @@ class MetricsEndpoint {
   const std::string& address() const { return address_; }
   // The port it listens on (as given, or the kernel's pick for port 0).
   int port() const;
-  // What /metrics serves now, in the text exposition format.
-  std::string text() const;
 
  private:
   void tick();

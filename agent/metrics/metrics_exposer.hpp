@@ -24,8 +24,6 @@ struct MetricsExposerApi {
   void (*update)(void* exposer, const MetricsSnapshot& snapshot);
   // The port it listens on (the kernel's pick for port 0).
   int (*port)(const void* exposer);
-  // What /metrics serves now, in the text exposition format.
-  std::string (*text)(const void* exposer);
 };
 
 // The module's functions, loaded on the first call (open_outpost_module:

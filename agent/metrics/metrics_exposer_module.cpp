@@ -43,13 +43,10 @@ int port(const void* exposer) {
   return ports.empty() ? 0 : ports.front();
 }
 
-std::string text(const void* exposer) { return static_cast<const Exposer*>(exposer)->metrics->text(); }
-
 }  // namespace
 }  // namespace outpost
 
 extern "C" __attribute__((visibility("default"))) const outpost::MetricsExposerApi* outpost_metrics_exposer_table() {
-  static const outpost::MetricsExposerApi table{outpost::open, outpost::close, outpost::update, outpost::port,
-                                                outpost::text};
+  static const outpost::MetricsExposerApi table{outpost::open, outpost::close, outpost::update, outpost::port};
   return &table;
 }
