@@ -64,15 +64,13 @@ Agent::Agent(AgentServices services)
       pacer_(loop_, engine_),
       investigator_(loop_, pacer_, [this](Record r) { write(std::move(r)); }),
       refresher_(resolver_, [this](std::size_t target, const IpAddress& a) { on_address_changed(target, a); }) {
-  // The plan's gap between wakes, but not while probes wait in the pacer
-  // for tokens: their times are the rate cap's, and a wake per gap would let
-  // out a bucket's burst each time (a trace's share has a burst of one
-  // probe: at 5 ms it went out at 64/s of its 90/s). Nor may the traces'
-  // probes go out in larger bursts (routers' ICMP rate limits). Nor while an
-  // output sends batches (a spool filled during a collector's outage would
-  // go out at a round trip per gap).
+  // The plan's gap between wakes, but not while an output sends batches (a
+  // spool filled during a collector's outage would go out at a round trip
+  // per gap). Probes waiting in the pacer for tokens keep the cap's times
+  // within a gap: its timer is exact (trace probes go one by one, for the
+  // routers' ICMP rate limits), and what else is due comes along.
   gap_hook_ = loop_.before_wait([this] {
-    loop_.coalesce_wakes(pacer_.queued() > 0 || outputs_.sending() ? base_wake_gap_ : plan_wake_gap_);
+    loop_.coalesce_wakes(outputs_.sending() ? base_wake_gap_ : plan_wake_gap_);
   });
   // Probes launched outside a tick (trace hops from a packet callback) need their timeouts armed.
   pacer_.on_launched([this] {

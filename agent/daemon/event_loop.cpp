@@ -55,6 +55,12 @@ EventLoop::TimerId EventLoop::at(SteadyTime when, Callback cb) {
   return id;
 }
 
+EventLoop::TimerId EventLoop::at_exact(SteadyTime when, Callback cb) {
+  const TimerId id = at(when, std::move(cb));
+  exact_.push({when, id});
+  return id;
+}
+
 void EventLoop::cancel(TimerId id) {
   if (callbacks_.erase(id)) cancelled_.insert(id);
 }
@@ -97,6 +103,12 @@ std::optional<SteadyTime> EventLoop::next_deadline() {
   return timers_.top().when;
 }
 
+std::optional<SteadyTime> EventLoop::next_exact() {
+  while (!exact_.empty() && !callbacks_.contains(exact_.top().id)) exact_.pop();
+  if (exact_.empty()) return std::nullopt;
+  return exact_.top().when;
+}
+
 void EventLoop::arm_timerfd() {
   itimerspec spec{};
   if (const auto next = next_deadline()) {
@@ -119,10 +131,14 @@ void EventLoop::handle_signals() {
 
 int EventLoop::wait(epoll_event* events, int max_events) {
   if (min_gap_ > Duration::zero()) {
-    if (last_wake_ && clock_.now() < *last_wake_ + min_gap_) {
-      const auto ns = (*last_wake_ + min_gap_).time_since_epoch().count();
-      const timespec resume{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-      while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &resume, nullptr) == EINTR) {
+    if (last_wake_) {
+      SteadyTime until = *last_wake_ + min_gap_;
+      if (const auto exact = next_exact(); exact && *exact < until) until = *exact;
+      if (clock_.now() < until) {
+        const auto ns = until.time_since_epoch().count();
+        const timespec resume{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &resume, nullptr) == EINTR) {
+        }
       }
     }
     const int n = wait_now(events, max_events);

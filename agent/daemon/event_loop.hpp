@@ -43,6 +43,10 @@ class EventLoop {
   void unwatch(int fd);
   TimerId at(SteadyTime when, Callback cb);
   TimerId after(Duration d, Callback cb) { return at(clock_.now() + d, std::move(cb)); }
+  // A timer that coalesced wakes (coalesce_wakes) do not delay: the loop
+  // wakes for it on time, and whatever else is due by then comes along. For
+  // what must keep its own pace inside a gap (the rate cap's tokens).
+  TimerId at_exact(SteadyTime when, Callback cb);
   void cancel(TimerId id);
   // Blocks the signals and delivers them here instead.
   void on_signal(int signo, Callback cb);
@@ -83,7 +87,8 @@ class EventLoop {
   // together. For a busy loop (tens of thousands of frames a second) whose
   // work does not need to be prompt: the capture's stamps, not the wake,
   // time the packets. Timers then run up to `gap` (and the kernel's timer
-  // slack) late. Sleeps on CLOCK_MONOTONIC: not for a fake clock.
+  // slack) late, at_exact timers excepted. Sleeps on CLOCK_MONOTONIC: not
+  // for a fake clock.
   void coalesce_wakes(Duration gap) { min_gap_ = gap; }
   Duration coalesce_gap() const { return min_gap_; }
   // Waits with a timerfd and epoll_wait, as on kernels without epoll_pwait2
@@ -100,6 +105,8 @@ class EventLoop {
   };
   // The earliest live deadline, cancelled timers on top popped first.
   std::optional<SteadyTime> next_deadline();
+  // The earliest live deadline of the at_exact timers.
+  std::optional<SteadyTime> next_exact();
   void arm_timerfd();
   // One wait for events: up to the next deadline.
   int wait(epoll_event* events, int max_events);
@@ -118,6 +125,9 @@ class EventLoop {
   std::string error_;
   TimerId next_id_ = 1;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+  // The at_exact timers again (also in timers_, which runs them); an entry
+  // whose callback is gone (run or cancelled) is dropped when it comes on top.
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> exact_;
   std::unordered_map<TimerId, Callback> callbacks_;
   std::unordered_set<TimerId> cancelled_;
   std::unordered_map<int, ReadyCallback> fds_;

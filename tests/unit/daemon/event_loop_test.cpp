@@ -327,6 +327,40 @@ TEST_CASE("event loop: coalesced wakes: at most one per gap, with what came mean
   }
 }
 
+TEST_CASE("event loop: an exact timer wakes the loop inside a coalescing gap", "[event_loop]") {
+  // The gap delays ordinary timers, not exact ones (the rate cap's tokens);
+  // the bounds are the sleeps' own (an absolute sleep never ends early),
+  // with a second's margin for the one that must not be reached.
+  outpost::SystemClock clock;
+  EventLoop loop(clock);
+  constexpr auto kGap = 3s;
+  loop.coalesce_wakes(kGap);
+  bool ordinary = false, exact = false, cancelled = false;
+  outpost::SteadyTime exact_at{}, ordinary_at{};
+  loop.at(clock.now(), [] {});
+  REQUIRE(loop.run_once());  // a first wake (a timer due at once), for the gap to count from
+  const auto wake = clock.now();
+  loop.at(wake + 1s, [&] {
+    ordinary = true;
+    ordinary_at = clock.now();
+  });
+  const auto gone = loop.at_exact(wake + 10ms, [&] { cancelled = true; });
+  loop.at_exact(wake + 20ms, [&] {
+    exact = true;
+    exact_at = clock.now();
+  });
+  loop.cancel(gone);
+  REQUIRE(loop.run_once());
+  CHECK(exact);
+  CHECK_FALSE(cancelled);
+  CHECK(exact_at - wake >= 20ms);
+  CHECK_FALSE(ordinary);  // due at 1 s: the turn ended long before unless the machine stalled for a second
+  REQUIRE(loop.run_once());
+  CHECK(ordinary);
+  CHECK(ordinary_at - wake >= kGap + 20ms);  // the gap counts again from the exact timer's wake
+  CHECK(loop.pending_timers() == 0);
+}
+
 TEST_CASE("event loop: the before_wait work runs after each timer too", "[event_loop]") {
   // With coalesced wakes several timers come due in one turn: what one sent
   // is read back (the engine's settle) before the next runs.
