@@ -4,11 +4,12 @@
 # command forges a TCP SYN, a UDP trace probe or a DNS query: a copy of
 # outpost without it still pings (ICMP) and traces with ICMP, and maps no
 # libtins (nor libpcap's, libdbus's or libsystemd's shared libraries: linked
-# in, or opened under systemd only, nor prometheus-cpp); a UDP trace, a TCP
-# ping or a run stops at start with a message naming the module, exit 1,
-# before any probe; with the module in ../lib/outpost (the package's layout)
-# all of them work. The metrics exposer (outpost-metrics.so), only for a run
-# with agent.metrics: the same without it and with it.
+# in, or opened under systemd only, nor prometheus-cpp, nor libspdlog: built
+# in); a UDP trace, a TCP ping or a run stops at start with a message naming
+# the module, exit 1, before any probe; with the module in ../lib/outpost
+# (the package's layout) all of them work. The metrics exposer
+# (outpost-metrics.so), only for a run with agent.metrics: the same without
+# it and with it.
 # ctest: parallel
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -49,6 +50,8 @@ check "ping (ICMP) maps no libpcap, libdbus, libsystemd or libgcrypt" \
 # prometheus-cpp and civetweb come with the metrics module, which only a run
 # with agent.metrics loads.
 check "ping (ICMP) maps no prometheus-cpp or civetweb" eval '! grep -qE "prometheus|civetweb|outpost-metrics" <<<"$maps"'
+# spdlog is compiled in (agent/loader/spdlog_library.cpp).
+check "ping (ICMP) maps no libspdlog" eval '! grep -q "libspdlog" <<<"$maps"'
 
 for cmd in "trace 198.18.0.1 --method udp" "ping -c 1 --method tcp:80 198.18.0.1"; do
   # shellcheck disable=SC2086  # the words of the command
