@@ -108,6 +108,15 @@ int require_packet_module(const char* command) {
   return kExitFailure;
 }
 
+bool forges_with_packet_module(const Config& config) {
+  if (config.traceroute.method != "icmp") return true;
+  for (const auto& group : config.groups)
+    for (const auto& target : group.targets)
+      for (const auto& method : target.probes)
+        if (method.kind != ProbeMethod::Kind::icmp) return true;
+  return false;
+}
+
 namespace {
 RawWireOptions wire_options(const std::string& interface, double max_pps, int min_ring) {
   // Two frames per probe (ours leaving, the answer), each snaplen and the

@@ -20,6 +20,7 @@
 #include "scheduler.hpp"
 #include "systemd_journal.hpp"
 #include "systemd_notify.hpp"
+#include "tins_forge.hpp"
 
 namespace outpost {
 namespace {
@@ -277,8 +278,9 @@ int run_command(int argc, char** argv) {
       for (const auto& m : t.probes) icmp = icmp || m.kind == ProbeMethod::Kind::icmp;
   std::optional<RunAs> run_as;
   if (int rc = prepare_run_as(*load.config, &run_as); rc != kExitOk) return rc;
-  // Traces (any method) and TCP or DNS probes forge with the packet module.
-  if (int rc = require_packet_module("run"); rc != kExitOk) return rc;
+  // TCP and DNS probes, and UDP or TCP traces, forge with the packet module.
+  if (forges_with_packet_module(*load.config))
+    if (int rc = require_packet_module("run"); rc != kExitOk) return rc;
   if (int rc = stack.prepare(loop, "run", icmp, run_as); rc != kExitOk) return rc;
   if (int rc = check_state_dir(*load.config); rc != kExitOk) return rc;
   Engine& engine = stack.engine;
@@ -335,6 +337,15 @@ int run_command(int argc, char** argv) {
       ++run_counters.reload_failures;
       for (const auto& e : again.errors) spdlog::error("reload refused: {}", e.to_string());
       return;
+    }
+    // The first config that forges with the packet module loads it; a
+    // module that cannot be loaded is no reason to stop probing.
+    if (forges_with_packet_module(*again.config)) {
+      if (const std::string why = load_tins_forge(); !why.empty()) {
+        ++run_counters.reload_failures;
+        spdlog::error("reload refused: {}; keeping the old config", why);
+        return;
+      }
     }
     if (auto error = the_agent.apply_releasing_groups(*again.config); !error.empty()) {
       ++run_counters.reload_failures;

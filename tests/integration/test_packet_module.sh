@@ -5,8 +5,9 @@
 # outpost without it still pings (ICMP) and traces with ICMP, and maps no
 # libtins (nor libpcap's, libdbus's or libsystemd's shared libraries: linked
 # in, or opened under systemd only, nor prometheus-cpp, nor libspdlog: built
-# in); a UDP trace, a TCP ping or a run stops at start with a message naming
-# the module, exit 1, before any probe; with the module in ../lib/outpost
+# in), nor does a run of ICMP probes; a UDP trace, a TCP ping or a run with a
+# TCP probe stops at start with a message naming the module, exit 1, before
+# any probe, and a reload that adds one is refused; with the module in ../lib/outpost
 # (the package's layout) all of them work. The metrics exposer
 # (outpost-metrics.so), only for a run with agent.metrics: the same without
 # it and with it.
@@ -69,11 +70,57 @@ groups:
     targets:
       - { name: net1-h1, address: 198.18.0.1 }
 EOF
-in_vp "$alone" run -c "$WORK/run.yaml" --for 2s --output "$WORK/run.jsonl" >"$WORK/run.log" 2>&1
+# A run of ICMP echo (and ICMP traces) never loads the module: it runs
+# without it. A reload that adds a TCP probe is refused while the module
+# cannot be loaded (the run goes on with the old config), and taken once it can.
+cat >"$WORK/reload.yaml" <<EOF
+agent:
+  id: itest-module
+defaults:
+  interval: 1s
+groups:
+  - name: nets
+    targets:
+      - { name: net1-h1, address: 198.18.0.1 }
+EOF
+in_vp "$alone" run -c "$WORK/reload.yaml" --for 8s --output "$WORK/run.jsonl" >"$WORK/run.log" 2>&1 &
+job=$!
+pid=""
+for _ in $(seq 50); do
+  sleep 0.1
+  pid=$(pgrep -n -f "^$alone run -c $WORK/reload.yaml") && test -s "$WORK/run.jsonl" && break
+done
+maps=$(cat "/proc/${pid:-0}/maps" 2>/dev/null)
+check "run (ICMP) without the module: records written" test -s "$WORK/run.jsonl"
+check "run (ICMP) maps some library (the check can see maps)" grep -q "libstdc++" <<<"$maps"
+check "run (ICMP) does not map the module, libtins or libcrypto" \
+  eval '! grep -qE "outpost-tins|libtins|libcrypto" <<<"$maps"'
+cat >>"$WORK/reload.yaml" <<EOF
+      - { name: net1-h1-web, address: 198.18.0.1, probes: [tcp:80] }
+EOF
+kill -HUP "${pid:-0}" 2>/dev/null
+for _ in $(seq 30); do
+  sleep 0.1
+  grep -q "reload refused" "$WORK/run.log" && break
+done
+check "reload adding tcp:80 without the module: refused, naming it" \
+  grep -q "reload refused: .*cannot find outpost-tins.so.*keeping the old config" "$WORK/run.log"
+cp "$module" "$WORK/lib/outpost/"
+kill -HUP "${pid:-0}" 2>/dev/null
+wait "$job"
 rc=$?
-check "run without the module: exit 1 (got $rc)" test "$rc" -eq 1
-check "run without the module: the message names the module" grep -q "cannot find outpost-tins.so" "$WORK/run.log"
-check "run without the module: no record written" eval '! test -s "$WORK/run.jsonl"'
+check "run across both reloads: exit 0 (got $rc)" test "$rc" -eq 0
+check "reload with the module in ../lib/outpost: taken" grep -q "reloaded $WORK/reload.yaml" "$WORK/run.log"
+check "after it, tcp:80 probe records answered" \
+  eval 'grep "\"type\":\"probe\"" "$WORK/run.jsonl" | grep "\"target\":\"net1-h1-web\"" | grep -q "\"status\":\"reply\""'
+rm "$WORK/lib/outpost/outpost-tins.so"
+# A run with a TCP probe stops at start without the module, before any probe.
+in_vp "$alone" run -c "$WORK/reload.yaml" --for 2s --output "$WORK/tcp-run.jsonl" >"$WORK/tcp-run.log" 2>&1
+rc=$?
+check "run with tcp:80 without the module: exit 1 (got $rc)" test "$rc" -eq 1
+check "run with tcp:80 without the module: the message names the module" \
+  grep -q "cannot find outpost-tins.so" "$WORK/tcp-run.log"
+check "run with tcp:80 without the module: no record written" eval '! test -s "$WORK/tcp-run.jsonl"'
 
 # The package's layout: bin/outpost and lib/outpost/outpost-tins.so.
 cp "$module" "$WORK/lib/outpost/"
