@@ -187,6 +187,12 @@ rc=$?
 cat "$WORK/module.out"
 check "the installed outpost loads its packet module (ping --method tcp:1 127.0.0.1: refused)" eval \
   '[[ $rc -eq 0 ]] && grep -q "1 refused" "$WORK/module.out"'
+# libstdc++ comes from its archive (spdlog and fmt are built in), the
+# modules bring the shared one: the two meet in the modules' tables.
+needed=$(readelf -d /usr/bin/outpost 2>&1 | grep NEEDED)
+echo "$needed"
+check "the installed outpost needs libc, and no libstdc++, libfmt or libspdlog" eval \
+  '[[ $needed == *libc.so* && $needed != *libstdc++* && $needed != *libfmt* && $needed != *libspdlog* ]]'
 # A run with agent.metrics on loopback: the exposer comes from the metrics
 # module in ../lib/outpost (no probe leaves the host: tcp_connect to a closed port).
 printf '%s\n' 'agent: { id: pkg-metrics, metrics: "127.0.0.1:19465" }' \
@@ -196,6 +202,19 @@ timeout 20 /usr/bin/outpost run -c "$WORK/metrics.yaml" --for 1s -o "$WORK/metri
 rc=$?
 check "the installed outpost loads its metrics module (run with agent.metrics: exit 0, serving)" eval \
   '[[ $rc -eq 0 ]] && grep -q "metrics: serving http://127.0.0.1:19465/metrics" "$WORK/metrics.log"'
+# The module's exception (the port is taken) reaches the executable's handler.
+python3 -c 'import socket, time; s = socket.socket(); s.bind(("127.0.0.1", 19466)); s.listen(); time.sleep(30)' &
+holder=$!
+for _ in $(seq 50); do ss -ltn 'sport = :19466' | grep -q 19466 && break; sleep 0.1; done
+sed 's/19465/19466/' "$WORK/metrics.yaml" >"$WORK/metrics-taken.yaml"
+timeout 20 /usr/bin/outpost run -c "$WORK/metrics-taken.yaml" --for 1s -o "$WORK/metrics-taken.jsonl" \
+  >"$WORK/metrics-taken.log" 2>&1
+rc=$?
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+cat "$WORK/metrics-taken.log"
+check "agent.metrics on a taken port: exit 1 with the module's reason (got $rc)" eval \
+  '[[ $rc -eq 1 ]] && grep -q "agent.metrics: cannot listen on 127.0.0.1:19466" "$WORK/metrics-taken.log"'
 check "the user outpost is a system user without a login" eval \
   'entry=$(getent passwd outpost) && uid=$(cut -d: -f3 <<<"$entry") && ((uid < 1000)) && [[ $entry == *nologin* ]]'
 check "/var/lib/outpost belongs to outpost, mode 750" eval '[[ $(stat -c "%U:%G %a" /var/lib/outpost) == "outpost:outpost 750" ]]'
