@@ -4,7 +4,8 @@
 // one line started 0.5 ms sooner this way). Every translation unit sees
 // spdlog as a compiled library (SPDLOG_COMPILED_LIB: declarations only);
 // this one holds the definitions (the -inl.h headers) and the template
-// instances outpost uses, as libspdlog.so itself is built. fmt stays shared.
+// instances outpost uses, as libspdlog.so itself is built. fmt is built in
+// the same way (fmt_library.cpp).
 #ifndef SPDLOG_COMPILED_LIB
 #error spdlog_library.cpp wants SPDLOG_COMPILED_LIB (the outpost_spdlog target)
 #endif
