@@ -7,8 +7,8 @@
 # in, or opened under systemd only, nor prometheus-cpp, nor libspdlog: built
 # in), nor does a run of ICMP probes; a UDP trace, a TCP ping or a run with a
 # TCP probe stops at start with a message naming the module, exit 1, before
-# any probe, and a reload that adds one is refused; with the module in ../lib/outpost
-# (the package's layout) all of them work. The metrics exposer
+# any probe, and a reload that adds one is refused; with the module in
+# ../lib/outpost (the package's layout) all of them work. The metrics exposer
 # (outpost-metrics.so), only for a run with agent.metrics: the same without
 # it and with it.
 # ctest: parallel

@@ -18,8 +18,9 @@ Config config_of(const std::string& probes, const std::string& traceroute = "") 
                            "groups:\n  - name: g\n    targets:\n      - { name: a, address: 127.0.0.1 }\n"
                            "      - { name: b, address: 127.0.0.2, probes: [icmp] }\n";
   ConfigLoad load = load_config_string(text, "test.yaml");
-  INFO(text);
-  for (const auto& e : load.errors) INFO(e.to_string());
+  std::string errors;
+  for (const auto& e : load.errors) errors += e.to_string() + "\n";
+  INFO(text << errors);
   REQUIRE(load.config);
   return *load.config;
 }
@@ -30,7 +31,8 @@ TEST_CASE("run: the packet module only for a config that forges with it", "[cli]
   CHECK_FALSE(forges_with_packet_module(config_of("icmp")));
   CHECK_FALSE(forges_with_packet_module(config_of("icmp", "traceroute:\n  method: icmp\n")));
   CHECK(forges_with_packet_module(config_of("icmp, tcp:443")));
-  CHECK(forges_with_packet_module(config_of("tcp_connect:80")));  // tcp_connect
+  // tcp_connect forges nothing, but its target's failure traces go by TCP.
+  CHECK(forges_with_packet_module(config_of("tcp_connect:80")));
   CHECK(forges_with_packet_module(config_of("icmp", "traceroute:\n  method: udp\n")));
   CHECK(forges_with_packet_module(config_of("icmp", "traceroute:\n  method: tcp:80\n")));
 }
