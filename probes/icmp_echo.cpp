@@ -5,10 +5,13 @@
 #include <array>
 #include <span>
 
+#include "ip_forge.hpp"
 #include "raw_probe.hpp"
 
 namespace outpost {
 namespace {
+
+using ip_forge::put16;
 
 constexpr std::uint8_t kEchoRequest4 = 8, kEchoReply4 = 0;
 constexpr std::uint8_t kEchoRequest6 = 128, kEchoReply6 = 129;
@@ -44,24 +47,6 @@ void paris_fix_checksum(std::span<std::uint8_t> d, std::size_t checksum_offset, 
   d[checksum_offset + 1] = static_cast<std::uint8_t>(wanted);
 }
 
-namespace {
-// The Internet checksum's ones' complement sum of `data`, added to `sum`.
-std::uint32_t ones_sum(std::span<const std::uint8_t> data, std::uint32_t sum = 0) {
-  std::size_t i = 0;
-  for (; i + 1 < data.size(); i += 2) sum += static_cast<std::uint32_t>(data[i] << 8 | data[i + 1]);
-  if (i < data.size()) sum += static_cast<std::uint32_t>(data[i] << 8);
-  return sum;
-}
-std::uint16_t fold(std::uint32_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(~sum);
-}
-void put16(std::uint8_t* at, std::uint16_t v) {
-  at[0] = static_cast<std::uint8_t>(v >> 8);
-  at[1] = static_cast<std::uint8_t>(v);
-}
-}  // namespace
-
 std::size_t echo_request_size(const EchoRequest& r) {
   // The cookie, and with a fixed checksum the word after it that absorbs the difference.
   return (r.dst.is_v6() ? 40 : 20) + 8 + std::max<std::size_t>(r.payload_size, r.checksum ? 10 : 8);
@@ -73,11 +58,12 @@ std::size_t forge_echo_request(const EchoRequest& r, std::span<std::uint8_t> out
   const std::size_t size = echo_request_size(r);
   if (out.size() < size) return 0;
   std::uint8_t* d = out.data();
-  std::fill(d, d + size, 0);
   const bool v6 = r.dst.is_v6();
-  const std::size_t ip = v6 ? 40 : 20;
+  const std::uint8_t protocol = v6 ? std::uint8_t{IPPROTO_ICMPV6} : std::uint8_t{IPPROTO_ICMP};
+  const std::size_t ip = ip_forge::write_header(d, r.src, r.dst, protocol, r.ttl, r.ip_id, size);
   const std::size_t icmp_len = size - ip;
   std::uint8_t* icmp = d + ip;
+  std::fill(icmp, icmp + 8, 0);
   icmp[0] = v6 ? kEchoRequest6 : kEchoRequest4;
   put16(icmp + 4, r.ident);
   put16(icmp + 6, r.sequence);
@@ -85,28 +71,7 @@ std::size_t forge_echo_request(const EchoRequest& r, std::span<std::uint8_t> out
   for (int i = 0; i < 8; ++i) payload[i] = static_cast<std::uint8_t>(r.cookie >> (56 - 8 * i));
   for (std::size_t i = 8; i < icmp_len - 8; ++i) payload[i] = static_cast<std::uint8_t>(i);
   if (r.checksum) payload[8] = payload[9] = 0;  // the word paris_fix_checksum fills
-  if (v6) {
-    d[0] = 0x60;
-    put16(d + 4, static_cast<std::uint16_t>(icmp_len));
-    d[6] = IPPROTO_ICMPV6;
-    d[7] = r.ttl;
-    std::copy_n(r.src.bytes(), 16, d + 8);
-    std::copy_n(r.dst.bytes(), 16, d + 24);
-    // The pseudo-header: both addresses, the length, the next header.
-    std::uint32_t sum = ones_sum({d + 8, 32});
-    sum += static_cast<std::uint32_t>(icmp_len >> 16) + static_cast<std::uint32_t>(icmp_len & 0xffff) + IPPROTO_ICMPV6;
-    put16(icmp + 2, fold(ones_sum({icmp, icmp_len}, sum)));
-  } else {
-    d[0] = 0x45;
-    put16(d + 2, static_cast<std::uint16_t>(size));
-    put16(d + 4, r.ip_id);
-    d[8] = r.ttl;
-    d[9] = IPPROTO_ICMP;
-    std::copy_n(r.src.bytes(), 4, d + 12);
-    std::copy_n(r.dst.bytes(), 4, d + 16);
-    put16(d + 10, fold(ones_sum({d, 20})));
-    put16(icmp + 2, fold(ones_sum({icmp, icmp_len})));
-  }
+  put16(icmp + 2, ip_forge::transport_checksum(out.first(size), protocol));
   if (r.checksum) paris_fix_checksum(out.first(size), ip + 2, ip + 16, *r.checksum);
   return size;
 }
@@ -171,14 +136,9 @@ void IcmpEchoProbe::start(ProbeContext& ctx) {
     return;
   }
   request_.cookie = echo_cookie(ctx.secret(), request_.dst, request_.ident, request_.sequence);
-  std::array<std::uint8_t, 256> buffer;
-  std::vector<std::uint8_t> large;  // for a payload the buffer cannot hold
-  std::span<std::uint8_t> datagram(buffer);
-  if (echo_request_size(request_) > buffer.size()) {
-    large.resize(echo_request_size(request_));
-    datagram = large;
-  }
-  datagram = datagram.first(forge_echo_request(request_, datagram));
+  ip_forge::DatagramBuffer buffer;
+  const auto datagram = buffer.of_size(echo_request_size(request_));
+  forge_echo_request(request_, datagram);
   const std::size_t icmp = request_.dst.is_v6() ? 40 : 20;
   sent_checksum_ = static_cast<std::uint16_t>(datagram[icmp + 2] << 8 | datagram[icmp + 3]);
   result_.sent = ctx.wall_now();

@@ -2,11 +2,13 @@
 
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <random>
 
+#include "ip_forge.hpp"
 #include "raw_probe.hpp"
-#include "tins_forge.hpp"
 
 namespace outpost {
 namespace {
@@ -27,7 +29,37 @@ std::uint16_t next_source_port() {
 
 }  // namespace
 
-std::vector<std::uint8_t> forge_tcp_syn(const SynSegment& s) { return tins_forge().tcp_syn(s); }
+std::size_t tcp_syn_size(const SynSegment& s) { return ip_forge::header_size(s.dst) + 20 + (s.mss ? 4 : 0); }
+
+// Written field by field into the caller's buffer; a test holds it to
+// libtins' serialization, byte for byte.
+std::size_t forge_tcp_syn(const SynSegment& s, std::span<std::uint8_t> out) {
+  const std::size_t size = tcp_syn_size(s);
+  if (out.size() < size) return 0;
+  std::uint8_t* d = out.data();
+  const std::size_t ip = ip_forge::write_header(d, s.src, s.dst, IPPROTO_TCP, s.ttl, s.ip_id, size);
+  std::uint8_t* t = d + ip;
+  std::fill(t, d + size, 0);
+  ip_forge::put16(t, s.sport);
+  ip_forge::put16(t + 2, s.dport);
+  ip_forge::put32(t + 4, s.isn);
+  t[12] = static_cast<std::uint8_t>((size - ip) / 4 << 4);  // the data offset, in words
+  t[13] = kSyn;
+  ip_forge::put16(t + 14, s.window);
+  if (s.mss) {  // kind 2, length 4
+    t[20] = 2;
+    t[21] = 4;
+    ip_forge::put16(t + 22, s.mss);
+  }
+  ip_forge::put16(t + 16, ip_forge::transport_checksum(out.first(size), IPPROTO_TCP));
+  return size;
+}
+
+std::vector<std::uint8_t> forge_tcp_syn(const SynSegment& s) {
+  std::vector<std::uint8_t> bytes(tcp_syn_size(s));
+  forge_tcp_syn(s, bytes);
+  return bytes;
+}
 
 std::uint32_t tcp_syn_cookie(const FlowSecret& secret, const IpAddress& dst, std::uint16_t sport, std::uint16_t dport) {
   return static_cast<std::uint32_t>(flow_cookie(secret, {FlowProto::tcp, dst, sport, dport}));
@@ -84,9 +116,10 @@ void TcpSynProbe::start(ProbeContext& ctx) {
   }
   syn_.isn = tcp_syn_cookie(ctx.secret(), syn_.dst, syn_.sport, syn_.dport);
   syn_.ip_id = ctx.next_ip_id();
-  const auto datagram = forge_tcp_syn(syn_);
+  std::array<std::uint8_t, kTcpSynMaxSize> datagram;
+  const std::size_t size = forge_tcp_syn(syn_, datagram);
   result_.sent = ctx.wall_now();
-  if (!ctx.send(syn_.dst, datagram, &error)) return fail(error);
+  if (!ctx.send(syn_.dst, std::span(datagram).first(size), &error)) return fail(error);
   ctx.arm_timeout(timeout_);
 }
 

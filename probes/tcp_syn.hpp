@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,12 @@ struct SynSegment {
 
 // The whole IP datagram (IPv4 + TCP, or IPv6 + TCP) with checksums. Pure.
 std::vector<std::uint8_t> forge_tcp_syn(const SynSegment& syn);
+// The same into `out` (a probe's own buffer: no allocation on its way out):
+// its size, or 0 when `out` is shorter than tcp_syn_size(syn).
+std::size_t forge_tcp_syn(const SynSegment& syn, std::span<std::uint8_t> out);
+std::size_t tcp_syn_size(const SynSegment& syn);
+// At least tcp_syn_size() of any segment: IPv6, TCP and its MSS option.
+inline constexpr std::size_t kTcpSynMaxSize = 40 + 20 + 4;
 
 // The ISN a SYN carries: a keyed hash of the flow, so that a SYN-ACK or RST
 // must acknowledge ISN+1 to be taken as the answer.

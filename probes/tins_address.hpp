@@ -1,6 +1,6 @@
-// outpost's addresses as libtins' (for the packet module, tins_forge_module.cpp,
-// and the tests that build packets with libtins). Nothing else includes
-// libtins' headers: the agent loads libtins only with that module.
+// outpost's addresses as libtins' (for the tests that build packets with
+// libtins). Nothing else includes libtins' headers but the packet module
+// (tins_forge_module.cpp): the agent loads libtins only with that module.
 #pragma once
 
 #include <tins/ip_address.h>

@@ -1,11 +1,12 @@
-// The packets outpost builds with libtins (a TCP SYN, a UDP trace probe's
-// datagram, a DNS query) come from a module of their own, outpost-tins.so,
-// that a process loads the first time it needs one: libtins and the libcrypto
-// it links cost a process about 4.5 ms and 140 page faults to load (on the
-// 2-core test machine), and `outpost ping` (ICMP), `check`, `report`, `asn`
-// never use them. Echo requests are forged by hand (icmp_echo) and captured
-// frames decoded by hand (packet_decode), on the per-probe path.
-// Leaves to others: the fields (tcp_syn, traceroute, dns_message decide them).
+// The DNS queries outpost builds with libtins come from a module of their
+// own, outpost-tins.so, that a process loads the first time it needs one:
+// libtins and what it links (libcrypto, libpcap's shared library and its
+// chain, libstdc++'s shared library) cost a process about 12 ms and 200 page
+// faults to load on the 2-core test machine, and only DNS probes use them.
+// The datagrams of every other probe (echo requests, TCP SYNs, UDP trace
+// probes) are forged by hand (ip_forge) into the probe's own buffer, and
+// captured frames decoded by hand (packet_decode), on the per-probe path.
+// Leaves to others: the query's fields (dns_message decides them).
 #pragma once
 
 #include <cstdint>
@@ -13,15 +14,10 @@
 #include <vector>
 
 #include "dns_message.hpp"
-#include "tcp_syn.hpp"
-#include "traceroute.hpp"
 
 namespace outpost {
 
 struct TinsForge {
-  std::vector<std::uint8_t> (*tcp_syn)(const SynSegment& syn);
-  // IP and UDP headers around `payload`, checksums as libtins computes them.
-  std::vector<std::uint8_t> (*udp_datagram)(const UdpTraceRequest& request, const std::vector<std::uint8_t>& payload);
   std::vector<std::uint8_t> (*dns_query)(std::uint16_t id, const DnsQuestion& question);
 };
 

@@ -3,12 +3,13 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 
 #include "icmp_echo.hpp"
+#include "ip_forge.hpp"
 #include "raw_probe.hpp"
 #include "tcp_syn.hpp"
-#include "tins_forge.hpp"
 
 namespace outpost {
 
@@ -45,13 +46,35 @@ std::string trace_method_name(TraceMethod method) {
 
 // ---- the UDP hop probe ----
 
-std::vector<std::uint8_t> forge_udp_trace_probe(const UdpTraceRequest& r) {
-  std::vector<std::uint8_t> payload(std::max<std::size_t>(r.payload_size, 2), 0);
-  for (std::size_t i = 2; i < payload.size(); ++i) payload[i] = static_cast<std::uint8_t>('@' + i);
-  std::vector<std::uint8_t> bytes = tins_forge().udp_datagram(r, payload);
-  const std::size_t udp_offset = r.dst.is_v6() ? 40 : 20;
+std::size_t udp_trace_probe_size(const UdpTraceRequest& r) {
+  // The payload's first word absorbs the checksum's difference.
+  return ip_forge::header_size(r.dst) + 8 + std::max<std::size_t>(r.payload_size, 2);
+}
+
+// Written field by field into the caller's buffer; a test holds it to
+// libtins' serialization, byte for byte.
+std::size_t forge_udp_trace_probe(const UdpTraceRequest& r, std::span<std::uint8_t> out) {
+  const std::size_t size = udp_trace_probe_size(r);
+  if (out.size() < size) return 0;
+  std::uint8_t* d = out.data();
+  const std::size_t ip = ip_forge::write_header(d, r.src, r.dst, IPPROTO_UDP, r.ttl, r.ip_id, size);
+  std::uint8_t* udp = d + ip;
+  ip_forge::put16(udp, r.sport);
+  ip_forge::put16(udp + 2, r.dport);
+  ip_forge::put16(udp + 4, static_cast<std::uint16_t>(size - ip));
+  ip_forge::put16(udp + 6, 0);
+  std::uint8_t* payload = udp + 8;
+  payload[0] = payload[1] = 0;
+  for (std::size_t i = 2; i < size - ip - 8; ++i) payload[i] = static_cast<std::uint8_t>('@' + i);
+  ip_forge::put16(udp + 6, ip_forge::transport_checksum(out.first(size), IPPROTO_UDP));
   // The first payload word absorbs the difference: the checksum becomes the probe's identity.
-  paris_fix_checksum(bytes, udp_offset + 6, udp_offset + 8, r.checksum);
+  paris_fix_checksum(out.first(size), ip + 6, ip + 8, r.checksum);
+  return size;
+}
+
+std::vector<std::uint8_t> forge_udp_trace_probe(const UdpTraceRequest& r) {
+  std::vector<std::uint8_t> bytes(udp_trace_probe_size(r));
+  forge_udp_trace_probe(r, bytes);
   return bytes;
 }
 
@@ -118,7 +141,9 @@ void UdpTraceProbe::start(ProbeContext& ctx) {
   result_.sequence = request_.checksum;
   if (!ctx.expect({FlowProto::udp, request_.dst, request_.sport, request_.checksum}))
     return fail("trace flow already in use toward " + request_.dst.to_string());
-  const auto datagram = forge_udp_trace_probe(request_);
+  ip_forge::DatagramBuffer buffer;
+  const auto datagram = buffer.of_size(udp_trace_probe_size(request_));
+  forge_udp_trace_probe(request_, datagram);
   result_.sent = ctx.wall_now();
   if (!ctx.send(request_.dst, datagram, &result_.error)) return fail("");
   ctx.arm_timeout(timeout_);
@@ -216,9 +241,10 @@ void TcpTraceProbe::start(ProbeContext& ctx) {
   syn.ip_id = ip_id_;
   syn.ttl = ttl_;
   syn.mss = dst_.is_v6() ? 1440 : 1460;
-  const auto datagram = forge_tcp_syn(syn);
+  std::array<std::uint8_t, kTcpSynMaxSize> datagram;
+  const std::size_t size = forge_tcp_syn(syn, datagram);
   result_.sent = ctx.wall_now();
-  if (!ctx.send(dst_, datagram, &result_.error)) return fail("");
+  if (!ctx.send(dst_, std::span(datagram).first(size), &result_.error)) return fail("");
   ctx.arm_timeout(timeout_);
 }
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,10 @@ struct UdpTraceRequest {
 
 // The whole IP datagram with the UDP checksum forced to request.checksum. Pure.
 std::vector<std::uint8_t> forge_udp_trace_probe(const UdpTraceRequest& request);
+// The same into `out` (a probe's own buffer: no allocation on its way out):
+// its size, or 0 when `out` is shorter than udp_trace_probe_size(request).
+std::size_t forge_udp_trace_probe(const UdpTraceRequest& request, std::span<std::uint8_t> out);
+std::size_t udp_trace_probe_size(const UdpTraceRequest& request);
 std::string udp_trace_filter(const FilterParams& params);
 std::optional<Classified> udp_trace_classify(const DecodedPacket& packet, const FilterParams& params);
 std::string tcp_trace_filter(const FilterParams& params);

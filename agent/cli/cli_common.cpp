@@ -109,11 +109,10 @@ int require_packet_module(const char* command) {
 }
 
 bool forges_with_packet_module(const Config& config) {
-  if (config.traceroute.method != "icmp") return true;
   for (const auto& group : config.groups)
     for (const auto& target : group.targets)
       for (const auto& method : target.probes)
-        if (method.kind != ProbeMethod::Kind::icmp) return true;
+        if (method.kind == ProbeMethod::Kind::dns) return true;
   return false;
 }
 

@@ -134,8 +134,8 @@ int ping_command(int argc, char** argv) {
     dns = DnsQuery{vm["query"].as<std::string>(), vm["qtype"].as<std::string>(), {}};
   }
   const DnsQuery* dns_query = dns ? &*dns : nullptr;
-  // TCP SYN and DNS probes forge with the packet module (echo requests by hand).
-  if (method->kind == ProbeMethod::Kind::tcp || method->kind == ProbeMethod::Kind::dns)
+  // DNS queries are built with the packet module (every other probe by hand).
+  if (method->kind == ProbeMethod::Kind::dns)
     if (int rc = require_packet_module("ping"); rc != kExitOk) return rc;
   if (!make_probe(*method, resolved.address, *timeout, dns_query, &error)) {
     std::cerr << "outpost ping: " << error << "\n";

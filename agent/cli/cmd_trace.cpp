@@ -113,8 +113,6 @@ int trace_command(int argc, char** argv) {
   SystemClock clock;
   EventLoop loop(clock);
   ProbingStack stack(clock, "", 1000, ProbingStack::kTerminalRing);
-  if (spec->method != TraceMethod::icmp)  // UDP and TCP hop probes forge with the packet module
-    if (int rc = require_packet_module("trace"); rc != kExitOk) return rc;
   if (int rc = stack.prepare(loop, "trace"); rc != kExitOk) return rc;
   auto launch = [&stack](std::unique_ptr<Probe> probe, Engine::Done done) {
     stack.launch(std::move(probe), std::move(done));

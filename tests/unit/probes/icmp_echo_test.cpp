@@ -336,11 +336,8 @@ TEST_CASE("forge_echo_request: byte for byte what libtins serializes", "[icmp_ec
   for (int i = 0; i < 4000; ++i) {
     EchoRequest r;
     const bool v6 = i % 2 == 1;
-    std::array<std::uint8_t, 16> a{}, b{};
-    for (auto& x : a) x = static_cast<std::uint8_t>(random());
-    for (auto& x : b) x = static_cast<std::uint8_t>(random());
-    r.src = v6 ? IpAddress::v6_bytes(a.data()) : IpAddress::v4_bytes(a.data());
-    r.dst = v6 ? IpAddress::v6_bytes(b.data()) : IpAddress::v4_bytes(b.data());
+    r.src = random_address(random, v6);
+    r.dst = random_address(random, v6);
     r.ident = static_cast<std::uint16_t>(random());
     r.sequence = static_cast<std::uint16_t>(random());
     r.ip_id = static_cast<std::uint16_t>(random());

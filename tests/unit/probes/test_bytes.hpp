@@ -68,4 +68,12 @@ inline Bytes read_hex_fixture(const std::string& name) {
   return out;
 }
 
+// An address of the family with random bytes (any at all: forgers must not care).
+template <class Random>
+outpost::IpAddress random_address(Random& random, bool v6) {
+  std::uint8_t bytes[16];
+  for (auto& b : bytes) b = static_cast<std::uint8_t>(random());
+  return v6 ? outpost::IpAddress::v6_bytes(bytes) : outpost::IpAddress::v4_bytes(bytes);
+}
+
 }  // namespace test_bytes

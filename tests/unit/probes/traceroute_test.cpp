@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -872,6 +873,61 @@ TEST_CASE("forge_udp_trace_probe: the UDP checksum is forced to the probe's iden
     CHECK(be16(d, t + 4) == 20);
     CHECK(be16(d, t + 6) == identity);
     CHECK(recomputed_checksum(d) == identity);  // valid with the pseudo-header
+  }
+}
+
+// The UDP probe is written by hand into the probe's buffer; libtins'
+// serialization of the same datagram, as the forger was before, is the
+// reference: byte for byte, over random requests of both families, every
+// payload size from the 2 bytes the checksum's word needs up.
+namespace {
+Bytes udp_probe_with_libtins(const outpost::UdpTraceRequest& r) {
+  Bytes payload(std::max<std::size_t>(r.payload_size, 2), 0);
+  for (std::size_t i = 2; i < payload.size(); ++i) payload[i] = static_cast<std::uint8_t>('@' + i);
+  Bytes out;
+  if (r.dst.is_v6()) {
+    Tins::IPv6 ip(Tins::IPv6Address(r.dst.bytes()), Tins::IPv6Address(r.src.bytes()));
+    ip.hop_limit(r.ttl);
+    ip /= Tins::UDP(r.dport, r.sport);
+    ip /= Tins::RawPDU(payload.data(), static_cast<std::uint32_t>(payload.size()));
+    out = ip.serialize();
+  } else {
+    Tins::IP ip(Tins::IPv4Address(r.dst.to_string()), Tins::IPv4Address(r.src.to_string()));
+    ip.ttl(r.ttl);
+    ip.id(r.ip_id);
+    ip /= Tins::UDP(r.dport, r.sport);
+    ip /= Tins::RawPDU(payload.data(), static_cast<std::uint32_t>(payload.size()));
+    out = ip.serialize();
+  }
+  const std::size_t udp = r.dst.is_v6() ? 40 : 20;
+  outpost::paris_fix_checksum(out, udp + 6, udp + 8, r.checksum);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("forge_udp_trace_probe: byte for byte what libtins serializes", "[traceroute]") {
+  std::mt19937_64 random(3434);
+  for (int i = 0; i < 4000; ++i) {
+    outpost::UdpTraceRequest r;
+    const bool v6 = i % 2 == 1;
+    r.src = random_address(random, v6);
+    r.dst = random_address(random, v6);
+    r.sport = static_cast<std::uint16_t>(random());
+    r.dport = static_cast<std::uint16_t>(random());
+    r.ip_id = static_cast<std::uint16_t>(random());
+    r.ttl = static_cast<std::uint8_t>(random());
+    r.checksum = static_cast<std::uint16_t>(1 + random() % 0xfffe);
+    r.payload_size = random() % 4 == 0 ? random() % 300 : 12;  // 0 to 299, odd sizes too
+    const Bytes want = udp_probe_with_libtins(r);
+    INFO("request " << i << " v6=" << v6 << " payload=" << r.payload_size);
+    REQUIRE(outpost::forge_udp_trace_probe(r) == want);
+    REQUIRE(outpost::udp_trace_probe_size(r) == want.size());
+    std::array<std::uint8_t, 400> buffer;
+    buffer.fill(0xee);
+    REQUIRE(outpost::forge_udp_trace_probe(r, buffer) == want.size());
+    REQUIRE(Bytes(buffer.begin(), buffer.begin() + want.size()) == want);
+    CHECK(buffer[want.size()] == 0xee);
+    CHECK(outpost::forge_udp_trace_probe(r, std::span(buffer).first(want.size() - 1)) == 0);
   }
 }
 
