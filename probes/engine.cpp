@@ -82,16 +82,19 @@ class Engine::SlotContext final : public ProbeContext {
   std::uint32_t slot_;
 };
 
+std::size_t finished_reserve(const EngineOptions& options) {
+  const double flows = std::min(options.expected_pps * std::chrono::duration<double>(options.remember_finished).count(),
+                                double(options.remember_finished_max));
+  return flows > double(kGrowthFreeFlows) ? static_cast<std::size_t>(flows) : 0;
+}
+
 Engine::Engine(Clock& clock, Wire& wire, FilterParams params, EngineOptions options)
     : clock_(clock),
       wire_(wire),
       params_(params),
       options_(options),
       finished_(options.remember_finished_max, random_salt()) {
-  if (options.expected_pps > 0) {
-    const double flows = options.expected_pps * std::chrono::duration<double>(options.remember_finished).count();
-    finished_.reserve(static_cast<std::size_t>(std::min(flows, double(options.remember_finished_max))));
-  }
+  if (const std::size_t flows = finished_reserve(options)) finished_.reserve(flows);
   // libsodium draws from getrandom(2), and aborts rather than hand out a weak key.
   randombytes_buf(secret_.data(), secret_.size());
   randombytes_buf(counter_key_.data(), counter_key_.size());

@@ -143,8 +143,9 @@ EngineOptions engine_options(double max_pps) {
 ProbingStack::ProbingStack(Clock& clock, const std::string& interface, double max_pps, int min_ring)
     : params(random_filter_params()), wire(clock, wire_options(interface, max_pps, min_ring), params),
       // The daemon sizes its memory of finished probes for max_pps at the
-      // start (EngineOptions::expected_pps); a command at the terminal lets
-      // it grow, as its start-up counts for more than a pause of a few ms.
+      // start, when that is many (finished_reserve); a command at the
+      // terminal lets it grow, as its start-up counts for more than a pause
+      // of a few ms.
       engine(clock, wire, params, engine_options(min_ring >= kDaemonRing ? max_pps : 0)), max_pps_(max_pps) {}
 
 int ProbingStack::prepare(EventLoop& loop, const char* command, bool raw_required,

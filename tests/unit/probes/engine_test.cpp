@@ -847,3 +847,17 @@ TEST_CASE("engine: a probe's wait counts from its packet leaving, not from its l
   CHECK(lab.clock.wall() - left == Duration(1s));
   CHECK(lab.engine.stats().late == 0);
 }
+
+TEST_CASE("engine: the memory of finished probes is reserved only where a growth would stall the loop", "[engine]") {
+  outpost::EngineOptions o;
+  CHECK(outpost::finished_reserve(o) == 0);  // rate not known: it grows
+  o.expected_pps = 1100;                     // 33,000 flows over 30 s: grows, at most 16,500 moved at once
+  CHECK(outpost::finished_reserve(o) == 0);
+  o.expected_pps = 3000;  // 90,000 flows
+  CHECK(outpost::finished_reserve(o) == 90000);
+  o.expected_pps = 120000;  // capped
+  CHECK(outpost::finished_reserve(o) == o.remember_finished_max);
+  o.remember_finished = std::chrono::seconds(10);
+  o.expected_pps = 6000;  // 60,000 flows: below the line
+  CHECK(outpost::finished_reserve(o) == 0);
+}
