@@ -1,6 +1,8 @@
 #include "registry.hpp"
 
+#include <algorithm>
 #include <random>
+#include <stdexcept>
 
 #include "icmp_echo.hpp"
 #include "tcp_syn.hpp"
@@ -23,15 +25,18 @@ FilterParams random_filter_params() {
   return {static_cast<std::uint16_t>(rd())};
 }
 
-std::string capture_filter(const FilterParams& params) {
+std::string capture_filter(const FilterParams& params, const std::vector<std::string_view>& only) {
   // ICMP errors quote whatever probe they answer, so every type needs them.
   std::string filter =
       "(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11 or icmp[0] = 12))"
       " or (icmp6 and ip6[40] >= 1 and ip6[40] <= 4)";
   for (const auto& type : probe_types()) {
-    if (!filter.empty()) filter += " or ";
-    filter += "(" + type.bpf(params) + ")";
+    if (!only.empty() && std::find(only.begin(), only.end(), type.name) == only.end()) continue;
+    filter += " or (" + type.bpf(params) + ")";
   }
+  for (const auto name : only)  // a misspelt name would leave its probes deaf
+    if (std::none_of(probe_types().begin(), probe_types().end(), [&](const auto& t) { return t.name == name; }))
+      throw std::invalid_argument("capture_filter: no probe type " + std::string(name));
   return filter;
 }
 

@@ -35,8 +35,12 @@ struct ProbeType {
 
 const std::vector<ProbeType>& probe_types();
 
-// The capture filter: the OR of every registered type's fragment.
-std::string capture_filter(const FilterParams& params);
+// The capture filter: every ICMP error (they quote whichever probe they
+// answer), OR the fragments of the registered types named in `only` (all of
+// them when it is empty). A command at the terminal that sends one type
+// names it: the full filter took pcap_compile 1.0 ms of its start, the echo
+// type's alone 0.3 ms. Throws std::invalid_argument for a name of no type.
+std::string capture_filter(const FilterParams& params, const std::vector<std::string_view>& only = {});
 
 // The first registered type that claims the packet.
 std::optional<Classified> classify(const DecodedPacket& packet, const FilterParams& params);

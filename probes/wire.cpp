@@ -242,7 +242,7 @@ bool RawWire::ensure_capture(const std::string& interface, std::string* error) {
   if (int rc = pcap_activate(p); rc < 0)
     return fail(std::string(pcap_geterr(p)) + (rc == PCAP_ERROR_PERM_DENIED ? " (capture needs CAP_NET_RAW)" : ""));
   bpf_program program{};
-  const std::string filter = capture_filter(filter_);
+  const std::string filter = capture_filter(filter_, options_.capture_types);
   if (pcap_compile(p, &program, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) return fail(pcap_geterr(p));
   const int set = pcap_setfilter(p, &program);
   pcap_freecode(&program);

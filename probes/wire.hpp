@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -122,6 +123,9 @@ struct RawWireOptions {
   // daemon that may send fast but mostly does not wakes no thread per probe.
   std::size_t send_thread_slots = 0;
   int send_in_place_per_ms = 4;
+  // The probe types (registry.hpp) whose packets the captures let through,
+  // besides every ICMP error; empty: all of them.
+  std::vector<std::string_view> capture_types;
 };
 
 class RawWire final : public Wire {

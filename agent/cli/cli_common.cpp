@@ -117,7 +117,8 @@ bool forges_with_packet_module(const Config& config) {
 }
 
 namespace {
-RawWireOptions wire_options(const std::string& interface, double max_pps, int min_ring) {
+RawWireOptions wire_options(const std::string& interface, double max_pps, int min_ring,
+                            std::vector<std::string_view> capture_types) {
   // Two frames per probe (ours leaving, the answer), each snaplen and the
   // ring's own header (tpacket2_hdr, sockaddr_ll, alignment) long, for an
   // eighth of a second: the loop's worst stall at 120,000 probes/s was
@@ -131,6 +132,7 @@ RawWireOptions wire_options(const std::string& interface, double max_pps, int mi
   // forwarding, run in the sender's context) gets a core of its own; below
   // it, a thread to wake per probe would cost more than it spares.
   if (max_pps >= ProbingStack::kSendThreadPps) o.send_thread_slots = 256;
+  o.capture_types = std::move(capture_types);
   return o;
 }
 EngineOptions engine_options(double max_pps) {
@@ -140,8 +142,10 @@ EngineOptions engine_options(double max_pps) {
 }
 }  // namespace
 
-ProbingStack::ProbingStack(Clock& clock, const std::string& interface, double max_pps, int min_ring)
-    : params(random_filter_params()), wire(clock, wire_options(interface, max_pps, min_ring), params),
+ProbingStack::ProbingStack(Clock& clock, const std::string& interface, double max_pps, int min_ring,
+                           std::vector<std::string_view> capture_types)
+    : params(random_filter_params()),
+      wire(clock, wire_options(interface, max_pps, min_ring, std::move(capture_types)), params),
       // The daemon sizes its memory of finished probes for max_pps at the
       // start, when that is many (finished_reserve); a command at the
       // terminal lets it grow, as its start-up counts for more than a pause

@@ -144,7 +144,11 @@ int ping_command(int argc, char** argv) {
 
   SystemClock clock;
   EventLoop loop(clock);
-  ProbingStack stack(clock, "", 1000, ProbingStack::kTerminalRing);
+  // The capture takes the echo's or the SYN's packets alone (and ICMP errors).
+  std::vector<std::string_view> capture_types;
+  if (method->kind == ProbeMethod::Kind::icmp) capture_types = {"icmp_echo"};
+  if (method->kind == ProbeMethod::Kind::tcp) capture_types = {"tcp_syn"};
+  ProbingStack stack(clock, "", 1000, ProbingStack::kTerminalRing, capture_types);
   if (int rc = stack.prepare(loop, "ping", method->kind == ProbeMethod::Kind::icmp); rc != kExitOk) return rc;
   if (!stack.raw) method = without_raw_socket(*method);
   Engine& engine = stack.engine;

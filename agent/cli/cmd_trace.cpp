@@ -112,7 +112,11 @@ int trace_command(int argc, char** argv) {
 
   SystemClock clock;
   EventLoop loop(clock);
-  ProbingStack stack(clock, "", 1000, ProbingStack::kTerminalRing);
+  // The capture takes the hop probes' packets alone (and ICMP errors).
+  const std::string_view hop_type = spec->method == TraceMethod::icmp  ? "icmp_echo"
+                                    : spec->method == TraceMethod::udp ? "udp_trace"
+                                                                       : "tcp_trace";
+  ProbingStack stack(clock, "", 1000, ProbingStack::kTerminalRing, {hop_type});
   if (int rc = stack.prepare(loop, "trace"); rc != kExitOk) return rc;
   auto launch = [&stack](std::unique_ptr<Probe> probe, Engine::Done done) {
     stack.launch(std::move(probe), std::move(done));

@@ -255,3 +255,54 @@ TEST_CASE("capture_filter lets our packets through and keeps others out", "[regi
     CHECK_FALSE(f.passes(eth(0x86dd, ns.serialize())));
   }
 }
+
+TEST_CASE("capture_filter for named probe types: theirs and every ICMP error, nothing of the others",
+          "[registry][bpf]") {
+  auto tcp_frame = [](std::uint16_t sport, std::uint16_t dport) {
+    Tins::IP tcp(tins4(kTarget), tins4(kUs));
+    Tins::TCP segment(dport, sport);
+    segment.flags(Tins::TCP::SYN);
+    tcp /= segment;
+    return eth(0x0800, tcp.serialize());
+  };
+  auto udp_frame = [](std::uint16_t sport, std::uint16_t dport) {
+    Tins::IP udp(tins4(kTarget), tins4(kUs));
+    udp /= Tins::UDP(dport, sport);
+    udp /= Tins::RawPDU(Bytes(12, 0));
+    return eth(0x0800, udp.serialize());
+  };
+  Tins::IP err(tins4(kUs), tins4(kRouter));
+  err /= Tins::ICMP(Tins::ICMP::TIME_EXCEEDED);
+  err /= Tins::RawPDU(Bytes(28, 0x45));
+  const Bytes time_exceeded = eth(0x0800, err.serialize());
+  const Bytes echo_reply = echo_v4(kTarget, kUs, Tins::ICMP::ECHO_REPLY, kIdent);
+  const Bytes syn = tcp_frame(62001, 80);         // a tcp_syn probe
+  const Bytes trace_syn = tcp_frame(61001, 80);   // a tcp_trace hop probe
+  const Bytes trace_udp = udp_frame(61001, 33434);  // a udp_trace hop probe
+
+  CompiledFilter echo(outpost::capture_filter(kParams, {"icmp_echo"}));
+  REQUIRE(echo.ok());
+  CHECK(echo.passes(echo_reply));
+  CHECK(echo.passes(time_exceeded));
+  CHECK_FALSE(echo.passes(syn));
+  CHECK_FALSE(echo.passes(trace_udp));
+
+  CompiledFilter udp(outpost::capture_filter(kParams, {"udp_trace"}));
+  REQUIRE(udp.ok());
+  CHECK(udp.passes(trace_udp));
+  CHECK(udp.passes(time_exceeded));
+  CHECK_FALSE(udp.passes(echo_reply));
+  CHECK_FALSE(udp.passes(trace_syn));
+
+  CompiledFilter tcp(outpost::capture_filter(kParams, {"tcp_syn", "tcp_trace"}));
+  REQUIRE(tcp.ok());
+  CHECK(tcp.passes(syn));
+  CHECK(tcp.passes(trace_syn));
+  CHECK_FALSE(tcp.passes(echo_reply));
+
+  // All of them when none is named; a name of no type is an error, not a deaf capture.
+  CompiledFilter all(outpost::capture_filter(kParams));
+  REQUIRE(all.ok());
+  for (const Bytes* frame : {&echo_reply, &time_exceeded, &syn, &trace_syn, &trace_udp}) CHECK(all.passes(*frame));
+  CHECK_THROWS_AS(outpost::capture_filter(kParams, {"icmp-echo"}), std::invalid_argument);
+}
