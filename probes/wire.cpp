@@ -223,6 +223,7 @@ IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
 bool RawWire::ensure_capture(const std::string& interface, std::string* error) {
   for (const auto& c : captures_)
     if (c.interface == interface) return true;
+  const std::string filter = capture_filter(filter_, options_.capture_types);
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   pcap_t* p = pcap_create(interface.c_str(), errbuf);
   if (!p) {
@@ -242,7 +243,6 @@ bool RawWire::ensure_capture(const std::string& interface, std::string* error) {
   if (int rc = pcap_activate(p); rc < 0)
     return fail(std::string(pcap_geterr(p)) + (rc == PCAP_ERROR_PERM_DENIED ? " (capture needs CAP_NET_RAW)" : ""));
   bpf_program program{};
-  const std::string filter = capture_filter(filter_, options_.capture_types);
   if (pcap_compile(p, &program, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) return fail(pcap_geterr(p));
   const int set = pcap_setfilter(p, &program);
   pcap_freecode(&program);
