@@ -278,7 +278,7 @@ int run_command(int argc, char** argv) {
       for (const auto& m : t.probes) icmp = icmp || m.kind == ProbeMethod::Kind::icmp;
   std::optional<RunAs> run_as;
   if (int rc = prepare_run_as(*load.config, &run_as); rc != kExitOk) return rc;
-  // TCP and DNS probes, and UDP or TCP traces, forge with the packet module.
+  // DNS probes build their queries with the packet module (all else by hand).
   if (forges_with_packet_module(*load.config))
     if (int rc = require_packet_module("run"); rc != kExitOk) return rc;
   if (int rc = stack.prepare(loop, "run", icmp, run_as); rc != kExitOk) return rc;

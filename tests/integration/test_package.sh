@@ -2,10 +2,10 @@
 # The systemd unit and the Debian package. The unit verifies
 # (systemd-analyze verify) and rates "OK" or better (systemd-analyze
 # security --offline). The .deb (scripts/package) has no lintian errors; it
-# installs with dpkg -i: `outpost --version`, a TCP ping of loopback (its
-# packet module found in /usr/lib/outpost), a run serving agent.metrics (its
-# metrics module found there), and `outpost check` on the
-# installed example as the user outpost, pass; the user, its state directory
+# installs with dpkg -i: `outpost --version`, a TCP ping of loopback, a DNS
+# ping of loopback (its packet module found in /usr/lib/outpost), a run
+# serving agent.metrics (its metrics module found there), and `outpost
+# check` on the installed example as the user outpost, pass; the user, its state directory
 # and the unit are there and the installed unit verifies; dpkg -r keeps the
 # conffile, dpkg --purge removes the binary, the unit, /etc/outpost,
 # /var/lib/outpost and the user. The package never stays installed: it is
@@ -180,13 +180,19 @@ cat "$WORK/install.log"
 check "dpkg -i installs it" test "$rc" -eq 0
 version=$(/usr/bin/outpost --version 2>&1)
 check "outpost --version: $version" eval '[[ $version == *"$(dpkg-deb -f "$deb" Version)"* ]]'
-# A TCP SYN to a closed port on loopback: forged by the packet module, which
-# the installed binary finds in ../lib/outpost.
-timeout 10 /usr/bin/outpost ping -c 1 --method tcp:1 127.0.0.1 >"$WORK/module.out" 2>&1
+# A TCP SYN to a closed port on loopback (forged by hand: no module).
+timeout 10 /usr/bin/outpost ping -c 1 --method tcp:1 127.0.0.1 >"$WORK/syn.out" 2>&1
 rc=$?
+cat "$WORK/syn.out"
+check "the installed outpost forges a TCP SYN (ping --method tcp:1 127.0.0.1: refused)" eval \
+  '[[ $rc -eq 0 ]] && grep -q "1 refused" "$WORK/syn.out"'
+# A DNS query to loopback: built by the packet module, which the installed
+# binary finds in ../lib/outpost. The query goes out whether or not this host
+# serves DNS on 127.0.0.1 (port unreachable, or an answer).
+timeout 10 /usr/bin/outpost ping -c 1 --method dns --query outpost.test 127.0.0.1 >"$WORK/module.out" 2>&1
 cat "$WORK/module.out"
-check "the installed outpost loads its packet module (ping --method tcp:1 127.0.0.1: refused)" eval \
-  '[[ $rc -eq 0 ]] && grep -q "1 refused" "$WORK/module.out"'
+check "the installed outpost loads its packet module (ping --method dns 127.0.0.1: the query sent)" eval \
+  'grep -q "^1 probes sent" "$WORK/module.out" && ! grep -q "outpost-tins" "$WORK/module.out"'
 # libstdc++ comes from its archive (spdlog and fmt are built in), the
 # modules bring the shared one: the two meet in the modules' tables.
 needed=$(readelf -d /usr/bin/outpost 2>&1 | grep NEEDED)
