@@ -37,49 +37,6 @@ std::string_view strip_final_dot(std::string_view s) {
 
 std::string errno_text(std::string_view what, int err) { return std::string(what) + ": " + std::strerror(err); }
 
-WallTime wall_from(const timespec& ts) {
-  return WallTime(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
-}
-
-// What the control messages of one recvmsg carry.
-struct Ancillary {
-  std::optional<WallTime> stamp;  // SCM_TIMESTAMPING's software stamp, or SCM_TIMESTAMPNS
-  int ttl = -1;
-  std::optional<sock_extended_err> error;
-  IpAddress offender;
-};
-
-Ancillary read_ancillary(msghdr& msg) {
-  Ancillary a;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    const std::size_t data_len = c->cmsg_len - CMSG_LEN(0);
-    const void* data = CMSG_DATA(c);
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING && data_len >= sizeof(scm_timestamping)) {
-      scm_timestamping ts;
-      std::memcpy(&ts, data, sizeof ts);
-      if (ts.ts[0].tv_sec || ts.ts[0].tv_nsec) a.stamp = wall_from(ts.ts[0]);
-    } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS && data_len >= sizeof(timespec)) {
-      timespec ts;
-      std::memcpy(&ts, data, sizeof ts);
-      a.stamp = wall_from(ts);
-    } else if (((c->cmsg_level == SOL_IP && c->cmsg_type == IP_TTL) ||
-                (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) &&
-               data_len >= sizeof(int)) {
-      std::memcpy(&a.ttl, data, sizeof(int));
-    } else if (((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
-                (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) &&
-               data_len >= sizeof(sock_extended_err)) {
-      a.error.emplace();
-      std::memcpy(&*a.error, data, sizeof(sock_extended_err));
-      sockaddr_storage offender{};
-      std::memcpy(&offender, static_cast<const std::uint8_t*>(data) + sizeof(sock_extended_err),
-                  std::min(data_len - sizeof(sock_extended_err), sizeof offender));
-      if (auto addr = IpAddress::from_sockaddr(offender)) a.offender = *addr;
-    }
-  }
-  return a;
-}
-
 bool is_unreachable_errno(int err) { return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH; }
 
 }  // namespace
@@ -164,6 +121,7 @@ DnsProbe::DnsProbe(IpAddress server, DnsProbeSpec spec, Duration timeout)
 }
 
 DnsProbe::~DnsProbe() {
+  if (shared_) shared_->close(shared_query_);
   close_fd(tcp_);
   close_fd(udp_);
 }
@@ -181,17 +139,7 @@ bool DnsProbe::open_udp(std::string* error) {
   const bool v6 = server_.is_v6();
   udp_ = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (udp_ < 0) return fail("UDP socket", errno);
-  // Software stamps, TX ones on the error queue without a copy of the packet.
-  // Where the kernel refuses, RX stamps only: the send time is then read in
-  // user space, and the record says so (rtt_clock).
-  const int stamping = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |
-                       SOF_TIMESTAMPING_OPT_TSONLY;
-  const int on = 1;
-  if (setsockopt(udp_, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping) != 0)
-    setsockopt(udp_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
-  // ICMP errors (with who sent them) on the error queue; the answer's TTL.
-  setsockopt(udp_, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_RECVERR : IP_RECVERR, &on, sizeof on);
-  setsockopt(udp_, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_RECVHOPLIMIT : IP_RECVTTL, &on, sizeof on);
+  set_dns_socket_options(udp_, v6, false);
   sockaddr_storage sa{};
   const socklen_t len = server_.to_sockaddr(sa, spec_.port);
   // No bind: connect picks the source address and a random ephemeral port.
@@ -204,6 +152,8 @@ bool DnsProbe::open_udp(std::string* error) {
 
 void DnsProbe::start(ProbeContext& ctx) {
   result_.sent = ctx.wall_now();
+  std::uint64_t token = 0;
+  if (DnsSockets* sockets = ctx.dns_sockets(&token)) return start_shared(ctx, *sockets, token);
   id_ = ctx.next_dns_id();
   query_ = forge_dns_query(id_, spec_.question);
   std::string error;
@@ -222,6 +172,80 @@ void DnsProbe::start(ProbeContext& ctx) {
   // before send() returns: read the stamp now, so that it does not raise
   // the socket's EPOLLERR and cost the loop a turn of its own.
   read_error_queue(1);
+}
+
+void DnsProbe::start_shared(ProbeContext& ctx, DnsSockets& sockets, std::uint64_t token) {
+  std::string error;
+  const auto query = sockets.open(server_, spec_.port, token, [&ctx] { return ctx.next_dns_id(); }, &error);
+  if (!query) return finish(ProbeStatus::error, error);
+  shared_ = &sockets;
+  shared_query_ = query;
+  id_ = query.id;
+  query_ = forge_dns_query(id_, spec_.question);
+  result_.sent = ctx.wall_now();  // replaced by the kernel's TX stamp when it comes
+  int err = 0;
+  if (!sockets.send(&shared_query_, query_, &err)) {
+    ctx.count_socket_send(false);
+    return finish(is_unreachable_errno(err) ? ProbeStatus::unreachable : ProbeStatus::error, errno_text("send", err));
+  }
+  ctx.count_socket_send(true);
+  ctx.arm_timeout(timeout_);
+  take_shared_stamp();
+}
+
+void DnsProbe::take_shared_stamp() {
+  if (!shared_ || result_.sent_kernel_stamp) return;
+  if (const auto stamp = shared_->sent_stamp(shared_query_)) {
+    result_.sent = *stamp;
+    result_.sent_kernel_stamp = true;
+  }
+}
+
+void DnsProbe::on_dns_message(ProbeContext& ctx, const DnsSocketMessage& message) {
+  if (finished_ || truncated_) return;  // answered already: TCP is under way
+  take_shared_stamp();
+  handle(ctx, message);
+}
+
+void DnsProbe::handle(ProbeContext& ctx, const DnsSocketMessage& m) {
+  using Kind = DnsSocketMessage::Kind;
+  switch (m.kind) {
+    case Kind::sent_stamp:
+      if (m.stamp && !result_.sent_kernel_stamp) {
+        result_.sent = *m.stamp;
+        result_.sent_kernel_stamp = true;
+      }
+      return;
+    case Kind::icmp_error: return on_icmp_error(m);
+    case Kind::answer: {
+      auto parsed = parse_dns_response(m.payload, id_, spec_.question, kDnsMaxAnswersKept);
+      if (!parsed.response) {
+        ++result_.dns->ignored;
+        result_.dns->last_ignored = cap_dns_text(parsed.detail, kDnsMaxDetailText);
+        return;
+      }
+      return on_udp_answer(ctx, *parsed.response, m.stamp, m.ttl);
+    }
+    case Kind::ignored:
+      ++result_.dns->ignored;
+      result_.dns->last_ignored = m.why ? m.why : "";
+      return;
+  }
+}
+
+// An ICMP error about a query from this socket: ours when it quotes the query.
+void DnsProbe::on_icmp_error(const DnsSocketMessage& m) {
+  if (!dns_error_quotes_query(m.payload, query_)) {
+    ++result_.dns->ignored;
+    result_.dns->last_ignored = "an ICMP error that does not quote this query";
+    return;
+  }
+  result_.icmp_type = m.icmp_type;
+  result_.icmp_code = m.icmp_code;
+  result_.reply_from = m.offender;
+  result_.reply_ttl = m.ttl;  // the ICMP error's own TTL (IP_RECVTTL applies to the error queue too)
+  if (m.stamp) result_.rtt = *m.stamp - result_.sent;
+  finish(ProbeStatus::unreachable, describe_icmp_error(m.icmp_proto, m.icmp_type, m.icmp_code));
 }
 
 void DnsProbe::on_ready(ProbeContext& ctx, int fd, std::uint32_t events) {
@@ -248,40 +272,20 @@ void DnsProbe::drain_udp() {
 
 // The error queue: our TX timestamp, and ICMP errors about the query.
 void DnsProbe::read_error_queue(int max_messages) {
-  for (int i = 0; i < max_messages; ++i) {
-    std::array<std::uint8_t, 512> payload;  // an ICMP error's quote of our query (TX stamps carry none)
-    alignas(cmsghdr) std::array<std::uint8_t, 512> control;
-    iovec iov{payload.data(), payload.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    const ssize_t quoted = recvmsg(udp_, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
-    if (quoted < 0) return;  // EAGAIN: drained
-    const Ancillary a = read_ancillary(msg);
-    if (!a.error) continue;
-    const auto& ee = *a.error;
-    if (ee.ee_origin == SO_EE_ORIGIN_TIMESTAMPING) {
-      if (a.stamp && !result_.sent_kernel_stamp) {
-        result_.sent = *a.stamp;
+  std::array<std::uint8_t, 512> quote;  // an ICMP error's quote of our query (TX stamps carry none)
+  DnsSocketMessage m;
+  int err = 0;
+  for (int i = 0; i < max_messages && !finished_; ++i) {
+    const DnsRead r = read_dns_message(udp_, true, quote, &m, &err);
+    if (r == DnsRead::drained || r == DnsRead::failed) return;
+    if (r != DnsRead::message) continue;
+    if (m.kind == DnsSocketMessage::Kind::sent_stamp) {
+      if (m.stamp && !result_.sent_kernel_stamp) {
+        result_.sent = *m.stamp;
         result_.sent_kernel_stamp = true;
       }
-    } else if (ee.ee_origin == SO_EE_ORIGIN_ICMP || ee.ee_origin == SO_EE_ORIGIN_ICMP6) {
-      if (!dns_error_quotes_query(std::span(payload.data(), std::min(payload.size(), static_cast<std::size_t>(quoted))),
-                                  query_)) {
-        ++result_.dns->ignored;
-        result_.dns->last_ignored = "an ICMP error that does not quote this query";
-        continue;
-      }
-      result_.icmp_type = ee.ee_type;
-      result_.icmp_code = ee.ee_code;
-      result_.reply_from = a.offender;
-      result_.reply_ttl = a.ttl;  // the ICMP error's own TTL (IP_RECVTTL applies to the error queue too)
-      if (a.stamp) result_.rtt = *a.stamp - result_.sent;
-      const std::uint8_t proto =
-          ee.ee_origin == SO_EE_ORIGIN_ICMP ? std::uint8_t{IPPROTO_ICMP} : std::uint8_t{IPPROTO_ICMPV6};
-      return finish(ProbeStatus::unreachable, describe_icmp_error(proto, ee.ee_type, ee.ee_code));
+    } else if (m.kind == DnsSocketMessage::Kind::icmp_error) {
+      on_icmp_error(m);
     }
   }
 }
@@ -293,33 +297,15 @@ void DnsProbe::read_udp(ProbeContext& ctx) {
   // the /metrics server's threads have only 100 KiB.
   static thread_local std::vector<std::uint8_t> buf(65536);
   std::size_t bytes = 0;
+  DnsSocketMessage m;
+  int err = 0;
   for (int i = 0; i < kDnsMaxDatagramsPerWake && bytes < kDnsMaxBytesPerWake && !finished_ && udp_ >= 0; ++i) {
-    alignas(cmsghdr) std::array<std::uint8_t, 256> control;
-    iovec iov{buf.data(), buf.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    const ssize_t n = recvmsg(udp_, &msg, MSG_DONTWAIT);
-    if (n < 0) {
-      const int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return;
-      // An ICMP error's errno: the error queue holds the error itself and
-      // decides (read_error_queue), whoever sent it.
-      if (is_unreachable_errno(err)) return;
-      return finish(ProbeStatus::error, errno_text("receive", err));
-    }
-    bytes += static_cast<std::size_t>(n);
-    const Ancillary a = read_ancillary(msg);
-    auto parsed = parse_dns_response(Bytes(buf.data(), static_cast<std::size_t>(n)), id_, spec_.question,
-                                     kDnsMaxAnswersKept);
-    if (!parsed.response) {
-      ++result_.dns->ignored;
-      result_.dns->last_ignored = cap_dns_text(parsed.detail, kDnsMaxDetailText);
-      continue;
-    }
-    on_udp_answer(ctx, *parsed.response, a.stamp, a.ttl);
+    const DnsRead r = read_dns_message(udp_, false, buf, &m, &err);
+    if (r == DnsRead::drained) return;
+    if (r == DnsRead::failed) return finish(ProbeStatus::error, errno_text("receive", err));
+    if (r != DnsRead::message) continue;
+    bytes += m.payload.size();
+    handle(ctx, m);
   }
 }
 
@@ -417,6 +403,7 @@ void DnsProbe::on_timeout() {
 }
 
 void DnsProbe::finish(ProbeStatus status, std::string error) {
+  take_shared_stamp();
   finished_ = true;
   result_.status = status;
   result_.error = std::move(error);

@@ -13,19 +13,11 @@
 #include <vector>
 
 #include "dns_message.hpp"
+#include "dns_sockets.hpp"
 #include "dns_tcp_framing.hpp"
 #include "probe.hpp"
 
 namespace outpost {
-
-// At most this many datagrams (and as many error-queue messages) are read
-// from a probe's UDP socket per readiness, and none more once this many
-// bytes were: each byte may cost kDnsStepsPerByte steps to parse. The
-// socket is watched level-triggered, so the loop wakes again for the rest
-// after its timers, signals and other sockets have had their turn: a server
-// that floods its answers cannot hold the loop.
-inline constexpr int kDnsMaxDatagramsPerWake = 64;
-inline constexpr std::size_t kDnsMaxBytesPerWake = 128 * 1024;
 
 // Free text that a probe takes from what came over the network (why an
 // answer was ignored, why TCP gave nothing, an unmet expect) is cut to this.
@@ -42,8 +34,12 @@ struct DnsProbeSpec {
 std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAnswerInfo& info);
 
 // One query to one server. UDP from a kernel-chosen port on a connected
-// socket (the kernel drops datagrams from anyone else); a reply with the
-// wrong id or question, or malformed, is counted and ignored. Of the answer,
+// socket (the kernel drops datagrams from anyone else): one shared with
+// other queries to the server when the context has shared sockets
+// (dns_sockets.hpp: a datagram or ICMP error whose id is of no query in
+// flight there is counted in the `ignored` of each query in flight on it),
+// or one of its own. A reply with the wrong id or question, or malformed,
+// is counted and ignored. Of the answer,
 // the first kDnsMaxAnswersKept records are kept, each cut to
 // kDnsMaxAnswerText characters, and the rest counted (answers_dropped);
 // `expect` is checked against the records kept, before they are cut. RTT from
@@ -81,6 +77,7 @@ class DnsProbe final : public Probe {
   bool on_packet(const DecodedPacket&, WallTime) override { return false; }
   void on_timeout() override;
   void on_ready(ProbeContext& ctx, int fd, std::uint32_t events) override;
+  void on_dns_message(ProbeContext& ctx, const DnsSocketMessage& message) override;
   bool finished() const override { return finished_; }
   const ProbeResult& result() const override { return result_; }
 
@@ -88,6 +85,10 @@ class DnsProbe final : public Probe {
 
  private:
   bool open_udp(std::string* error);
+  void start_shared(ProbeContext& ctx, DnsSockets& sockets, std::uint64_t token);
+  void take_shared_stamp();
+  void handle(ProbeContext& ctx, const DnsSocketMessage& m);
+  void on_icmp_error(const DnsSocketMessage& m);
   void read_error_queue(int max_messages);
   void read_udp(ProbeContext& ctx);
   void drain_udp();
@@ -107,6 +108,9 @@ class DnsProbe final : public Probe {
   // Both watched by the engine; the UDP socket stays open (and drained)
   // while TCP is tried, so that its number cannot be reused while watched.
   int udp_ = -1;
+  // Or the query on a socket shared with others (ProbeContext::dns_sockets).
+  DnsSockets* shared_ = nullptr;
+  DnsSockets::Query shared_query_;
   int tcp_ = -1;
   std::optional<DnsResponse> truncated_;  // the UDP answer, while TCP is tried
   std::vector<std::uint8_t> tcp_out_;     // length-prefixed query

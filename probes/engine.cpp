@@ -65,6 +65,10 @@ class Engine::SlotContext final : public ProbeContext {
     });
     return true;
   }
+  DnsSockets* dns_sockets(std::uint64_t* token) override {
+    *token = std::uint64_t{slot_} << 32 | engine_.slots_[slot_].generation;
+    return engine_.dns_sockets();
+  }
   void count_socket_send(bool ok) override {
     ++(ok ? engine_.stats_.sent : engine_.stats_.send_errors);
     if (!ok) engine_.slots_[slot_].local_failure = true;
@@ -180,6 +184,24 @@ void Engine::complete(std::uint32_t idx) {
   }
 }
 
+DnsSockets* Engine::dns_sockets() {
+  if (!dns_ && fd_service_.watch)
+    dns_ = std::make_unique<DnsSockets>(
+        clock_, fd_service_.watch, fd_service_.unwatch,
+        [this](std::uint64_t token, const DnsSocketMessage& message) { on_dns_message(token, message); });
+  return dns_.get();
+}
+
+void Engine::on_dns_message(std::uint64_t token, const DnsSocketMessage& message) {
+  const auto idx = static_cast<std::uint32_t>(token >> 32);
+  if (idx >= slots_.size()) return;
+  Slot& slot = slots_[idx];
+  if (!slot.active || slot.generation != static_cast<std::uint32_t>(token)) return;
+  SlotContext ctx(*this, idx);
+  slot.probe->on_dns_message(ctx, message);
+  if (slot.probe->finished()) complete(idx);
+}
+
 void Engine::on_ready(std::uint32_t idx, std::uint32_t generation, int fd, std::uint32_t events) {
   Slot& slot = slots_[idx];
   if (!slot.active || slot.generation != generation) return;
@@ -199,6 +221,7 @@ std::optional<SteadyTime> Engine::next_deadline() {
 }
 
 int Engine::settle_sends() {
+  if (dns_) dns_->flush();
   if (!sent_since_settle_) return 0;
   sent_since_settle_ = false;
   return wire_.drain(kMaxFramesPerWake);
@@ -297,6 +320,7 @@ void Engine::count_from_send(std::uint32_t idx, WallTime kernel_tx) {
 EngineStats Engine::stats() const {
   EngineStats s = stats_;
   s.capture_dropped = wire_.dropped();
+  if (dns_) s.stray += dns_->stray();
   return s;
 }
 

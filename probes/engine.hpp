@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "clock.hpp"
+#include "dns_sockets.hpp"
 #include "finished_memory.hpp"
 #include "packet_decode.hpp"
 #include "probe.hpp"
@@ -56,7 +57,7 @@ struct EngineStats {
   std::uint64_t captured = 0;          // frames through the capture filter
   std::uint64_t malformed = 0;         // could not be decoded
   std::uint64_t foreign = 0;           // decoded, but no probe type's packet
-  std::uint64_t stray = 0;             // our type, but no such probe (ever, or long ago)
+  std::uint64_t stray = 0;             // our type, but no such probe (ever, or long ago); DNS: for no query in flight
   std::uint64_t late = 0;              // for a probe that had already timed out
   std::uint64_t duplicate = 0;         // for a probe already answered
   std::uint64_t spoofed = 0;           // right flow key, wrong cookie / quote
@@ -150,6 +151,11 @@ class Engine {
   FlowSecret secret_{};
   FlowSecret counter_key_{};
   std::uint64_t counter_ = 0;
+  // Before the slots: their DNS probes give their queries back as they go.
+  // Opened with the first DNS query that has an event loop to watch it.
+  std::unique_ptr<DnsSockets> dns_;
+  DnsSockets* dns_sockets();
+  void on_dns_message(std::uint64_t token, const DnsSocketMessage& message);
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> free_slots_;
   std::unordered_map<FlowKey, std::uint32_t, FlowKeyHash> flows_;

@@ -19,6 +19,9 @@
 
 namespace outpost {
 
+class DnsSockets;
+struct DnsSocketMessage;
+
 using Duration = std::chrono::nanoseconds;
 using SteadyTime = std::chrono::steady_clock::time_point;
 // Wall-clock time with nanoseconds: kernel packet timestamps and record times.
@@ -120,6 +123,14 @@ class ProbeContext {
   // Probes on ordinary sockets report their own send (the query, the SYN of
   // connect): the engine counts it as sent, or as a send error.
   virtual void count_socket_send(bool ok) { (void)ok; }
+  // The UDP sockets that DNS queries share (dns_sockets.hpp), and *token,
+  // this probe's name there: what they read for its query comes to its
+  // on_dns_message. Null where there are none (each query then has a socket
+  // of its own, watched with watch()).
+  virtual DnsSockets* dns_sockets(std::uint64_t* token) {
+    (void)token;
+    return nullptr;
+  }
 };
 
 // One probe in flight.
@@ -141,6 +152,11 @@ class Probe {
   // sockets from here (ctx.watch); it closes its own sockets when it is
   // destroyed, after the engine stopped watching them, and not before.
   virtual void on_ready(ProbeContext& ctx, int fd, std::uint32_t events) {}
+  // What a shared DNS socket read for this probe's query (dns_sockets.hpp).
+  virtual void on_dns_message(ProbeContext& ctx, const DnsSocketMessage& message) {
+    (void)ctx;
+    (void)message;
+  }
   virtual bool finished() const = 0;
   virtual const ProbeResult& result() const = 0;
 };

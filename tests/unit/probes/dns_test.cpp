@@ -183,13 +183,6 @@ class LoopbackServer {
   socklen_t peer_len_ = 0;
 };
 
-// A fixture message with the probe's id.
-Bytes with_id(Bytes m, std::uint16_t id) {
-  m[0] = static_cast<std::uint8_t>(id >> 8);
-  m[1] = static_cast<std::uint8_t>(id);
-  return m;
-}
-
 outpost::DnsProbeSpec spec_for(const LoopbackServer& server, DnsQuestion q = kWwwA,
                                std::vector<std::string> expect = {}) {
   return {std::move(q), std::move(expect), server.port()};

@@ -76,4 +76,11 @@ outpost::IpAddress random_address(Random& random, bool v6) {
   return v6 ? outpost::IpAddress::v6_bytes(bytes) : outpost::IpAddress::v4_bytes(bytes);
 }
 
+// A DNS message with another id (its first two bytes).
+inline Bytes with_id(Bytes m, std::uint16_t id) {
+  m[0] = static_cast<std::uint8_t>(id >> 8);
+  m[1] = static_cast<std::uint8_t>(id);
+  return m;
+}
+
 }  // namespace test_bytes
