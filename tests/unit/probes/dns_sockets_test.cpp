@@ -1,11 +1,14 @@
 // DNS queries sharing sockets (dns_sockets.hpp): DnsProbes driven by a fake
-// context that hands them one DnsSockets, against a server on loopback (no
-// root; nothing leaves the host), the clock a fake one for socket lifetimes.
+// context that hands them one DnsSockets, the clock a fake one for socket
+// lifetimes, and by the engine itself; against a server on loopback (no
+// root; nothing leaves the host).
 
 #include "test_bytes.hpp"
 #include "clock.hpp"
 #include "dns.hpp"
 #include "dns_sockets.hpp"
+#include "engine.hpp"
+#include "wire.hpp"
 
 #include <netinet/in.h>
 #include <poll.h>
@@ -317,4 +320,109 @@ TEST_CASE("DnsSockets: each ICMP error goes to the query it quotes, never inside
     CHECK(r.dns->ignored == 0);
   }
   CHECK(ctx.sockets.stray() == 0);
+}
+
+namespace {
+
+// The engine's own wiring of the shared sockets: its FdService on an epoll
+// set, a wire that sends nothing (DNS probes need none).
+class NoWire final : public outpost::Wire {
+ public:
+  IpAddress prepare(const IpAddress&, std::string* error) override {
+    *error = "no raw wire here";
+    return {};
+  }
+  bool send(const IpAddress&, std::span<const std::uint8_t>, std::string* error) override {
+    *error = "no raw wire here";
+    return false;
+  }
+  void set_frame_handler(FrameHandler) override {}
+};
+
+class EngineLoop {
+ public:
+  EngineLoop() : engine(clock, wire, outpost::FilterParams{}) {
+    engine.set_fd_service({[this](int fd, std::uint32_t events, std::function<void(std::uint32_t)> ready) {
+                             epoll_event ev{};
+                             ev.events = events;
+                             ev.data.fd = fd;
+                             if (epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) != 0) epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev);
+                             ready_[fd] = std::move(ready);
+                           },
+                           [this](int fd) {
+                             epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+                             ready_.erase(fd);
+                           }});
+  }
+  ~EngineLoop() { close(epoll_); }
+  EngineLoop(const EngineLoop&) = delete;
+  EngineLoop& operator=(const EngineLoop&) = delete;
+
+  outpost::SystemClock clock;
+  NoWire wire;
+  outpost::Engine engine;
+  std::vector<outpost::ProbeResult> results;
+
+  void launch(const IpAddress& server, std::uint16_t port) {
+    engine.launch(std::make_unique<DnsProbe>(server, outpost::DnsProbeSpec{kWwwA, {}, port}, 2s),
+                  [this](const outpost::ProbeResult& r) { results.push_back(r); });
+  }
+  // As the daemon's loop: what the engine settles before it waits, then one
+  // ready socket, until `n` probes have ended or nothing stirs for 2 s.
+  bool run_until(std::size_t n) {
+    for (;;) {
+      engine.settle_sends();
+      if (results.size() >= n) return true;
+      epoll_event ev{};
+      if (epoll_wait(epoll_, &ev, 1, 2000) != 1) return false;
+      auto ready = ready_.at(ev.data.fd);
+      ready(ev.events);
+    }
+  }
+
+ private:
+  int epoll_ = epoll_create1(EPOLL_CLOEXEC);
+  std::map<int, std::function<void(std::uint32_t)>> ready_;
+};
+
+}  // namespace
+
+TEST_CASE("DnsSockets in the engine: probes end through their slots, strays are counted, errors come before the wait",
+          "[dns][loopback]") {
+  UdpServer server;
+  REQUIRE(server.ok());
+  EngineLoop loop;
+  for (int i = 0; i < 3; ++i) loop.launch(kLoopback, server.port());
+  CHECK(loop.engine.in_flight() == 3);
+  std::vector<UdpServer::Query> queries;
+  for (int i = 0; i < 3; ++i) queries.push_back(server.receive());
+  CHECK(queries[0].from_port() == queries[2].from_port());
+  const Bytes answer = read_hex_fixture("dns_answer_www_a.hex");
+  CHECK(server.answer(queries[1], with_id(answer, static_cast<std::uint16_t>(queries[1].id() ^ 0x8000))));
+  for (const auto& q : queries) CHECK(server.answer(q, with_id(answer, q.id())));
+  REQUIRE(loop.run_until(3));
+  CHECK(loop.engine.in_flight() == 0);
+  for (const auto& r : loop.results) {
+    CHECK(r.status == ProbeStatus::reply);
+    CHECK(r.dns->rtt_clock == "kernel");
+    CHECK(r.dns->ignored == 1);
+  }
+  auto stats = loop.engine.stats();
+  CHECK(stats.stray == 1);
+  CHECK(stats.answered == 3);
+  CHECK(stats.sent == 3);
+
+  // A closed port: the kernel's error is read with the send's stamp, and
+  // the probe ends when the engine settles before the loop waits.
+  std::uint16_t closed_port;
+  {
+    UdpServer gone;
+    REQUIRE(gone.ok());
+    closed_port = gone.port();
+  }
+  loop.launch(kLoopback, closed_port);
+  REQUIRE(loop.run_until(4));
+  CHECK(loop.results.back().status == ProbeStatus::unreachable);
+  CHECK(loop.results.back().error == "port unreachable");
+  CHECK(loop.engine.stats().stray == 1);
 }
