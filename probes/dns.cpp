@@ -64,53 +64,6 @@ bool dns_error_quotes_query(std::span<const std::uint8_t> quoted, std::span<cons
   return std::equal(quoted.begin(), quoted.begin() + static_cast<std::ptrdiff_t>(n), query.begin());
 }
 
-void keep_kernel_timestamps_on() {
-  static const int holder = [] {
-    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return fd;
-    const int stamping = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
-    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping);
-    // The kernel switches stamps on a moment later (a deferred work item):
-    // wait, at most 0.2 s once per process, until a datagram to ourselves on
-    // loopback comes stamped. The wait is by the clock, with a pause between
-    // tries: an unstamped datagram comes back at once, so a count of tries
-    // alone can run out well before the kernel has caught up.
-    const timeval wait{0, 2000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
-    sockaddr_in self{};
-    self.sin_family = AF_INET;
-    self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof self;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&self), len) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len) != 0)
-      return fd;  // no loopback here: stamps come when they come
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-    for (bool first = true; first || std::chrono::steady_clock::now() < deadline; first = false) {
-      if (!first) {
-        const timespec pause{0, 200'000};
-        nanosleep(&pause, nullptr);
-      }
-      char byte = 0;
-      sendto(fd, &byte, 1, 0, reinterpret_cast<sockaddr*>(&self), len);
-      char control[256];
-      iovec iov{&byte, 1};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      if (recvmsg(fd, &msg, 0) != 1) continue;
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        const auto* ts = reinterpret_cast<const timespec*>(CMSG_DATA(c));
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING && (ts[0].tv_sec || ts[0].tv_nsec))
-          return fd;
-      }
-    }
-    return fd;  // never closed: it holds the kernel's timestamping on
-  }();
-  (void)holder;
-}
-
 DnsProbe::DnsProbe(IpAddress server, DnsProbeSpec spec, Duration timeout)
     : server_(server), spec_(std::move(spec)), timeout_(timeout) {
   keep_kernel_timestamps_on();

@@ -14,6 +14,7 @@
 
 #include "dns_message.hpp"
 #include "dns_sockets.hpp"
+#include "socket_receive.hpp"  // keep_kernel_timestamps_on
 #include "dns_tcp_framing.hpp"
 #include "probe.hpp"
 
@@ -32,6 +33,11 @@ struct DnsProbeSpec {
 // Empty when every expected string is among the answers; otherwise a message
 // saying what was expected and what came.
 std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAnswerInfo& info);
+
+// Whether an ICMP error's quote of a datagram we sent (the payload the kernel
+// hands back with it, as much as the sender quoted) is this query: at least
+// its id, and every byte quoted equal to the query's.
+bool dns_error_quotes_query(std::span<const std::uint8_t> quoted, std::span<const std::uint8_t> query);
 
 // One query to one server. UDP from a kernel-chosen port on a connected
 // socket (the kernel drops datagrams from anyone else): one shared with
@@ -52,19 +58,6 @@ std::string check_dns_expect(const std::vector<std::string>& expect, const DnsAn
 // when it quotes the query's id (dns_error_quotes_query): the kernel hands
 // the socket any error that quotes its ports, which an off-path host can
 // guess; one that does not prove it is ours is counted in `ignored`.
-// The kernel turns software timestamping on for the whole host when a socket
-// asks for it, asynchronously, and off again when the last such socket
-// closes: a probe socket that comes and goes could see its answer arrive
-// before stamps are on. This keeps one socket asking, for the process's
-// life, and the first call waits (at most 0.1 s) until stamps are on
-// (DnsProbe calls it; idempotent).
-void keep_kernel_timestamps_on();
-
-// Whether an ICMP error's quote of a datagram we sent (the payload the kernel
-// hands back with it, as much as the sender quoted) is this query: at least
-// its id, and every byte quoted equal to the query's.
-bool dns_error_quotes_query(std::span<const std::uint8_t> quoted, std::span<const std::uint8_t> query);
-
 class DnsProbe final : public Probe {
  public:
   DnsProbe(IpAddress server, DnsProbeSpec spec, Duration timeout);

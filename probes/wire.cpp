@@ -1,5 +1,7 @@
 #include "wire.hpp"
 
+#include "socket_receive.hpp"
+
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <linux/netlink.h>
@@ -110,6 +112,8 @@ RawWire::~RawWire() {
   for (auto& c : captures_) pcap_close(c.handle);
   if (raw4_ >= 0) close(raw4_);
   if (raw6_ >= 0) close(raw6_);
+  if (icmp4_ >= 0) close(icmp4_);
+  if (icmp6_ >= 0) close(icmp6_);
   if (route_watch_ >= 0) close(route_watch_);
 }
 
@@ -133,6 +137,9 @@ void RawWire::set_fd_watcher(std::function<void(int fd)> watch) {
   watch_fd_ = std::move(watch);
   if (watch_fd_ && route_watch_ >= 0) watch_fd_(route_watch_);
   if (watch_fd_ && queue_) watch_fd_(queue_->event_fd());
+  // Send stamps raise the raw sockets' EPOLLERR.
+  for (const int fd : {on_sockets_ ? raw4_ : -1, on_sockets_ ? raw6_ : -1, icmp4_, icmp6_})
+    if (watch_fd_ && fd >= 0) watch_fd_(fd);
 }
 
 void RawWire::read_route_changes() {
@@ -183,7 +190,53 @@ bool RawWire::open(std::string* error) {
   open_raw(AF_INET6, raw6_);  // a host without IPv6 still probes IPv4
   if (raw6_ >= 0 && !bind(raw6_)) return false;
   if (route_watch_ < 0) open_route_watch();
+  on_sockets_ = options_.receive_on_sockets && ask_send_stamps(raw4_) && (raw6_ < 0 || ask_send_stamps(raw6_));
   return true;
+}
+
+bool RawWire::ensure_receiver(bool v6, std::string* error) {
+  int& fd = v6 ? icmp6_ : icmp4_;
+  if (fd >= 0) return true;
+  // A raw socket's answers carry the kernel's stamp only once the kernel
+  // has switched stamps on (a capture stamps its frames itself): where it
+  // has not (no loopback to see it on), the wire captures after all.
+  if (!keep_kernel_timestamps_on()) {
+    on_sockets_ = false;
+    for (const int raw : {raw4_, raw6_})
+      if (raw >= 0) {
+        ask_send_stamps(raw, false);
+        read_send_stamps(raw, 1 << 16, [](const std::uint8_t*, std::size_t, WallTime) {});
+      }
+    return false;
+  }
+  fd = open_icmp_receiver(v6, options_.interface, error);
+  if (fd < 0) return false;
+  if (watch_fd_) watch_fd_(fd);
+  return true;
+}
+
+void RawWire::take_send_stamps() {
+  stamps_due_ = false;
+  for (const int fd : {raw4_, raw6_})
+    if (fd >= 0)
+      read_send_stamps(fd, 1 << 20, [this](const std::uint8_t* data, std::size_t size, WallTime stamp) {
+        if (handler_) handler_(DLT_RAW, data, size, stamp);
+      });
+}
+
+int RawWire::read_sockets(int max_frames) {
+  take_send_stamps();
+  // An answer may come in while answers are handed on, to a probe sent
+  // from one of them: its send stamp, queued before it could be answered,
+  // is taken first, so that the engine knows the probe left.
+  const DatagramHandler answer = [this](const std::uint8_t* data, std::size_t size, WallTime stamp) {
+    if (stamps_due_) take_send_stamps();
+    if (handler_) handler_(DLT_RAW, data, size, stamp);
+  };
+  int n = 0;
+  if (icmp4_ >= 0) n += read_icmp_receiver(icmp4_, false, max_frames, answer, &unstamped_);
+  if (icmp6_ >= 0) n += read_icmp_receiver(icmp6_, true, max_frames, answer, &unstamped_);
+  return n;
 }
 
 IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
@@ -216,7 +269,8 @@ IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
     *error = route.error;
     return {};
   }
-  if (!ensure_capture(route.interface, error)) return {};
+  if (on_sockets_ && !ensure_receiver(dst.is_v6(), error) && on_sockets_) return {};
+  if (!on_sockets_ && !ensure_capture(route.interface, error)) return {};
   return route.source;
 }
 
@@ -267,6 +321,7 @@ bool RawWire::send(const IpAddress& dst, std::span<const std::uint8_t> datagram,
     *error = errno_text("send to " + dst.to_string(), errno);
     return false;
   }
+  stamps_due_ = on_sockets_;
   return true;
 }
 
@@ -313,6 +368,7 @@ int RawWire::on_readable(int fd) {
       if (send_failed_) send_failed_(f.token, errno_text("send to " + f.dst.to_string(), f.error));
     return 0;
   }
+  if (on_sockets_ && (fd == raw4_ || fd == raw6_ || fd == icmp4_ || fd == icmp6_)) return read_sockets(kMaxFramesPerWake);
   for (auto& c : captures_) {
     if (c.fd != fd) continue;
     current_link_type_ = c.link_type;
@@ -335,7 +391,7 @@ bool RawWire::adopt_capture(pcap_t* handle, std::string interface) {
 }
 
 int RawWire::drain(int max_frames) {
-  int n = 0;
+  int n = on_sockets_ ? read_sockets(max_frames) : 0;
   for (auto& c : captures_) {
     current_link_type_ = c.link_type;
     // Non-blocking captures: 0 at once when the ring is empty.
@@ -346,7 +402,7 @@ int RawWire::drain(int max_frames) {
 }
 
 std::uint64_t RawWire::dropped() const {
-  std::uint64_t n = 0;
+  std::uint64_t n = unstamped_;
   for (const auto& c : captures_) {
     pcap_stat ps{};
     if (pcap_stats(c.handle, &ps) == 0) n += ps.ps_drop;

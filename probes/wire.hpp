@@ -126,6 +126,11 @@ struct RawWireOptions {
   // The probe types (registry.hpp) whose packets the captures let through,
   // besides every ICMP error; empty: all of them.
   std::vector<std::string_view> capture_types;
+  // No capture: answers read from raw ICMP sockets and send times from the
+  // raw sockets' error queues (socket_receive.hpp), for probes whose answers
+  // are all ICMP (echo, UDP trace). Where the kernel refuses send stamps,
+  // the wire captures after all.
+  bool receive_on_sockets = false;
 };
 
 class RawWire final : public Wire {
@@ -176,6 +181,10 @@ class RawWire final : public Wire {
     std::string interface;
   };
   bool ensure_capture(const std::string& interface, std::string* error);
+  bool ensure_receiver(bool v6, std::string* error);
+  int read_sockets(int max_frames);  // send stamps first, then answers
+  void take_send_stamps();
+  bool stamps_due_ = false;  // sent since the error queues were last read
   void open_route_watch();
   void read_route_changes();
   static void pcap_callback(u_char* user, const pcap_pkthdr* header, const u_char* bytes);
@@ -185,6 +194,10 @@ class RawWire final : public Wire {
   FilterParams filter_;
   int raw4_ = -1;
   int raw6_ = -1;
+  bool on_sockets_ = false;  // receive_on_sockets, and the kernel stamps sends
+  int icmp4_ = -1;
+  int icmp6_ = -1;
+  std::uint64_t unstamped_ = 0;  // answers read without a kernel stamp, dropped (counted in dropped())
   FrameHandler handler_;
   std::function<void(int)> watch_fd_;
   std::vector<Capture> captures_;

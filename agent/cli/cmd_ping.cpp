@@ -191,6 +191,7 @@ int ping_command(int argc, char** argv) {
               << ", interval " << format_duration(*interval) << ", timeout " << format_duration(*timeout) << std::endl;
   send_one();
   loop.run();
+  stack.warn_clock_fallbacks("ping");
 
   if (!json) {
     const double loss = sent ? 100.0 * static_cast<double>(sent - replies - refused) / static_cast<double>(sent) : 0;

@@ -150,6 +150,7 @@ int trace_command(int argc, char** argv) {
   trace->retry_early([&loop](Duration d, std::function<void()> cb) { loop.after(d, std::move(cb)); });
   trace->start();
   if (!loop.stopping()) loop.run();
+  stack.warn_clock_fallbacks("trace");
   return reached ? kExitOk : kExitFailure;
 }
 

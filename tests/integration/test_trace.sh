@@ -4,7 +4,9 @@
 # scamper; a router that sends no time-exceeded is a silent hop and the trace
 # goes on; with the carrier dropping what it forwards the trace ends at the
 # carrier (which still answers time-exceeded) and says it did not reach the
-# target; and a baseline trace record from the agent.
+# target; icmp and udp traces and pings from the terminal hold no packet
+# socket and time every answer from kernel stamps; and a baseline trace
+# record from the agent.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init tr
@@ -69,6 +71,38 @@ check("drop at carrier: not reached, stopped by the gap limit", not d["reached"]
       (d["reached"], d["stop_reason"], len(addrs)))
 check("drop at carrier: exit status 1 (not reached)", drop_rc == 1, drop_rc)
 PY
+
+# A trace or ping from the terminal whose answers are all ICMP (icmp, udp)
+# reads them from raw ICMP sockets, its send times from the raw socket's
+# error queue: no packet socket. tcp:80 still captures (the control that
+# shows the check can fail). Every answer of either is timed from kernel
+# stamps at both ends: no "user-space send time" on stderr.
+for method in icmp udp tcp:80; do
+  check "trace $method: every hop timed from kernel stamps (no fallback on stderr)" \
+    bash -c "! grep -E 'user-space|not taken' '$WORK/trace-$method.log'"
+done
+# packet_sockets METHOD: how many packet sockets a ping by METHOD holds while
+# it runs (its socket inodes and the vp's packet sockets, read at once).
+packet_sockets() {
+  in_vp "$OUTPOST" ping "$TARGET" --method "$1" -c 10 -i 100ms >"$WORK/ping-$1.txt" 2>&1 &
+  local runner=$! pid="" sockets packet
+  for _ in $(seq 1 50); do
+    pid=$(pgrep -n -x outpost) && break
+    sleep 0.05
+  done
+  sleep 0.3
+  sockets=$(find "/proc/$pid/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n')
+  packet=$(in_vp awk 'NR > 1 { print $9 }' /proc/net/packet)
+  wait "$runner"
+  comm -12 <(sort <<<"$sockets") <(sort <<<"$packet") | grep -c . || true
+}
+icmp_packet=$(packet_sockets icmp)
+tcp_packet=$(packet_sockets tcp:80)
+echo "  packet sockets held while pinging: icmp $icmp_packet, tcp:80 $tcp_packet"
+check "ping icmp: no packet socket (answers from a raw ICMP socket)" test "$icmp_packet" -eq 0
+check "ping tcp:80: a packet socket (the capture), so the check above can fail" test "$tcp_packet" -ge 1
+check "ping icmp: 10 replies" grep -q "^10 probes sent, 10 replies" "$WORK/ping-icmp.txt"
+check "ping icmp: no clock fallback on stderr" bash -c "! grep -E 'user-space|not taken' '$WORK/ping-icmp.txt'"
 
 # The agent's own baseline trace, with the ASN on every hop.
 cat >"$WORK/agent.yaml" <<YAML

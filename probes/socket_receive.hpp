@@ -1,0 +1,64 @@
+// Receiving without a capture: answers that are all ICMP (echo replies, and
+// the errors that routers and hosts send about echo requests and UDP
+// probes) read from raw ICMP sockets, and the kernel's send stamp of each
+// raw datagram read back from its socket's error queue. Each comes out as
+// an IP datagram (DLT_RAW) with its kernel stamp, as a capture's frame would.
+// A capture costs a command at the terminal a packet socket, its ring and
+// its filter, and a close that waits for the network stack's grace period:
+// about 2.5 ms of a one-probe `outpost ping`.
+// Leaves to others: what the datagrams mean (engine), routes and sending (wire).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "probe.hpp"
+
+namespace outpost {
+
+using DatagramHandler = std::function<void(const std::uint8_t* data, std::size_t size, WallTime stamp)>;
+
+// The kernel turns software timestamping on for the whole host when a socket
+// asks for it, asynchronously, and off again when the last such socket
+// closes: a socket that comes and goes could see its answer arrive before
+// stamps are on. This keeps one socket asking, for the process's life, and
+// the first call waits (at most 0.2 s) until stamps are on. Whether a
+// datagram to itself on loopback came stamped (false without loopback).
+// Idempotent.
+bool keep_kernel_timestamps_on();
+
+// Asks the kernel for a software stamp of each datagram a raw socket sends,
+// with the datagram, on the socket's error queue (or no more, when !on).
+// False when it will not.
+bool ask_send_stamps(int raw_fd, bool on = true);
+
+// A raw socket for ICMP (ICMPv6 when v6) that stamps what it receives, bound
+// to `interface` when one is given; -1 with *error.
+int open_icmp_receiver(bool v6, const std::string& interface, std::string* error);
+
+// Reads up to max datagrams from an ICMP receiver and hands each on, with
+// an IPv6 header put back in front of ICMPv6 (the kernel keeps it). One
+// without a kernel stamp is counted in *unstamped, not handed on. How many.
+int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler, std::uint64_t* unstamped);
+
+// Reads up to max send stamps from a raw socket's error queue and hands on
+// the datagram each came with. How many.
+int read_send_stamps(int raw_fd, int max, const DatagramHandler& handler);
+
+// Where the IP datagram starts in a datagram looped back with its send
+// stamp, which comes with the link layer's header in front (none, Ethernet,
+// VLAN tags...): the offset at which an IP header's own length reaches the
+// end exactly. Empty when there is none.
+std::optional<std::size_t> looped_ip_offset(std::span<const std::uint8_t> looped);
+
+// An IPv6 header (payload length, next header ICMPv6, hop limit, addresses)
+// written in front of an ICMPv6 message of `payload` bytes at out[40...].
+// out must hold 40 + payload bytes.
+void write_ipv6_header(std::span<std::uint8_t> out, std::size_t payload, int hop_limit, const IpAddress& src,
+                       const IpAddress& dst);
+
+}  // namespace outpost

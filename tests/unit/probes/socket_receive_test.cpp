@@ -1,0 +1,104 @@
+// Receiving without a capture (socket_receive.hpp): finding the datagram in
+// what the error queue loops back with a send stamp, and the IPv6 header put
+// back in front of an ICMPv6 message, both decoded as the engine decodes a
+// capture's frames. The sockets themselves need CAP_NET_RAW: the lab tests
+// (test_trace, test_ipv6_lab, test_agent_rtt_vs_ping) run them.
+
+#include "socket_receive.hpp"
+
+#include <pcap/dlt.h>
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <vector>
+
+#include "icmp_echo.hpp"
+#include "packet_decode.hpp"
+
+using outpost::IpAddress;
+using Bytes = std::vector<std::uint8_t>;
+
+namespace {
+
+const IpAddress kUs = *IpAddress::parse("198.19.0.1");
+const IpAddress kTarget = *IpAddress::parse("198.18.2.1");
+const IpAddress kUs6 = *IpAddress::parse("2001:db8::1");
+const IpAddress kTarget6 = *IpAddress::parse("2001:2:0:2::1");
+
+Bytes echo_request(const IpAddress& src, const IpAddress& dst, std::size_t payload) {
+  outpost::EchoRequest r;
+  r.src = src;
+  r.dst = dst;
+  r.ident = 0x1234;
+  r.sequence = 7;
+  r.ttl = 5;
+  r.payload_size = payload;
+  Bytes out(outpost::echo_request_size(r));
+  outpost::forge_echo_request(r, out);
+  return out;
+}
+
+Bytes with_link(const Bytes& link, const Bytes& datagram) {
+  Bytes out = link;
+  out.insert(out.end(), datagram.begin(), datagram.end());
+  return out;
+}
+
+const Bytes kEther4 = {0xce, 0x74, 0x39, 0x4d, 0xb3, 0x4f, 0xb6, 0xbd, 0x1d, 0x0b, 0x30, 0xf7, 0x08, 0x00};
+const Bytes kEther6 = {0xce, 0x74, 0x39, 0x4d, 0xb3, 0x4f, 0xb6, 0xbd, 0x1d, 0x0b, 0x30, 0xf7, 0x86, 0xdd};
+const Bytes kVlan4 = {0xce, 0x74, 0x39, 0x4d, 0xb3, 0x4f, 0xb6, 0xbd, 0x1d, 0x0b, 0x30, 0xf7, 0x81, 0x00, 0x00, 0x2a, 0x08, 0x00};
+
+}  // namespace
+
+TEST_CASE("looped_ip_offset: the datagram behind any link header, or none", "[socket_receive]") {
+  for (std::size_t payload : {16u, 56u, 1000u}) {
+    INFO("payload " << payload);
+    const Bytes v4 = echo_request(kUs, kTarget, payload);
+    const Bytes v6 = echo_request(kUs6, kTarget6, payload);
+    CHECK(outpost::looped_ip_offset(with_link(kEther4, v4)) == std::optional<std::size_t>(14));
+    CHECK(outpost::looped_ip_offset(with_link(kEther6, v6)) == std::optional<std::size_t>(14));
+    CHECK(outpost::looped_ip_offset(with_link(kVlan4, v4)) == std::optional<std::size_t>(18));
+    CHECK(outpost::looped_ip_offset(v4) == std::optional<std::size_t>(0));  // a tunnel: no link header
+    CHECK(outpost::looped_ip_offset(v6) == std::optional<std::size_t>(0));
+
+    // Decoded from there, it is our echo request, as from a capture.
+    const Bytes looped = with_link(kEther4, v4);
+    const auto at = *outpost::looped_ip_offset(looped);
+    const auto packet = outpost::decode_frame(DLT_RAW, looped.data() + at, looped.size() - at, nullptr);
+    REQUIRE(packet);
+    CHECK(packet->ip.src == kUs);
+    CHECK(packet->ip.dst == kTarget);
+    CHECK(packet->l4.icmp_id == 0x1234);
+    CHECK(packet->l4.icmp_seq == 7);
+  }
+  // A datagram cut short, or one with bytes after it, or no IP at all: none.
+  const Bytes v4 = echo_request(kUs, kTarget, 56);
+  Bytes cut = with_link(kEther4, v4);
+  cut.pop_back();
+  CHECK_FALSE(outpost::looped_ip_offset(cut));
+  Bytes longer = with_link(kEther4, v4);
+  longer.push_back(0);
+  CHECK_FALSE(outpost::looped_ip_offset(longer));
+  CHECK_FALSE(outpost::looped_ip_offset(Bytes(64, 0)));
+  CHECK_FALSE(outpost::looped_ip_offset(Bytes{}));
+  CHECK_FALSE(outpost::looped_ip_offset(Bytes(10, 0x45)));
+}
+
+TEST_CASE("write_ipv6_header: an ICMPv6 message decodes as the datagram that brought it", "[socket_receive]") {
+  // What a raw ICMPv6 socket reads: the message alone (here, an echo request's).
+  const Bytes whole = echo_request(kTarget6, kUs6, 56);
+  Bytes buf(whole.size());
+  std::copy(whole.begin() + 40, whole.end(), buf.begin() + 40);
+  outpost::write_ipv6_header(buf, whole.size() - 40, 61, kTarget6, kUs6);
+  const auto packet = outpost::decode_frame(DLT_RAW, buf.data(), buf.size(), nullptr);
+  REQUIRE(packet);
+  CHECK(packet->ip.src == kTarget6);
+  CHECK(packet->ip.dst == kUs6);
+  CHECK(packet->ip.ttl == 61);
+  CHECK(packet->l4.icmp_id == 0x1234);
+  CHECK(packet->l4.icmp_seq == 7);
+  // The header is the one the forge wrote, but for the hop limit.
+  Bytes expected(whole.begin(), whole.begin() + 40);
+  expected[7] = 61;
+  CHECK(Bytes(buf.begin(), buf.begin() + 40) == expected);
+}
