@@ -14,6 +14,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "socket_receive.hpp"
+
 namespace outpost {
 namespace {
 
@@ -34,10 +36,8 @@ Ancillary read_ancillary(msghdr& msg) {
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     const std::size_t data_len = c->cmsg_len - CMSG_LEN(0);
     const void* data = CMSG_DATA(c);
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING && data_len >= sizeof(scm_timestamping)) {
-      scm_timestamping ts;
-      std::memcpy(&ts, data, sizeof ts);
-      if (ts.ts[0].tv_sec || ts.ts[0].tv_nsec) a.stamp = wall_from(ts.ts[0]);
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING) {
+      a.stamp = software_stamp(*c);
     } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS && data_len >= sizeof(timespec)) {
       timespec ts;
       std::memcpy(&ts, data, sizeof ts);

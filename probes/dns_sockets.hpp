@@ -36,7 +36,7 @@ inline constexpr std::size_t kDnsMaxBytesPerWake = 128 * 1024;
 // A socket per query cost about 12 system calls (socket, four options,
 // connect, two epoll_ctl, close...) where the query itself needs two: at
 // 5,000 queries/s that was most of the agent's CPU. Shared by 64 queries
-// opened within 1 s, a socket costs a query a tenth of a call, and a forger
+// opened within 1 s, a socket costs a query a fifth of a call, and a forger
 // off the path still has to hit a random port (a new one at least every
 // second and every 64 queries) and a random id drawn for each query.
 inline constexpr std::uint32_t kDnsQueriesPerSocket = 64;

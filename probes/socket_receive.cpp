@@ -27,11 +27,8 @@ Read read_control(msghdr& msg) {
   Read r;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     const std::size_t len = c->cmsg_len - CMSG_LEN(0);
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING && len >= sizeof(scm_timestamping)) {
-      scm_timestamping ts;
-      std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-      if (ts.ts[0].tv_sec || ts.ts[0].tv_nsec)
-        r.stamp = WallTime(std::chrono::seconds(ts.ts[0].tv_sec) + std::chrono::nanoseconds(ts.ts[0].tv_nsec));
+    if (const auto stamp = software_stamp(*c)) {
+      r.stamp = stamp;
     } else if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_HOPLIMIT && len >= sizeof(int)) {
       std::memcpy(&r.hop_limit, CMSG_DATA(c), sizeof(int));
     } else if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_PKTINFO && len >= sizeof(in6_pktinfo)) {
@@ -44,6 +41,15 @@ Read read_control(msghdr& msg) {
 }
 
 }  // namespace
+
+std::optional<WallTime> software_stamp(const cmsghdr& c) {
+  if (c.cmsg_level != SOL_SOCKET || c.cmsg_type != SCM_TIMESTAMPING || c.cmsg_len < CMSG_LEN(sizeof(scm_timestamping)))
+    return std::nullopt;
+  scm_timestamping ts;
+  std::memcpy(&ts, CMSG_DATA(&c), sizeof ts);
+  if (!ts.ts[0].tv_sec && !ts.ts[0].tv_nsec) return std::nullopt;
+  return WallTime(std::chrono::seconds(ts.ts[0].tv_sec) + std::chrono::nanoseconds(ts.ts[0].tv_nsec));
+}
 
 bool keep_kernel_timestamps_on() {
   // The socket, and whether a datagram came stamped.
@@ -82,11 +88,8 @@ bool keep_kernel_timestamps_on() {
       msg.msg_control = control;
       msg.msg_controllen = sizeof control;
       if (recvmsg(fd, &msg, 0) != 1) continue;
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        const auto* ts = reinterpret_cast<const timespec*>(CMSG_DATA(c));
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING && (ts[0].tv_sec || ts[0].tv_nsec))
-          return {fd, true};
-      }
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (software_stamp(*c)) return {fd, true};
     }
     return {fd, false};  // never closed: it holds the kernel's timestamping on
   }();

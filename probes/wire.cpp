@@ -199,14 +199,13 @@ bool RawWire::ensure_receiver(bool v6, std::string* error) {
   if (fd >= 0) return true;
   // A raw socket's answers carry the kernel's stamp only once the kernel
   // has switched stamps on (a capture stamps its frames itself): where it
-  // has not (no loopback to see it on), the wire captures after all.
+  // has not (no loopback to see it on), the wire captures after all. The
+  // answer is the same for every call (it is the first one's), and the
+  // first comes with the first prepare, before anything was sent.
   if (!keep_kernel_timestamps_on()) {
     on_sockets_ = false;
     for (const int raw : {raw4_, raw6_})
-      if (raw >= 0) {
-        ask_send_stamps(raw, false);
-        read_send_stamps(raw, 1 << 16, [](const std::uint8_t*, std::size_t, WallTime) {});
-      }
+      if (raw >= 0) ask_send_stamps(raw, false);
     return false;
   }
   fd = open_icmp_receiver(v6, options_.interface, error);
@@ -269,6 +268,8 @@ IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
     *error = route.error;
     return {};
   }
+  // A receiver that fails with on_sockets_ still set is an error; one
+  // that turned it off leaves the capture to open.
   if (on_sockets_ && !ensure_receiver(dst.is_v6(), error) && on_sockets_) return {};
   if (!on_sockets_ && !ensure_capture(route.interface, error)) return {};
   return route.source;

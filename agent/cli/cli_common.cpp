@@ -135,7 +135,7 @@ RawWireOptions wire_options(const std::string& interface, double max_pps, int mi
   // A command at the terminal whose answers are all ICMP (echo, UDP trace)
   // reads them from raw ICMP sockets, and its send times from the raw
   // sockets' error queues: the capture's packet socket, ring and filter, and
-  // the grace period its close waits for, were about 2.5 ms of a one-probe
+  // the grace period its close waits for, were about 1.5 ms of a one-probe
   // `outpost ping`. The daemon captures: a reload may add any probe type.
   o.receive_on_sockets = !capture_types.empty() && std::all_of(capture_types.begin(), capture_types.end(), [](auto t) {
     return t == "icmp_echo" || t == "udp_trace";
