@@ -1,8 +1,9 @@
 #include "registry.hpp"
 
 #include <algorithm>
-#include <random>
 #include <stdexcept>
+
+#include <sodium.h>
 
 #include "icmp_echo.hpp"
 #include "tcp_syn.hpp"
@@ -21,8 +22,8 @@ const std::vector<ProbeType>& probe_types() {
 }
 
 FilterParams random_filter_params() {
-  std::random_device rd;
-  return {static_cast<std::uint16_t>(rd())};
+  // Not std::random_device: see next_source_port (tcp_syn.cpp).
+  return {static_cast<std::uint16_t>(randombytes_random())};
 }
 
 std::string capture_filter(const FilterParams& params, const std::vector<std::string_view>& only) {

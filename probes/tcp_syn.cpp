@@ -5,7 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <random>
+
+#include <sodium.h>
 
 #include "ip_forge.hpp"
 #include "raw_probe.hpp"
@@ -21,9 +22,11 @@ bool is_probe_port(std::uint16_t port) { return port >= kTcpSynFirstPort && port
 
 // The next source port, cycling through the range. One cursor per process:
 // the ports are the host's, whichever engine uses them; a random start keeps
-// two processes from walking the range in step.
+// two processes from walking the range in step. (libsodium's draw, from
+// getrandom(2): std::random_device first probes the CPU's random
+// instructions with cpuid, which a virtual machine traps, about 7 µs each.)
 std::uint16_t next_source_port() {
-  static std::atomic<std::uint32_t> cursor{std::random_device{}()};
+  static std::atomic<std::uint32_t> cursor{randombytes_random()};
   return static_cast<std::uint16_t>(kTcpSynFirstPort + cursor.fetch_add(1, std::memory_order_relaxed) % kPortCount);
 }
 

@@ -74,7 +74,7 @@ std::string RouteFinder::interface_of(const IpAddress& local, SteadyTime now) {
   return it == interfaces_.end() ? std::string{} : it->second;
 }
 
-Route RouteFinder::find(const IpAddress& dst, SteadyTime now) {
+Route RouteFinder::find(const IpAddress& dst, SteadyTime now, bool with_interface) {
   Route route;
   const int fd = socket_for(dst.is_v6(), &route.error);
   if (fd < 0) return route;
@@ -96,6 +96,7 @@ Route RouteFinder::find(const IpAddress& dst, SteadyTime now) {
     return route;
   }
   route.source = IpAddress::from_sockaddr(local).value_or(IpAddress{});
+  if (!with_interface && bind_interface_.empty()) return route;
   route.interface = bind_interface_.empty() ? interface_of(route.source, now) : bind_interface_;
   if (route.interface.empty()) {
     route.error = "no interface holds " + route.source.to_string();
@@ -254,7 +255,7 @@ IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
       next_sweep_ = now + options_.route_cache;
       if (routes_.bucket_count() > 8 * routes_.size() + 1024) routes_.rehash(0);  // give back the buckets too
     }
-    Route route = route_finder_.find(dst, now);
+    Route route = route_finder_.find(dst, now, !on_sockets_);
     // A failed lookup is not kept: the route may be back by the next probe
     // (a link restored), and asking again costs one failed connect().
     const Duration keep = route_watch_ >= 0 && routes_.size() < options_.route_cache_watched_max
@@ -263,7 +264,7 @@ IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
     const SteadyTime until = route.source ? now + keep : now;
     it = routes_.insert_or_assign(dst, std::pair{std::move(route), until}).first;
   }
-  const Route& route = it->second.first;
+  Route& route = it->second.first;
   if (!route.source) {
     *error = route.error;
     return {};
@@ -271,7 +272,15 @@ IpAddress RawWire::prepare(const IpAddress& dst, std::string* error) {
   // A receiver that fails with on_sockets_ still set is an error; one
   // that turned it off leaves the capture to open.
   if (on_sockets_ && !ensure_receiver(dst.is_v6(), error) && on_sockets_) return {};
-  if (!on_sockets_ && !ensure_capture(route.interface, error)) return {};
+  if (!on_sockets_) {
+    // A route found for the sockets has no interface yet: the capture needs it.
+    if (route.interface.empty()) route.interface = route_finder_.interface_of(route.source, now);
+    if (route.interface.empty()) {
+      *error = "no interface holds " + route.source.to_string();
+      return {};
+    }
+    if (!ensure_capture(route.interface, error)) return {};
+  }
   return route.source;
 }
 

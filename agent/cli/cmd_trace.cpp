@@ -1,11 +1,11 @@
 // `outpost trace TARGET`: a Paris traceroute for a person at a terminal, hops
 // as lines like traceroute/mtr with the ASN beside each address.
+#include <sodium.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-#include <random>
 
 #include "asn_table.hpp"
 #include "cli_common.hpp"
@@ -129,7 +129,7 @@ int trace_command(int argc, char** argv) {
   const AsnTable* table = asns.get();
   const AsnLookup hop_asns = hop_asn_lookup(asns);
   bool reached = false;
-  auto trace = Trace::create(*spec, resolved.address, std::random_device{}(), clock.wall(), launch,
+  auto trace = Trace::create(*spec, resolved.address, randombytes_random(), clock.wall(), launch,
                              [&](const TraceResult& r) {
                                reached = r.reached;
                                if (json) {

@@ -52,3 +52,18 @@ TEST_CASE("route finder: a bound interface that does not exist is named", "[rout
   CHECK(!route.source);
   CHECK(route.error.find("interface nosuchif0") != std::string::npos);
 }
+
+TEST_CASE("route finder: the source alone reads no table, and the interface comes later", "[route]") {
+  RouteFinder finder;
+  const SteadyTime t0{};
+  const auto route = finder.find(*IpAddress::parse("127.0.0.1"), t0, false);
+  INFO(route.error);
+  CHECK(route.error.empty());
+  CHECK(route.source == *IpAddress::parse("127.0.0.1"));
+  CHECK(route.interface.empty());
+  CHECK(finder.table_reads() == 0);
+  // What a wire that falls back to a capture asks next.
+  CHECK(finder.interface_of(route.source, t0) == "lo");
+  CHECK(finder.table_reads() == 1);
+  CHECK(finder.interface_of(*IpAddress::parse("192.0.2.77"), t0).empty());
+}
