@@ -68,12 +68,14 @@ struct ProbingStack {
   // when there were none.
   void warn_clock_fallbacks(const char* command) const;
   // The capture ring holds an eighth of a second of probes and answers at
-  // max_pps (at least min_ring bytes, at most 64 MiB). The daemon keeps 4 MiB
-  // at least, for its loop's longer stalls. A command at the terminal (ping,
-  // trace; max_pps 1,000) takes 128 KiB, about 370 frames, since the kernel
-  // allocates and zeroes the whole ring before the first probe: 1 MiB took
-  // 0.8-3.4 ms of `outpost ping -c 1`.
+  // max_pps (at least min_ring bytes, at most 64 MiB). The daemon keeps a
+  // second of them at least, for its loop's longer stalls, and never less
+  // than 256 KiB: 4 MiB from 6,000 probes/s on. A command at the terminal
+  // (ping, trace; max_pps 1,000) takes 128 KiB, about 370 frames, since the
+  // kernel allocates and zeroes the whole ring before the first probe: 1 MiB
+  // took 0.8-3.4 ms of `outpost ping -c 1`.
   static constexpr int kDaemonRing = 4 << 20;
+  static constexpr int kDaemonRingLeast = 256 << 10;
   static constexpr int kTerminalRing = 128 << 10;
   // max_pps from which raw datagrams go out from a sending thread (SendQueue).
   static constexpr double kSendThreadPps = 40000;
