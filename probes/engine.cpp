@@ -164,6 +164,13 @@ void Engine::complete(std::uint32_t idx) {
   // Failed because of this host (a DNS query whose send found no route ends
   // as unreachable, from our own kernel): local, whatever the status says.
   const bool local = slot.local_failure && (status == ProbeStatus::error || status == ProbeStatus::unreachable);
+  // The clock of an RTT timed from the wall clock at either end, for the record to say.
+  const char* fallback = slot.tx_user_clock && slot.rx_user_clock ? "user"
+                         : slot.tx_user_clock                     ? "kernel_rx"
+                         : slot.rx_user_clock                     ? "kernel_tx"
+                                                                  : nullptr;
+  slot.tx_user_clock = false;
+  slot.rx_user_clock = false;
   slot.keys.clear();
   slot.fds.clear();
   slot.active = false;
@@ -175,9 +182,10 @@ void Engine::complete(std::uint32_t idx) {
   free_slots_.push_back(idx);
   if (!done) return;
   // May launch more probes: the slot is no longer referenced.
-  if (local) {
+  if (local || (fallback && probe->result().rtt)) {
     ProbeResult result = probe->result();
-    result.local_error = true;
+    if (local) result.local_error = true;
+    if (fallback && result.rtt) result.rtt_clock = fallback;
     done(result);
   } else {
     done(probe->result());
@@ -289,7 +297,11 @@ void Engine::on_frame(int link_type, const std::uint8_t* data, std::size_t size,
       probe->on_timeout();
       if (probe->finished()) complete(idx);
     } else if (probe->on_packet(*packet, stamp)) {
-      if (!probe->result().sent_kernel_stamp) ++stats_.tx_stamp_missing;
+      Slot& slot = slots_[idx];
+      slot.tx_user_clock = !probe->result().sent_kernel_stamp;
+      slot.rx_user_clock = wire_.frame_from_user_clock();
+      if (slot.tx_user_clock) ++stats_.tx_stamp_missing;
+      if (slot.rx_user_clock) ++stats_.rx_stamp_missing;
       if (probe->finished()) complete(idx);
     } else {
       ++stats_.spoofed;

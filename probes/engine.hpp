@@ -62,6 +62,7 @@ struct EngineStats {
   std::uint64_t duplicate = 0;         // for a probe already answered
   std::uint64_t spoofed = 0;           // right flow key, wrong cookie / quote
   std::uint64_t tx_stamp_missing = 0;  // answered, but the capture missed our packet leaving
+  std::uint64_t rx_stamp_missing = 0;  // answered, but the answer came without a kernel stamp
   std::uint64_t capture_dropped = 0;   // the kernel dropped frames (ring full)
 };
 
@@ -125,6 +126,8 @@ class Engine {
     Duration timeout{};                     // as armed
     bool deadline_from_send = false;        // moved to count from the kernel's stamp of the packet leaving
     std::uint64_t ticket = 0;               // in the wire's sending queue (0: sent in place)
+    bool tx_user_clock = false;             // answered, its send time from the wall clock (no kernel stamp)
+    bool rx_user_clock = false;             // answered, its receive time from the wall clock
   };
   // The capture saw the probe's packet leave at kernel_tx: its timeout
   // counts from there, not from its launch (a queue before the wire, a

@@ -52,6 +52,11 @@ struct ProbeResult {
   WallTime sent;                // when the probe left: the kernel's timestamp when seen
   bool sent_kernel_stamp = false;
   std::optional<Duration> rtt;  // from kernel timestamps at both ends, when answered
+  // When the RTT of a raw probe took an end from the wall clock (the kernel
+  // gave no stamp): kernel_rx (the send time), kernel_tx (the receive time)
+  // or user (both). Empty: kernel stamps at both ends. (DNS says its own,
+  // in dns->rtt_clock.)
+  std::string rtt_clock;
   IpAddress reply_from;         // who answered (the target, or a router's ICMP error)
   int reply_ttl = -1;           // IP TTL of the answer
   int icmp_type = -1;           // for ICMP answers

@@ -124,7 +124,7 @@ int open_icmp_receiver(bool v6, const std::string& interface, std::string* error
   return fd;
 }
 
-int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler, std::uint64_t* unstamped) {
+int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler) {
   // IPv4: the whole datagram. IPv6: the ICMPv6 message, after the room
   // for the header put back in front.
   std::array<std::uint8_t, 2048> buf;
@@ -144,10 +144,8 @@ int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler,
     const ssize_t got = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
     if (got < 0) break;  // drained (or an error: the next readiness tries again)
     const Read r = read_control(msg);
-    if (!r.stamp) {  // stamps are on (keep_kernel_timestamps_on): cannot be timed, not taken
-      ++*unstamped;
-      continue;
-    }
+    const WallTime stamp =
+        r.stamp ? *r.stamp : std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
     // Cut to what was read (MSG_TRUNC gives the datagram's whole length).
     const std::size_t size = std::min(static_cast<std::size_t>(got), buf.size() - room);
     if (v6) {
@@ -155,7 +153,7 @@ int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler,
       if (!src || !r.dst) continue;
       write_ipv6_header(buf, size, r.hop_limit, *src, r.dst);
     }
-    handler(buf.data(), room + size, *r.stamp);
+    handler(buf.data(), room + size, stamp, r.stamp.has_value());
   }
   return n;
 }
@@ -176,7 +174,7 @@ int read_send_stamps(int raw_fd, int max, const DatagramHandler& handler) {
     const Read r = read_control(msg);
     if (!r.stamp || (msg.msg_flags & MSG_TRUNC)) continue;
     const std::span<const std::uint8_t> looped(buf.data(), static_cast<std::size_t>(got));
-    if (const auto at = looped_ip_offset(looped)) handler(looped.data() + *at, looped.size() - *at, *r.stamp);
+    if (const auto at = looped_ip_offset(looped)) handler(looped.data() + *at, looped.size() - *at, *r.stamp, true);
   }
   return n;
 }

@@ -26,7 +26,9 @@ namespace outpost {
 // when it is that and holds one.
 std::optional<WallTime> software_stamp(const cmsghdr& c);
 
-using DatagramHandler = std::function<void(const std::uint8_t* data, std::size_t size, WallTime stamp)>;
+// kernel_stamp false: stamp is the wall clock, read as the datagram was read.
+using DatagramHandler =
+    std::function<void(const std::uint8_t* data, std::size_t size, WallTime stamp, bool kernel_stamp)>;
 
 // The kernel turns software timestamping on for the whole host when a socket
 // asks for it, asynchronously, and off again when the last such socket
@@ -48,8 +50,12 @@ int open_icmp_receiver(bool v6, const std::string& interface, std::string* error
 
 // Reads up to max datagrams from an ICMP receiver and hands each on, with
 // an IPv6 header put back in front of ICMPv6 (the kernel keeps it). One
-// without a kernel stamp is counted in *unstamped, not handed on. How many.
-int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler, std::uint64_t* unstamped);
+// without a kernel stamp (the kernel switching stamps off and on again for
+// another process, between our check and the answer) is timed by the wall
+// clock read at once and handed on as such (the engine counts it, the
+// record says so): an answer lost would be a timeout, a worse error than
+// the user-space clock's fraction of a millisecond. How many.
+int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler);
 
 // Reads up to max send stamps from a raw socket's error queue and hands on
 // the datagram each came with. How many.

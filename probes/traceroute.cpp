@@ -474,6 +474,7 @@ void Trace::on_result(int ttl, const ProbeResult& r) {
     TraceHop& hop = h.hop;
     hop.addr = r.reply_from;
     hop.rtt = r.rtt;
+    hop.rtt_clock = r.rtt_clock;
     hop.icmp_type = r.icmp_type;
     hop.icmp_code = r.icmp_code;
     hop.quoted_ttl = r.quoted_ttl;

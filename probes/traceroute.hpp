@@ -52,6 +52,7 @@ struct TraceHop {
   int ttl = 0;
   IpAddress addr;                // empty: silent
   std::optional<Duration> rtt;
+  std::string rtt_clock;         // as ProbeResult::rtt_clock: empty with kernel stamps at both ends
   int icmp_type = -1;
   int icmp_code = -1;
   int quoted_ttl = -1;

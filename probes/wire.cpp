@@ -219,7 +219,7 @@ void RawWire::take_send_stamps() {
   stamps_due_ = false;
   for (const int fd : {raw4_, raw6_})
     if (fd >= 0)
-      read_send_stamps(fd, 1 << 20, [this](const std::uint8_t* data, std::size_t size, WallTime stamp) {
+      read_send_stamps(fd, 1 << 20, [this](const std::uint8_t* data, std::size_t size, WallTime stamp, bool) {
         if (handler_) handler_(DLT_RAW, data, size, stamp);
       });
 }
@@ -229,13 +229,16 @@ int RawWire::read_sockets(int max_frames) {
   // An answer may come in while answers are handed on, to a probe sent
   // from one of them: its send stamp, queued before it could be answered,
   // is taken first, so that the engine knows the probe left.
-  const DatagramHandler answer = [this](const std::uint8_t* data, std::size_t size, WallTime stamp) {
+  const DatagramHandler answer = [this](const std::uint8_t* data, std::size_t size, WallTime stamp,
+                                        bool kernel_stamp) {
     if (stamps_due_) take_send_stamps();
+    frame_user_clock_ = !kernel_stamp;
     if (handler_) handler_(DLT_RAW, data, size, stamp);
+    frame_user_clock_ = false;
   };
   int n = 0;
-  if (icmp4_ >= 0) n += read_icmp_receiver(icmp4_, false, max_frames, answer, &unstamped_);
-  if (icmp6_ >= 0) n += read_icmp_receiver(icmp6_, true, max_frames, answer, &unstamped_);
+  if (icmp4_ >= 0) n += read_icmp_receiver(icmp4_, false, max_frames, answer);
+  if (icmp6_ >= 0) n += read_icmp_receiver(icmp6_, true, max_frames, answer);
   return n;
 }
 
@@ -412,7 +415,7 @@ int RawWire::drain(int max_frames) {
 }
 
 std::uint64_t RawWire::dropped() const {
-  std::uint64_t n = unstamped_;
+  std::uint64_t n = 0;
   for (const auto& c : captures_) {
     pcap_stat ps{};
     if (pcap_stats(c.handle, &ps) == 0) n += ps.ps_drop;

@@ -90,6 +90,9 @@ class Wire {
   virtual void set_frame_handler(FrameHandler handler) = 0;
   // Frames the kernel dropped before the capture could read them.
   virtual std::uint64_t dropped() const { return 0; }
+  // While the frame handler runs: the frame's stamp is the wall clock read
+  // as it was read, not the kernel's (it came without one).
+  virtual bool frame_from_user_clock() const { return false; }
   // Hands on, now, up to max_frames per capture of what the captures hold
   // already (without waiting); how many. The engine calls it before timing
   // probes out: an answer that reached this host in time but that a busy
@@ -176,6 +179,7 @@ class RawWire final : public Wire {
   std::uint64_t thread_wakes() const { return queue_ ? queue_->wakes() : 0; }
   void set_frame_handler(FrameHandler handler) override { handler_ = std::move(handler); }
   std::uint64_t dropped() const override;
+  bool frame_from_user_clock() const override { return frame_user_clock_; }
   int drain(int max_frames) override;
 
  private:
@@ -202,7 +206,7 @@ class RawWire final : public Wire {
   bool on_sockets_ = false;  // receive_on_sockets, and the kernel stamps sends
   int icmp4_ = -1;
   int icmp6_ = -1;
-  std::uint64_t unstamped_ = 0;  // answers read without a kernel stamp, dropped (counted in dropped())
+  bool frame_user_clock_ = false;  // frame_from_user_clock
   FrameHandler handler_;
   std::function<void(int)> watch_fd_;
   std::vector<Capture> captures_;

@@ -223,9 +223,11 @@ void ProbingStack::warn_clock_fallbacks(const char* command) const {
   if (s.tx_stamp_missing)
     std::cerr << "outpost " << command << ": " << s.tx_stamp_missing
               << " answers timed from a user-space send time: the kernel gave no stamp of their probe leaving\n";
+  if (s.rx_stamp_missing)
+    std::cerr << "outpost " << command << ": " << s.rx_stamp_missing
+              << " answers timed from a user-space receive time: the kernel gave no stamp of their arrival\n";
   if (s.capture_dropped)
-    std::cerr << "outpost " << command << ": " << s.capture_dropped
-              << " packets the kernel dropped, or gave no timestamp to, were not taken\n";
+    std::cerr << "outpost " << command << ": " << s.capture_dropped << " packets the kernel dropped were not taken\n";
 }
 
 void ProbingStack::expire_due() {

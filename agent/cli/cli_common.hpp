@@ -64,8 +64,8 @@ bool forges_with_packet_module(const Config& config);
 struct ProbingStack {
   // After a command at the terminal: on stderr, how many answers were timed
   // from a user-space send time (the kernel gave no stamp of the probe
-  // leaving), and how many the kernel dropped or gave no stamp to; nothing
-  // when there were none.
+  // leaving) or receive time (no stamp of the answer's arrival), and how
+  // many frames the kernel dropped; nothing when there were none.
   void warn_clock_fallbacks(const char* command) const;
   // The capture ring holds an eighth of a second of probes and answers at
   // max_pps (at least min_ring bytes, at most 64 MiB). The daemon keeps a

@@ -127,6 +127,7 @@ std::string probe_json_line(const ProbeRecord& p) {
     w.string("reply_from", r.reply_from.to_string());
     if (r.reply_ttl >= 0) w.integer("reply_ttl", r.reply_ttl);
   }
+  if (r.rtt && !r.rtt_clock.empty()) w.string("rtt_clock", capped(r.rtt_clock));
   if (r.rtt) w.number("rtt_ms", to_ms(*r.rtt));
   if (labels.method == "icmp" && r.status != ProbeStatus::error) w.integer("seq", r.sequence);
   w.string("status", to_string(r.status));
@@ -151,6 +152,8 @@ json to_json(const ProbeRecord& p) {
   if (labels.method == "tcp") j["port"] = labels.port;
   j["status"] = std::string(to_string(r.status));
   if (r.rtt) j["rtt_ms"] = to_ms(*r.rtt);
+  // A raw probe's fallback clock; a DNS probe's (dns.rtt_clock) comes with its fields.
+  if (r.rtt && !r.dns && !r.rtt_clock.empty()) j["rtt_clock"] = capped(r.rtt_clock);
   if (r.status == ProbeStatus::error) j["error"] = r.error.empty() ? "unknown error" : capped(r.error);
   if (r.reply_from) {
     j["reply_from"] = r.reply_from.to_string();
@@ -225,6 +228,7 @@ json to_json(const TraceRecord& r) {
         if (!a.name.empty()) hop["asn_name"] = a.name;
       }
       if (h.rtt) hop["rtt_ms"] = to_ms(*h.rtt);
+      if (h.rtt && !h.rtt_clock.empty()) hop["rtt_clock"] = capped(h.rtt_clock);
       if (h.icmp_type >= 0) hop["icmp_type"] = h.icmp_type;
       if (h.icmp_code >= 0) hop["icmp_code"] = h.icmp_code;
       if (h.quoted_ttl >= 0) hop["quoted_ttl"] = h.quoted_ttl;

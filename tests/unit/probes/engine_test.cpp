@@ -70,6 +70,9 @@ class FakeWire final : public outpost::Wire {
     return true;
   }
   void set_frame_handler(FrameHandler handler) override { handler_ = std::move(handler); }
+  // As a wire whose answer came without a kernel stamp (timed by the wall clock).
+  bool user_clock = false;
+  bool frame_from_user_clock() const override { return user_clock; }
 
   // As a wire with a sending thread: datagrams queued with tickets 1, 2, ...;
   // `left` of them have gone; fail() reports the failure of the n-th.
@@ -267,6 +270,7 @@ TEST_CASE("engine: a reply gives the RTT between the two kernel stamps", "[engin
   CHECK(*r.rtt == 250us);
   CHECK(r.sent == t0);
   CHECK(r.sent_kernel_stamp);
+  CHECK(r.rtt_clock.empty());  // kernel stamps at both ends
   CHECK(r.target == kTarget);
   CHECK(r.reply_from == kTarget);
   CHECK(r.reply_ttl == 57);
@@ -516,7 +520,44 @@ TEST_CASE("engine: without the outgoing copy the RTT falls back to the wall cloc
   CHECK(r.sent == at_send);
   REQUIRE(r.rtt);
   CHECK(*r.rtt == 300us);
+  CHECK(r.rtt_clock == "kernel_rx");
   CHECK(lab.engine.stats().tx_stamp_missing == 1);
+  CHECK(lab.engine.stats().rx_stamp_missing == 0);
+}
+
+TEST_CASE("engine: an answer without a kernel stamp is taken, and its record says its clock", "[engine]") {
+  Lab lab;
+  const WallTime t0 = lab.clock.wall();
+  lab.launch(kTarget);
+  const Bytes request = lab.sent();
+  SECTION("the send stamped by the kernel, the answer by the wall clock") {
+    lab.capture(request, t0);
+    lab.wire.user_clock = true;
+    lab.capture(echo_reply(request), t0 + 400us);
+    lab.wire.user_clock = false;
+    const ProbeResult& r = lab.result();
+    CHECK(r.status == ProbeStatus::reply);
+    REQUIRE(r.rtt);
+    CHECK(*r.rtt == 400us);
+    CHECK(r.rtt_clock == "kernel_tx");
+    CHECK(lab.engine.stats().rx_stamp_missing == 1);
+    CHECK(lab.engine.stats().tx_stamp_missing == 0);
+  }
+  SECTION("neither end stamped by the kernel") {
+    lab.wire.user_clock = true;
+    lab.capture(echo_reply(request), t0 + 400us);
+    lab.wire.user_clock = false;
+    CHECK(lab.result().rtt_clock == "user");
+    CHECK(lab.engine.stats().rx_stamp_missing == 1);
+    CHECK(lab.engine.stats().tx_stamp_missing == 1);
+  }
+  // The next probe, answered with kernel stamps, says nothing: the slot forgot.
+  const std::size_t next = lab.launch(kTarget);
+  const Bytes again = lab.sent(1);
+  lab.capture(again, t0 + 1ms);
+  lab.capture(echo_reply(again), t0 + 1ms + 100us);
+  CHECK(lab.result(next).status == ProbeStatus::reply);
+  CHECK(lab.result(next).rtt_clock.empty());
 }
 
 TEST_CASE("engine: failures before the wire are results with status error", "[engine]") {

@@ -115,6 +115,26 @@ TEST_CASE("json_lines: probe records of each status", "[records][json]") {
     check_json(j, want);
     check_has(j, kProbeContract);
     check_has(j, {"rtt_ms"});
+    CHECK_FALSE(j.contains("rtt_clock"));  // kernel stamps at both ends: nothing to say
+    CHECK(outpost::to_json_line(outpost::probe_record(labels("icmp"), r)) == j.dump() + "\n");
+  }
+  SECTION("reply timed from the wall clock at one end: rtt_clock says which") {
+    ProbeResult r = result(ProbeStatus::reply);
+    r.rtt = 250us;
+    r.rtt_clock = "kernel_tx";
+    r.reply_from = r.target;
+    r.reply_ttl = 57;
+    json want = probe_head("icmp", "reply");
+    want.update({{"rtt_ms", 0.25}, {"rtt_clock", "kernel_tx"}, {"reply_from", "175.45.176.71"}, {"reply_ttl", 57},
+                 {"seq", 42}});
+    const json j = probe_json(labels("icmp"), r);
+    check_json(j, want);
+    // The agent's own writer, byte for byte the same line.
+    CHECK(outpost::to_json_line(outpost::probe_record(labels("icmp"), r)) == j.dump() + "\n");
+    r.rtt.reset();  // no RTT: no clock to speak of
+    r.status = ProbeStatus::timeout;
+    CHECK_FALSE(probe_json(labels("icmp"), r).contains("rtt_clock"));
+    CHECK_FALSE(json::parse(outpost::to_json_line(outpost::probe_record(labels("icmp"), r))).contains("rtt_clock"));
   }
   SECTION("timeout: no rtt_ms, no error, no one answered") {
     json want = probe_head("icmp", "timeout");
@@ -452,7 +472,9 @@ TEST_CASE("json_lines: an ICMP trace that reached its target", "[records][json]"
   mpls.mpls = {{16001, 0, false, 1}, {24005, 5, true, 1}};
   mpls.probes_sent = 2;
   t.hops.push_back(mpls);
-  t.hops.push_back(answered(4, "198.19.0.9", 80ms, 11, 0, 2, 252));
+  TraceHop fallback = answered(4, "198.19.0.9", 80ms, 11, 0, 2, 252);
+  fallback.rtt_clock = "kernel_tx";  // its answer came without a kernel stamp
+  t.hops.push_back(fallback);
   t.hops.push_back(answered(5, "203.0.113.5", 90ms, 11, 0, -1, 251));  // not in the table; no quote's TTL
   TraceHop target = answered(6, "175.45.176.71", 95250us, 0, 0, -1, 58);
   target.is_target = true;
@@ -494,6 +516,7 @@ TEST_CASE("json_lines: an ICMP trace that reached its target", "[records][json]"
                                  {"probes", 1},
                                  {"addr", "198.19.0.9"},
                                  {"rtt_ms", 80.0},
+                                 {"rtt_clock", "kernel_tx"},
                                  {"icmp_type", 11},
                                  {"icmp_code", 0},
                                  {"quoted_ttl", 2},

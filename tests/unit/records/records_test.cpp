@@ -258,6 +258,7 @@ TEST_CASE("to_json_line: a probe record's line is byte for byte the library's du
     r.icmp_type = static_cast<int>(pick(-1, 255));
     r.icmp_code = static_cast<int>(pick(-1, 255));
     r.sequence = static_cast<std::uint16_t>(pick(0, 65535));
+    if (pick(0, 2) == 0) r.rtt_clock = pick(0, 1) ? std::string("kernel_tx") : text();
     const std::string expected = outpost::to_json(p).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     const std::string got = outpost::to_json_line(outpost::Record{p});
     INFO("record " << i);
