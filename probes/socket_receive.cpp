@@ -144,8 +144,6 @@ int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler)
     const ssize_t got = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
     if (got < 0) break;  // drained (or an error: the next readiness tries again)
     const Read r = read_control(msg);
-    const WallTime stamp =
-        r.stamp ? *r.stamp : std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
     // Cut to what was read (MSG_TRUNC gives the datagram's whole length).
     const std::size_t size = std::min(static_cast<std::size_t>(got), buf.size() - room);
     if (v6) {
@@ -153,7 +151,7 @@ int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler)
       if (!src || !r.dst) continue;
       write_ipv6_header(buf, size, r.hop_limit, *src, r.dst);
     }
-    handler(buf.data(), room + size, stamp, r.stamp.has_value());
+    handler(buf.data(), room + size, r.stamp.value_or(WallTime{}), r.stamp.has_value());
   }
   return n;
 }

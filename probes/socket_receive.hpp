@@ -26,7 +26,8 @@ namespace outpost {
 // when it is that and holds one.
 std::optional<WallTime> software_stamp(const cmsghdr& c);
 
-// kernel_stamp false: stamp is the wall clock, read as the datagram was read.
+// kernel_stamp false: the datagram came without a kernel stamp (stamp is
+// empty); the handler times it by its own clock, at once.
 using DatagramHandler =
     std::function<void(const std::uint8_t* data, std::size_t size, WallTime stamp, bool kernel_stamp)>;
 
@@ -51,10 +52,10 @@ int open_icmp_receiver(bool v6, const std::string& interface, std::string* error
 // Reads up to max datagrams from an ICMP receiver and hands each on, with
 // an IPv6 header put back in front of ICMPv6 (the kernel keeps it). One
 // without a kernel stamp (the kernel switching stamps off and on again for
-// another process, between our check and the answer) is timed by the wall
-// clock read at once and handed on as such (the engine counts it, the
-// record says so): an answer lost would be a timeout, a worse error than
-// the user-space clock's fraction of a millisecond. How many.
+// another process, between our check and the answer) is handed on as such,
+// to be timed by the wall clock (the engine counts it, the record says so):
+// an answer lost would be a timeout, a worse error than the user-space
+// clock's fraction of a millisecond. How many.
 int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler);
 
 // Reads up to max send stamps from a raw socket's error queue and hands on

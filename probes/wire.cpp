@@ -232,9 +232,10 @@ int RawWire::read_sockets(int max_frames) {
   const DatagramHandler answer = [this](const std::uint8_t* data, std::size_t size, WallTime stamp,
                                         bool kernel_stamp) {
     if (stamps_due_) take_send_stamps();
+    const bool outer = frame_user_clock_;  // (a handler that reads the wire again)
     frame_user_clock_ = !kernel_stamp;
-    if (handler_) handler_(DLT_RAW, data, size, stamp);
-    frame_user_clock_ = false;
+    if (handler_) handler_(DLT_RAW, data, size, kernel_stamp ? stamp : clock_.wall());
+    frame_user_clock_ = outer;
   };
   int n = 0;
   if (icmp4_ >= 0) n += read_icmp_receiver(icmp4_, false, max_frames, answer);

@@ -127,7 +127,7 @@ RawWireOptions wire_options(const std::string& interface, double max_pps, int mi
   RawWireOptions o;
   o.interface = interface;
   const double frame = o.snaplen + 96;
-  double floor = min_ring;
+  double least = min_ring;
   if (min_ring >= ProbingStack::kDaemonRing) {
     // The daemon: a second of frames at least, for its loop's longer
     // stalls (a reload's parse, a state file's write), up to min_ring. The
@@ -135,9 +135,9 @@ RawWireOptions wire_options(const std::string& interface, double max_pps, int mi
     // when the filter is set: for an agent at 1,100 probes/s, which fills
     // 0.77 MB a second, 4 MiB were 2-3 ms of its start and 2.9 MB of its
     // resident memory.
-    floor = std::clamp(max_pps * 2 * frame, double(ProbingStack::kDaemonRingLeast), double(min_ring));
+    least = std::clamp(max_pps * 2 * frame, double(ProbingStack::kDaemonRingLeast), double(min_ring));
   }
-  o.capture_buffer_bytes = static_cast<int>(std::clamp(max_pps * 2 * frame * 0.125, floor, kMax));
+  o.capture_buffer_bytes = static_cast<int>(std::clamp(max_pps * 2 * frame * 0.125, least, kMax));
   // From this rate on, the kernel's send path (with a routing host's
   // forwarding, run in the sender's context) gets a core of its own; below
   // it, a thread to wake per probe would cost more than it spares.
