@@ -165,10 +165,11 @@ void Engine::complete(std::uint32_t idx) {
   // as unreachable, from our own kernel): local, whatever the status says.
   const bool local = slot.local_failure && (status == ProbeStatus::error || status == ProbeStatus::unreachable);
   // The clock of an RTT timed from the wall clock at either end, for the record to say.
-  const char* fallback = slot.tx_user_clock && slot.rx_user_clock ? "user"
-                         : slot.tx_user_clock                     ? "kernel_rx"
-                         : slot.rx_user_clock                     ? "kernel_tx"
-                                                                  : nullptr;
+  const char* fallback = !probe->result().rtt                      ? nullptr
+                         : slot.tx_user_clock && slot.rx_user_clock ? "user"
+                         : slot.tx_user_clock                       ? "kernel_rx"
+                         : slot.rx_user_clock                       ? "kernel_tx"
+                                                                    : nullptr;
   slot.tx_user_clock = false;
   slot.rx_user_clock = false;
   slot.keys.clear();
@@ -182,10 +183,10 @@ void Engine::complete(std::uint32_t idx) {
   free_slots_.push_back(idx);
   if (!done) return;
   // May launch more probes: the slot is no longer referenced.
-  if (local || (fallback && probe->result().rtt)) {
+  if (local || fallback) {
     ProbeResult result = probe->result();
     if (local) result.local_error = true;
-    if (fallback && result.rtt) result.rtt_clock = fallback;
+    if (fallback) result.rtt_clock = fallback;
     done(result);
   } else {
     done(probe->result());

@@ -151,7 +151,7 @@ int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler)
       if (!src || !r.dst) continue;
       write_ipv6_header(buf, size, r.hop_limit, *src, r.dst);
     }
-    handler(buf.data(), room + size, r.stamp.value_or(WallTime{}), r.stamp.has_value());
+    handler(buf.data(), room + size, r.stamp);
   }
   return n;
 }
@@ -172,7 +172,7 @@ int read_send_stamps(int raw_fd, int max, const DatagramHandler& handler) {
     const Read r = read_control(msg);
     if (!r.stamp || (msg.msg_flags & MSG_TRUNC)) continue;
     const std::span<const std::uint8_t> looped(buf.data(), static_cast<std::size_t>(got));
-    if (const auto at = looped_ip_offset(looped)) handler(looped.data() + *at, looped.size() - *at, *r.stamp, true);
+    if (const auto at = looped_ip_offset(looped)) handler(looped.data() + *at, looped.size() - *at, r.stamp);
   }
   return n;
 }

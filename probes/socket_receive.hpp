@@ -26,10 +26,10 @@ namespace outpost {
 // when it is that and holds one.
 std::optional<WallTime> software_stamp(const cmsghdr& c);
 
-// kernel_stamp false: the datagram came without a kernel stamp (stamp is
-// empty); the handler times it by its own clock, at once.
+// No stamp: the datagram came without the kernel's; the handler times it by
+// its own clock, at once.
 using DatagramHandler =
-    std::function<void(const std::uint8_t* data, std::size_t size, WallTime stamp, bool kernel_stamp)>;
+    std::function<void(const std::uint8_t* data, std::size_t size, std::optional<WallTime> stamp)>;
 
 // The kernel turns software timestamping on for the whole host when a socket
 // asks for it, asynchronously, and off again when the last such socket

@@ -219,8 +219,8 @@ void RawWire::take_send_stamps() {
   stamps_due_ = false;
   for (const int fd : {raw4_, raw6_})
     if (fd >= 0)
-      read_send_stamps(fd, 1 << 20, [this](const std::uint8_t* data, std::size_t size, WallTime stamp, bool) {
-        if (handler_) handler_(DLT_RAW, data, size, stamp);
+      read_send_stamps(fd, 1 << 20, [this](const std::uint8_t* data, std::size_t size, std::optional<WallTime> stamp) {
+        if (handler_) handler_(DLT_RAW, data, size, *stamp);  // always stamped: the error queue's stamps
       });
 }
 
@@ -229,12 +229,11 @@ int RawWire::read_sockets(int max_frames) {
   // An answer may come in while answers are handed on, to a probe sent
   // from one of them: its send stamp, queued before it could be answered,
   // is taken first, so that the engine knows the probe left.
-  const DatagramHandler answer = [this](const std::uint8_t* data, std::size_t size, WallTime stamp,
-                                        bool kernel_stamp) {
+  const DatagramHandler answer = [this](const std::uint8_t* data, std::size_t size, std::optional<WallTime> stamp) {
     if (stamps_due_) take_send_stamps();
     const bool outer = frame_user_clock_;  // (a handler that reads the wire again)
-    frame_user_clock_ = !kernel_stamp;
-    if (handler_) handler_(DLT_RAW, data, size, kernel_stamp ? stamp : clock_.wall());
+    frame_user_clock_ = !stamp;
+    if (handler_) handler_(DLT_RAW, data, size, stamp ? *stamp : clock_.wall());
     frame_user_clock_ = outer;
   };
   int n = 0;

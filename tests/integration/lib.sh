@@ -11,6 +11,7 @@
 #   start_agent CFG OUT LOG [ARGS...]            # the same in the background:
 #                                                # sets AGENT_PID, waits until it runs
 #   start_agent_or_exit CFG OUT LOG [ARGS...]    # or the test fails there
+#   wait_started PID LOG PATTERN                 # until LOG says PATTERN (10 s)
 #   check NAME CMD...       # PASS/FAIL line; counts failures
 #   quiet CMD...            # CMD without its output (for check)
 #   py_checks ARGS... <<'EOF' ... EOF
@@ -144,21 +145,28 @@ run_agent() {
   return "$rc"
 }
 
+# wait_started PID LOG PATTERN: 0 once LOG shows PATTERN; 1 when PID exits
+# first, or after 10 s.
+wait_started() {
+  local try
+  for ((try = 0; try < 100; try++)); do
+    grep -q "$3" "$2" 2>/dev/null && return 0
+    kill -0 "$1" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
 # start_agent CFG OUT LOG [ARGS...]: outpost run in the background (AGENT_PID);
 # returns once its log says it is running (1 if it does not within 10 s).
 start_agent() {
-  local cfg=$1 out=$2 log=$3 try
+  local cfg=$1 out=$2 log=$3
   shift 3
   # netlab exec and `ip netns exec` both exec: $! ends up being outpost itself.
   "$NETLAB" exec vp "$OUTPOST" run -c "$cfg" --output "$out" "$@" 2>"$log" &
   AGENT_PID=$!
   LIB_PIDS+=("$AGENT_PID")
-  for ((try = 0; try < 100; try++)); do
-    grep -q 'running' "$log" 2>/dev/null && return 0
-    kill -0 "$AGENT_PID" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
+  wait_started "$AGENT_PID" "$log" running
 }
 
 # start_agent_or_exit CFG OUT LOG [ARGS...]: start_agent, or the test fails

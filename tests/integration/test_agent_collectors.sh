@@ -87,15 +87,11 @@ check "outpost check accepts the config" quiet "$OUTPOST" check -c "$CFG"
 # agent_start LOG: outpost run in the vp with no --for (AGENT_PID); from the
 # work dir, so that a relative path it might make stays inside it.
 agent_start() {
-  local log=$1 try
+  local log=$1
   (cd "$WORK" && exec "$NETLAB" exec vp "$OUTPOST" run -c "$CFG" 2>"$log") &
   AGENT_PID=$!
   LIB_PIDS+=("$AGENT_PID")
-  for ((try = 0; try < 100; try++)); do
-    grep -q 'running' "$log" 2>/dev/null && return 0
-    kill -0 "$AGENT_PID" 2>/dev/null || break
-    sleep 0.1
-  done
+  wait_started "$AGENT_PID" "$log" running && return 0
   echo "FAIL: the agent did not start"
   show_log "$log"
   exit 1

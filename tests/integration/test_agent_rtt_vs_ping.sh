@@ -34,16 +34,11 @@ PROBE_TOLERANCE_US=200
 # capture_start FILE: tcpdump of the vp's ICMP with $TARGET into FILE
 # (CAPTURE_PID); returns once it listens.
 capture_start() {
-  local try
   "$NETLAB" exec vp tcpdump -i up0 -n --time-stamp-precision=nano \
     -w "$1" "icmp and host $TARGET" 2>"$1.log" &
   CAPTURE_PID=$!
   LIB_PIDS+=("$CAPTURE_PID")
-  for ((try = 0; try < 100; try++)); do
-    grep -q 'listening on' "$1.log" 2>/dev/null && return 0
-    kill -0 "$CAPTURE_PID" 2>/dev/null || break
-    sleep 0.1
-  done
+  wait_started "$CAPTURE_PID" "$1.log" 'listening on' && return 0
   echo "  tcpdump did not start:"
   show_log "$1.log"
   return 1
