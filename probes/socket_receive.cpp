@@ -51,13 +51,29 @@ std::optional<WallTime> software_stamp(const cmsghdr& c) {
   return WallTime(std::chrono::seconds(ts.ts[0].tv_sec) + std::chrono::nanoseconds(ts.ts[0].tv_nsec));
 }
 
-bool keep_kernel_timestamps_on() {
-  // The socket, and whether a datagram came stamped.
-  static const std::pair<int, bool> holder = []() -> std::pair<int, bool> {
+namespace {
+
+// The socket that keeps the kernel's stamps on, for the process's life: it is
+// never closed.
+int stamp_holder() {
+  static const int fd = [] {
     const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return {fd, false};
+    if (fd < 0) return fd;
     const int stamping = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
     setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping);
+    return fd;
+  }();
+  return fd;
+}
+
+}  // namespace
+
+void ask_kernel_timestamps() { stamp_holder(); }
+
+bool keep_kernel_timestamps_on() {
+  static const bool on = []() -> bool {
+    const int fd = stamp_holder();
+    if (fd < 0) return false;
     // The kernel switches stamps on a moment later (a deferred work item):
     // wait, at most 0.2 s once per process, until a datagram to ourselves on
     // loopback comes stamped. The wait is by the clock, with a pause between
@@ -71,7 +87,7 @@ bool keep_kernel_timestamps_on() {
     socklen_t len = sizeof self;
     if (bind(fd, reinterpret_cast<sockaddr*>(&self), len) != 0 ||
         getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len) != 0)
-      return {fd, false};  // no loopback here: stamps come when they come
+      return false;  // no loopback here: stamps come when they come
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
     for (bool first = true; first || std::chrono::steady_clock::now() < deadline; first = false) {
       if (!first) {
@@ -89,11 +105,11 @@ bool keep_kernel_timestamps_on() {
       msg.msg_controllen = sizeof control;
       if (recvmsg(fd, &msg, 0) != 1) continue;
       for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (software_stamp(*c)) return {fd, true};
+        if (software_stamp(*c)) return true;
     }
-    return {fd, false};  // never closed: it holds the kernel's timestamping on
+    return false;
   }();
-  return holder.second;
+  return on;
 }
 
 bool ask_send_stamps(int raw_fd, bool on) {

@@ -40,6 +40,13 @@ using DatagramHandler =
 // Idempotent.
 bool keep_kernel_timestamps_on();
 
+// Only the asking: opens the socket that keeps stamps on, and returns at
+// once. The kernel's switch takes about a millisecond (most of it waiting on
+// the other CPUs, not on this one), so a command that will want stamps asks
+// first thing and lets its own start-up run meanwhile; the first
+// keep_kernel_timestamps_on() then seldom waits. Idempotent.
+void ask_kernel_timestamps();
+
 // Asks the kernel for a software stamp of each datagram a raw socket sends,
 // with the datagram, on the socket's error queue (or no more, when !on).
 // False when it will not.

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "socket_receive.hpp"
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "unknown"
@@ -40,6 +41,10 @@ int dispatch(int argc, char** argv) {
     std::cout << "outpost " << OUTPOST_VERSION << "\n";
     return outpost::kExitOk;
   }
+  // The commands that time answers by the kernel's stamps ask for them
+  // before their own start-up, which then runs while the kernel switches
+  // stamps on.
+  if (command == "run" || command == "ping" || command == "trace") outpost::ask_kernel_timestamps();
   // Each subcommand sees its own name as argv[0].
   if (command == "run") return outpost::run_command(argc - 1, argv + 1);
   if (command == "check") return outpost::check_command(argc - 1, argv + 1);

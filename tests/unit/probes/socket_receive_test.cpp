@@ -6,10 +6,17 @@
 
 #include "socket_receive.hpp"
 
+#include <arpa/inet.h>
+#include <linux/net_tstamp.h>
+#include <netinet/in.h>
 #include <pcap/dlt.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "icmp_echo.hpp"
@@ -101,4 +108,38 @@ TEST_CASE("write_ipv6_header: an ICMPv6 message decodes as the datagram that bro
   Bytes expected(whole.begin(), whole.begin() + 40);
   expected[7] = 61;
   CHECK(Bytes(buf.begin(), buf.begin() + 40) == expected);
+}
+
+TEST_CASE("ask_kernel_timestamps, then keep_kernel_timestamps_on: another socket's datagram comes stamped",
+          "[socket_receive]") {
+  // Only loopback: a socket of the test's own, asking for receive stamps,
+  // sends a datagram to itself once the wait says stamps are on.
+  outpost::ask_kernel_timestamps();
+  outpost::ask_kernel_timestamps();  // idempotent: one holder
+  REQUIRE(outpost::keep_kernel_timestamps_on());
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  const int stamping = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+  REQUIRE(setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping) == 0);
+  sockaddr_in self{};
+  self.sin_family = AF_INET;
+  self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof self;
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&self), len) == 0);
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len) == 0);
+  char byte = 1;
+  REQUIRE(sendto(fd, &byte, 1, 0, reinterpret_cast<sockaddr*>(&self), len) == 1);
+  pollfd p{fd, POLLIN, 0};
+  REQUIRE(poll(&p, 1, 2000) == 1);
+  alignas(cmsghdr) char control[256];
+  iovec iov{&byte, 1};
+  msghdr msg{.msg_name = nullptr, .msg_namelen = 0, .msg_iov = &iov, .msg_iovlen = 1,
+             .msg_control = control, .msg_controllen = sizeof control, .msg_flags = 0};
+  REQUIRE(recvmsg(fd, &msg, 0) == 1);
+  std::optional<outpost::WallTime> stamp;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+    if (auto s = outpost::software_stamp(*c)) stamp = s;
+  close(fd);
+  REQUIRE(stamp.has_value());
+  CHECK(stamp->time_since_epoch().count() > 0);
 }
