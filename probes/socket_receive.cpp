@@ -1,5 +1,6 @@
 #include "socket_receive.hpp"
 
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -117,11 +118,16 @@ bool ask_send_stamps(int raw_fd, bool on) {
   return setsockopt(raw_fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) == 0;
 }
 
-int open_icmp_receiver(bool v6, const std::string& interface, std::string* error) {
-  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP});
+namespace {
+
+// A raw socket of `protocol` that stamps what it receives, bound to
+// `interface` when one is given, with the kernel filter `filter` when one is
+// given (and nothing it let in before the filter was on); -1 with *error.
+int open_receiver(bool v6, int protocol, const char* name, std::span<const sock_filter> filter,
+                  const std::string& interface, std::string* error) {
+  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
   if (fd < 0) {
-    *error = std::string(v6 ? "ICMPv6" : "ICMP") + " socket: " + std::strerror(errno);
+    *error = std::string(name) + " socket: " + std::strerror(errno);
     return -1;
   }
   const int flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
@@ -132,17 +138,55 @@ int open_icmp_receiver(bool v6, const std::string& interface, std::string* error
          setsockopt(fd, SOL_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof on) == 0;
   if (ok && !interface.empty())
     ok = setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, interface.c_str(), interface.size()) == 0;
+  if (ok && !filter.empty()) {
+    const sock_fprog program{static_cast<unsigned short>(filter.size()), const_cast<sock_filter*>(filter.data())};
+    ok = setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) == 0;
+    // What came in between the socket and its filter: nothing of ours (no
+    // probe of this protocol has gone yet), maybe the host's own traffic.
+    std::array<std::uint8_t, 64> discard;
+    while (ok && recv(fd, discard.data(), discard.size(), MSG_DONTWAIT | MSG_TRUNC) >= 0) {
+    }
+  }
   if (!ok) {
-    *error = std::string(v6 ? "ICMPv6" : "ICMP") + " socket options: " + std::strerror(errno);
+    *error = std::string(name) + " socket options: " + std::strerror(errno);
     close(fd);
     return -1;
   }
   return fd;
 }
 
-int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler) {
-  // IPv4: the whole datagram. IPv6: the ICMPv6 message, after the room
-  // for the header put back in front.
+}  // namespace
+
+int open_icmp_receiver(bool v6, const std::string& interface, std::string* error) {
+  return open_receiver(v6, v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}, v6 ? "ICMPv6" : "ICMP", {}, interface,
+                       error);
+}
+
+int open_tcp_receiver(bool v6, std::uint16_t first_port, const std::string& interface, std::string* error) {
+  // The kernel's filter (classic BPF) lets in a segment whose destination
+  // port is first_port or above. An IPv4 raw socket's filter sees the IP
+  // header first (its length in the low nibble of byte 0: the BPF_MSH load);
+  // an IPv6 one's sees the TCP header first.
+  const std::array<sock_filter, 5> v4{{
+      {BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0},
+      {BPF_LD | BPF_H | BPF_IND, 0, 0, 2},
+      {BPF_JMP | BPF_JGE | BPF_K, 0, 1, first_port},
+      {BPF_RET | BPF_K, 0, 0, 0xffff},
+      {BPF_RET | BPF_K, 0, 0, 0},
+  }};
+  const std::array<sock_filter, 4> v6_filter{{
+      {BPF_LD | BPF_H | BPF_ABS, 0, 0, 2},
+      {BPF_JMP | BPF_JGE | BPF_K, 0, 1, first_port},
+      {BPF_RET | BPF_K, 0, 0, 0xffff},
+      {BPF_RET | BPF_K, 0, 0, 0},
+  }};
+  return v6 ? open_receiver(true, IPPROTO_TCP, "TCP (IPv6)", v6_filter, interface, error)
+            : open_receiver(false, IPPROTO_TCP, "TCP", v4, interface, error);
+}
+
+int read_receiver(int fd, bool v6, std::uint8_t protocol, int max, const DatagramHandler& handler) {
+  // IPv4: the whole datagram. IPv6: the message (ICMPv6, TCP), after the
+  // room for the header put back in front.
   std::array<std::uint8_t, 2048> buf;
   const std::size_t room = v6 ? 40 : 0;
   int n = 0;
@@ -165,7 +209,7 @@ int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler)
     if (v6) {
       const auto src = IpAddress::from_sockaddr(from);
       if (!src || !r.dst) continue;
-      write_ipv6_header(buf, size, r.hop_limit, *src, r.dst);
+      write_ipv6_header(buf, size, protocol, r.hop_limit, *src, r.dst);
     }
     handler(buf.data(), room + size, r.stamp);
   }
@@ -211,13 +255,13 @@ std::optional<std::size_t> looped_ip_offset(std::span<const std::uint8_t> looped
   return std::nullopt;
 }
 
-void write_ipv6_header(std::span<std::uint8_t> out, std::size_t payload, int hop_limit, const IpAddress& src,
-                       const IpAddress& dst) {
+void write_ipv6_header(std::span<std::uint8_t> out, std::size_t payload, std::uint8_t next_header, int hop_limit,
+                       const IpAddress& src, const IpAddress& dst) {
   out[0] = 0x60;
   out[1] = out[2] = out[3] = 0;
   out[4] = static_cast<std::uint8_t>(payload >> 8);
   out[5] = static_cast<std::uint8_t>(payload);
-  out[6] = IPPROTO_ICMPV6;
+  out[6] = next_header;
   out[7] = static_cast<std::uint8_t>(hop_limit < 0 ? 0 : hop_limit);
   std::memcpy(out.data() + 8, src.bytes(), 16);
   std::memcpy(out.data() + 24, dst.bytes(), 16);

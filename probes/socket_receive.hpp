@@ -1,8 +1,9 @@
-// Receiving without a capture: answers that are all ICMP (echo replies, and
-// the errors that routers and hosts send about echo requests and UDP
-// probes) read from raw ICMP sockets, and the kernel's send stamp of each
-// raw datagram read back from its socket's error queue. Each comes out as
-// an IP datagram (DLT_RAW) with its kernel stamp, as a capture's frame would.
+// Receiving without a capture: answers read from raw ICMP sockets (echo
+// replies, and the errors that routers and hosts send about any probe) and
+// raw TCP ones (the SYN-ACKs and RSTs of TCP probes' ports), and the
+// kernel's send stamp of each raw datagram read back from its socket's error
+// queue. Each comes out as an IP datagram (DLT_RAW) with its kernel stamp,
+// as a capture's frame would.
 // A capture costs a command at the terminal a packet socket, its ring and
 // its filter, and a close that waits for the network stack's grace period:
 // about 1.5 ms of a one-probe `outpost ping`.
@@ -56,14 +57,23 @@ bool ask_send_stamps(int raw_fd, bool on = true);
 // to `interface` when one is given; -1 with *error.
 int open_icmp_receiver(bool v6, const std::string& interface, std::string* error);
 
-// Reads up to max datagrams from an ICMP receiver and hands each on, with
-// an IPv6 header put back in front of ICMPv6 (the kernel keeps it). One
+// A raw socket that gets a copy of each TCP segment the host receives for a
+// destination port of first_port or above (a kernel filter keeps out the
+// rest, the host's own connections among them), stamped, bound to
+// `interface` when one is given; -1 with *error. The kernel's TCP still
+// gets the segment too (and answers a SYN-ACK to no socket of its own with
+// a RST, as it does when a capture watches).
+int open_tcp_receiver(bool v6, std::uint16_t first_port, const std::string& interface, std::string* error);
+
+// Reads up to max datagrams from a receiver of `protocol` (IPPROTO_ICMP,
+// IPPROTO_ICMPV6, IPPROTO_TCP) and hands each on, with an IPv6 header put
+// back in front of the message (the kernel keeps it). One
 // without a kernel stamp (the kernel switching stamps off and on again for
 // another process, between our check and the answer) is handed on as such,
 // to be timed by the wall clock (the engine counts it, the record says so):
 // an answer lost would be a timeout, a worse error than the user-space
 // clock's fraction of a millisecond. How many.
-int read_icmp_receiver(int fd, bool v6, int max, const DatagramHandler& handler);
+int read_receiver(int fd, bool v6, std::uint8_t protocol, int max, const DatagramHandler& handler);
 
 // Reads up to max send stamps from a raw socket's error queue and hands on
 // the datagram each came with. How many.
@@ -75,10 +85,10 @@ int read_send_stamps(int raw_fd, int max, const DatagramHandler& handler);
 // end exactly. Empty when there is none.
 std::optional<std::size_t> looped_ip_offset(std::span<const std::uint8_t> looped);
 
-// An IPv6 header (payload length, next header ICMPv6, hop limit, addresses)
-// written in front of an ICMPv6 message of `payload` bytes at out[40...].
-// out must hold 40 + payload bytes.
-void write_ipv6_header(std::span<std::uint8_t> out, std::size_t payload, int hop_limit, const IpAddress& src,
-                       const IpAddress& dst);
+// An IPv6 header (payload length, next header, hop limit, addresses)
+// written in front of a message of `payload` bytes at out[40...]. out must
+// hold 40 + payload bytes.
+void write_ipv6_header(std::span<std::uint8_t> out, std::size_t payload, std::uint8_t next_header, int hop_limit,
+                       const IpAddress& src, const IpAddress& dst);
 
 }  // namespace outpost

@@ -113,8 +113,8 @@ RawWire::~RawWire() {
   for (auto& c : captures_) pcap_close(c.handle);
   if (raw4_ >= 0) close(raw4_);
   if (raw6_ >= 0) close(raw6_);
-  if (icmp4_ >= 0) close(icmp4_);
-  if (icmp6_ >= 0) close(icmp6_);
+  for (const int fd : {icmp4_, icmp6_, tcp4_, tcp6_})
+    if (fd >= 0) close(fd);
   if (route_watch_ >= 0) close(route_watch_);
 }
 
@@ -139,7 +139,7 @@ void RawWire::set_fd_watcher(std::function<void(int fd)> watch) {
   if (watch_fd_ && route_watch_ >= 0) watch_fd_(route_watch_);
   if (watch_fd_ && queue_) watch_fd_(queue_->event_fd());
   // Send stamps raise the raw sockets' EPOLLERR.
-  for (const int fd : {on_sockets_ ? raw4_ : -1, on_sockets_ ? raw6_ : -1, icmp4_, icmp6_})
+  for (const int fd : {on_sockets_ ? raw4_ : -1, on_sockets_ ? raw6_ : -1, icmp4_, icmp6_, tcp4_, tcp6_})
     if (watch_fd_ && fd >= 0) watch_fd_(fd);
 }
 
@@ -197,7 +197,8 @@ bool RawWire::open(std::string* error) {
 
 bool RawWire::ensure_receiver(bool v6, std::string* error) {
   int& fd = v6 ? icmp6_ : icmp4_;
-  if (fd >= 0) return true;
+  int& tcp = v6 ? tcp6_ : tcp4_;
+  if (fd >= 0 && (tcp >= 0 || !options_.socket_tcp_first_port)) return true;
   // A raw socket's answers carry the kernel's stamp only once the kernel
   // has switched stamps on (a capture stamps its frames itself): where it
   // has not (no loopback to see it on), the wire captures after all. The
@@ -209,9 +210,16 @@ bool RawWire::ensure_receiver(bool v6, std::string* error) {
       if (raw >= 0) ask_send_stamps(raw, false);
     return false;
   }
-  fd = open_icmp_receiver(v6, options_.interface, error);
-  if (fd < 0) return false;
-  if (watch_fd_) watch_fd_(fd);
+  if (fd < 0) {
+    fd = open_icmp_receiver(v6, options_.interface, error);
+    if (fd < 0) return false;
+    if (watch_fd_) watch_fd_(fd);
+  }
+  if (options_.socket_tcp_first_port) {
+    tcp = open_tcp_receiver(v6, options_.socket_tcp_first_port, options_.interface, error);
+    if (tcp < 0) return false;
+    if (watch_fd_) watch_fd_(tcp);
+  }
   return true;
 }
 
@@ -237,8 +245,10 @@ int RawWire::read_sockets(int max_frames) {
     frame_user_clock_ = outer;
   };
   int n = 0;
-  if (icmp4_ >= 0) n += read_icmp_receiver(icmp4_, false, max_frames, answer);
-  if (icmp6_ >= 0) n += read_icmp_receiver(icmp6_, true, max_frames, answer);
+  if (icmp4_ >= 0) n += read_receiver(icmp4_, false, IPPROTO_ICMP, max_frames, answer);
+  if (icmp6_ >= 0) n += read_receiver(icmp6_, true, IPPROTO_ICMPV6, max_frames, answer);
+  if (tcp4_ >= 0) n += read_receiver(tcp4_, false, IPPROTO_TCP, max_frames, answer);
+  if (tcp6_ >= 0) n += read_receiver(tcp6_, true, IPPROTO_TCP, max_frames, answer);
   return n;
 }
 
@@ -381,7 +391,8 @@ int RawWire::on_readable(int fd) {
       if (send_failed_) send_failed_(f.token, errno_text("send to " + f.dst.to_string(), f.error));
     return 0;
   }
-  if (on_sockets_ && (fd == raw4_ || fd == raw6_ || fd == icmp4_ || fd == icmp6_)) return read_sockets(kMaxFramesPerWake);
+  if (on_sockets_ && (fd == raw4_ || fd == raw6_ || fd == icmp4_ || fd == icmp6_ || fd == tcp4_ || fd == tcp6_))
+    return read_sockets(kMaxFramesPerWake);
   for (auto& c : captures_) {
     if (c.fd != fd) continue;
     current_link_type_ = c.link_type;

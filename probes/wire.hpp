@@ -134,11 +134,15 @@ struct RawWireOptions {
   // The probe types (registry.hpp) whose packets the captures let through,
   // besides every ICMP error; empty: all of them.
   std::vector<std::string_view> capture_types;
-  // No capture: answers read from raw ICMP sockets and send times from the
-  // raw sockets' error queues (socket_receive.hpp), for probes whose answers
-  // are all ICMP (echo, UDP trace). Where the kernel refuses send stamps,
-  // the wire captures after all.
+  // No capture: answers read from raw ICMP sockets (and raw TCP ones, with
+  // socket_tcp_first_port) and send times from the raw sockets' error
+  // queues (socket_receive.hpp). Where the kernel refuses send stamps, the
+  // wire captures after all.
   bool receive_on_sockets = false;
+  // With receive_on_sockets, for TCP probes: the lowest of their source
+  // ports, to which their answers come (a raw TCP socket per family takes
+  // the segments to that port and above); 0: no TCP receiver.
+  std::uint16_t socket_tcp_first_port = 0;
 };
 
 class RawWire final : public Wire {
@@ -206,6 +210,8 @@ class RawWire final : public Wire {
   bool on_sockets_ = false;  // receive_on_sockets, and the kernel stamps sends
   int icmp4_ = -1;
   int icmp6_ = -1;
+  int tcp4_ = -1;  // socket_tcp_first_port
+  int tcp6_ = -1;
   bool frame_user_clock_ = false;  // frame_from_user_clock
   FrameHandler handler_;
   std::function<void(int)> watch_fd_;

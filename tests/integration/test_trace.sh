@@ -72,19 +72,22 @@ check("drop at carrier: not reached, stopped by the gap limit", not d["reached"]
 check("drop at carrier: exit status 1 (not reached)", drop_rc == 1, drop_rc)
 PY
 
-# A trace or ping from the terminal whose answers are all ICMP (icmp, udp)
-# reads them from raw ICMP sockets, its send times from the raw socket's
-# error queue: no packet socket. tcp:80 still captures (the control that
-# shows the check can fail). Every answer of either is timed from kernel
-# stamps at both ends: no "user-space send time" on stderr.
+# A trace or ping from the terminal reads its answers from raw ICMP sockets
+# (and raw TCP ones for tcp:80), its send times from the raw socket's error
+# queue: no packet socket. The agent still captures (the control that shows
+# the check can fail). Every answer is timed from kernel stamps at both
+# ends: no "user-space send time" on stderr.
 for method in icmp udp tcp:80; do
   check "trace $method: every hop timed from kernel stamps (no fallback on stderr)" \
     bash -c "! grep -E 'user-space|not taken' '$WORK/trace-$method.log'"
 done
-# packet_sockets METHOD: how many packet sockets a ping by METHOD holds while
-# it runs (its socket inodes and the vp's packet sockets, read at once).
+# packet_sockets OUT ARGS...: how many packet sockets `outpost ARGS...` holds
+# while it runs (its socket inodes and the vp's packet sockets, read at
+# once), with what it printed in OUT.
 packet_sockets() {
-  in_vp "$OUTPOST" ping "$TARGET" --method "$1" -c 10 -i 100ms >"$WORK/ping-$1.txt" 2>&1 &
+  local out=$1
+  shift
+  in_vp "$OUTPOST" "$@" >"$out" 2>&1 &
   local runner=$! pid="" sockets packet
   for _ in $(seq 1 50); do
     pid=$(pgrep -n -x outpost) && break
@@ -96,11 +99,23 @@ packet_sockets() {
   wait "$runner"
   comm -12 <(sort <<<"$sockets") <(sort <<<"$packet") | grep -c . || true
 }
-icmp_packet=$(packet_sockets icmp)
-tcp_packet=$(packet_sockets tcp:80)
-echo "  packet sockets held while pinging: icmp $icmp_packet, tcp:80 $tcp_packet"
+cat >"$WORK/capture.yaml" <<YAML
+agent: { id: capture-control, max_pps: 100 }
+defaults: { interval: 200ms, timeout: 100ms, probes: [icmp] }
+groups:
+  - name: lab
+    targets:
+      - { name: net3, address: $TARGET }
+YAML
+icmp_packet=$(packet_sockets "$WORK/ping-icmp.txt" ping "$TARGET" --method icmp -c 10 -i 100ms)
+tcp_packet=$(packet_sockets "$WORK/ping-tcp.txt" ping "$TARGET" --method tcp:80 -c 10 -i 100ms)
+agent_packet=$(packet_sockets "$WORK/capture.log" run -c "$WORK/capture.yaml" --for 1s --output "$WORK/capture.jsonl")
+echo "  packet sockets held: ping icmp $icmp_packet, ping tcp:80 $tcp_packet, the agent $agent_packet"
 check "ping icmp: no packet socket (answers from a raw ICMP socket)" test "$icmp_packet" -eq 0
-check "ping tcp:80: a packet socket (the capture), so the check above can fail" test "$tcp_packet" -ge 1
+check "ping tcp:80: no packet socket (answers from raw TCP and ICMP sockets)" test "$tcp_packet" -eq 0
+check "the agent: a packet socket (its capture), so the checks above can fail" test "$agent_packet" -ge 1
+check "ping tcp:80: 10 replies" grep -q "^10 probes sent, 10 replies" "$WORK/ping-tcp.txt"
+check "ping tcp:80: no clock fallback on stderr" bash -c "! grep -E 'user-space|not taken' '$WORK/ping-tcp.txt'"
 check "ping icmp: 10 replies" grep -q "^10 probes sent, 10 replies" "$WORK/ping-icmp.txt"
 check "ping icmp: no clock fallback on stderr" bash -c "! grep -E 'user-space|not taken' '$WORK/ping-icmp.txt'"
 

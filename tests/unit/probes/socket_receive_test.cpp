@@ -96,7 +96,7 @@ TEST_CASE("write_ipv6_header: an ICMPv6 message decodes as the datagram that bro
   const Bytes whole = echo_request(kTarget6, kUs6, 56);
   Bytes buf(whole.size());
   std::copy(whole.begin() + 40, whole.end(), buf.begin() + 40);
-  outpost::write_ipv6_header(buf, whole.size() - 40, 61, kTarget6, kUs6);
+  outpost::write_ipv6_header(buf, whole.size() - 40, IPPROTO_ICMPV6, 61, kTarget6, kUs6);
   const auto packet = outpost::decode_frame(DLT_RAW, buf.data(), buf.size(), nullptr);
   REQUIRE(packet);
   CHECK(packet->ip.src == kTarget6);
@@ -142,4 +142,90 @@ TEST_CASE("ask_kernel_timestamps, then keep_kernel_timestamps_on: another socket
   close(fd);
   REQUIRE(stamp.has_value());
   CHECK(stamp->time_since_epoch().count() > 0);
+}
+
+namespace {
+
+// fd listening on `addr` at a port of [lo, hi] (the first free one; 0..0:
+// the kernel's pick); the port, or 0 when none was free.
+std::uint16_t listen_in(int fd, const IpAddress& addr, std::uint16_t lo, std::uint16_t hi) {
+  for (unsigned port = lo; port <= hi; ++port) {
+    sockaddr_storage sa{};
+    socklen_t len = addr.to_sockaddr(sa, static_cast<std::uint16_t>(port));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) continue;
+    if (listen(fd, 4) != 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return 0;
+    return ntohs(addr.is_v6() ? reinterpret_cast<sockaddr_in6*>(&sa)->sin6_port
+                              : reinterpret_cast<sockaddr_in*>(&sa)->sin_port);
+  }
+  return 0;
+}
+
+// Connects to `port` on `addr` (blocking: loopback answers at once); whether it did.
+bool connect_to(const IpAddress& addr, std::uint16_t port) {
+  const int fd = socket(addr.is_v6() ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage sa{};
+  const socklen_t len = addr.to_sockaddr(sa, port);
+  const bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&sa), len) == 0;
+  if (fd >= 0) close(fd);
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE("open_tcp_receiver: the segments to first_port and above, stamped, and none to a port below",
+          "[socket_receive]") {
+  if (geteuid() != 0) {
+    WARN("skipped: a raw TCP socket needs CAP_NET_RAW (run as root)");
+    return;
+  }
+  REQUIRE(outpost::keep_kernel_timestamps_on());
+  constexpr std::uint16_t kFirst = 61000;
+  for (const IpAddress& addr : {*IpAddress::parse("127.0.0.1"), *IpAddress::parse("::1")}) {
+    const bool v6 = addr.is_v6();
+    INFO(addr.to_string());
+    std::string error;
+    const int receiver = outpost::open_tcp_receiver(v6, kFirst, "", &error);
+    if (v6 && receiver < 0) {
+      WARN("skipped for IPv6: " << error);
+      continue;
+    }
+    REQUIRE(receiver >= 0);
+    // One listener at the receiver's ports, one below them (the kernel's
+    // pick: its ephemeral ports end below 61000 unless set otherwise).
+    const int above = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int below = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const std::uint16_t port_above = listen_in(above, addr, kFirst, kFirst + 999);
+    const std::uint16_t port_below = listen_in(below, addr, 0, 0);
+    REQUIRE(port_above >= kFirst);
+    REQUIRE(port_below != 0);
+    if (port_below >= kFirst) {
+      WARN("skipped: the kernel's ephemeral ports reach " << port_below);
+      close(above), close(below), close(receiver);
+      continue;
+    }
+    REQUIRE(connect_to(addr, port_below));
+    REQUIRE(connect_to(addr, port_above));
+
+    // Every segment read is TCP to a port of ours, decoded with the header
+    // put back (IPv6), and kernel-stamped; the SYN to port_above among them.
+    std::vector<std::uint16_t> dports;
+    bool syn = false, all_stamped = true;
+    const auto handler = [&](const std::uint8_t* data, std::size_t size, std::optional<outpost::WallTime> stamp) {
+      const auto packet = outpost::decode_frame(DLT_RAW, data, size, nullptr);
+      REQUIRE(packet);
+      CHECK(packet->ip.src == addr);
+      CHECK(packet->l4.proto == IPPROTO_TCP);
+      dports.push_back(packet->l4.dport);
+      syn = syn || (packet->l4.dport == port_above && (packet->l4.tcp_flags & 0x12) == 0x02);
+      all_stamped = all_stamped && stamp.has_value();
+    };
+    pollfd p{receiver, POLLIN, 0};
+    while (poll(&p, 1, 200) == 1 && outpost::read_receiver(receiver, v6, IPPROTO_TCP, 64, handler) > 0) {
+    }
+    close(above), close(below), close(receiver);
+    CHECK(syn);
+    CHECK(all_stamped);
+    REQUIRE_FALSE(dports.empty());
+    for (const auto d : dports) CHECK(d >= kFirst);
+  }
 }
