@@ -143,8 +143,10 @@ int open_receiver(bool v6, int protocol, const char* name, std::span<const sock_
     ok = setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) == 0;
     // What came in between the socket and its filter: nothing of ours (no
     // probe of this protocol has gone yet), maybe the host's own traffic.
+    // Bounded: what the filter lets in (another outpost's answers) may keep
+    // coming, and is counted and ignored like any stranger's.
     std::array<std::uint8_t, 64> discard;
-    while (ok && recv(fd, discard.data(), discard.size(), MSG_DONTWAIT | MSG_TRUNC) >= 0) {
+    for (int n = 0; ok && n < 4096 && recv(fd, discard.data(), discard.size(), MSG_DONTWAIT | MSG_TRUNC) >= 0; ++n) {
     }
   }
   if (!ok) {

@@ -42,10 +42,10 @@ using DatagramHandler =
 bool keep_kernel_timestamps_on();
 
 // Only the asking: opens the socket that keeps stamps on, and returns at
-// once. The kernel's switch takes about a millisecond (most of it waiting on
-// the other CPUs, not on this one), so a command that will want stamps asks
-// first thing and lets its own start-up run meanwhile; the first
-// keep_kernel_timestamps_on() then seldom waits. Idempotent.
+// once. The kernel's switch is deferred work (about 1 ms on the 2-core VM,
+// mostly run at once on the asking CPU): a command that will want stamps
+// asks first thing, so that whatever of it is left runs while the command
+// starts rather than in the first keep_kernel_timestamps_on(). Idempotent.
 void ask_kernel_timestamps();
 
 // Asks the kernel for a software stamp of each datagram a raw socket sends,
