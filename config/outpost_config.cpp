@@ -911,7 +911,7 @@ class Loader {
 
   void read_traceroute(const Field& field) {
     auto map = open_map(field, {"method", "max_ttl", "attempts", "gap_limit", "parallel", "timeout",
-                                "baseline_interval", "max_failure_traces", "max_queued_failures"});
+                                "baseline_interval", "reuse_hops", "max_failure_traces", "max_queued_failures"});
     if (!map) return;
     auto& t = config_.traceroute;
     read(*map, "method", t.method, traceroute_method_value);
@@ -921,6 +921,7 @@ class Loader {
     read(*map, "parallel", t.parallel, integer_in<int>(1, kTraceMaxTtl));
     read(*map, "timeout", t.timeout, duration_value);
     read(*map, "baseline_interval", t.baseline_interval, duration_value);
+    read(*map, "reuse_hops", t.reuse_hops, bool_value);
     read(*map, "max_failure_traces", t.max_failure_traces, integer_in<int>(1, 1000));
     read(*map, "max_queued_failures", t.max_queued_failures, integer_in<int>(0, 1000000));
   }

@@ -149,6 +149,7 @@ struct TracerouteSection {
   int parallel = 8;              // TTLs probed at once
   Duration timeout = std::chrono::seconds(1);               // per probe
   Duration baseline_interval = std::chrono::hours(1);       // a baseline trace per target this often
+  bool reuse_hops = true;  // baselines stop at a hop another target's last good path went through
   int max_failure_traces = 4;      // failure traces at once; more outages wait their turn
   int max_queued_failures = 1024;  // outages waiting for a trace; beyond, written without one
 };

@@ -302,6 +302,7 @@ Trace::Trace(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime
   spec_.gap_limit = std::max(1, spec_.gap_limit);
   spec_.parallel = std::max(1, spec_.parallel);
   if (spec_.method == TraceMethod::udp && spec_.port == 0) spec_.port = kTraceUdpDefaultPort;
+  if (spec_.start_ttl <= spec_.first_ttl || spec_.start_ttl > spec_.max_ttl) spec_.start_ttl = spec_.first_ttl;
   result_.target = target;
   result_.spec = spec_;
   result_.started = now;
@@ -311,7 +312,8 @@ Trace::Trace(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime
     h.hop.ttl = ttl;
     hops_.push_back(h);
   }
-  next_ttl_ = spec_.first_ttl;
+  next_ttl_ = spec_.start_ttl;
+  back_ttl_ = spec_.start_ttl - 1;
 }
 
 std::unique_ptr<Probe> Trace::make_hop_probe(int ttl) {
@@ -345,10 +347,12 @@ int ttl_from_reply_ttl(int reply_ttl) {
 int Trace::end_ttl() const {
   // Nothing is needed past the destination, past a router that said
   // unreachable, or past a run of gap_limit silent hops.
+  // Silent hops below start_ttl, probed backward, end nothing: the
+  // hops past them are known already.
   int silent_run = 0;
   for (const auto& h : hops_) {
     if (h.finished && (h.hop.is_target || h.halts)) return h.hop.ttl;
-    if (h.finished && !h.hop.addr) {
+    if (h.finished && !h.hop.addr && h.hop.ttl >= spec_.start_ttl) {
       if (++silent_run >= spec_.gap_limit) return h.hop.ttl;
     } else {
       silent_run = 0;
@@ -358,9 +362,15 @@ int Trace::end_ttl() const {
 }
 
 void Trace::launch_more() {
+  if (done_called_) return;
+  if (aborted_) {
+    if (in_flight_ == 0) finish();
+    return;
+  }
+  if (backward_) return probe_backward();
   const int lowest_open = [&] {
     for (const auto& h : hops_)
-      if (!h.finished) return h.hop.ttl;
+      if (!h.finished && h.hop.ttl >= spec_.start_ttl) return h.hop.ttl;
     return spec_.max_ttl + 1;
   }();
   const int end = end_ttl();
@@ -369,10 +379,48 @@ void Trace::launch_more() {
   const bool within_expected = spec_.expected_ttl > 0 && lowest_open <= spec_.expected_ttl;
   const int limit = within_expected ? std::min(end, spec_.expected_ttl) : end;
   while (!aborted_ && next_ttl_ <= limit && next_ttl_ < lowest_open + spec_.parallel) send(next_ttl_++);
-  // Done once every hop up to the end is: probes sent past it (before the
-  // end was known) are not waited for.
-  const bool settled = lowest_open > end && next_ttl_ > end;
-  if (aborted_ ? in_flight_ == 0 : settled) finish();
+  // A send that failed at once has ended or aborted the trace already.
+  if (done_called_ || aborted_) {
+    if (!done_called_ && in_flight_ == 0) finish();
+    return;
+  }
+  // Settled once every hop from start_ttl up to the end is: probes sent
+  // past it (before the end was known) are not waited for.
+  if (lowest_open > end && next_ttl_ > end) {
+    backward_ = true;
+    probe_backward();
+  }
+}
+
+void Trace::probe_backward() {
+  // One TTL at a time, so that each answer can stop the trace before the
+  // next probe goes.
+  for (;; --back_ttl_) {
+    if (back_ttl_ < spec_.first_ttl) return finish();
+    const HopState& h = hops_[static_cast<std::size_t>(back_ttl_ - spec_.first_ttl)];
+    if (!h.finished) {
+      if (h.attempts_made == 0) send(back_ttl_);
+      return;
+    }
+    // A router's time exceeded (not the destination, found nearer than
+    // thought, nor an unreachable) from an address with a known path.
+    if (known_ && h.hop.addr && !h.hop.is_target && !h.halts && adopt_known(back_ttl_)) return finish();
+  }
+}
+
+bool Trace::adopt_known(int ttl) {
+  const auto prefix = known_(ttl, hops_[static_cast<std::size_t>(ttl - spec_.first_ttl)].hop.addr);
+  if (!prefix || prefix->size() != static_cast<std::size_t>(ttl - spec_.first_ttl)) return false;
+  for (std::size_t i = 0; i < prefix->size(); ++i)
+    if ((*prefix)[i].ttl != spec_.first_ttl + static_cast<int>(i) || !(*prefix)[i].reused_from) return false;
+  for (std::size_t i = 0; i < prefix->size(); ++i) {
+    HopState& h = hops_[i];
+    h.hop = (*prefix)[i];
+    h.hop.probes_sent = 0;
+    h.hop.is_target = false;
+    h.finished = true;
+  }
+  return true;
 }
 
 namespace {
@@ -498,7 +546,9 @@ void Trace::finish() {
   const int end = end_ttl();
   bool halted = false;
   for (const auto& h : hops_) {
-    if (h.hop.ttl > end || h.attempts_made == 0) break;
+    // Below start_ttl, a hop left unprobed (the trace aborted) keeps its
+    // place, silent with no probe: hops stay one per TTL from first_ttl.
+    if (h.hop.ttl > end || (h.attempts_made == 0 && !h.hop.reused_from && h.hop.ttl >= spec_.start_ttl)) break;
     result_.hops.push_back(h.hop);
     if (h.hop.is_target) result_.reached = true;
     halted = halted || h.halts;

@@ -35,6 +35,12 @@ struct TraceSpec {
   // known, so that a trace of a path as long as expected sends one probe
   // per hop and none beyond the destination.
   int expected_ttl = 0;
+  // Where probing starts (0 or first_ttl: at first_ttl, forward only).
+  // Above first_ttl, the TTLs from here up are probed as usual, then those
+  // below it one at a time, downward, until a hop answers from an address
+  // the trace's KnownPrefix has a path to (Doubletree's backward probing
+  // with a local stop set): the hops before it are taken from that path.
+  int start_ttl = 0;
   Duration timeout = std::chrono::seconds(1);  // per probe
 };
 
@@ -60,6 +66,10 @@ struct TraceHop {
   std::vector<MplsEntry> mpls;
   int probes_sent = 0;
   bool is_target = false;        // the destination's own answer type came at this TTL (not just its address)
+  // Set: this trace did not probe the hop, it was taken from an earlier
+  // trace that did, at this time, and went through the same next hop at
+  // the same TTL (TraceSpec::start_ttl). Such a hop has no RTT.
+  std::optional<WallTime> reused_from;
 };
 
 struct TraceResult {
@@ -177,6 +187,12 @@ class Trace : public std::enable_shared_from_this<Trace> {
   // (before start()), attempts go one after the other.
   void retry_early(After after) { after_ = std::move(after); }
   static constexpr Duration kRetryFloor = std::chrono::milliseconds(20);
+  // With spec.start_ttl above first_ttl: for a hop at `ttl` that answered
+  // from `addr` while probing backward, the hops first_ttl..ttl-1 of a known
+  // path through it (each with reused_from set), or nullopt to go on
+  // probing. Before start().
+  using KnownPrefix = std::function<std::optional<std::vector<TraceHop>>(int ttl, const IpAddress& addr)>;
+  void reuse_known(KnownPrefix known) { known_ = std::move(known); }
   // The flow identifier a seed gives (the fixed ICMP checksum, or the source
   // port): callers running traces side by side keep them apart with it.
   static std::uint32_t flow_id_for(TraceMethod method, std::uint32_t flow_seed);
@@ -199,15 +215,21 @@ class Trace : public std::enable_shared_from_this<Trace> {
   Duration retry_wait() const;
   std::unique_ptr<Probe> make_hop_probe(int ttl);
   int end_ttl() const;  // the last TTL the trace may still need
+  // Backward probing: the next TTL down, or the end at a known hop.
+  void probe_backward();
+  bool adopt_known(int ttl);
   void finish();
 
   TraceSpec spec_;
   Launch launch_;
   Done done_;
   After after_;
+  KnownPrefix known_;
   TraceResult result_;
   std::vector<HopState> hops_;  // index ttl - first_ttl
   int next_ttl_;
+  int back_ttl_;            // backward probing: the TTL it is at
+  bool backward_ = false;   // the TTLs from start_ttl up are settled
   int in_flight_ = 0;
   std::uint32_t next_probe_id_ = 0;
   bool done_called_ = false;

@@ -239,9 +239,10 @@ std::string Agent::apply(const Config& config, Config* release_groups) {
   // less a tenth for slack (at least a twentieth of the cap, so that an
   // overbooked schedule still lets traces run).
   pacer_.set_share(std::max(0.9 * (plan_.max_pps - demand), 0.05 * plan_.max_pps));
-  investigator_.configure(plan_.agent_id, plan_.trace_spec, asns_,
-                          limits_.value_or(InvestigationLimits{plan_.max_failure_traces, plan_.max_queued_failures}),
-                          raw_);
+  InvestigationLimits limits = limits_.value_or(InvestigationLimits{plan_.max_failure_traces, plan_.max_queued_failures});
+  // A known hop's path is reused while it was probed within one baseline interval.
+  limits.reuse_max_age = plan_.reuse_hops ? plan_.baseline_interval : Duration{};
+  investigator_.configure(plan_.agent_id, plan_.trace_spec, asns_, limits, raw_);
   restore_traces();
 
   std::vector<HostRefresher::Entry> named;

@@ -29,6 +29,8 @@ void Investigator::configure(const std::string& agent_id, const TraceSpec& spec,
                              InvestigationLimits limits, bool raw) {
   agent_id_ = agent_id;
   spec_ = spec;
+  // As the traces have it (a known path's method and port are compared with these).
+  if (spec_.method == TraceMethod::udp && spec_.port == 0) spec_.port = kTraceUdpDefaultPort;
   asns_ = std::move(asns);
   limits_ = limits;
   limits_.max_running = std::max<std::size_t>(1, limits_.max_running);
@@ -49,7 +51,7 @@ std::uint32_t Investigator::next_seed(TraceMethod method, const IpAddress& addre
 }
 
 void Investigator::run_trace(const TraceTarget& target, const TraceSpec& spec, const std::string& reason,
-                             std::function<void(const TraceResult&)> done) {
+                             std::function<void(const TraceResult&)> done, Trace::KnownPrefix known) {
   ++traces_running_;
   const std::uint32_t seed = next_seed(spec.method, target.address);
   const std::string flow = flow_key(target.address, Trace::flow_id_for(spec.method, seed));
@@ -68,6 +70,7 @@ void Investigator::run_trace(const TraceTarget& target, const TraceSpec& spec, c
         if (on_settled_) on_settled_();
       });
   trace->retry_early([this](Duration d, std::function<void()> cb) { loop_.after(d, std::move(cb)); });
+  if (known) trace->reuse_known(std::move(known));
   trace->start();
 }
 
@@ -79,13 +82,64 @@ void Investigator::baseline(const TraceTarget& target) {
   // (failure traces keep the whole window: the way there is in doubt).
   TraceSpec spec = spec_;
   spec.expected_ttl = target.expected_ttl;
-  run_trace(target, spec, "baseline", [this, key = target.key](const TraceResult& result) {
-    --baselines_running_;
-    if (result.reached && !stopping_) {
-      last_good_.put(key, result);
-      ++last_good_revision_;
-    }
-  });
+  Trace::KnownPrefix known;
+  if (limits_.reuse_max_age > Duration::zero() && target.expected_ttl > spec.first_ttl) {
+    // From the target back: the hops near it are the ones paths do not share.
+    spec.start_ttl = target.expected_ttl;
+    known = [this](int ttl, const IpAddress& addr) { return known_prefix(ttl, addr); };
+  }
+  run_trace(
+      target, spec, "baseline",
+      [this, key = target.key](const TraceResult& result) {
+        --baselines_running_;
+        for (const auto& h : result.hops) stats_.hops_reused += h.reused_from ? 1 : 0;
+        if (result.reached && !stopping_) {
+          last_good_.put(key, result);
+          ++last_good_revision_;
+          note_known(key, result);
+        }
+      },
+      std::move(known));
+}
+
+namespace {
+std::string known_hop_key(int ttl, const IpAddress& addr) { return std::to_string(ttl) + ' ' + addr.to_string(); }
+}  // namespace
+
+void Investigator::note_known(const std::string& key, const TraceResult& trace) {
+  // Bounded: past the bound it starts again from the paths of the traces to come.
+  if (known_hops_.size() + trace.hops.size() > kMaxKnownHops) known_hops_.clear();
+  for (const auto& h : trace.hops)
+    if (h.addr && !h.is_target) known_hops_[known_hop_key(h.ttl, h.addr)] = key;
+}
+
+std::optional<std::vector<TraceHop>> Investigator::known_prefix(int ttl, const IpAddress& addr) {
+  const auto it = known_hops_.find(known_hop_key(ttl, addr));
+  if (it == known_hops_.end()) return std::nullopt;
+  const auto path = last_good_.get(it->second);
+  const auto at = static_cast<std::size_t>(ttl - spec_.first_ttl);
+  // The path changed since, or was forgotten, or was taken another way.
+  if (!path || path->spec.method != spec_.method || path->spec.port != spec_.port ||
+      path->spec.first_ttl != spec_.first_ttl || path->hops.size() <= at || path->hops[at].ttl != ttl ||
+      path->hops[at].addr != addr) {
+    known_hops_.erase(it);
+    return std::nullopt;
+  }
+  std::vector<TraceHop> prefix(path->hops.begin(), path->hops.begin() + static_cast<std::ptrdiff_t>(at));
+  const WallTime oldest_allowed = loop_.clock().wall() - limits_.reuse_max_age;
+  for (auto& h : prefix) {
+    // When the hop was really probed: a hop reused already keeps its time.
+    if (!h.reused_from) h.reused_from = path->started;
+    // Too old: probed again, so that every path's first hops are each
+    // baseline interval (not only the first one's).
+    if (*h.reused_from < oldest_allowed || h.is_target) return std::nullopt;
+    h.rtt.reset();
+    h.rtt_clock.clear();
+    h.quoted_ttl = -1;
+    h.reply_ttl = -1;
+    h.probes_sent = 0;
+  }
+  return prefix;
 }
 
 void Investigator::restore_last_good(const std::string& key, TraceResult trace) {
@@ -93,6 +147,7 @@ void Investigator::restore_last_good(const std::string& key, TraceResult trace) 
   if (const auto kept = last_good_.get(key); kept && kept->started >= trace.started) return;
   last_good_.put(key, trace);
   ++last_good_revision_;
+  note_known(key, trace);
 }
 
 std::string Investigator::group_key(const DetectorEvent& event, const TraceTarget& target) const {

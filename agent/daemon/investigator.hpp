@@ -10,6 +10,8 @@
 // outage already explained by a break a failure trace found (the target's
 // last good path runs through the hop where that trace died, and went on
 // the same way from it) takes that verdict instead of a trace of its own. Two traces toward one address never share a flow.
+// Baselines, Doubletree-style, probe from their target's distance down and
+// stop at a hop another last good path went through at the same TTL.
 // Leaves to others: when to trace (agent), the verdict's rules (correlator), the rate cap (pacer).
 #pragma once
 
@@ -54,10 +56,16 @@ struct InvestigationLimits {
   // the memory and the packets of a start-up with 100,000 targets stay
   // bounded; a baseline due with no place waits for one (agent).
   std::size_t max_baselines = 256;
+  // Baselines probe backward from their target and stop at a hop another
+  // last good path went through at the same TTL, its hops before taken
+  // from that path, while those were probed at most this long ago (zero:
+  // every baseline probes its whole path).
+  Duration reuse_max_age{};
 };
 
 struct InvestigatorStats {
   std::uint64_t baselines = 0;
+  std::uint64_t hops_reused = 0;  // baseline hops taken from another last good path, not probed
   std::uint64_t started = 0;  // failure traces run
   std::uint64_t merged = 0;   // events that took another investigation's verdict
   std::uint64_t dropped = 0;  // events written without a trace: too many waiting
@@ -122,7 +130,10 @@ class Investigator {
   void start(CasePtr c);
   void start_queued();
   void run_trace(const TraceTarget& target, const TraceSpec& spec, const std::string& reason,
-                 std::function<void(const TraceResult&)> done);
+                 std::function<void(const TraceResult&)> done, Trace::KnownPrefix known = {});
+  // The local stop set: each hop of the last good paths, by TTL and address.
+  void note_known(const std::string& key, const TraceResult& trace);
+  std::optional<std::vector<TraceHop>> known_prefix(int ttl, const IpAddress& addr);
   void check_alive(const IpAddress& router, std::function<void(bool)> done);
   void conclude(const CasePtr& c, const TraceResult* failure, std::optional<bool> last_hop_alive);
   void write_event(const DetectorEvent& event, const Verdict* verdict);
@@ -149,6 +160,9 @@ class Investigator {
   bool stopping_ = false;
   TraceStore last_good_;
   std::uint64_t last_good_revision_ = 0;
+  // "TTL address" -> the key of the last good path that last went through it.
+  std::unordered_map<std::string, std::string> known_hops_;
+  static constexpr std::size_t kMaxKnownHops = 16384;
   std::size_t traces_running_ = 0;
   std::size_t baselines_running_ = 0;
   std::size_t failure_traces_ = 0;

@@ -73,6 +73,7 @@ std::optional<Plan> make_plan(const Config& config, const std::unordered_map<std
   plan.trace_spec.parallel = config.traceroute.parallel;
   plan.trace_spec.timeout = config.traceroute.timeout;
   plan.baseline_interval = config.traceroute.baseline_interval;
+  plan.reuse_hops = config.traceroute.reuse_hops;
   plan.max_failure_traces = static_cast<std::size_t>(config.traceroute.max_failure_traces);
   plan.max_queued_failures = static_cast<std::size_t>(config.traceroute.max_queued_failures);
   Duration shortest_interval = config.traceroute.baseline_interval;

@@ -82,6 +82,7 @@ struct Plan {
   TraceSpec trace_spec;
   Duration trace_spread{};  // the first baselines come within this of start-up
   Duration baseline_interval{};
+  bool reuse_hops = true;  // traceroute.reuse_hops
   std::size_t max_failure_traces = 4;
   std::size_t max_queued_failures = 1024;
   std::vector<std::string> groups;  // the groups' names, in config order

@@ -174,13 +174,15 @@ std::optional<TraceMethod> method_of(const std::string& name) {
 
 json encode_trace(const TraceResult& r) {
   // A hop is an array (a trace is kept per target: the file's bulk):
-  // [ttl, addr, rtt_ns|null, icmp_type, icmp_code, quoted_ttl, reply_ttl, probes_sent, is_target, mpls].
+  // [ttl, addr, rtt_ns|null, icmp_type, icmp_code, quoted_ttl, reply_ttl, probes_sent, is_target, mpls,
+  // reused_from_ns|null] (files before reused hops have the first 10).
   json hops = json::array();
   for (const auto& h : r.hops) {
     json mpls = json::array();
     for (const auto& m : h.mpls) mpls.push_back({m.label, m.exp, m.bottom, m.ttl});
     hops.push_back({h.ttl, addr_text(h.addr), h.rtt ? json(h.rtt->count()) : json(nullptr), h.icmp_type, h.icmp_code,
-                    h.quoted_ttl, h.reply_ttl, h.probes_sent, h.is_target, mpls});
+                    h.quoted_ttl, h.reply_ttl, h.probes_sent, h.is_target, mpls,
+                    h.reused_from ? json(ns(*h.reused_from)) : json(nullptr)});
   }
   const TraceSpec& s = r.spec;
   return {{"target", addr_text(r.target)},
@@ -221,7 +223,7 @@ TraceResult decode_trace(const json& j, const std::string& where) {
   for (std::size_t i = 0; i < hops.size(); ++i) {
     const std::string hw = where + ".hops[" + std::to_string(i) + "]";
     const json& h = hops[i];
-    if (!h.is_array() || h.size() != 10) throw Bad(hw + ": not a hop of 10 fields");
+    if (!h.is_array() || (h.size() != 10 && h.size() != 11)) throw Bad(hw + ": not a hop of 10 or 11 fields");
     TraceHop hop;
     hop.ttl = static_cast<int>(integer(h[0], hw + ".ttl", 0, 255));
     if (!h[1].is_string() || h[1].get_ref<const std::string&>().size() > kMaxText) throw Bad(hw + ".addr: not a string");
@@ -249,6 +251,8 @@ TraceResult decode_trace(const json& j, const std::string& where) {
       e.ttl = static_cast<std::uint8_t>(integer(m[3], hw + ".mpls", 0, 255));
       hop.mpls.push_back(e);
     }
+    if (h.size() == 11 && !h[10].is_null())
+      hop.reused_from = WallTime(Duration(integer(h[10], hw + ".reused_from", 0, std::numeric_limits<std::int64_t>::max())));
     r.hops.push_back(std::move(hop));
   }
   r.reached = boolean(j, "reached", where);

@@ -9,7 +9,7 @@ namespace outpost {
 
 namespace {
 
-constexpr std::uint8_t kVersion = 1;
+constexpr std::uint8_t kVersion = 2;  // 2: a hop's flags byte, and when a reused hop was probed
 
 class Packer {
  public:
@@ -138,7 +138,8 @@ void pack(Packer& p, const TraceResult& t) {
       p.byte(m.ttl);
     }
     p.sint(h.probes_sent);
-    p.byte(h.is_target ? 1 : 0);
+    p.byte(static_cast<std::uint8_t>((h.is_target ? 1 : 0) | (h.reused_from ? 2 : 0)));
+    if (h.reused_from) p.sint(h.reused_from->time_since_epoch().count());
   }
 }
 
@@ -200,7 +201,10 @@ std::optional<TraceResult> unpack_trace(std::string_view bytes) {
       m.ttl = u.byte();
     }
     h.probes_sent = u.small();
-    h.is_target = u.byte() != 0;
+    const std::uint8_t flags = u.byte();
+    if (flags > 3) return std::nullopt;
+    h.is_target = (flags & 1) != 0;
+    if (flags & 2) h.reused_from = WallTime(Duration(u.sint()));
     if (!u.ok()) return std::nullopt;
   }
   if (!u.ok() || !u.at_end()) return std::nullopt;

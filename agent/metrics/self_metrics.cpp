@@ -146,6 +146,9 @@ void SelfMetrics::update(const MetricsSnapshot& s) {
   b.counter("outpost_investigations_dropped_total", "Outages written without a trace: too many were waiting.", {},
             i.dropped);
   b.counter("outpost_baseline_traces_total", "Baseline traces run.", {}, i.baselines);
+  b.counter("outpost_baseline_hops_reused_total",
+            "Baseline hops taken from another target's last good path through the same next hop, not probed.", {},
+            i.hops_reused);
 
   // Outputs.
   for (const OutputStatus& o : s.outputs) {

@@ -219,6 +219,8 @@ json to_json(const TraceRecord& r) {
     hop["ttl"] = h.ttl;
     hop["asn"] = nullptr;
     hop["probes"] = h.probes_sent;
+    // Not probed by this trace: when the trace it was taken from probed it.
+    if (h.reused_from) hop["reused_from"] = rfc3339(*h.reused_from);
     if (h.addr) {
       hop["addr"] = h.addr.to_string();
       if (i < r.hop_asns.size() && r.hop_asns[i]) {

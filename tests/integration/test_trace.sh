@@ -119,7 +119,8 @@ check "ping tcp:80: no clock fallback on stderr" bash -c "! grep -E 'user-space|
 check "ping icmp: 10 replies" grep -q "^10 probes sent, 10 replies" "$WORK/ping-icmp.txt"
 check "ping icmp: no clock fallback on stderr" bash -c "! grep -E 'user-space|not taken' '$WORK/ping-icmp.txt'"
 
-# The agent's own baseline trace, with the ASN on every hop.
+# The agent's own baseline traces, with the ASN on every hop: one per
+# target, the first hops of the paths after the first taken from it.
 cat >"$WORK/agent.yaml" <<YAML
 agent: { id: trace-test, max_pps: 200 }
 defaults: { interval: 1s, timeout: 500ms, probes: [icmp] }
@@ -130,6 +131,11 @@ groups:
     upstream_asn: 64500
     targets:
       - { name: net3, address: $TARGET }
+      - { name: net1, address: 198.18.0.1 }
+      - { name: net1-h2, address: 198.18.0.2 }
+      - { name: net2, address: 198.18.1.1 }
+      - { name: net3-h2, address: 198.18.2.2 }
+      - { name: net4, address: 198.18.3.1 }
 YAML
 run_agent "$WORK/agent.yaml" "$WORK/agent.jsonl" "$WORK/agent.log" 3s
 echo "outpost run: exit $?"
@@ -137,11 +143,25 @@ py_checks "$WORK" "$TARGET" <<'PY'
 work, target = sys.argv[1], sys.argv[2]
 records, bad = load_records(f"{work}/agent.jsonl")
 traces = [r for r in records if r["type"] == "trace"]
-check("agent: one baseline trace", len(traces) == 1 and traces[0]["reason"] == "baseline", len(traces))
-if traces:
-    t = traces[0]
-    check("agent: baseline by udp reaches the target with ASNs",
-          t["method"] == "udp" and t["reached"] and [h.get("asn") for h in t["hops"]] == [64496, 64500, 64510, 64510],
-          [h.get("asn") for h in t["hops"]])
+check("agent: one baseline trace per target", sorted(t["target"] for t in traces) ==
+      ["net1", "net1-h2", "net2", "net3", "net3-h2", "net4"] and all(t["reason"] == "baseline" for t in traces),
+      [(t["target"], t["reason"]) for t in traces])
+routers = ["198.19.0.2", "198.19.0.6", "198.19.0.10"]
+for t in traces:
+    check(f"agent: baseline of {t['target']} by udp reaches it with ASNs and the lab's routers",
+          t["method"] == "udp" and t["reached"] and [h.get("asn") for h in t["hops"]] == [64496, 64500, 64510, 64510]
+          and [h.get("addr") for h in t["hops"]][:3] == routers and t["hops"][3].get("target"),
+          [(h.get("addr"), h.get("asn")) for h in t["hops"]])
+    for h in t["hops"]:
+        if "reused_from" in h:
+            check(f"agent: {t['target']} hop {h['ttl']} taken from another path: no probe, no RTT, before the border",
+                  h["probes"] == 0 and "rtt_ms" not in h and h["ttl"] < 3 and h["reused_from"] <= t["time"], h)
+        else:
+            check(f"agent: {t['target']} hop {h['ttl']} probed once, with its RTT", h["probes"] == 1 and "rtt_ms" in h, h)
+reused = [t["target"] for t in traces if any("reused_from" in h for h in t["hops"])]
+probes = sum(h["probes"] for t in traces for h in t["hops"])
+print(f"info: {len(reused)} of {len(traces)} baselines took their first hops from another path; {probes} trace probes")
+check("agent: the paths after the first stop at the border, known from it (2 probes each, not 4)",
+      len(reused) >= len(traces) - 2 and probes <= 4 * len(traces) - 2 * len(reused), (reused, probes))
 PY
 finish

@@ -260,6 +260,7 @@ const std::vector<InvalidCase> invalid_cases = {
       "invalid-wrong-type.yaml:9:14: groups[0].control: expected true or false, got 'maybe'",
       "invalid-wrong-type.yaml:13:17: groups[0].targets[0].probes: expected a non-empty list of probe methods such as [icmp, tcp:443], got 'icmp'",
       "invalid-wrong-type.yaml:15:15: detect.down_after: expected an integer from 1 to 1000, got '2.5'",
+      "invalid-wrong-type.yaml:17:15: traceroute.reuse_hops: expected true or false, got 'sometimes'",
     }},
     {"invalid-yaml-syntax.yaml", {
       "invalid-yaml-syntax.yaml:9:9: YAML syntax error: end of sequence flow not found",
@@ -342,6 +343,7 @@ TEST_CASE("example.yaml loads with the values it documents", "[config][example]"
   CHECK(config.traceroute.parallel == 8);
   CHECK(config.traceroute.timeout == 1s);
   CHECK(config.traceroute.baseline_interval == 1h);
+  CHECK(config.traceroute.reuse_hops);
   CHECK(config.report.window == 60s);
   REQUIRE(config.report.outputs.size() == 1);
   CHECK(config.report.outputs[0].target == "/var/lib/outpost/results.jsonl");
@@ -473,6 +475,7 @@ TEST_CASE("valid-inheritance.yaml resolves target, then group, then defaults", "
   CHECK(config.traceroute.parallel == 16);
   CHECK(config.traceroute.timeout == 750ms);
   CHECK(config.traceroute.baseline_interval == 10min);
+  CHECK_FALSE(config.traceroute.reuse_hops);  // written "no"
   CHECK(config.report.window == 90s);
   REQUIRE(config.report.outputs.size() == 2);
   CHECK(config.report.outputs[0].target == "/tmp/a.jsonl");

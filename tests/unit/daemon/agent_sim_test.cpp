@@ -419,12 +419,15 @@ TEST_CASE("agent sim: a baseline trace sends no probe past where the target's an
     REQUIRE_FALSE(t.trace.hops.empty());
     CHECK(t.trace.hops.back().is_target);
     for (const auto& hop : t.trace.hops) {
-      CHECK(hop.probes_sent == 1);
+      // A hop another target's path went through is taken from it, not probed.
+      CHECK(hop.probes_sent == (hop.reused_from ? 0 : 1));
       trace_probes += static_cast<std::size_t>(hop.probes_sent);
     }
     ++traces;
   }
   REQUIRE(traces >= 4);
+  // The lab's targets share their first hops: most baselines stop at the border.
+  CHECK(lab.agent->investigations().hops_reused > 0);
   // Every probe launched is in a probe record or in a trace's hops: none went past a destination
   // (the baselines all ended within the first interval; probes in flight have no record yet).
   CHECK(lab.engine.stats().launched == lab.records<ProbeRecord>().size() + trace_probes + lab.engine.in_flight());
@@ -692,6 +695,82 @@ TEST_CASE("agent sim: two traces toward one address at once never share a flow",
       CHECK(t.trace.error.empty());
     }
   }
+}
+
+TEST_CASE("agent sim: baselines probe from the target back to a hop another path went through, while it is fresh",
+          "[agent][sim]") {
+  SimLab lab;
+  Pacer pacer(lab.loop, lab.engine);
+  TokenBucket bucket(100000, 1000);
+  pacer.set_bucket(&bucket);
+  std::vector<TraceResult> traces;
+  Investigator investigator(lab.loop, pacer, [&](Record r) {
+    if (auto* t = std::get_if<TraceRecord>(&r)) traces.push_back(t->trace);
+  });
+  const bool reuse = GENERATE(true, false);
+  INFO((reuse ? "reusing hops" : "not reusing hops"));
+  TraceSpec spec;
+  spec.method = GENERATE(TraceMethod::icmp, TraceMethod::udp);
+  spec.timeout = 200ms;
+  InvestigationLimits limits;
+  limits.reuse_max_age = reuse ? 1h : Duration{};
+  investigator.configure("sim-1", spec, nullptr, limits, true);
+  auto target = [](int n) {
+    const std::string name = "net" + std::to_string(n);
+    return TraceTarget{name, name, "lab", 4, ip("198.18." + std::to_string(n - 1) + ".1"), "", std::nullopt,
+                       std::nullopt, 4};
+  };
+  auto run = [&](int n) {
+    const auto launched = lab.engine.stats().launched;
+    investigator.baseline(target(n));
+    REQUIRE(lab.driver.run_for(2s));
+    REQUIRE_FALSE(traces.empty());
+    const TraceResult& t = traces.back();
+    CHECK(t.reached);
+    REQUIRE(t.hops.size() == 4);
+    CHECK(t.hops[0].addr == kIsp);
+    CHECK(t.hops[1].addr == kCarrier);
+    CHECK(t.hops[2].addr == kBorder);
+    CHECK(t.hops[3].is_target);
+    int probed = 0;
+    for (const auto& h : t.hops) probed += h.probes_sent;
+    CHECK(lab.engine.stats().launched - launched == static_cast<std::uint64_t>(probed));
+    return probed;
+  };
+  // The first path is probed whole, from the target back.
+  CHECK(run(1) == 4);
+  const WallTime first = traces.back().started;
+  // The next ones stop at the border, known at TTL 3: the ISP and carrier hops are net1's.
+  CHECK(run(2) == (reuse ? 2 : 4));
+  if (reuse) {
+    for (int i = 0; i < 2; ++i) {
+      REQUIRE(traces.back().hops[static_cast<std::size_t>(i)].reused_from);
+      CHECK(*traces.back().hops[static_cast<std::size_t>(i)].reused_from == first);
+      CHECK_FALSE(traces.back().hops[static_cast<std::size_t>(i)].rtt);
+    }
+    CHECK_FALSE(traces.back().hops[2].reused_from);
+    CHECK(investigator.stats().hops_reused == 2);
+  }
+  // A path reused from a path that reused it keeps the time the hops were probed.
+  lab.clock.advance(30min);
+  CHECK(run(3) == (reuse ? 2 : 4));
+  if (reuse) CHECK(*traces.back().hops[0].reused_from == first);
+  // Once probed longer ago than the age allowed, the first hops are probed again...
+  lab.clock.advance(31min);
+  CHECK(run(4) == 4);
+  const WallTime again = traces.back().started;
+  for (const auto& h : traces.back().hops) CHECK_FALSE(h.reused_from);
+  // ... and taken from there on.
+  CHECK(run(1) == (reuse ? 2 : 4));
+  if (reuse) CHECK(*traces.back().hops[0].reused_from == again);
+  // A target whose distance is not known yet is probed forward, whole.
+  const auto launched = lab.engine.stats().launched;
+  TraceTarget unknown = target(2);
+  unknown.expected_ttl = 0;
+  investigator.baseline(unknown);
+  REQUIRE(lab.driver.run_for(2s));
+  for (const auto& h : traces.back().hops) CHECK_FALSE(h.reused_from);
+  CHECK(lab.engine.stats().launched - launched >= 4);
 }
 
 TEST_CASE("agent sim: a trace's flow does not tell the next one's", "[agent][sim]") {

@@ -92,6 +92,7 @@ SavedState sample() {
   TraceHop h2;  // silent
   h2.ttl = 2;
   h2.probes_sent = 2;
+  h2.reused_from = WallTime(1700000000123456789ns);
   TraceHop h3;
   h3.ttl = 3;
   h3.addr = ip("198.18.0.1");
@@ -171,6 +172,8 @@ TEST_CASE("state store: a round trip keeps the detector's state and the traces",
   CHECK(t.hops[0].mpls == std::vector<MplsEntry>{{16004, 0, true, 1}});
   CHECK_FALSE(t.hops[1].addr);
   CHECK_FALSE(t.hops[1].rtt);
+  CHECK(t.hops[1].reused_from == WallTime(1700000000123456789ns));
+  CHECK_FALSE(t.hops[0].reused_from);
   CHECK(t.hops[2].is_target);
   CHECK(back->last_good.at("web/6").hops.at(0).addr == ip("2001:2:0:ff00::2"));
 
@@ -201,6 +204,26 @@ TEST_CASE("state store: no file is no state and no problem", "[state]") {
   std::string problem = "stale";
   CHECK_FALSE(store.load(&problem));
   CHECK(problem.empty());
+}
+
+TEST_CASE("state store: a file from before reused hops (10 fields a hop) still loads", "[state]") {
+  TempDir dir;
+  StateStore store(dir.path);
+  nlohmann::json j = nlohmann::json::parse(encode_state(sample()));
+  for (auto& [key, trace] : j["last_good"].items())
+    for (auto& hop : trace["hops"]) {
+      REQUIRE(hop.size() == 11);
+      hop.erase(10);
+    }
+  write_file(store.path(), j.dump());
+  std::string problem;
+  const auto back = store.load(&problem);
+  INFO(problem);
+  REQUIRE(back);
+  const auto& t = back->last_good.at("net1");
+  REQUIRE(t.hops.size() == 3);
+  CHECK(t.hops[2].is_target);
+  for (const auto& h : t.hops) CHECK_FALSE(h.reused_from);
 }
 
 TEST_CASE("state store: a file that cannot be used is refused with a message naming it", "[state]") {
@@ -243,7 +266,12 @@ TEST_CASE("state store: a file that cannot be used is refused with a message nam
        }),
        "more than 256"},
       {"a bad MPLS entry", with([](auto& x) { x["last_good"]["net1"]["hops"][0][9] = {{1, 2}}; }), "mpls"},
-      {"a hop cut short", with([](auto& x) { x["last_good"]["net1"]["hops"][0].erase(9); }), "10 fields"},
+      {"a hop cut short", with([](auto& x) {
+         x["last_good"]["net1"]["hops"][0].erase(10);
+         x["last_good"]["net1"]["hops"][0].erase(9);
+       }),
+       "10 or 11 fields"},
+      {"a bad reuse time", with([](auto& x) { x["last_good"]["net1"]["hops"][0][10] = "yesterday"; }), "reused_from"},
       {"last_good not an object", with([](auto& x) { x["last_good"] = nlohmann::json::array(); }), "last_good"},
       {"deeply nested", std::string(100000, '[') + std::string(100000, ']'), "not a JSON object"},
   };

@@ -45,6 +45,11 @@ TraceResult sample() {
   TraceHop silent;
   silent.ttl = 3;
   silent.probes_sent = 3;
+  TraceHop reused;  // taken from another path, not probed
+  reused.ttl = 1;
+  reused.addr = ip("198.19.0.1");
+  reused.icmp_type = 11;
+  reused.reused_from = WallTime(1700000000123456789ns);
   TraceHop b;
   b.ttl = 4;
   b.addr = ip("2001:db8::ff:1");
@@ -54,7 +59,7 @@ TraceResult sample() {
   b.reply_ttl = 60;
   b.probes_sent = 2;
   b.is_target = true;
-  t.hops = {a, silent, b};
+  t.hops = {reused, a, silent, b};
   return t;
 }
 
@@ -87,6 +92,7 @@ void check_same(const TraceResult& x, const TraceResult& y) {
     CHECK(a.mpls == b.mpls);
     CHECK(a.probes_sent == b.probes_sent);
     CHECK(a.is_target == b.is_target);
+    CHECK(a.reused_from == b.reused_from);
   }
 }
 
@@ -136,7 +142,7 @@ TEST_CASE("trace store: one trace per key, replaced, erased, visited in key orde
   std::vector<std::string> order;
   store.for_each([&](const std::string& key, const TraceResult& trace) {
     order.push_back(key);
-    CHECK(trace.hops.size() == 3);
+    CHECK(trace.hops.size() == 4);
   });
   CHECK(order == std::vector<std::string>{"net1", "net2"});
   CHECK(store.erase("net2"));

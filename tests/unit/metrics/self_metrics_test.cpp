@@ -93,6 +93,7 @@ MetricsSnapshot sample_snapshot() {
   s.investigations.merged = 16;
   s.investigations.dropped = 17;
   s.investigations.baselines = 18;
+  s.investigations.hops_reused = 19;
   s.outputs = {output("collector", 5, 2, 4096)};
   s.down = DownCounts{6, 1, 2, 0, false};
   s.run = RunCounters{3, 1};
@@ -142,6 +143,7 @@ TEST_CASE("self-metrics: a snapshot maps to the documented names, labels and val
   CHECK(value(m, "outpost_investigations_total") == 15.0);
   CHECK(value(m, "outpost_investigations_merged_total") == 16.0);
   CHECK(value(m, "outpost_investigations_dropped_total") == 17.0);
+  CHECK(value(m, "outpost_baseline_hops_reused_total") == 19.0);
   CHECK(value(m, "outpost_baseline_traces_total") == 18.0);
   // Outputs, by name and kind.
   const Labels out{{"output", "collector"}, {"kind", "http"}};

@@ -36,6 +36,7 @@ using outpost::ProbeResult;
 using outpost::Trace;
 using outpost::TraceMethod;
 using outpost::TraceResult;
+using outpost::TraceHop;
 using outpost::TraceSpec;
 using outpost::WallTime;
 
@@ -248,6 +249,9 @@ struct TraceLab {
   int max_in_flight = 0;
   int done_calls = 0;
   std::optional<TraceResult> result;
+  // Backward probing's stop set (spec.start_ttl), and what it was asked.
+  Trace::KnownPrefix known;
+  std::vector<std::pair<int, IpAddress>> asked;
   // With early retries: the trace's timers, fired as the fake clock reaches them.
   bool early = false;
   // With early: how long each probe waits before the engine starts it (a
@@ -298,6 +302,11 @@ struct TraceLab {
     if (early)
       trace->retry_early([this](outpost::Duration d, std::function<void()> cb) {
         timers.emplace(clock.now() + d, std::move(cb));
+      });
+    if (known)
+      trace->reuse_known([this](int ttl, const IpAddress& a) {
+        asked.emplace_back(ttl, a);
+        return known(ttl, a);
       });
     trace->start();
     pump();
@@ -831,6 +840,180 @@ TEST_CASE("traceroute: a silent destination at the expected TTL does not end the
   CHECK(r.stop_reason == "gap");
   CHECK(r.hops.size() == 6);  // the 3 routers, then 3 silent hops
   CHECK(lab.sent_per_ttl[6] == spec.attempts);
+}
+
+// A stop set that knows one hop: `addr` at `ttl`, with the path before it
+// (routers 1..ttl-1 of `routers`), probed at `when`.
+Trace::KnownPrefix knowing(int ttl, IpAddress addr, const std::vector<IpAddress>& routers, WallTime when) {
+  return [=](int t, const IpAddress& a) -> std::optional<std::vector<TraceHop>> {
+    if (t != ttl || a != addr) return std::nullopt;
+    std::vector<TraceHop> prefix;
+    for (int k = 1; k < ttl; ++k) {
+      TraceHop h;
+      h.ttl = k;
+      h.addr = routers[static_cast<std::size_t>(k - 1)];
+      h.icmp_type = 11;
+      h.reused_from = when;
+      prefix.push_back(h);
+    }
+    return prefix;
+  };
+}
+
+TEST_CASE("traceroute: probing backward from start_ttl stops at a known hop, the hops before it reused",
+          "[traceroute]") {
+  const TraceMethod method = GENERATE(TraceMethod::icmp, TraceMethod::udp, TraceMethod::tcp);
+  const int known_at = GENERATE(1, 2, 3);
+  INFO(name_of(method) << ", the router at TTL " << known_at << " known");
+  const bool v6 = GENERATE(false, true);
+  if (v6 && method == TraceMethod::tcp) return;  // this fake path answers SYNs over IPv4 only
+  const auto& routers = v6 ? kRouters6 : kRouters;
+  TraceLab lab;
+  lab.path = Path::lab(v6);
+  const WallTime when = lab.clock.wall() - std::chrono::minutes(5);
+  lab.known = knowing(known_at, routers[static_cast<std::size_t>(known_at - 1)], routers, when);
+  TraceSpec spec = spec_for(method);
+  spec.expected_ttl = 4;
+  spec.start_ttl = 4;
+  const auto r = lab.run(spec, v6 ? kTarget6 : kTarget);
+  CHECK(r.reached);
+  CHECK(r.stop_reason == "reached");
+  // The destination first, then down one TTL at a time to the known hop: nothing below it.
+  std::vector<int> expected_ttls;
+  for (int ttl = 4; ttl >= known_at; --ttl) expected_ttls.push_back(ttl);
+  CHECK(ttls_sent(lab.wire.sent) == expected_ttls);
+  REQUIRE(r.hops.size() == 4);
+  for (int ttl = 1; ttl <= 3; ++ttl) {
+    const TraceHop& h = r.hops[static_cast<std::size_t>(ttl - 1)];
+    INFO("TTL " << ttl);
+    CHECK(h.ttl == ttl);
+    CHECK(h.addr == routers[static_cast<std::size_t>(ttl - 1)]);
+    if (ttl < known_at) {
+      REQUIRE(h.reused_from);
+      CHECK(*h.reused_from == when);
+      CHECK(h.probes_sent == 0);
+      CHECK_FALSE(h.rtt);
+    } else {
+      CHECK_FALSE(h.reused_from);
+      CHECK(h.probes_sent == 1);
+      CHECK(h.rtt);
+    }
+  }
+  CHECK(r.hops[3].is_target);
+  CHECK_FALSE(r.hops[3].reused_from);
+  // Only routers' answers were looked up, each at its own TTL.
+  std::vector<std::pair<int, IpAddress>> asked;
+  for (int ttl = 3; ttl >= known_at; --ttl) asked.emplace_back(ttl, routers[static_cast<std::size_t>(ttl - 1)]);
+  CHECK(lab.asked == asked);
+  check_one_flow(lab.wire.sent, r, method);
+}
+
+TEST_CASE("traceroute: probing backward with nothing known probes every hop once, down to first_ttl",
+          "[traceroute]") {
+  TraceLab lab;
+  lab.path = Path::lab();
+  // Known, but at another TTL, or another address: neither stops the trace.
+  auto elsewhere = knowing(2, kRouters[2], kRouters, lab.clock.wall());
+  auto shifted = knowing(3, kRouters[1], kRouters, lab.clock.wall());
+  lab.known = [&](int ttl, const IpAddress& a) {
+    if (auto p = elsewhere(ttl, a)) return p;
+    return shifted(ttl, a);
+  };
+  TraceSpec spec = spec_for(TraceMethod::icmp);
+  spec.expected_ttl = 4;
+  spec.start_ttl = 4;
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.reached);
+  CHECK(ttls_sent(lab.wire.sent) == std::vector<int>{4, 3, 2, 1});
+  REQUIRE(r.hops.size() == 4);
+  for (const auto& h : r.hops) {
+    CHECK_FALSE(h.reused_from);
+    CHECK(h.probes_sent == 1);
+  }
+  CHECK(lab.asked.size() == 3);
+}
+
+TEST_CASE("traceroute: a known path of the wrong shape is not taken", "[traceroute]") {
+  TraceLab lab;
+  lab.path = Path::lab();
+  auto good = knowing(3, kRouters[2], kRouters, lab.clock.wall());
+  const int fault = GENERATE(0, 1, 2);
+  INFO("fault " << fault);
+  lab.known = [&](int ttl, const IpAddress& a) {
+    auto p = good(ttl, a);
+    if (!p) return p;
+    if (fault == 0) p->pop_back();               // a hop short
+    if (fault == 1) p->front().ttl = 7;          // not one per TTL from first_ttl
+    if (fault == 2) p->front().reused_from.reset();  // not marked as reused
+    return p;
+  };
+  TraceSpec spec = spec_for(TraceMethod::icmp);
+  spec.expected_ttl = 4;
+  spec.start_ttl = 4;
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.reached);
+  CHECK(ttls_sent(lab.wire.sent) == std::vector<int>{4, 3, 2, 1});
+  for (const auto& h : r.hops) CHECK_FALSE(h.reused_from);
+}
+
+TEST_CASE("traceroute: silent hops below start_ttl are retried and passed, never a gap that ends the trace",
+          "[traceroute]") {
+  TraceLab lab;
+  lab.path = Path::lab();
+  lab.path.hops[1].answer = Answer::silent;
+  lab.path.hops[2].answer = Answer::silent;
+  lab.known = knowing(1, kRouters[0], kRouters, lab.clock.wall());
+  TraceSpec spec = spec_for(TraceMethod::udp);
+  spec.expected_ttl = 4;
+  spec.start_ttl = 4;
+  spec.gap_limit = 1;
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.reached);
+  CHECK(r.stop_reason == "reached");
+  CHECK(ttls_sent(lab.wire.sent) == std::vector<int>{4, 3, 3, 2, 2, 1});
+  REQUIRE(r.hops.size() == 4);
+  CHECK(r.hops[0].addr == kRouters[0]);
+  CHECK_FALSE(r.hops[1].addr);
+  CHECK_FALSE(r.hops[2].addr);
+  CHECK(r.hops[3].is_target);
+}
+
+TEST_CASE("traceroute: a destination nearer than start_ttl, found going backward, ends the path there",
+          "[traceroute]") {
+  TraceLab lab;
+  lab.path = Path::lab();  // the destination at TTL 4
+  lab.known = knowing(2, kRouters[1], kRouters, lab.clock.wall());
+  TraceSpec spec = spec_for(TraceMethod::icmp);
+  spec.expected_ttl = 6;
+  spec.start_ttl = 6;
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.reached);
+  CHECK(ttls_sent(lab.wire.sent) == std::vector<int>{6, 5, 4, 3, 2});
+  REQUIRE(r.hops.size() == 4);
+  CHECK(r.hops[3].is_target);
+  CHECK(r.hops[0].reused_from);
+  CHECK(r.hops[2].addr == kRouters[2]);
+  // The destination's own answers are never looked up as known hops.
+  for (const auto& [ttl, a] : lab.asked) CHECK(a != kTarget);
+}
+
+TEST_CASE("traceroute: a destination farther than start_ttl is found forward, then the hops below probed",
+          "[traceroute]") {
+  TraceLab lab;
+  lab.path = Path::lab();
+  TraceSpec spec = spec_for(TraceMethod::icmp);
+  spec.expected_ttl = 3;
+  spec.start_ttl = 3;
+  lab.known = knowing(1, kRouters[0], kRouters, lab.clock.wall());
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.reached);
+  const auto ttls = ttls_sent(lab.wire.sent);
+  REQUIRE(ttls.size() >= 4);
+  CHECK(ttls[0] == 3);
+  CHECK(std::vector<int>(ttls.end() - 2, ttls.end()) == std::vector<int>{2, 1});
+  REQUIRE(r.hops.size() == 4);
+  for (int i = 0; i < 3; ++i) CHECK(r.hops[static_cast<std::size_t>(i)].addr == kRouters[static_cast<std::size_t>(i)]);
+  CHECK(r.hops[3].is_target);
 }
 
 TEST_CASE("ttl_from_reply_ttl: the TTL that reaches a host, from its answer's TTL", "[traceroute]") {

@@ -546,6 +546,41 @@ TEST_CASE("json_lines: an ICMP trace that reached its target", "[records][json]"
   for (const auto& hop : j.at("hops")) check_has(hop, {"ttl", "asn"});
 }
 
+TEST_CASE("json_lines: a baseline's hops taken from another path say when they were probed, with no RTT",
+          "[records][json]") {
+  TraceResult t;
+  t.target = ip("175.45.176.71");
+  t.started = at(k1615, 500000000);
+  t.reached = true;
+  t.stop_reason = "reached";
+  TraceHop reused = answered(1, "198.18.0.1", 1ms, 11, 0, -1, -1);
+  reused.rtt.reset();
+  reused.probes_sent = 0;
+  reused.reused_from = at(k1615 - 600, 250000000);
+  t.hops.push_back(reused);
+  TraceHop reused_silent = silent(2, 0);
+  reused_silent.reused_from = at(k1615 - 600, 250000000);
+  t.hops.push_back(reused_silent);
+  t.hops.push_back(answered(3, "198.19.0.6", 12500us, 11, 0, 1, 253));
+  TraceHop target = answered(4, "175.45.176.71", 95250us, 0, 0, -1, 58);
+  target.is_target = true;
+  t.hops.push_back(target);
+  const json j = to_json(outpost::trace_record({"fra-1", "naenara", "kp", "icmp", 0, 0}, t, "baseline", table()));
+  const json& hops = j.at("hops");
+  REQUIRE(hops.size() == 4);
+  CHECK(hops[0] == json{{"ttl", 1},
+                        {"asn", 64500},
+                        {"asn_name", "VANTAGE-NET"},
+                        {"probes", 0},
+                        {"reused_from", "2014-12-22T16:05:00.250000Z"},
+                        {"addr", "198.18.0.1"},
+                        {"icmp_type", 11},
+                        {"icmp_code", 0}});
+  CHECK(hops[1] == json{{"ttl", 2}, {"asn", nullptr}, {"probes", 0}, {"reused_from", "2014-12-22T16:05:00.250000Z"}});
+  CHECK_FALSE(hops[2].contains("reused_from"));
+  CHECK_FALSE(hops[3].contains("reused_from"));
+}
+
 TEST_CASE("json_lines: trace hops without an ASN table are all asn null", "[records][json]") {
   TraceResult t;
   t.target = ip("175.45.176.71");
