@@ -162,7 +162,7 @@ class Investigator {
   std::uint64_t last_good_revision_ = 0;
   // "TTL address" -> the key of the last good path that last went through it.
   std::unordered_map<std::string, std::string> known_hops_;
-  static constexpr std::size_t kMaxKnownHops = 16384;
+  static constexpr std::size_t kMaxKnownHops = 65536;  // about 6 MB at most
   std::size_t traces_running_ = 0;
   std::size_t baselines_running_ = 0;
   std::size_t failure_traces_ = 0;
