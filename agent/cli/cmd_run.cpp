@@ -54,10 +54,10 @@ void log_agent_stats(const Agent& agent) {
   const LaunchLateness l = agent.launch_lateness();
   spdlog::info(
       "agent: records={} vantage_checks={} local_errors={} reordered={} stale_results={}; investigations: "
-      "baselines={} failure_traces={} merged={} dropped={}; launches={} launch_late_max_ms={:.1f} "
+      "baselines={} hops_reused={} failure_traces={} merged={} dropped={}; launches={} launch_late_max_ms={:.1f} "
       "launches_late_10ms={} launches_late_100ms={} launches_late_1s={}",
-      a.records, a.vantage_checks, a.local_errors, a.reordered, a.stale_results, i.baselines, i.started, i.merged,
-      i.dropped, l.launches, std::chrono::duration<double, std::milli>(l.worst).count(), l.late_10ms, l.late_100ms,
+      a.records, a.vantage_checks, a.local_errors, a.reordered, a.stale_results, i.baselines, i.hops_reused, i.started,
+      i.merged, i.dropped, l.launches, std::chrono::duration<double, std::milli>(l.worst).count(), l.late_10ms, l.late_100ms,
       l.late_1s);
 }
 

@@ -130,8 +130,8 @@ std::optional<std::vector<TraceHop>> Investigator::known_prefix(int ttl, const I
   for (auto& h : prefix) {
     // When the hop was really probed: a hop reused already keeps its time.
     if (!h.reused_from) h.reused_from = path->started;
-    // Too old: probed again, so that every path's first hops are each
-    // baseline interval (not only the first one's).
+    // Too old: the trace goes on down and probes them again, so that
+    // shared first hops are still probed about once a baseline interval.
     if (*h.reused_from < oldest_allowed || h.is_target) return std::nullopt;
     h.rtt.reset();
     h.rtt_clock.clear();
