@@ -20,8 +20,10 @@
 
 namespace outpost {
 
-// The format's version: a file of a newer one is not read.
-inline constexpr int kStateVersion = 1;
+// The format's version: a file of a newer one is not read. 2: a trace hop
+// may have an 11th element, when a reused hop was probed (version 1 files
+// are read as they are).
+inline constexpr int kStateVersion = 2;
 // A larger file is not read (some thousand bytes a target with its traces).
 inline constexpr std::uint64_t kStateMaxBytes = 64ull << 20;
 
