@@ -52,6 +52,7 @@ struct Hop {
   std::optional<std::uint32_t> asn;
   std::string asn_name;  // from the record (the agent's names), may be empty
   std::optional<double> rtt_ms;
+  std::string reused_from;  // set: not probed by this trace, taken from an earlier one (its time)
 };
 
 struct Trace {

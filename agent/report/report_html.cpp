@@ -426,7 +426,11 @@ void Page::trace_table(const Trace* baseline, const Trace* failure, int last_ttl
     auto it = std::find_if(t->hops.begin(), t->hops.end(), [&](const Hop& h) { return h.ttl == ttl; });
     if (it == t->hops.end()) return std::string("<td></td><td></td>");
     if (it->addr.empty()) return std::string("<td>*</td><td></td>");
-    std::string s = "<td>" + html_escape(it->addr) + (it->rtt_ms ? " <small>" + num(*it->rtt_ms, 2) + " ms</small>" : "") + "</td>";
+    std::string s = "<td>" + html_escape(it->addr);
+    if (it->rtt_ms) s += " <small>" + num(*it->rtt_ms, 2) + " ms</small>";
+    // A baseline's hop taken from another target's path: when it was probed.
+    if (!it->reused_from.empty()) s += " <small>(as probed " + html_escape(it->reused_from) + ")</small>";
+    s += "</td>";
     if (it->asn) {
       std::string name = name_of(*it->asn);
       if (name.empty()) name = it->asn_name;

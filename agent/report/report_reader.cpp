@@ -125,6 +125,7 @@ Trace trace_of(const json& j, const std::string& agent) {
     hop.asn = asn_opt(h, "asn");
     hop.asn_name = text_or(h, "asn_name");
     hop.rtt_ms = number_opt(h, "rtt_ms");
+    hop.reused_from = text_or(h, "reused_from");
     t.hops.push_back(std::move(hop));
   }
   return t;

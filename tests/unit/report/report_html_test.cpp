@@ -93,3 +93,28 @@ TEST_CASE("report page: no records is said in words") {
   CHECK(count(page, "1 line(s) skipped") == 1);
   CHECK(count(page, "</html>") == 1);
 }
+
+TEST_CASE("report page: a baseline's hop taken from another path says when it was probed, not an RTT") {
+  const Dataset data = read(
+      R"({"type":"trace","agent":"a","time":"2026-12-01T00:00:01Z","target":"web","group":"kp","address":"198.18.0.1",)"
+      R"("method":"icmp","reason":"baseline","reached":true,"hops":[)"
+      R"({"ttl":1,"addr":"198.19.0.2","asn":64496,"probes":0,"reused_from":"2026-11-30T23:50:00.000000Z"},)"
+      R"({"ttl":2,"addr":"198.19.0.6","asn":64500,"probes":1,"rtt_ms":1.25},)"
+      R"({"ttl":3,"addr":"198.18.0.1","asn":64510,"probes":1,"rtt_ms":2.5,"target":true}]}
+{"type":"event","agent":"a","time":"2026-12-01T00:00:10Z","kind":"target_down","target":"web","group":"kp",)"
+      R"("start":"2026-12-01T00:00:05Z","verdict":{"where":"upstream","last_hop":"198.19.0.6","last_ttl":2,"reason":"r"}}
+{"type":"trace","agent":"a","time":"2026-12-01T00:00:11Z","target":"web","group":"kp","address":"198.18.0.1",)"
+      R"("method":"icmp","reason":"failure","reached":false,"hops":[)"
+      R"({"ttl":1,"addr":"198.19.0.2","asn":64496,"probes":1,"rtt_ms":0.5},)"
+      R"({"ttl":2,"addr":"198.19.0.6","asn":64500,"probes":1,"rtt_ms":1.5},{"ttl":3,"asn":null,"probes":2}]}
+)");
+  REQUIRE(data.traces.size() == 2);
+  REQUIRE(data.traces[0].hops.size() == 3);
+  CHECK(data.traces[0].hops[0].reused_from == "2026-11-30T23:50:00.000000Z");
+  CHECK(data.traces[0].hops[1].reused_from.empty());
+  const std::string page = render_html(data, RenderOptions{});
+  // The baseline beside the failure trace: its first hop as probed before, the failure's with its RTT.
+  CHECK(count(page, "198.19.0.2 <small>(as probed 2026-11-30T23:50:00.000000Z)</small>") == 1);
+  CHECK(count(page, "198.19.0.2 <small>0.50 ms</small>") == 1);
+  CHECK(count(page, "198.19.0.6 <small>1.25 ms</small>") == 1);
+}
