@@ -117,6 +117,9 @@ class Investigator {
   // Stops: queued investigations are written without a trace, and no new trace starts.
   void stop();
   const InvestigatorStats& stats() const { return stats_; }
+  // Hops of last good paths that baselines may stop at (at most kMaxKnownHops).
+  std::size_t known_hops() const { return known_hops_.size(); }
+  static constexpr std::size_t kMaxKnownHops = 65536;  // about 6 MB at most
 
  private:
   struct Case {
@@ -162,7 +165,6 @@ class Investigator {
   std::uint64_t last_good_revision_ = 0;
   // "TTL address" -> the key of the last good path that last went through it.
   std::unordered_map<std::string, std::string> known_hops_;
-  static constexpr std::size_t kMaxKnownHops = 65536;  // about 6 MB at most
   std::size_t traces_running_ = 0;
   std::size_t baselines_running_ = 0;
   std::size_t failure_traces_ = 0;

@@ -16,6 +16,7 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -697,32 +698,30 @@ TEST_CASE("agent sim: two traces toward one address at once never share a flow",
   }
 }
 
-TEST_CASE("agent sim: baselines probe from the target back to a hop another path went through, while it is fresh",
-          "[agent][sim]") {
+namespace {
+
+// An Investigator alone over the simulated lab, its trace records kept.
+struct InvestigatorLab {
   SimLab lab;
-  Pacer pacer(lab.loop, lab.engine);
-  TokenBucket bucket(100000, 1000);
-  pacer.set_bucket(&bucket);
+  Pacer pacer{lab.loop, lab.engine};
+  TokenBucket bucket{100000, 1000};
   std::vector<TraceResult> traces;
-  Investigator investigator(lab.loop, pacer, [&](Record r) {
-    if (auto* t = std::get_if<TraceRecord>(&r)) traces.push_back(t->trace);
-  });
-  const bool reuse = GENERATE(true, false);
-  INFO((reuse ? "reusing hops" : "not reusing hops"));
-  TraceSpec spec;
-  spec.method = GENERATE(TraceMethod::icmp, TraceMethod::udp);
-  spec.timeout = 200ms;
-  InvestigationLimits limits;
-  limits.reuse_max_age = reuse ? 1h : Duration{};
-  investigator.configure("sim-1", spec, nullptr, limits, true);
-  auto target = [](int n) {
+  Investigator investigator{lab.loop, pacer, [this](Record r) {
+                              if (auto* t = std::get_if<TraceRecord>(&r)) traces.push_back(t->trace);
+                            }};
+  InvestigatorLab() { pacer.set_bucket(&bucket); }
+
+  static TraceTarget net(int n, int expected_ttl = 4) {
     const std::string name = "net" + std::to_string(n);
-    return TraceTarget{name, name, "lab", 4, ip("198.18." + std::to_string(n - 1) + ".1"), "", std::nullopt,
-                       std::nullopt, 4};
-  };
-  auto run = [&](int n) {
+    return TraceTarget{name,         name,         "lab", 4, ip("198.18." + std::to_string(n - 1) + ".1"), "",
+                       std::nullopt, std::nullopt, expected_ttl};
+  }
+  // A baseline toward netN, run to its end, its path the lab's: the probes
+  // the engine launched for it, all in its hops when the distance is known
+  // (unknown, the window overshoots the target).
+  int baseline(int n, int expected_ttl = 4) {
     const auto launched = lab.engine.stats().launched;
-    investigator.baseline(target(n));
+    investigator.baseline(net(n, expected_ttl));
     REQUIRE(lab.driver.run_for(2s));
     REQUIRE_FALSE(traces.empty());
     const TraceResult& t = traces.back();
@@ -734,14 +733,31 @@ TEST_CASE("agent sim: baselines probe from the target back to a hop another path
     CHECK(t.hops[3].is_target);
     int probed = 0;
     for (const auto& h : t.hops) probed += h.probes_sent;
-    CHECK(lab.engine.stats().launched - launched == static_cast<std::uint64_t>(probed));
-    return probed;
-  };
+    const auto sent = static_cast<int>(lab.engine.stats().launched - launched);
+    if (expected_ttl > 0) CHECK(sent == probed);
+    return sent;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("agent sim: baselines probe from the target back to a hop another path went through, while it is fresh",
+          "[agent][sim]") {
+  InvestigatorLab il;
+  const bool reuse = GENERATE(true, false);
+  INFO((reuse ? "reusing hops" : "not reusing hops"));
+  TraceSpec spec;
+  spec.method = GENERATE(TraceMethod::icmp, TraceMethod::udp);
+  spec.timeout = 200ms;
+  InvestigationLimits limits;
+  limits.reuse_max_age = reuse ? 1h : Duration{};
+  il.investigator.configure("sim-1", spec, nullptr, limits, true);
+  auto& traces = il.traces;
   // The first path is probed whole, from the target back.
-  CHECK(run(1) == 4);
+  CHECK(il.baseline(1) == 4);
   const WallTime first = traces.back().started;
   // The next ones stop at the border, known at TTL 3: the ISP and carrier hops are net1's.
-  CHECK(run(2) == (reuse ? 2 : 4));
+  CHECK(il.baseline(2) == (reuse ? 2 : 4));
   if (reuse) {
     for (int i = 0; i < 2; ++i) {
       REQUIRE(traces.back().hops[static_cast<std::size_t>(i)].reused_from);
@@ -749,28 +765,63 @@ TEST_CASE("agent sim: baselines probe from the target back to a hop another path
       CHECK_FALSE(traces.back().hops[static_cast<std::size_t>(i)].rtt);
     }
     CHECK_FALSE(traces.back().hops[2].reused_from);
-    CHECK(investigator.stats().hops_reused == 2);
+    CHECK(il.investigator.stats().hops_reused == 2);
   }
   // A path reused from a path that reused it keeps the time the hops were probed.
-  lab.clock.advance(30min);
-  CHECK(run(3) == (reuse ? 2 : 4));
+  il.lab.clock.advance(30min);
+  CHECK(il.baseline(3) == (reuse ? 2 : 4));
   if (reuse) CHECK(*traces.back().hops[0].reused_from == first);
   // Once probed longer ago than the age allowed, the first hops are probed again...
-  lab.clock.advance(31min);
-  CHECK(run(4) == 4);
+  il.lab.clock.advance(31min);
+  CHECK(il.baseline(4) == 4);
   const WallTime again = traces.back().started;
   for (const auto& h : traces.back().hops) CHECK_FALSE(h.reused_from);
   // ... and taken from there on.
-  CHECK(run(1) == (reuse ? 2 : 4));
+  CHECK(il.baseline(1) == (reuse ? 2 : 4));
   if (reuse) CHECK(*traces.back().hops[0].reused_from == again);
   // A target whose distance is not known yet is probed forward, whole.
-  const auto launched = lab.engine.stats().launched;
-  TraceTarget unknown = target(2);
-  unknown.expected_ttl = 0;
-  investigator.baseline(unknown);
-  REQUIRE(lab.driver.run_for(2s));
+  CHECK(il.baseline(2, 0) >= 4);
   for (const auto& h : traces.back().hops) CHECK_FALSE(h.reused_from);
-  CHECK(lab.engine.stats().launched - launched >= 4);
+}
+
+TEST_CASE("agent sim: the hops baselines may stop at are bounded, and learnt again past the bound", "[agent][sim]") {
+  InvestigatorLab il;
+  TraceSpec spec;
+  spec.timeout = 200ms;
+  InvestigationLimits limits;
+  limits.reuse_max_age = 1h;
+  il.investigator.configure("sim-1", spec, nullptr, limits, true);
+  CHECK(il.baseline(1) == 4);
+  CHECK(il.baseline(2) == 2);
+  CHECK(il.investigator.known_hops() == 3);
+  // Restored paths of 30 hops each through addresses of their own (data only, never probed), past the bound.
+  const std::size_t paths = Investigator::kMaxKnownHops / 29 + 10;  // 29 router hops each
+  auto v6 = [](std::size_t k, std::uint8_t last) {
+    return IpAddress::v6_bytes(std::array<std::uint8_t, 16>{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                            static_cast<std::uint8_t>(k >> 8),
+                                                            static_cast<std::uint8_t>(k), last}
+                                   .data());
+  };
+  for (std::size_t k = 0; k < paths; ++k) {
+    TraceResult t;
+    t.spec = spec;
+    t.started = il.lab.clock.wall();
+    t.reached = true;
+    t.target = v6(k, 30);
+    for (int ttl = 1; ttl <= 30; ++ttl) {
+      TraceHop h;
+      h.ttl = ttl;
+      h.addr = v6(k, static_cast<std::uint8_t>(ttl));
+      h.is_target = ttl == 30;
+      t.hops.push_back(h);
+    }
+    il.investigator.restore_last_good("fill-" + std::to_string(k), t);
+    REQUIRE(il.investigator.known_hops() <= Investigator::kMaxKnownHops);
+  }
+  // Started again past the bound: the lab's hops are no longer known, and are learnt again.
+  CHECK(il.investigator.known_hops() < Investigator::kMaxKnownHops);
+  CHECK(il.baseline(3) == 4);
+  CHECK(il.baseline(4) == 2);
 }
 
 TEST_CASE("agent sim: a trace's flow does not tell the next one's", "[agent][sim]") {
