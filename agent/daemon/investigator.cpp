@@ -107,6 +107,7 @@ std::string known_hop_key(int ttl, const IpAddress& addr) { return std::to_strin
 }  // namespace
 
 void Investigator::note_known(const std::string& key, const TraceResult& trace) {
+  if (limits_.reuse_max_age <= Duration::zero()) return known_hops_.clear();  // no hop is reused
   // Bounded: past the bound it starts again from the paths of the traces to come.
   if (known_hops_.size() + trace.hops.size() > kMaxKnownHops) known_hops_.clear();
   for (const auto& h : trace.hops)

@@ -779,6 +779,8 @@ TEST_CASE("agent sim: baselines probe from the target back to a hop another path
   // ... and taken from there on.
   CHECK(il.baseline(1) == (reuse ? 2 : 4));
   if (reuse) CHECK(*traces.back().hops[0].reused_from == again);
+  // Nothing is kept to stop at when nothing is reused.
+  CHECK(il.investigator.known_hops() == (reuse ? 3u : 0u));
   // A target whose distance is not known yet is probed forward, whole.
   CHECK(il.baseline(2, 0) >= 4);
   for (const auto& h : traces.back().hops) CHECK_FALSE(h.reused_from);
