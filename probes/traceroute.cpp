@@ -361,12 +361,13 @@ int Trace::end_ttl() const {
   return spec_.max_ttl;
 }
 
+bool Trace::over() {
+  if (!done_called_ && aborted_ && in_flight_ == 0) finish();
+  return done_called_ || aborted_;
+}
+
 void Trace::launch_more() {
-  if (done_called_) return;
-  if (aborted_) {
-    if (in_flight_ == 0) finish();
-    return;
-  }
+  if (over()) return;
   if (backward_) return probe_backward();
   const int lowest_open = [&] {
     for (const auto& h : hops_)
@@ -379,11 +380,7 @@ void Trace::launch_more() {
   const bool within_expected = spec_.expected_ttl > 0 && lowest_open <= spec_.expected_ttl;
   const int limit = within_expected ? std::min(end, spec_.expected_ttl) : end;
   while (!aborted_ && next_ttl_ <= limit && next_ttl_ < lowest_open + spec_.parallel) send(next_ttl_++);
-  // A send that failed at once has ended or aborted the trace already.
-  if (done_called_ || aborted_) {
-    if (!done_called_ && in_flight_ == 0) finish();
-    return;
-  }
+  if (over()) return;  // a send that failed at once
   // Settled once every hop from start_ttl up to the end is: probes sent
   // past it (before the end was known) are not waited for.
   if (lowest_open > end && next_ttl_ > end) {

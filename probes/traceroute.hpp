@@ -215,6 +215,8 @@ class Trace : public std::enable_shared_from_this<Trace> {
   Duration retry_wait() const;
   std::unique_ptr<Probe> make_hop_probe(int ttl);
   int end_ttl() const;  // the last TTL the trace may still need
+  // Ended, or aborted (then ended once nothing is in flight): launch nothing.
+  bool over();
   // Backward probing: the next TTL down, or the end at a known hop.
   void probe_backward();
   bool adopt_known(int ttl);

@@ -860,6 +860,14 @@ Trace::KnownPrefix knowing(int ttl, IpAddress addr, const std::vector<IpAddress>
   };
 }
 
+// A baseline's spec: the destination expected at `ttl`, probing from there.
+TraceSpec backward_from(int ttl, TraceMethod method = TraceMethod::icmp) {
+  TraceSpec spec = spec_for(method);
+  spec.expected_ttl = ttl;
+  spec.start_ttl = ttl;
+  return spec;
+}
+
 TEST_CASE("traceroute: probing backward from start_ttl stops at a known hop, the hops before it reused",
           "[traceroute]") {
   const TraceMethod method = GENERATE(TraceMethod::icmp, TraceMethod::udp, TraceMethod::tcp);
@@ -872,9 +880,7 @@ TEST_CASE("traceroute: probing backward from start_ttl stops at a known hop, the
   lab.path = Path::lab(v6);
   const WallTime when = lab.clock.wall() - std::chrono::minutes(5);
   lab.known = knowing(known_at, routers[static_cast<std::size_t>(known_at - 1)], routers, when);
-  TraceSpec spec = spec_for(method);
-  spec.expected_ttl = 4;
-  spec.start_ttl = 4;
+  const TraceSpec spec = backward_from(4, method);
   const auto r = lab.run(spec, v6 ? kTarget6 : kTarget);
   CHECK(r.reached);
   CHECK(r.stop_reason == "reached");
@@ -919,9 +925,7 @@ TEST_CASE("traceroute: probing backward with nothing known probes every hop once
     if (auto p = elsewhere(ttl, a)) return p;
     return shifted(ttl, a);
   };
-  TraceSpec spec = spec_for(TraceMethod::icmp);
-  spec.expected_ttl = 4;
-  spec.start_ttl = 4;
+  const TraceSpec spec = backward_from(4);
   const auto r = lab.run(spec, kTarget);
   CHECK(r.reached);
   CHECK(ttls_sent(lab.wire.sent) == std::vector<int>{4, 3, 2, 1});
@@ -947,9 +951,7 @@ TEST_CASE("traceroute: a known path of the wrong shape is not taken", "[tracerou
     if (fault == 2) p->front().reused_from.reset();  // not marked as reused
     return p;
   };
-  TraceSpec spec = spec_for(TraceMethod::icmp);
-  spec.expected_ttl = 4;
-  spec.start_ttl = 4;
+  const TraceSpec spec = backward_from(4);
   const auto r = lab.run(spec, kTarget);
   CHECK(r.reached);
   CHECK(ttls_sent(lab.wire.sent) == std::vector<int>{4, 3, 2, 1});
@@ -963,9 +965,7 @@ TEST_CASE("traceroute: silent hops below start_ttl are retried and passed, never
   lab.path.hops[1].answer = Answer::silent;
   lab.path.hops[2].answer = Answer::silent;
   lab.known = knowing(1, kRouters[0], kRouters, lab.clock.wall());
-  TraceSpec spec = spec_for(TraceMethod::udp);
-  spec.expected_ttl = 4;
-  spec.start_ttl = 4;
+  TraceSpec spec = backward_from(4, TraceMethod::udp);
   spec.gap_limit = 1;
   const auto r = lab.run(spec, kTarget);
   CHECK(r.reached);
@@ -983,9 +983,7 @@ TEST_CASE("traceroute: a destination nearer than start_ttl, found going backward
   TraceLab lab;
   lab.path = Path::lab();  // the destination at TTL 4
   lab.known = knowing(2, kRouters[1], kRouters, lab.clock.wall());
-  TraceSpec spec = spec_for(TraceMethod::icmp);
-  spec.expected_ttl = 6;
-  spec.start_ttl = 6;
+  const TraceSpec spec = backward_from(6);
   const auto r = lab.run(spec, kTarget);
   CHECK(r.reached);
   CHECK(ttls_sent(lab.wire.sent) == std::vector<int>{6, 5, 4, 3, 2});
@@ -1001,9 +999,7 @@ TEST_CASE("traceroute: a destination farther than start_ttl is found forward, th
           "[traceroute]") {
   TraceLab lab;
   lab.path = Path::lab();
-  TraceSpec spec = spec_for(TraceMethod::icmp);
-  spec.expected_ttl = 3;
-  spec.start_ttl = 3;
+  const TraceSpec spec = backward_from(3);
   lab.known = knowing(1, kRouters[0], kRouters, lab.clock.wall());
   const auto r = lab.run(spec, kTarget);
   CHECK(r.reached);
