@@ -66,7 +66,6 @@ class SystemPrivilegeCalls final : public PrivilegeCalls {
     cap_free(caps);
     return value == CAP_SET;
   }
-  int bound_read(int capability) override { return prctl(PR_CAPBSET_READ, capability, 0, 0, 0); }
   int bound_drop(int capability) override { return prctl(PR_CAPBSET_DROP, capability, 0, 0, 0); }
   int set_keepcaps(bool on) override { return prctl(PR_SET_KEEPCAPS, on ? 1 : 0, 0, 0, 0); }
   int set_groups(const std::vector<gid_t>& groups) override { return setgroups(groups.size(), groups.data()); }
@@ -220,7 +219,7 @@ std::string drop_privileges(const std::optional<RunAs>& run_as, bool keep_net_ra
   if (calls.has_effective(CAP_SETPCAP)) {
     for (int cap = 0; cap < capability_count(); ++cap) {
       if (keep_net_raw && cap == CAP_NET_RAW) continue;
-      if (calls.bound_read(cap) == 1 && calls.bound_drop(cap) != 0) return failed("capability bounding set", errno);
+      if (calls.bound_drop(cap) != 0) return failed("capability bounding set", errno);
     }
   }
   bool switched = false;

@@ -50,7 +50,8 @@ class PrivilegeCalls {
  public:
   virtual ~PrivilegeCalls() = default;
   virtual bool has_effective(int capability) = 0;
-  virtual int bound_read(int capability) = 0;  // 1 when in the bounding set, 0 when not
+  // Lowers a capability in the bounding set; lowering one already out of it
+  // succeeds too, so no read comes first (one system call per capability).
   virtual int bound_drop(int capability) = 0;
   virtual int set_keepcaps(bool on) = 0;
   virtual int set_groups(const std::vector<gid_t>& groups) = 0;

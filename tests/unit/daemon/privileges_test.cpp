@@ -37,7 +37,6 @@ class FakeCalls : public PrivilegeCalls {
   std::vector<std::string> calls;
 
   bool has_effective(int c) override { return caps.effective >> c & 1; }
-  int bound_read(int c) override { return static_cast<int>(bounding >> c & 1); }
   int bound_drop(int c) override {
     if (!step("bound_drop")) return -1;
     if (ignore != "bound_drop") bounding &= ~(std::uint64_t{1} << c);
