@@ -81,23 +81,27 @@ for method in icmp udp tcp:80; do
   check "trace $method: every hop timed from kernel stamps (no fallback on stderr)" \
     bash -c "! grep -E 'user-space|not taken' '$WORK/trace-$method.log'"
 done
-# packet_sockets OUT ARGS...: how many packet sockets `outpost ARGS...` holds
-# while it runs (its socket inodes and the vp's packet sockets, read at
-# once), with what it printed in OUT.
+# packet_sockets OUT ARGS...: the most packet sockets `outpost ARGS...` held
+# at once while it ran (its socket inodes and the vp's packet sockets, read
+# together every 0.1 s until it ends), with what it printed in OUT.
 packet_sockets() {
   local out=$1
   shift
   in_vp "$OUTPOST" "$@" >"$out" 2>&1 &
-  local runner=$! pid="" sockets packet
+  local runner=$! pid="" sockets packet n most=0
   for _ in $(seq 1 50); do
     pid=$(pgrep -n -x outpost) && break
     sleep 0.05
   done
-  sleep 0.3
-  sockets=$(find "/proc/$pid/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n')
-  packet=$(in_vp awk 'NR > 1 { print $9 }' /proc/net/packet)
+  while [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; do
+    sockets=$(find "/proc/$pid/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n')
+    packet=$(in_vp awk 'NR > 1 { print $9 }' /proc/net/packet)
+    n=$(comm -12 <(sort <<<"$sockets") <(sort <<<"$packet") | grep -c . || true)
+    ((n > most)) && most=$n
+    sleep 0.1
+  done
   wait "$runner"
-  comm -12 <(sort <<<"$sockets") <(sort <<<"$packet") | grep -c . || true
+  echo "$most"
 }
 cat >"$WORK/capture.yaml" <<YAML
 agent: { id: capture-control, max_pps: 100 }
