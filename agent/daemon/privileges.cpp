@@ -219,7 +219,8 @@ std::string drop_privileges(const std::optional<RunAs>& run_as, bool keep_net_ra
   if (calls.has_effective(CAP_SETPCAP)) {
     for (int cap = 0; cap < capability_count(); ++cap) {
       if (keep_net_raw && cap == CAP_NET_RAW) continue;
-      if (calls.bound_drop(cap) != 0) return failed("capability bounding set", errno);
+      // EINVAL: a capability this kernel does not know, so not in its set.
+      if (calls.bound_drop(cap) != 0 && errno != EINVAL) return failed("capability bounding set", errno);
     }
   }
   bool switched = false;

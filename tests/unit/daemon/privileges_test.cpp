@@ -32,13 +32,18 @@ class FakeCalls : public PrivilegeCalls {
   std::uint64_t bounding = ~std::uint64_t{0} >> 23;
   bool keepcaps = false;
   bool nnp = false;
-  std::string fail;    // the call that fails with EPERM
-  std::string ignore;  // the call that returns 0 and changes nothing (a lie)
+  int kernel_caps = 64;  // capabilities the kernel knows; dropping one beyond is EINVAL
+  std::string fail;      // the call that fails with EPERM
+  std::string ignore;    // the call that returns 0 and changes nothing (a lie)
   std::vector<std::string> calls;
 
   bool has_effective(int c) override { return caps.effective >> c & 1; }
   int bound_drop(int c) override {
     if (!step("bound_drop")) return -1;
+    if (c >= kernel_caps) {  // as the kernel answers a capability it does not know
+      errno = EINVAL;
+      return -1;
+    }
     if (ignore != "bound_drop") bounding &= ~(std::uint64_t{1} << c);
     return 0;
   }
@@ -219,6 +224,15 @@ TEST_CASE("privileges: already agent.user (systemd User=, AmbientCapabilities=):
   CHECK_FALSE(called(f, "setuid"));
   CHECK_FALSE(called(f, "bound_drop"));
   CHECK(f.nnp);
+}
+
+TEST_CASE("privileges: capabilities the kernel does not know are not in its bounding set: no error",
+          "[privileges]") {
+  FakeCalls f;
+  f.kernel_caps = 38;  // an older kernel than the capability count asked for
+  f.bounding &= (std::uint64_t{1} << 38) - 1;
+  CHECK(drop_privileges(nobody(), true, f) == "");
+  CHECK(f.bounding == kNetRaw);
 }
 
 TEST_CASE("privileges: another user without CAP_SETGID cannot become agent.user: fatal at setgroups",
