@@ -64,9 +64,14 @@ void RttAccumulator::add(std::chrono::nanoseconds rtt) {
       return;
     }
     big_ = std::make_unique<Histogram>();
-    // The samples went in as ns / 1e6; llround gives back the ns exactly
-    // (below 2^51 ns, 26 days).
-    for (double ms : samples_ms_) big_->add(static_cast<std::uint64_t>(std::llround(ms * 1e6)));
+    // The samples went in as ns / 1e6; rounding ms * 1e6 to the nearest
+    // integer gives back the ns exactly (below 2^51 ns, 26 days). Done by
+    // hand: llround is libm's, a library outpost need not load at all.
+    for (double ms : samples_ms_) {
+      const double x = ms * 1e6;
+      const auto whole = static_cast<std::uint64_t>(x);
+      big_->add(x - static_cast<double>(whole) >= 0.5 ? whole + 1 : whole);
+    }
     samples_ms_ = {};
   }
   big_->add(ns);

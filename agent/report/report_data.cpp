@@ -65,7 +65,8 @@ std::optional<Seconds> parse_rfc3339(const std::string& s) {
 std::string utc_text(Seconds t) {
   // Years 0 to 9999 (what RFC 3339 writes); past them no time_t cast.
   if (!(t >= -62167219200.0 && t < 253402300800.0)) return "(out of range)";
-  const std::time_t whole = static_cast<std::time_t>(std::floor(t));
+  std::time_t whole = static_cast<std::time_t>(t);  // toward zero, then down
+  if (static_cast<double>(whole) > t) --whole;
   std::tm tm{};
   gmtime_r(&whole, &tm);
   char buf[32];
@@ -75,8 +76,9 @@ std::string utc_text(Seconds t) {
 
 std::string duration_text(Seconds d) {
   if (!(d >= 0)) d = 0;       // NaN too
-  if (d > 1e15) d = 1e15;     // within llround's range
-  const long long s = std::llround(d);
+  if (d > 1e15) d = 1e15;     // exact in a double and a long long
+  long long s = static_cast<long long>(d);
+  if (d - static_cast<double>(s) >= 0.5) ++s;  // to the nearest second, halves up
   char buf[64];
   if (s < 60) std::snprintf(buf, sizeof buf, "%lld s", s);
   else if (s < 3600) std::snprintf(buf, sizeof buf, "%lld min %lld s", s / 60, s % 60);

@@ -87,6 +87,34 @@ TEST_CASE("report page: a chart per series, outage bands, the vantage's own outa
   CHECK(count(page, "<script") == 0);
 }
 
+TEST_CASE("report page: the RTT axis tops at 1, 2 or 5 times a power of ten, the first not below the data") {
+  // The top is the larger of 1.25 times the p95 and 1.5 times the median.
+  auto top_label = [](double p50, double p95) {
+    const std::string text =
+        R"({"type":"series","agent":"fra","time":"2026-12-01T00:00:00Z","target":"t1","group":"kp","method":"icmp",)"
+        R"("window_start":"2026-12-01T00:00:00Z","window_s":60,"sent":10,"received":10,"loss":0,"rtt_min_ms":)" +
+        std::to_string(p50 / 2) + R"(,"rtt_p50_ms":)" + std::to_string(p50) + R"(,"rtt_p95_ms":)" +
+        std::to_string(p95) + R"(,"rtt_max_ms":)" + std::to_string(p95 * 2) + "}\n";
+    const std::string page = render_html(read(text), {});
+    // The grid's labels, from 0 up: the last is the top.
+    std::string last;
+    const std::string mark = "text-anchor=\"end\">";
+    for (auto at = page.find(mark); at != std::string::npos; at = page.find(mark, at + 1)) {
+      const auto from = at + mark.size(), end = page.find('<', from);
+      const std::string label = page.substr(from, end - from);
+      if (label.find(':') == std::string::npos) last = label;  // not the time axis
+    }
+    return last;
+  };
+  CHECK(top_label(2, 3) == "5.0");          // 3.75
+  CHECK(top_label(0.6, 0.8) == "1.00");     // 1 exactly: a power of ten is its own top
+  CHECK(top_label(1, 8) == "10.0");         // 10 exactly
+  CHECK(top_label(0.02, 0.03) == "0.05");   // 0.0375
+  CHECK(top_label(0.1, 0.12) == "0.20");    // 0.15
+  CHECK(top_label(200, 300) == "500");      // 375
+  CHECK(top_label(1000, 1500) == "2000");   // 1875
+}
+
 TEST_CASE("report page: no records is said in words") {
   const std::string page = render_html(read("garbage\n"), {});
   CHECK(count(page, "No series or event records") == 1);

@@ -33,6 +33,15 @@ TEST_CASE("report reader: RFC 3339 times") {
   CHECK(utc_text(1419264900.9) == "2014-12-22 16:15:00");
   CHECK(duration_text(34260) == "9 h 31 min");
   CHECK(duration_text(12.4) == "12 s");
+  // To the nearest second, halves up; times before 1970 to the second they fall in.
+  CHECK(duration_text(59.49) == "59 s");
+  CHECK(duration_text(59.5) == "1 min 0 s");
+  CHECK(duration_text(0.5) == "1 s");
+  CHECK(duration_text(0.4999) == "0 s");
+  CHECK(utc_text(-0.5) == "1969-12-31 23:59:59");
+  CHECK(utc_text(-1.0) == "1969-12-31 23:59:59");
+  CHECK(utc_text(-1.25) == "1969-12-31 23:59:58");
+  CHECK(utc_text(0.999) == "1970-01-01 00:00:00");
 }
 
 TEST_CASE("report reader: bad lines are skipped with their line numbers, the rest is kept") {
