@@ -291,10 +291,11 @@ void Page::chart(const Series& s) {
     if (b.rtt_p95) top = std::max({top, *b.rtt_p95 * 1.25, *b.rtt_p50 * 1.5});
   if (top <= 0) top = 1;
   // A round scale: 1, 2 or 5 times a power of ten, the largest not above top
-  // (10^k exact up to 10^22; 1 / 10^k the nearest double to 10^-k).
+  // (10^k exact up to 10^22; 1 / 10^k the nearest double to 10^-k). The
+  // bounds keep the loops finite when a record's RTT makes top infinite.
   double power = 1;
   if (top >= 1)
-    while (power * 10 <= top) power *= 10;
+    while (power * 10 <= top && power < 1e300) power *= 10;
   else
     while (top * power < 1 && power < 1e300) power *= 10;
   const double magnitude = top >= 1 ? power : 1 / power;
