@@ -70,7 +70,7 @@ Agent::Agent(AgentServices services)
   // within a gap: its timer is exact (trace probes go one by one, for the
   // routers' ICMP rate limits), and what else is due comes along.
   gap_hook_ = loop_.before_wait([this] {
-    loop_.coalesce_wakes(outputs_.sending() ? base_wake_gap_ : plan_wake_gap_);
+    loop_.coalesce_wakes(outputs_.sending() ? base_wake_gap_ : wake_gap_now());
   });
   // Probes launched outside a tick (trace hops from a packet callback) need their timeouts armed.
   pacer_.on_launched([this] {
@@ -173,8 +173,11 @@ std::string Agent::apply(const Config& config, Config* release_groups) {
                  demand, plan->max_pps, 0.05 * plan->max_pps);
   spdlog::info("{} tasks ({:.1f} probes/s) over {} targets; a baseline trace per target every {}", plan->tasks.size(),
                demand, plan->targets.size(), format_duration(plan->baseline_interval));
-  plan_wake_gap_ = std::max(base_wake_gap_, wake_gap(*plan, demand, raw_));
-  spdlog::debug("the loop wakes at most every {}", format_duration(plan_wake_gap_));
+  plan_wake_gap_ = std::max(base_wake_gap_, wake_gap(*plan, demand, raw_, false));
+  suspect_wake_gap_ = std::max(base_wake_gap_, wake_gap(*plan, demand, raw_, true));
+  spdlog::debug("the loop wakes at most every {:.1f} ms ({:.1f} ms while a target is suspect)",
+                std::chrono::duration<double, std::milli>(plan_wake_gap_).count(),
+                std::chrono::duration<double, std::milli>(suspect_wake_gap_).count());
   // A launch counts as late past the gap it was allowed.
   scheduler->allow_lateness(plan_wake_gap_);
 
@@ -223,6 +226,7 @@ std::string Agent::apply(const Config& config, Config* release_groups) {
   detector_ = std::move(detector);
   asns_ = std::move(asns);
   target_runs_.assign(plan_.targets.size(), TargetRun{});
+  fast_targets_ = 0;  // adjust_speed counts them again
   target_index_.clear();
   target_index_.reserve(plan_.targets.size());
   control_tasks_.clear();
@@ -500,27 +504,30 @@ void Agent::run_task(std::size_t id, bool out_of_schedule) {
   }
 }
 
-Duration Agent::wake_gap(const Plan& plan, double demanded_pps, bool raw) {
+Duration Agent::wake_gap(const Plan& plan, double demanded_pps, bool raw, bool with_suspects) {
   // Each wake from a long sleep costs far more than the probe it launches
   // (caches and the CPU cold: 200 us a probe at 25 probes/s, 40 us at
   // 1,000/s). So the loop gathers what comes due over a gap: launches then
-  // leave up to the gap late (4% of the shortest interval, a suspect's
-  // included; at most 100 ms), and answers are read up to the gap late,
-  // which changes no RTT and no timeout: the capture's stamps time them.
+  // leave up to the gap late (4% of the shortest interval, a suspect
+  // interval's included with_suspects; at most 250 ms), and answers are read
+  // up to the gap late, which changes no RTT and no timeout: the capture's
+  // stamps time them. The suspect intervals count only while a target is
+  // suspect (wake_gap_now): a quiet day pays no wakes for an outage's pace.
   // Not where a user-space clock times an answer: tcp_connect (no raw
   // sockets); and at most 1 ms with DNS, whose TCP retry (tcp_ms) is timed
   // on the loop's clock.
   if (!raw || plan.tasks.empty()) return Duration::zero();
   Duration shortest = Duration::max();
-  Duration most = std::chrono::milliseconds(100);
+  Duration most = std::chrono::milliseconds(250);
   for (const auto& task : plan.tasks) {
     if (task.method.kind == ProbeMethod::Kind::tcp_connect) return Duration::zero();
     // A query's answer is timed by the kernel, but its TCP retry (tcp_ms) on the loop's clock.
     if (task.method.kind == ProbeMethod::Kind::dns) most = std::min<Duration>(most, std::chrono::milliseconds(1));
     shortest = std::min(shortest, task.interval);
   }
-  for (const auto& target : plan.targets)
-    if (target.suspect_interval > Duration::zero()) shortest = std::min(shortest, target.suspect_interval);
+  if (with_suspects)
+    for (const auto& target : plan.targets)
+      if (target.suspect_interval > Duration::zero()) shortest = std::min(shortest, target.suspect_interval);
   Duration gap = std::min<Duration>(shortest / 25, most);
   // What comes due over a gap must fit in the rate cap's burst (Scheduler:
   // 1% of max_pps), or the cap, not the schedule, would set the pace.
@@ -609,6 +616,9 @@ void Agent::adjust_speed(std::size_t index) {
   const bool fast = detector_->suspect(target.key);
   if (fast == run.fast || target.suspect_interval >= target.interval) return;
   run.fast = fast;
+  // While one target is suspect the loop keeps its pace (wake_gap_now).
+  fast ? ++fast_targets_ : --fast_targets_;
+  scheduler_->allow_lateness(wake_gap_now());
   const SteadyTime now = loop_.clock().now();
   for (std::size_t id : target.tasks())
     scheduler_->set_interval(static_cast<Scheduler::TaskId>(id), fast ? target.suspect_interval : target.interval, now);

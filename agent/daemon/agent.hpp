@@ -115,11 +115,12 @@ class Agent {
   LaunchLateness launch_lateness() const;
   // How long the loop may gather what comes due before it wakes (at most
   // once per this; EventLoop::coalesce_wakes): 4% of the plan's shortest
-  // interval (a suspect's included), at most 100 ms (1 ms with a dns task:
+  // interval (a suspect's included with_suspects, the gap used while a
+  // target is suspect), at most 250 ms (1 ms with a dns task:
   // its TCP retry's time is the loop's), within half the rate cap's burst
   // at the demanded rate; zero without raw sockets or with a tcp_connect
   // task (timed in user space). Not while probes wait in the pacer.
-  static Duration wake_gap(const Plan& plan, double demanded_pps, bool raw);
+  static Duration wake_gap(const Plan& plan, double demanded_pps, bool raw, bool with_suspects);
   // Probe records written since the start, by method ("icmp", "tcp", "dns").
   const std::map<std::string, ProbeCounts>& probe_counts() const { return probe_counts_; }
   // Results that came after their series window was written (dropped from
@@ -177,6 +178,9 @@ class Agent {
   EventLoop& loop_;
   Duration base_wake_gap_;       // the loop's own, before the plan's (the sending thread's)
   Duration plan_wake_gap_{};      // wake_gap of the plan, or the base if larger
+  Duration suspect_wake_gap_{};   // the same while a target is suspect (its faster interval counts)
+  std::size_t fast_targets_ = 0;  // targets probed at their suspect interval now
+  Duration wake_gap_now() const { return fast_targets_ > 0 ? suspect_wake_gap_ : plan_wake_gap_; }
   std::uint64_t gap_hook_ = 0;    // the loop's before_wait that sets the gap
   Engine& engine_;
   Outputs& outputs_;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent.hpp"
 #include "clock.hpp"
@@ -80,22 +81,31 @@ TEST_CASE("launch lateness: merging keeps the worst and adds the counts", "[sche
   CHECK(a.late_1s == 1);
 }
 
-TEST_CASE("launch lateness: a stalled agent loop shows as the worst lateness of its probes", "[agent][sim][lateness]") {
-  const IpAddress us4 = IpAddress::parse("198.19.0.1").value();
-  const IpAddress us6 = IpAddress::parse("2001:2::1").value();
-  const IpAddress target = IpAddress::parse("198.18.0.1").value();
+namespace {
+// An agent on a simulated network: 198.18.0.0/16 behind one router, each
+// of `hosts` answering echo.
+struct SimAgent {
+  explicit SimAgent(const std::vector<IpAddress>& hosts) {
+    net.add_path("198.18.0.0/16", {IpAddress::parse("198.19.0.2").value()});
+    for (const auto& h : hosts) net.add_host(h, true, {80});
+  }
   FakeClock clock;
   EventLoop loop{clock};
-  sim::SimNet net{clock, loop, us4, us6};
+  sim::SimNet net{clock, loop, IpAddress::parse("198.19.0.1").value(), IpAddress::parse("2001:2::1").value()};
   Engine engine{clock, net, FilterParams{0x4d2e}};
   sim::SimDriver driver{clock, loop, net};
   TableResolver resolver{loop};
   Outputs outputs;
-  net.add_path("198.18.0.0/16", {IpAddress::parse("198.19.0.2").value()});
-  net.add_host(target, true, {80});
-  Agent agent(AgentServices{loop, engine, outputs, resolver,
+  Agent agent{AgentServices{loop, engine, outputs, resolver,
                             [](const Config&, std::string*) -> std::shared_ptr<const AsnTable> { return nullptr; },
-                            true, std::nullopt});
+                            true, std::nullopt}};
+};
+}  // namespace
+
+TEST_CASE("launch lateness: a stalled agent loop shows as the worst lateness of its probes", "[agent][sim][lateness]") {
+  SimAgent sim({IpAddress::parse("198.18.0.1").value()});
+  auto& driver = sim.driver;
+  auto& agent = sim.agent;
   ConfigLoad load = load_config_string(R"(
 agent: { id: sim-1, max_pps: 1000 }
 defaults: { interval: 1s, timeout: 500ms, probes: [icmp] }
@@ -118,9 +128,9 @@ groups:
   driver.stall(2500ms);  // the probe due at 6 s leaves at 7.501 s (the one of 7 s is skipped)
   REQUIRE(driver.run_for(3s));
   const LaunchLateness after = agent.launch_lateness();
-  // 1,501 ms late, less the 20 ms its loop may gather wakes over (4% of the
-  // suspect interval, the timeout of 500 ms): counted as 1,481 ms.
-  CHECK(after.worst == 1481ms);
+  // 1,501 ms late, less the 40 ms its loop may gather wakes over (4% of the
+  // interval; no target is suspect): counted as 1,461 ms.
+  CHECK(after.worst == 1461ms);
   CHECK(after.late_10ms == 1);
   CHECK(after.late_100ms == 1);
   CHECK(after.late_1s == 1);
@@ -164,19 +174,77 @@ Plan plan_of(std::vector<std::pair<Duration, ProbeMethod::Kind>> tasks, double m
 }
 }  // namespace
 
-TEST_CASE("wake gap: 4% of the shortest interval, at most 100 ms, within the rate cap's burst", "[agent][lateness]") {
+TEST_CASE("wake gap: 4% of the shortest interval, at most 250 ms, within the rate cap's burst", "[agent][lateness]") {
   using K = ProbeMethod::Kind;
-  // 10 s and 60 s: 4% of 10 s is 400 ms, so the cap of 100 ms.
-  CHECK(Agent::wake_gap(plan_of({{10s, K::icmp}, {60s, K::tcp}}, 1000), 0.12, true) == 100ms);
-  // 1 s: 40 ms; a suspect's 500 ms: 20 ms.
-  CHECK(Agent::wake_gap(plan_of({{1s, K::icmp}}, 1000), 1, true) == 40ms);
-  CHECK(Agent::wake_gap(plan_of({{1s, K::icmp}}, 1000, 500ms), 1, true) == 20ms);
+  // 10 s and 60 s: 4% of 10 s is 400 ms, so the cap of 250 ms.
+  CHECK(Agent::wake_gap(plan_of({{10s, K::icmp}, {60s, K::tcp}}, 1000), 0.12, true, false) == 250ms);
+  // 5 s: 200 ms, under the cap.
+  CHECK(Agent::wake_gap(plan_of({{5s, K::icmp}}, 1000), 0.2, true, false) == 200ms);
+  // 1 s: 40 ms; a suspect's 500 ms: 20 ms, only while one is suspect.
+  CHECK(Agent::wake_gap(plan_of({{1s, K::icmp}}, 1000), 1, true, true) == 40ms);
+  CHECK(Agent::wake_gap(plan_of({{1s, K::icmp}}, 1000, 500ms), 1, true, true) == 20ms);
+  CHECK(Agent::wake_gap(plan_of({{1s, K::icmp}}, 1000, 500ms), 1, true, false) == 40ms);
+  // 10 s with a suspect interval of 2.5 s: 100 ms while suspect, else 250 ms,
+  // and within half the burst (11 at max_pps 1,100) at 25.6 probes/s: 214.8 ms.
+  CHECK(Agent::wake_gap(plan_of({{10s, K::icmp}}, 1000, 2500ms), 0.1, true, true) == 100ms);
+  CHECK(Agent::wake_gap(plan_of({{10s, K::icmp}}, 1000, 2500ms), 0.1, true, false) == 250ms);
+  CHECK(Agent::wake_gap(plan_of({{10s, K::icmp}}, 1100, 2500ms), 25.6, true, false) ==
+        std::chrono::duration_cast<Duration>(std::chrono::duration<double>(0.5 * 11 / 25.6)));
   // 1,000 probes/s asked of max_pps 1,100 (a burst of 11): half of 11 ms.
-  CHECK(Agent::wake_gap(plan_of({{256ms, K::icmp}}, 1100), 1000, true) == 5500us);
+  CHECK(Agent::wake_gap(plan_of({{256ms, K::icmp}}, 1100), 1000, true, true) == 5500us);
   // A DNS query's TCP retry is timed on the loop's clock: 1 ms at most.
-  CHECK(Agent::wake_gap(plan_of({{10s, K::icmp}, {10s, K::dns}}, 1000), 0.2, true) == 1ms);
+  CHECK(Agent::wake_gap(plan_of({{10s, K::icmp}, {10s, K::dns}}, 1000), 0.2, true, false) == 1ms);
   // No capture to time the answers, or a connect() timed in user space: none.
-  CHECK(Agent::wake_gap(plan_of({{10s, K::icmp}}, 1000), 0.1, false) == Duration::zero());
-  CHECK(Agent::wake_gap(plan_of({{10s, K::tcp_connect}}, 1000), 0.1, true) == Duration::zero());
-  CHECK(Agent::wake_gap(plan_of({}, 1000), 0, true) == Duration::zero());
+  CHECK(Agent::wake_gap(plan_of({{10s, K::icmp}}, 1000), 0.1, false, false) == Duration::zero());
+  CHECK(Agent::wake_gap(plan_of({{10s, K::tcp_connect}}, 1000), 0.1, true, false) == Duration::zero());
+  CHECK(Agent::wake_gap(plan_of({}, 1000), 0, true, true) == Duration::zero());
+}
+
+TEST_CASE("wake gap: the loop keeps a suspect target's pace only while one is suspect", "[agent][sim][lateness]") {
+  const IpAddress a = IpAddress::parse("198.18.0.1").value();
+  const IpAddress b = IpAddress::parse("198.18.0.2").value();
+  SimAgent sim({a, b});
+  auto& driver = sim.driver;
+  auto& agent = sim.agent;
+  auto& net = sim.net;
+  // Every 5 s (a gap of 200 ms); suspect every 1.25 s (50 ms), for ten
+  // failed rounds before a target is down (no longer suspect).
+  ConfigLoad load = load_config_string(R"(
+agent: { id: sim-1, max_pps: 1000 }
+defaults: { interval: 5s, timeout: 500ms, probes: [icmp] }
+detect: { down_after: 10, up_after: 1 }
+groups:
+  - name: lab
+    targets:
+      - { name: a, address: 198.18.0.1 }
+      - { name: b, address: 198.18.0.2 }
+)",
+                                       "sim.yaml");
+  REQUIRE(load.errors.empty());
+  REQUIRE(agent.apply(*load.config) == "");
+  agent.start();
+  REQUIRE(driver.run_for(12s));
+  CHECK(sim.loop.coalesce_gap() == 200ms);
+
+  // Both fail (each within 5.5 s): suspect, and the gap shrinks; one back
+  // (it answers within 1.25 s): still the other's.
+  net.host_down(a, true);
+  net.host_down(b, true);
+  REQUIRE(driver.run_for(6s));
+  CHECK(sim.loop.coalesce_gap() == 50ms);
+  net.host_down(a, false);
+  REQUIRE(driver.run_for(2s));
+  CHECK(sim.loop.coalesce_gap() == 50ms);
+  // Both back: the plan's gap again.
+  net.host_down(b, false);
+  REQUIRE(driver.run_for(2s));
+  CHECK(sim.loop.coalesce_gap() == 200ms);
+  // Down after ten failed rounds: probed at its interval again, and the gap with it.
+  net.host_down(a, true);
+  REQUIRE(driver.run_for(30s));
+  CHECK(sim.loop.coalesce_gap() == 200ms);
+
+  agent.stop();
+  REQUIRE(driver.run_for(30s));
+  CHECK(agent.finished());
 }
