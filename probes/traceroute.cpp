@@ -389,6 +389,18 @@ void Trace::launch_more() {
   }
 }
 
+void Trace::launch_after_turn() {
+  if (!after_) return launch_more();
+  if (launch_queued_) return;
+  launch_queued_ = true;
+  // Held by the call: the answer that asked for it may have been the last
+  // thing that held the trace.
+  after_(Duration::zero(), [self = shared_from_this()] {
+    self->launch_queued_ = false;
+    self->launch_more();
+  });
+}
+
 void Trace::probe_backward() {
   // One TTL at a time, so that each answer can stop the trace before the
   // next probe goes.
@@ -500,7 +512,7 @@ void Trace::on_result(int ttl, const ProbeResult& r) {
   --h.outstanding;
   // An attempt of a hop another attempt settled already (an early retry).
   if (h.finished) {
-    if (aborted_) launch_more();  // the last probe in flight may be this one
+    if (aborted_) launch_after_turn();  // the last probe in flight may be this one
     return;
   }
   if (r.status == ProbeStatus::error) {
@@ -534,7 +546,7 @@ void Trace::on_result(int ttl, const ProbeResult& r) {
     h.halts = !hop.is_target && r.status == ProbeStatus::unreachable && !time_exceeded;
     h.finished = true;
   }
-  launch_more();
+  launch_after_turn();
 }
 
 void Trace::finish() {

@@ -728,6 +728,33 @@ TEST_CASE("traceroute: with early retries, a path that answers at once gets one 
   CHECK(lab.took < Trace::kRetryFloor);
 }
 
+TEST_CASE("traceroute: on the loop, answers that come in together are all taken before more TTLs go",
+          "[traceroute]") {
+  // The lab's way: the window's 8 answers are read in one turn (the fake
+  // path answers each probe as it is sent, and the trace's zero-delay call
+  // runs after them). TTLs 5-8 reach the destination: nothing goes past 8.
+  const TraceMethod method = GENERATE(TraceMethod::icmp, TraceMethod::udp, TraceMethod::tcp);
+  INFO(name_of(method));
+  TraceLab lab;
+  lab.early = true;
+  lab.path = Path::lab();  // 3 routers: the destination at TTL 4
+  const auto r = lab.run(spec_for(method), kTarget);
+  CHECK(r.reached);
+  REQUIRE(r.hops.size() == 4);
+  CHECK(r.hops[3].is_target);
+  CHECK(ttls_sent(lab.wire.sent) == std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8});
+  CHECK(lab.max_in_flight == 8);
+  // Launched one per answer as it is read (no loop to wait for), the first
+  // three answers, the routers', each send one more TTL past the window
+  // before the destination's answer is taken.
+  TraceLab per_answer;
+  per_answer.path = Path::lab();
+  const auto p = per_answer.run(spec_for(method), kTarget);
+  CHECK(p.reached);
+  CHECK(ttls_sent(per_answer.wire.sent) == std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  check_one_flow(lab.wire.sent, r, method);
+}
+
 TEST_CASE("traceroute: an early retry counts from its attempt's start, not from a rate cap's queue", "[traceroute]") {
   // Each probe waits 600 ms in the queue, longer than the retry wait before
   // any answer (a quarter of the 1 s timeout): still one probe per hop.
