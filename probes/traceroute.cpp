@@ -389,13 +389,13 @@ void Trace::launch_more() {
   }
 }
 
-void Trace::launch_after_turn() {
-  if (!after_) return launch_more();
+void Trace::launch_more_soon() {
+  if (!defer_) return launch_more();
   if (launch_queued_) return;
   launch_queued_ = true;
   // Held by the call: the answer that asked for it may have been the last
   // thing that held the trace.
-  after_(Duration::zero(), [self = shared_from_this()] {
+  defer_([self = shared_from_this()] {
     self->launch_queued_ = false;
     self->launch_more();
   });
@@ -512,7 +512,7 @@ void Trace::on_result(int ttl, const ProbeResult& r) {
   --h.outstanding;
   // An attempt of a hop another attempt settled already (an early retry).
   if (h.finished) {
-    if (aborted_) launch_after_turn();  // the last probe in flight may be this one
+    if (aborted_) launch_more_soon();  // the last probe in flight may be this one
     return;
   }
   if (r.status == ProbeStatus::error) {
@@ -546,7 +546,7 @@ void Trace::on_result(int ttl, const ProbeResult& r) {
     h.halts = !hop.is_target && r.status == ProbeStatus::unreachable && !time_exceeded;
     h.finished = true;
   }
-  launch_after_turn();
+  launch_more_soon();
 }
 
 void Trace::finish() {

@@ -185,14 +185,17 @@ class Trace : public std::enable_shared_from_this<Trace> {
   // one timeout, not one per attempt. Each attempt still waits its whole
   // timeout, and an answer to an earlier one still counts. Without it
   // (before start()), attempts go one after the other.
-  // With it too, the TTLs that answers make room for go out after the
-  // loop's turn that brought them (a zero delay), not one per answer as it
-  // is read: answers that came in together are all taken first, and the
-  // destination's among them ends the window. On the lab, whose 8 answers
-  // come in one read, a 4-hop trace sent 11 probes, 3 of them past the
-  // destination; it now sends 8.
   void retry_early(After after) { after_ = std::move(after); }
   static constexpr Duration kRetryFloor = std::chrono::milliseconds(20);
+  // Runs a callback once the caller's event loop is done handing over what
+  // came in with the answer at hand (EventLoop::defer).
+  using Defer = std::function<void(std::function<void()>)>;
+  // With it (before start()), the TTLs that answers make room for go out
+  // once every answer that came in with them is taken, not one per answer
+  // as it is read: the destination's answer among them ends the window. On
+  // the lab, whose 8 answers come in one read, a 4-hop trace sent 11
+  // probes, 3 of them past the destination; it now sends 8.
+  void launch_after_answers(Defer defer) { defer_ = std::move(defer); }
   // With spec.start_ttl above first_ttl: for a hop at `ttl` that answered
   // from `addr` while probing backward, the hops first_ttl..ttl-1 of a known
   // path through it (each with reused_from set), or nullopt to go on
@@ -213,8 +216,9 @@ class Trace : public std::enable_shared_from_this<Trace> {
   };
   Trace(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime now, Launch launch, Done done);
   void launch_more();
-  // launch_more at the end of the loop's turn (retry_early), or now.
-  void launch_after_turn();
+  // launch_more once the answers handed over with this one are taken
+  // (launch_after_answers), or now.
+  void launch_more_soon();
   void send(int ttl);
   void on_result(int ttl, const ProbeResult& result);
   // An early retry's timer: the hop's attempt `attempt` has waited `waited`.
@@ -234,6 +238,7 @@ class Trace : public std::enable_shared_from_this<Trace> {
   Launch launch_;
   Done done_;
   After after_;
+  Defer defer_;
   KnownPrefix known_;
   TraceResult result_;
   std::vector<HopState> hops_;  // index ttl - first_ttl
@@ -244,7 +249,7 @@ class Trace : public std::enable_shared_from_this<Trace> {
   std::uint32_t next_probe_id_ = 0;
   bool done_called_ = false;
   bool aborted_ = false;  // a probe could not be sent: launch nothing more
-  bool launch_queued_ = false;  // launch_after_turn's call is on the loop
+  bool launch_queued_ = false;  // launch_more_soon's call is deferred
 };
 
 }  // namespace outpost

@@ -148,6 +148,7 @@ int trace_command(int argc, char** argv) {
     std::printf("trace to %s (%s), %s paris, max %d hops\n", target.c_str(), resolved.address.to_string().c_str(),
                 vm["method"].as<std::string>().c_str(), spec->max_ttl);
   trace->retry_early([&loop](Duration d, std::function<void()> cb) { loop.after(d, std::move(cb)); });
+  trace->launch_after_answers([&loop](std::function<void()> cb) { loop.defer(std::move(cb)); });
   trace->start();
   if (!loop.stopping()) loop.run();
   stack.warn_clock_fallbacks("trace");

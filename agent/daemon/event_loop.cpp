@@ -79,7 +79,16 @@ void EventLoop::on_signal(int signo, Callback cb) {
   }
 }
 
+void EventLoop::run_deferred() {
+  while (!deferred_.empty()) {
+    std::vector<Callback> due;
+    due.swap(deferred_);
+    for (auto& cb : due) cb();
+  }
+}
+
 void EventLoop::run_due_timers() {
+  run_deferred();
   const SteadyTime now = clock_.now();
   while (!timers_.empty() && timers_.top().when <= now) {
     const Timer t = timers_.top();
@@ -90,10 +99,14 @@ void EventLoop::run_due_timers() {
     Callback cb = std::move(it->second);
     callbacks_.erase(it);
     cb();
+    run_deferred();
     // What the timer sent is read back before the next timer runs: with
     // coalesced wakes several come due in one turn, and a later one (a
     // trace's retry) must see the answer that came meanwhile.
-    for (const auto& [id, settle] : before_wait_) settle();
+    for (const auto& [id, settle] : before_wait_) {
+      settle();
+      run_deferred();
+    }
   }
 }
 
@@ -173,7 +186,11 @@ bool EventLoop::run_once(bool block) {
   // The loop's barrier (no exception crosses it): a callback that throws
   // ends the run with the reason in error(); the caller flushes and exits.
   try {
-    for (const auto& [id, cb] : before_wait_) cb();
+    run_deferred();
+    for (const auto& [id, cb] : before_wait_) {
+      cb();
+      run_deferred();
+    }
     if (stopping_) return true;  // what they did ended the run: no wait
     int n;
     if (block) {
@@ -200,6 +217,7 @@ bool EventLoop::run_once(bool block) {
         ReadyCallback cb = it->second;  // a copy: the callback may unwatch itself
         cb(events[i].events);
       }
+      run_deferred();
     }
     run_due_timers();
   } catch (const std::exception& e) {

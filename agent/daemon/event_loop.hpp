@@ -62,6 +62,13 @@ class EventLoop {
     std::erase_if(before_wait_, [id](const auto& entry) { return entry.first == id; });
   }
 
+  // Runs cb as soon as the callback now running returns (an fd's, a
+  // timer's, a before_wait one's), before the loop goes on; called outside
+  // them, before whatever the loop runs next. For work that should see all
+  // that one callback hands over: a trace takes every answer one read
+  // brought in before it sends more TTLs.
+  void defer(Callback cb) { deferred_.push_back(std::move(cb)); }
+
   // Runs due timers (and only timers): what a fake-clock test calls.
   void run_due_timers();
   // One turn of the loop: runs the before_wait callbacks (and returns if
@@ -112,6 +119,7 @@ class EventLoop {
   int wait(epoll_event* events, int max_events);
   int wait_now(epoll_event* events, int max_events);
   void handle_signals();
+  void run_deferred();
 
   Clock& clock_;
   int epoll_ = -1;
@@ -134,6 +142,7 @@ class EventLoop {
   std::map<int, Callback> signal_handlers_;
   std::vector<std::pair<std::uint64_t, Callback>> before_wait_;
   std::uint64_t next_before_wait_ = 0;
+  std::vector<Callback> deferred_;
 };
 
 }  // namespace outpost

@@ -70,6 +70,7 @@ void Investigator::run_trace(const TraceTarget& target, const TraceSpec& spec, c
         if (on_settled_) on_settled_();
       });
   trace->retry_early([this](Duration d, std::function<void()> cb) { loop_.after(d, std::move(cb)); });
+  trace->launch_after_answers([this](std::function<void()> cb) { loop_.defer(std::move(cb)); });
   if (known) trace->reuse_known(std::move(known));
   trace->start();
 }

@@ -374,3 +374,56 @@ TEST_CASE("event loop: the before_wait work runs after each timer too", "[event_
   loop.run_due_timers();
   CHECK(order == std::vector<std::string>{"a", "settle", "b", "settle"});
 }
+
+TEST_CASE("event loop: deferred work runs once the callback that deferred it returns, before the next",
+          "[event_loop]") {
+  FakeClock clock;
+  EventLoop loop(clock);
+  std::vector<std::string> order;
+  int fds[2][2];
+  for (auto& p : fds) REQUIRE(pipe(p) == 0);
+  for (int i = 0; i < 2; ++i)
+    loop.watch(fds[i][0], [&, i] {
+      char c;
+      REQUIRE(read(fds[i][0], &c, 1) == 1);
+      order.push_back("read" + std::to_string(i));
+      loop.defer([&, i] { order.push_back("after read" + std::to_string(i)); });
+    });
+  loop.before_wait([&] {
+    order.push_back("settle");
+    loop.defer([&] {
+      order.push_back("after settle");
+      // Deferred from deferred work: runs too, before the loop goes on.
+      loop.defer([&] { order.push_back("after after settle"); });
+    });
+  });
+  loop.after(1s, [&] {
+    order.push_back("timer");
+    loop.defer([&] { order.push_back("after timer"); });
+  });
+  clock.advance(2s);
+  for (auto& p : fds) REQUIRE(write(p[1], "x", 1) == 1);
+  REQUIRE(loop.run_once(false));
+  // Both pipes are handed over in one turn, in the order epoll reports them.
+  REQUIRE(order.size() == 12);
+  CHECK(std::vector<std::string>(order.begin(), order.begin() + 3) ==
+        std::vector<std::string>{"settle", "after settle", "after after settle"});
+  const std::string first = order[3];
+  const std::string second = first == "read0" ? "read1" : "read0";
+  CHECK((first == "read0" || first == "read1"));
+  CHECK(std::vector<std::string>(order.begin() + 3, order.end()) ==
+        std::vector<std::string>{first, "after " + first, second, "after " + second, "timer", "after timer", "settle",
+                                 "after settle", "after after settle"});
+  // Outside any callback: before whatever the loop runs next.
+  order.clear();
+  loop.defer([&] { order.push_back("outside"); });
+  loop.after(1s, [&] { order.push_back("timer"); });
+  clock.advance(1s);
+  loop.run_due_timers();
+  CHECK(order == std::vector<std::string>{"outside", "timer", "settle", "after settle", "after after settle"});
+  for (auto& p : fds) {
+    loop.unwatch(p[0]);
+    close(p[0]);
+    close(p[1]);
+  }
+}

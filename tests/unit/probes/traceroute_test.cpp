@@ -259,6 +259,10 @@ struct TraceLab {
   outpost::Duration held{};
   std::multimap<outpost::SteadyTime, std::function<void()>> timers;
   outpost::Duration took{};  // from start to the result, on the fake clock
+  // Launches after the answers handed over together (launch_after_answers):
+  // what the trace deferred runs once pump() has delivered every answer due.
+  bool batched = false;
+  std::vector<std::function<void()>> deferred;
 
   // The clock to the next timer or probe deadline (or by `step` when no
   // timers are used), those due fired, the answers sent.
@@ -303,6 +307,7 @@ struct TraceLab {
       trace->retry_early([this](outpost::Duration d, std::function<void()> cb) {
         timers.emplace(clock.now() + d, std::move(cb));
       });
+    if (batched) trace->launch_after_answers([this](std::function<void()> cb) { deferred.push_back(std::move(cb)); });
     if (known)
       trace->reuse_known([this](int ttl, const IpAddress& a) {
         asked.emplace_back(ttl, a);
@@ -321,14 +326,21 @@ struct TraceLab {
     return *result;
   }
 
-  // Answers every datagram sent since the last call, as the path would.
+  // Answers every datagram sent since the last call, as the path would
+  // (with `batched`, all of them before what the trace deferred runs).
   void pump() {
-    while (handled < wire.sent.size()) {
-      const Bytes probe = wire.sent[handled++];  // a copy: answering may send more
-      const int ttl = ttl_of(probe);
-      const int attempt = ++sent_per_ttl[ttl];
-      if (auto answer = respond(probe, ttl, attempt))
-        wire.capture(*answer, clock.wall() + std::chrono::milliseconds(ttl));  // RTT: ttl ms
+    for (;;) {
+      while (handled < wire.sent.size()) {
+        const Bytes probe = wire.sent[handled++];  // a copy: answering may send more
+        const int ttl = ttl_of(probe);
+        const int attempt = ++sent_per_ttl[ttl];
+        if (auto answer = respond(probe, ttl, attempt))
+          wire.capture(*answer, clock.wall() + std::chrono::milliseconds(ttl));  // RTT: ttl ms
+      }
+      if (deferred.empty()) return;
+      auto due = std::move(deferred);
+      deferred.clear();
+      for (auto& cb : due) cb();
     }
   }
 
@@ -728,15 +740,17 @@ TEST_CASE("traceroute: with early retries, a path that answers at once gets one 
   CHECK(lab.took < Trace::kRetryFloor);
 }
 
-TEST_CASE("traceroute: on the loop, answers that come in together are all taken before more TTLs go",
+TEST_CASE("traceroute: answers that come in together are all taken before more TTLs go",
           "[traceroute]") {
-  // The lab's way: the window's 8 answers are read in one turn (the fake
-  // path answers each probe as it is sent, and the trace's zero-delay call
-  // runs after them). TTLs 5-8 reach the destination: nothing goes past 8.
+  // The lab's way: the window's 8 answers are read at once (the fake path
+  // answers every probe sent, and what the trace deferred runs after them).
+  // TTLs 5-8 reach the destination: nothing goes past 8.
   const TraceMethod method = GENERATE(TraceMethod::icmp, TraceMethod::udp, TraceMethod::tcp);
-  INFO(name_of(method));
+  const bool early = GENERATE(false, true);
+  INFO(name_of(method) << (early ? ", early retries" : ""));
   TraceLab lab;
-  lab.early = true;
+  lab.batched = true;
+  lab.early = early;
   lab.path = Path::lab();  // 3 routers: the destination at TTL 4
   const auto r = lab.run(spec_for(method), kTarget);
   CHECK(r.reached);
@@ -744,10 +758,11 @@ TEST_CASE("traceroute: on the loop, answers that come in together are all taken 
   CHECK(r.hops[3].is_target);
   CHECK(ttls_sent(lab.wire.sent) == std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8});
   CHECK(lab.max_in_flight == 8);
-  // Launched one per answer as it is read (no loop to wait for), the first
-  // three answers, the routers', each send one more TTL past the window
-  // before the destination's answer is taken.
+  // Launched one per answer as it is read, the first three answers, the
+  // routers', each send one more TTL past the window before the
+  // destination's answer is taken.
   TraceLab per_answer;
+  per_answer.early = early;
   per_answer.path = Path::lab();
   const auto p = per_answer.run(spec_for(method), kTarget);
   CHECK(p.reached);
