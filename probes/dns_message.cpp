@@ -5,6 +5,8 @@
 #include <array>
 #include <cctype>
 #include <cstdio>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "ip_address.hpp"
@@ -267,7 +269,10 @@ std::optional<std::string> normalize_dns_name(std::string_view name, std::string
 }
 
 std::vector<std::uint8_t> forge_dns_query(std::uint16_t id, const DnsQuestion& question) {
-  return tins_forge().dns_query(id, question);
+  std::string error;
+  auto query = tins_forge().dns_query(id, question, &error);
+  if (!error.empty()) throw std::runtime_error(error);
+  return query;
 }
 
 std::string cap_dns_text(std::string_view text, std::size_t max) {

@@ -30,6 +30,7 @@ struct DnsQuestion {
 
 // A standard query (RD set, one question), without EDNS: an answer over
 // 512 bytes comes back truncated. Pure; the name must be normalized.
+// Throws std::runtime_error when the packet module cannot build it.
 std::vector<std::uint8_t> forge_dns_query(std::uint16_t id, const DnsQuestion& question);
 
 struct DnsRecord {

@@ -17,8 +17,12 @@
 
 namespace outpost {
 
+// No exception crosses the module's edge (the executable and the module
+// each unwind with their own copy of libgcc's unwinder): what fails comes
+// back as an error text, and forge_dns_query throws it on this side.
 struct TinsForge {
-  std::vector<std::uint8_t> (*dns_query)(std::uint16_t id, const DnsQuestion& question);
+  // The query's datagram; empty, with *error, when libtins could not build it.
+  std::vector<std::uint8_t> (*dns_query)(std::uint16_t id, const DnsQuestion& question, std::string* error);
 };
 
 // The module's forgers, loaded on the first call: from beside the executable

@@ -2,19 +2,27 @@
 // outpost on first use; linked whole into the tests and fuzzers.
 #include <tins/tins.h>
 
+#include <exception>
+#include <string>
+
 #include "tins_forge.hpp"
 
 namespace outpost {
 namespace {
 
-std::vector<std::uint8_t> dns_query(std::uint16_t id, const DnsQuestion& question) {
-  Tins::DNS dns;
-  dns.id(id);
-  dns.type(Tins::DNS::QUERY);
-  dns.recursion_desired(1);
-  dns.add_query(Tins::DNS::query(question.name, static_cast<Tins::DNS::QueryType>(question.type),
-                                 static_cast<Tins::DNS::QueryClass>(question.qclass)));
-  return dns.serialize();
+std::vector<std::uint8_t> dns_query(std::uint16_t id, const DnsQuestion& question, std::string* error) {
+  try {
+    Tins::DNS dns;
+    dns.id(id);
+    dns.type(Tins::DNS::QUERY);
+    dns.recursion_desired(1);
+    dns.add_query(Tins::DNS::query(question.name, static_cast<Tins::DNS::QueryType>(question.type),
+                                   static_cast<Tins::DNS::QueryClass>(question.qclass)));
+    return dns.serialize();
+  } catch (const std::exception& why) {
+    *error = std::string("DNS query for ") + question.name + ": " + why.what();
+    return {};
+  }
 }
 
 const TinsForge kTable{dns_query};

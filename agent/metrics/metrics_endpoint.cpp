@@ -1,6 +1,8 @@
 #include "metrics_endpoint.hpp"
 
 #include <chrono>
+#include <stdexcept>
+#include <string>
 
 #include "metrics_exposer.hpp"
 
@@ -15,10 +17,17 @@ double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// The module reports what failed; the exception is thrown here, on the executable's side.
+void* open_exposer(const std::string& address) {
+  std::string error;
+  void* exposer = metrics_exposer().open(address, OUTPOST_VERSION, now_seconds(), &error);
+  if (!exposer) throw std::runtime_error(error.empty() ? "agent.metrics: cannot listen on " + address : error);
+  return exposer;
+}
+
 }  // namespace
 
-MetricsEndpoint::MetricsEndpoint(const std::string& address)
-    : address_(address), exposer_(metrics_exposer().open(address, OUTPOST_VERSION, now_seconds())) {}
+MetricsEndpoint::MetricsEndpoint(const std::string& address) : address_(address), exposer_(open_exposer(address)) {}
 
 MetricsEndpoint::~MetricsEndpoint() {
   stop();
@@ -40,7 +49,8 @@ void MetricsEndpoint::tick() {
 }
 
 void MetricsEndpoint::publish() {
-  if (take_) metrics_exposer().update(exposer_, take_());
+  if (!take_) return;
+  if (std::string error; !metrics_exposer().update(exposer_, take_(), &error)) throw std::runtime_error(error);
 }
 
 void MetricsEndpoint::stop() {

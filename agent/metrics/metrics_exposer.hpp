@@ -13,17 +13,22 @@
 
 namespace outpost {
 
+// No exception crosses the module's edge: the executable unwinds its own
+// frames with its own copy of libgcc's unwinder (-static-libgcc, one
+// library fewer to load at each start), the module with the shared one.
+// What fails in the module comes back as an error text, and the
+// executable's side (metrics_endpoint) throws it there.
 struct MetricsExposerApi {
   // Listens on `address` (ADDRESS:PORT) at once, serving the build info
-  // (`version`) and the start time alone until the first update; throws
-  // std::runtime_error naming the address when it cannot.
-  void* (*open)(const std::string& address, const std::string& version, double start_time);
+  // (`version`) and the start time alone until the first update; nullptr
+  // with *error (naming the address) when it cannot.
+  void* (*open)(const std::string& address, const std::string& version, double start_time, std::string* error);
   // Stops serving (its threads end) and frees it.
-  void (*close)(void* exposer);
-  // The snapshot becomes what every later scrape gets.
-  void (*update)(void* exposer, const MetricsSnapshot& snapshot);
-  // The port it listens on (the kernel's pick for port 0).
-  int (*port)(const void* exposer);
+  void (*close)(void* exposer) noexcept;
+  // The snapshot becomes what every later scrape gets; false with *error when it could not.
+  bool (*update)(void* exposer, const MetricsSnapshot& snapshot, std::string* error);
+  // The port it listens on (the kernel's pick for port 0); 0 when it cannot tell.
+  int (*port)(const void* exposer) noexcept;
 };
 
 // The module's functions, loaded on the first call (open_outpost_module:

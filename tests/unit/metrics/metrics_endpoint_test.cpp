@@ -15,6 +15,7 @@
 #include "clock.hpp"
 #include "event_loop.hpp"
 #include "metrics_endpoint.hpp"
+#include "metrics_exposer.hpp"
 
 using namespace std::chrono_literals;
 using namespace outpost;
@@ -86,4 +87,27 @@ TEST_CASE("metrics endpoint: a port in use is an error naming the address", "[me
   } catch (const std::runtime_error& e) {
     CHECK(std::string(e.what()).find("cannot listen on " + address) != std::string::npos);
   }
+}
+
+TEST_CASE("metrics module: no exception leaves its table; a port in use comes back as an error text",
+          "[metrics][endpoint]") {
+  // The executable unwinds with its own libgcc (-static-libgcc): an
+  // exception thrown through the module's edge would not reach its handler.
+  MetricsEndpoint first("127.0.0.1:0");
+  const std::string address = "127.0.0.1:" + std::to_string(first.port());
+  const MetricsExposerApi& api = metrics_exposer();
+  std::string error;
+  void* exposer = reinterpret_cast<void*>(1);
+  CHECK_NOTHROW(exposer = api.open(address, "test", 0.0, &error));
+  CHECK(exposer == nullptr);
+  CHECK(error.find("agent.metrics: cannot listen on " + address) != std::string::npos);
+  // And one that listens: its port, an update, its close.
+  error.clear();
+  void* other = api.open("127.0.0.1:0", "test", 0.0, &error);
+  REQUIRE(other != nullptr);
+  CHECK(error.empty());
+  CHECK(api.port(other) > 0);
+  CHECK(api.update(other, MetricsSnapshot{}, &error));
+  CHECK(error.empty());
+  api.close(other);
 }
