@@ -4,7 +4,10 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -101,6 +104,32 @@ std::string ping_interval_refusal(Duration interval, uid_t uid) {
   if (uid == 0 || interval >= kMinUserPingInterval) return {};
   return "--interval " + format_duration(interval) + ": below " + format_duration(kMinUserPingInterval) +
          " only root may ping (a flood); ask for " + format_duration(kMinUserPingInterval) + " or more";
+}
+
+void write_stdout(std::string_view text) {
+  while (!text.empty()) {
+    const ssize_t n = ::write(STDOUT_FILENO, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // a closed pipe: nothing more to say
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+std::string left_aligned(std::string text, std::size_t width) {
+  if (text.size() < width) text.append(width - text.size(), ' ');
+  return text;
+}
+
+std::string right_aligned(std::string text, std::size_t width) {
+  if (text.size() < width) text.insert(0, width - text.size(), ' ');
+  return text;
+}
+
+std::string milliseconds_text(Duration d) {
+  const long long ns = std::max<long long>(0, d.count());
+  const long long us = ns / 1000 + (ns % 1000 >= 500 ? 1 : 0);
+  const std::string fraction = std::to_string(us % 1000);
+  return std::to_string(us / 1000) + "." + std::string(3 - fraction.size(), '0') + fraction;
 }
 
 int require_packet_module(const char* command) {

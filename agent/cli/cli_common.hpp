@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "engine.hpp"
 #include "event_loop.hpp"
@@ -46,6 +47,17 @@ inline constexpr Duration kMinUserPingInterval = std::chrono::milliseconds(10);
 // "" when a process of real uid `uid` may ping at `interval`, else the
 // refusal (without the "outpost ping: " prefix).
 std::string ping_interval_refusal(Duration interval, uid_t uid);
+
+// Text for the terminal, by write(2) to standard output (all of it, or up
+// to a closed pipe): a one-shot trace's first printf (stdio's buffer, the
+// formatting code and its page faults) was about 0.1 ms of its 4 ms.
+void write_stdout(std::string_view text);
+// `text` padded with spaces to `width` (as printf's %-Ns and %Ns); longer text is kept whole.
+std::string left_aligned(std::string text, std::size_t width);
+std::string right_aligned(std::string text, std::size_t width);
+// Milliseconds with three decimals, from whole microseconds (halves up), as
+// printf's %.3f of the milliseconds; a negative duration is 0.000.
+std::string milliseconds_text(Duration d);
 
 // Loads the packet module (probes/tins_forge.hpp) for a command that will
 // build a DNS query, so that a missing or broken module stops it at start

@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <csignal>
-#include <cstdio>
 #include <iostream>
+#include <string>
 
 #include "asn_table.hpp"
 #include "cli_common.hpp"
@@ -29,19 +29,19 @@ std::string asn_label(const AsnTable* asns, const IpAddress& addr) {
   return label;
 }
 
-void print_hop(const TraceHop& h, const AsnTable* asns) {
-  if (!h.addr) {
-    std::printf("%3d  *\n", h.ttl);
-    return;
-  }
+// The hop's line, as "%3d  %-16s %-24s %8.3f ms" and what the hop adds.
+std::string hop_line(const TraceHop& h, const AsnTable* asns) {
+  std::string line = right_aligned(std::to_string(h.ttl), 3) + "  ";
+  if (!h.addr) return line + "*\n";
   std::string extra;
   if (h.is_target) extra += "  [target]";
   else if (const bool v6 = h.addr.is_v6(); h.icmp_type == (v6 ? 1 : 3))  // destination unreachable (ICMPv6 type 3 is time exceeded)
     extra += "  !" + describe_icmp_error(v6 ? std::uint8_t{IPPROTO_ICMPV6} : std::uint8_t{IPPROTO_ICMP}, static_cast<std::uint8_t>(h.icmp_type),
                                          static_cast<std::uint8_t>(h.icmp_code));
   for (const auto& m : h.mpls) extra += "  MPLS:L=" + std::to_string(m.label) + ",TTL=" + std::to_string(m.ttl);
-  std::printf("%3d  %-16s %-24s %8.3f ms%s\n", h.ttl, h.addr.to_string().c_str(), asn_label(asns, h.addr).c_str(),
-              h.rtt ? to_ms(*h.rtt) : 0.0, extra.c_str());
+  line += left_aligned(h.addr.to_string(), 16) + " " + left_aligned(asn_label(asns, h.addr), 24) + " ";
+  line += right_aligned(milliseconds_text(h.rtt ? *h.rtt : Duration{}), 8) + " ms" + extra + "\n";
+  return line;
 }
 
 }  // namespace
@@ -135,18 +135,20 @@ int trace_command(int argc, char** argv) {
                                if (json) {
                                  std::cout << to_json(trace_record(labels, r, "manual", hop_asns)).dump() << std::endl;
                                } else {
-                                 for (const auto& h : r.hops) print_hop(h, table);
-                                 if (!r.error.empty()) std::printf("error: %s\n", terminal_safe(r.error).c_str());
-                                 std::printf("%s after %zu hops (%s)\n", r.reached ? "reached" : "did not reach",
-                                             r.hops.size(), terminal_safe(r.stop_reason).c_str());
+                                 std::string text;
+                                 for (const auto& h : r.hops) text += hop_line(h, table);
+                                 if (!r.error.empty()) text += "error: " + terminal_safe(r.error) + "\n";
+                                 text += std::string(r.reached ? "reached" : "did not reach") + " after " +
+                                         std::to_string(r.hops.size()) + " hops (" + terminal_safe(r.stop_reason) + ")\n";
+                                 write_stdout(text);
                                }
                                loop.stop();
                              });
   loop.on_signal(SIGINT, [&] { loop.stop(); });
   loop.on_signal(SIGTERM, [&] { loop.stop(); });
   if (!json)
-    std::printf("trace to %s (%s), %s paris, max %d hops\n", target.c_str(), resolved.address.to_string().c_str(),
-                vm["method"].as<std::string>().c_str(), spec->max_ttl);
+    write_stdout("trace to " + target + " (" + resolved.address.to_string() + "), " + vm["method"].as<std::string>() +
+                 " paris, max " + std::to_string(spec->max_ttl) + " hops\n");
   trace->retry_early([&loop](Duration d, std::function<void()> cb) { loop.after(d, std::move(cb)); });
   trace->launch_after_answers([&loop](std::function<void()> cb) { loop.defer(std::move(cb)); });
   trace->start();

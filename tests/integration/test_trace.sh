@@ -20,6 +20,9 @@ for method in icmp udp tcp:80; do
   in_vp "$OUTPOST" trace "$TARGET" --method "$method" --asn-table "$TABLE" --json >"$WORK/trace-$method.json" 2>"$WORK/trace-$method.log"
   echo "outpost trace --method $method: exit $?"
 done
+# The same trace as text for a person at a terminal.
+in_vp "$OUTPOST" trace "$TARGET" --asn-table "$TABLE" >"$WORK/trace-text.txt" 2>"$WORK/trace-text.log"
+echo "outpost trace (text): exit $?"
 in_vp traceroute -n -I -q 1 "$TARGET" >"$WORK/traceroute-icmp.txt" 2>&1
 in_vp traceroute -n -q 1 "$TARGET" >"$WORK/traceroute-udp.txt" 2>&1
 in_vp traceroute -n -T -p 80 -q 1 "$TARGET" >"$WORK/traceroute-tcp:80.txt" 2>&1
@@ -46,6 +49,20 @@ for method in ["icmp", "udp", "tcp:80"]:
     for tool in ["traceroute", "scamper"]:
         other = hops_of_text(f"{work}/{tool}-{method}.txt")
         check(f"{method}: agrees hop by hop with {tool}", other == addrs, other)
+# The text: a header, a line per hop ("%3d  %-16s %-24s %8.3f ms", the
+# destination marked), and how it ended.
+lines = open(f"{work}/trace-text.txt").read().splitlines()
+check("text: the header names the target, the method and the TTLs",
+      lines[:1] == [f"trace to {target} ({target}), icmp paris, max 30 hops"], lines[:1])
+hop = re.compile(r"^( {2}\d|  \d\d|\d{3})  (\S+) +(AS\d+) +(\d+\.\d{3}) ms(  \[target\])?$")
+parsed = [hop.match(l) for l in lines[1:-1]]
+check("text: a line per hop, as %3d  %-16s %-24s %8.3f ms", len(parsed) == 4 and all(parsed) and
+      all(len(l) >= 3 + 2 + 16 + 1 + 24 + 1 + 8 + 3 for l in lines[1:-1]), lines[1:-1])
+if len(parsed) == 4 and all(parsed):
+    check("text: the hops, their ASNs, the destination marked",
+          [m.group(2) for m in parsed] == expected and [m.group(3) for m in parsed] == [f"AS{a}" for a in asns] and
+          [bool(m.group(5)) for m in parsed] == [False, False, False, True], lines[1:-1])
+check("text: how it ended", lines[-1:] == ["reached after 4 hops (reached)"], lines[-1:])
 PY
 
 # A router that sends no time-exceeded: a silent hop, and the trace goes on.
