@@ -22,6 +22,9 @@ std::vector<std::uint8_t> dns_query(std::uint16_t id, const DnsQuestion& questio
   } catch (const std::exception& why) {
     *error = std::string("DNS query for ") + question.name + ": " + why.what();
     return {};
+  } catch (...) {
+    *error = "DNS query for " + question.name + ": libtins failed";
+    return {};
   }
 }
 

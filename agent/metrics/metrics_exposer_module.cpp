@@ -29,11 +29,17 @@ void* open(const std::string& address, const std::string& version, double start_
     } catch (const std::exception& why) {
       *error = "agent.metrics: cannot listen on " + address + ": " + why.what();
       return nullptr;
+    } catch (...) {
+      *error = "agent.metrics: cannot listen on " + address;
+      return nullptr;
     }
     e->server->RegisterCollectable(e->metrics);
     return e.release();
   } catch (const std::exception& why) {
     *error = "agent.metrics: " + address + ": " + why.what();
+    return nullptr;
+  } catch (...) {
+    *error = "agent.metrics: " + address + ": an error that says nothing more";
     return nullptr;
   }
 }
@@ -53,6 +59,9 @@ bool update(void* exposer, const MetricsSnapshot& snapshot, std::string* error) 
     return true;
   } catch (const std::exception& why) {
     *error = std::string("agent.metrics: ") + why.what();
+    return false;
+  } catch (...) {
+    *error = "agent.metrics: the update failed";
     return false;
   }
 }
