@@ -54,7 +54,7 @@ for method in ["icmp", "udp", "tcp:80"]:
 lines = open(f"{work}/trace-text.txt").read().splitlines()
 check("text: the header names the target, the method and the TTLs",
       lines[:1] == [f"trace to {target} ({target}), icmp paris, max 30 hops"], lines[:1])
-hop = re.compile(r"^( {2}\d|  \d\d|\d{3})  (\S+) +(AS\d+) +(\d+\.\d{3}) ms(  \[target\])?$")
+hop = re.compile(r"^( {2}\d| \d\d|\d{3})  (\S+) +(AS\d+) +(\d+\.\d{3}) ms(  \[target\])?$")
 parsed = [hop.match(l) for l in lines[1:-1]]
 check("text: a line per hop, as %3d  %-16s %-24s %8.3f ms", len(parsed) == 4 and all(parsed) and
       all(len(l) >= 3 + 2 + 16 + 1 + 24 + 1 + 8 + 3 for l in lines[1:-1]), lines[1:-1])
