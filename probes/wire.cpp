@@ -188,9 +188,9 @@ bool RawWire::open(std::string* error) {
     return false;
   }
   if (!bind(raw4_)) return false;
-  open_raw(AF_INET6, raw6_);  // a host without IPv6 still probes IPv4
+  if (options_.ipv6) open_raw(AF_INET6, raw6_);  // a host without IPv6 still probes IPv4
   if (raw6_ >= 0 && !bind(raw6_)) return false;
-  if (route_watch_ < 0) open_route_watch();
+  if (options_.watch_routes && route_watch_ < 0) open_route_watch();
   on_sockets_ = options_.receive_on_sockets && ask_send_stamps(raw4_) && (raw6_ < 0 || ask_send_stamps(raw6_));
   return true;
 }

@@ -124,6 +124,12 @@ struct RawWireOptions {
   // ask the kernel again before each probe.
   Duration route_cache_watched = std::chrono::minutes(5);
   std::size_t route_cache_watched_max = 16384;
+  // Whether to watch them at all: a command at the terminal, done in
+  // milliseconds, keeps its few routes route_cache without a watch.
+  bool watch_routes = true;
+  // Whether to open the IPv6 raw socket: a command at the terminal with an
+  // IPv4 target sends nothing over IPv6.
+  bool ipv6 = true;
   // Raw datagrams go out from a thread of their own (SendQueue), started
   // when first needed, with a ring of this many slots; 0: sent in place.
   // While the thread sleeps (or before it starts), up to

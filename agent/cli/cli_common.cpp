@@ -149,7 +149,7 @@ bool forges_with_packet_module(const Config& config) {
 
 namespace {
 RawWireOptions wire_options(const std::string& interface, double max_pps, int min_ring,
-                            std::vector<std::string_view> capture_types) {
+                            std::vector<std::string_view> capture_types, bool ipv6) {
   // Two frames per probe (ours leaving, the answer), each snaplen and the
   // ring's own header (tpacket2_hdr, sockaddr_ll, alignment) long, for an
   // eighth of a second: the loop's worst stall at 120,000 probes/s was
@@ -187,6 +187,10 @@ RawWireOptions wire_options(const std::string& interface, double max_pps, int mi
     if (first && (!o.socket_tcp_first_port || first < o.socket_tcp_first_port)) o.socket_tcp_first_port = first;
   }
   o.capture_types = std::move(capture_types);
+  o.ipv6 = ipv6;
+  // A command at the terminal is over in milliseconds: its routes are kept
+  // route_cache, with no socket to watch the kernel's changes.
+  o.watch_routes = min_ring >= ProbingStack::kDaemonRing;
   return o;
 }
 EngineOptions engine_options(double max_pps) {
@@ -197,9 +201,9 @@ EngineOptions engine_options(double max_pps) {
 }  // namespace
 
 ProbingStack::ProbingStack(Clock& clock, const std::string& interface, double max_pps, int min_ring,
-                           std::vector<std::string_view> capture_types)
+                           std::vector<std::string_view> capture_types, bool ipv6)
     : params(random_filter_params()),
-      wire(clock, wire_options(interface, max_pps, min_ring, std::move(capture_types)), params),
+      wire(clock, wire_options(interface, max_pps, min_ring, std::move(capture_types), ipv6), params),
       // The daemon sizes its memory of finished probes for max_pps at the
       // start, when that is many (finished_reserve); a command at the
       // terminal lets it grow, as its start-up counts for more than a pause

@@ -94,9 +94,11 @@ struct ProbingStack {
   // With the sending thread, the loop wakes at most this often (EventLoop::coalesce_wakes).
   static constexpr Duration kCoalesceGap = std::chrono::microseconds(50);
   // capture_types: the probe types a command at the terminal sends (registry.hpp;
-  // empty, as for the daemon: all of them), whose packets alone the capture takes.
+  // empty, as for the daemon: all of them), whose packets alone the capture
+  // takes. ipv6: whether anything may go out over IPv6 (false: a command at
+  // the terminal with an IPv4 target, which opens no IPv6 raw socket).
   ProbingStack(Clock& clock, const std::string& interface, double max_pps = 1000, int min_ring = kDaemonRing,
-               std::vector<std::string_view> capture_types = {});
+               std::vector<std::string_view> capture_types = {}, bool ipv6 = true);
   // Checks CAP_NET_RAW, opens the raw sockets and the capture, then drops
   // privileges for good (drop_privileges: to run_as when given, keeping
   // CAP_NET_RAW alone) and has the loop watch the captures. Without

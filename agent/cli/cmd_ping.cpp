@@ -148,7 +148,7 @@ int ping_command(int argc, char** argv) {
   std::vector<std::string_view> capture_types;
   if (method->kind == ProbeMethod::Kind::icmp) capture_types = {"icmp_echo"};
   if (method->kind == ProbeMethod::Kind::tcp) capture_types = {"tcp_syn"};
-  ProbingStack stack(clock, "", 1000, ProbingStack::kTerminalRing, capture_types);
+  ProbingStack stack(clock, "", 1000, ProbingStack::kTerminalRing, capture_types, resolved.address.is_v6());
   if (int rc = stack.prepare(loop, "ping", method->kind == ProbeMethod::Kind::icmp); rc != kExitOk) return rc;
   if (!stack.raw) method = without_raw_socket(*method);
   Engine& engine = stack.engine;
