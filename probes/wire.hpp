@@ -124,8 +124,8 @@ struct RawWireOptions {
   // ask the kernel again before each probe.
   Duration route_cache_watched = std::chrono::minutes(5);
   std::size_t route_cache_watched_max = 16384;
-  // Whether to watch them at all: a command at the terminal, done in
-  // milliseconds, keeps its few routes route_cache without a watch.
+  // Whether to watch them at all: a command at the terminal, with one
+  // target, asks its route again every route_cache instead.
   bool watch_routes = true;
   // Whether to open the IPv6 raw socket: a command at the terminal with an
   // IPv4 target sends nothing over IPv6.

@@ -188,8 +188,9 @@ RawWireOptions wire_options(const std::string& interface, double max_pps, int mi
   }
   o.capture_types = std::move(capture_types);
   o.ipv6 = ipv6;
-  // A command at the terminal is over in milliseconds: its routes are kept
-  // route_cache, with no socket to watch the kernel's changes.
+  // A command at the terminal probes one target: its route is asked again
+  // every route_cache (5 s) rather than watched, which serves the daemon's
+  // many routes, each kept 5 minutes.
   o.watch_routes = min_ring >= ProbingStack::kDaemonRing;
   return o;
 }
