@@ -69,8 +69,6 @@ int stamp_holder() {
 
 }  // namespace
 
-void ask_kernel_timestamps() { stamp_holder(); }
-
 bool keep_kernel_timestamps_on() {
   static const bool on = []() -> bool {
     const int fd = stamp_holder();

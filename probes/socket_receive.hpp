@@ -4,9 +4,11 @@
 // kernel's send stamp of each raw datagram read back from its socket's error
 // queue. Each comes out as an IP datagram (DLT_RAW) with its kernel stamp,
 // as a capture's frame would.
-// A capture costs a command at the terminal a packet socket, its ring and
-// its filter, and a close that waits for the network stack's grace period:
-// about 1.5 ms of a one-probe `outpost ping`.
+// A capture (libpcap's) costs a command at the terminal a packet socket,
+// its ring and its compiled filter, and a close that waits for the network
+// stack's grace period: about 1.5 ms of a one-probe `outpost ping`. Its
+// IPv4 answers come from a ring of its own (answer_ring.hpp), which needs
+// none of the kernel's receive stamps; its IPv6 ones from these sockets.
 // Leaves to others: what the datagrams mean (engine), routes and sending (wire).
 #pragma once
 
@@ -40,13 +42,6 @@ using DatagramHandler =
 // datagram to itself on loopback came stamped (false without loopback).
 // Idempotent.
 bool keep_kernel_timestamps_on();
-
-// Only the asking: opens the socket that keeps stamps on, and returns at
-// once. The kernel's switch is deferred work (about 1 ms on the 2-core VM,
-// mostly run at once on the asking CPU): a command that will want stamps
-// asks first thing, so that whatever of it is left runs while the command
-// starts rather than in the first keep_kernel_timestamps_on(). Idempotent.
-void ask_kernel_timestamps();
 
 // Asks the kernel for a software stamp of each datagram a raw socket sends,
 // with the datagram, on the socket's error queue (or no more, when !on).

@@ -1,5 +1,6 @@
 #include "wire.hpp"
 
+#include "answer_ring.hpp"
 #include "socket_receive.hpp"
 
 #include <arpa/inet.h>
@@ -115,6 +116,7 @@ RawWire::~RawWire() {
   if (raw6_ >= 0) close(raw6_);
   for (const int fd : {icmp4_, icmp6_, tcp4_, tcp6_})
     if (fd >= 0) close(fd);
+  ring_.reset();
   if (route_watch_ >= 0) close(route_watch_);
 }
 
@@ -139,7 +141,8 @@ void RawWire::set_fd_watcher(std::function<void(int fd)> watch) {
   if (watch_fd_ && route_watch_ >= 0) watch_fd_(route_watch_);
   if (watch_fd_ && queue_) watch_fd_(queue_->event_fd());
   // Send stamps raise the raw sockets' EPOLLERR.
-  for (const int fd : {on_sockets_ ? raw4_ : -1, on_sockets_ ? raw6_ : -1, icmp4_, icmp6_, tcp4_, tcp6_})
+  for (const int fd : {on_sockets_ ? raw4_ : -1, on_sockets_ ? raw6_ : -1, icmp4_, icmp6_, tcp4_, tcp6_,
+                       ring_ ? ring_->fd() : -1})
     if (watch_fd_ && fd >= 0) watch_fd_(fd);
 }
 
@@ -196,6 +199,18 @@ bool RawWire::open(std::string* error) {
 }
 
 bool RawWire::ensure_receiver(bool v6, std::string* error) {
+  if (!v6 && ring_) return true;
+  if (!v6 && options_.answers_on_ring && !ring_failed_) {
+    // No receive stamps asked for: the ring stamps its frames itself.
+    auto ring = std::make_unique<AnswerRing>();
+    std::string why;
+    if (ring->open(options_.interface, options_.socket_tcp_first_port, &why)) {
+      ring_ = std::move(ring);
+      if (watch_fd_) watch_fd_(ring_->fd());
+      return true;
+    }
+    ring_failed_ = true;  // the raw sockets, then
+  }
   int& fd = v6 ? icmp6_ : icmp4_;
   int& tcp = v6 ? tcp6_ : tcp4_;
   if (fd >= 0 && (tcp >= 0 || !options_.socket_tcp_first_port)) return true;
@@ -206,6 +221,7 @@ bool RawWire::ensure_receiver(bool v6, std::string* error) {
   // first comes with the first prepare, before anything was sent.
   if (!keep_kernel_timestamps_on()) {
     on_sockets_ = false;
+    ring_.reset();  // the captures take IPv4's answers too
     for (const int raw : {raw4_, raw6_})
       if (raw >= 0) ask_send_stamps(raw, false);
     return false;
@@ -245,6 +261,7 @@ int RawWire::read_sockets(int max_frames) {
     frame_user_clock_ = outer;
   };
   int n = 0;
+  if (ring_) n += ring_->read(max_frames, answer);
   if (icmp4_ >= 0) n += read_receiver(icmp4_, false, IPPROTO_ICMP, max_frames, answer);
   if (icmp6_ >= 0) n += read_receiver(icmp6_, true, IPPROTO_ICMPV6, max_frames, answer);
   if (tcp4_ >= 0) n += read_receiver(tcp4_, false, IPPROTO_TCP, max_frames, answer);
@@ -391,7 +408,8 @@ int RawWire::on_readable(int fd) {
       if (send_failed_) send_failed_(f.token, errno_text("send to " + f.dst.to_string(), f.error));
     return 0;
   }
-  if (on_sockets_ && (fd == raw4_ || fd == raw6_ || fd == icmp4_ || fd == icmp6_ || fd == tcp4_ || fd == tcp6_))
+  if (on_sockets_ && (fd == raw4_ || fd == raw6_ || fd == icmp4_ || fd == icmp6_ || fd == tcp4_ || fd == tcp6_ ||
+                      (ring_ && fd == ring_->fd())))
     return read_sockets(kMaxFramesPerWake);
   for (auto& c : captures_) {
     if (c.fd != fd) continue;
@@ -426,7 +444,7 @@ int RawWire::drain(int max_frames) {
 }
 
 std::uint64_t RawWire::dropped() const {
-  std::uint64_t n = 0;
+  std::uint64_t n = ring_ ? ring_->dropped() : 0;
   for (const auto& c : captures_) {
     pcap_stat ps{};
     if (pcap_stats(c.handle, &ps) == 0) n += ps.ps_drop;

@@ -107,6 +107,8 @@ class Wire {
 // cannot hold it.
 inline constexpr int kMaxFramesPerWake = 256;
 
+class AnswerRing;
+
 struct RawWireOptions {
   std::string interface;                // send and capture only here; empty: each route's own
   int capture_buffer_bytes = 32 << 20;  // per capture
@@ -149,6 +151,11 @@ struct RawWireOptions {
   // ports, to which their answers come (a raw TCP socket per family takes
   // the segments to that port and above); 0: no TCP receiver.
   std::uint16_t socket_tcp_first_port = 0;
+  // With receive_on_sockets: IPv4 answers come from a packet ring
+  // (answer_ring.hpp), stamped as it takes them, rather than from raw
+  // sockets, whose stamps wait for the kernel to switch receive stamps on
+  // (IPv6 answers still do). Where the ring cannot open, the raw sockets.
+  bool answers_on_ring = false;
 };
 
 class RawWire final : public Wire {
@@ -218,6 +225,8 @@ class RawWire final : public Wire {
   int icmp6_ = -1;
   int tcp4_ = -1;  // socket_tcp_first_port
   int tcp6_ = -1;
+  std::unique_ptr<AnswerRing> ring_;  // answers_on_ring: IPv4's answers
+  bool ring_failed_ = false;          // (then from icmp4_ and tcp4_)
   bool frame_user_clock_ = false;  // frame_from_user_clock
   FrameHandler handler_;
   std::function<void(int)> watch_fd_;

@@ -4,7 +4,6 @@
 #include <string>
 
 #include "commands.hpp"
-#include "socket_receive.hpp"
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "unknown"
@@ -41,10 +40,6 @@ int dispatch(int argc, char** argv) {
     std::cout << "outpost " << OUTPOST_VERSION << "\n";
     return outpost::kExitOk;
   }
-  // The one-shot commands, which time answers by the kernel's receive stamps
-  // (the agent's capture stamps its own frames), ask for them before their
-  // own start-up, which then runs while the kernel switches stamps on.
-  if (command == "ping" || command == "trace") outpost::ask_kernel_timestamps();
   // Each subcommand sees its own name as argv[0].
   if (command == "run") return outpost::run_command(argc - 1, argv + 1);
   if (command == "check") return outpost::check_command(argc - 1, argv + 1);

@@ -1,0 +1,110 @@
+#include "answer_ring.hpp"
+
+#include <arpa/inet.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+namespace outpost {
+
+AnswerRing::~AnswerRing() {
+  if (ring_) munmap(ring_, std::size_t{kBlockSize} * kBlocks);
+  if (fd_ >= 0) close(fd_);
+}
+
+bool AnswerRing::open(const std::string& interface, std::uint16_t tcp_first_port, std::string* error) {
+  auto fail = [&](const char* what) {
+    *error = std::string("answer ring: ") + what + ": " + std::strerror(errno);
+    if (ring_) munmap(ring_, std::size_t{kBlockSize} * kBlocks);
+    if (fd_ >= 0) close(fd_);
+    ring_ = nullptr;
+    fd_ = -1;
+    return false;
+  };
+  unsigned ifindex = 0;
+  if (!interface.empty() && (ifindex = if_nametoindex(interface.c_str())) == 0) return fail(interface.c_str());
+  // Protocol 0: nothing comes in before the filter and the ring are set and
+  // bind() names the protocol.
+  fd_ = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return fail("socket");
+  // The kernel's filter (classic BPF) sees the IPv4 header first: it keeps
+  // whole datagrams and first fragments, ICMP, and TCP to tcp_first_port and
+  // above (the IP header's length in the low nibble of byte 0: BPF_MSH).
+  const sock_filter no_tcp{BPF_JMP | BPF_JA, 0, 0, 4};
+  const sock_filter is_tcp{BPF_JMP | BPF_JEQ | BPF_K, 0, 4, IPPROTO_TCP};
+  std::array<sock_filter, 10> filter{{
+      {BPF_LD | BPF_H | BPF_ABS, 0, 0, 6},
+      {BPF_JMP | BPF_JSET | BPF_K, 7, 0, 0x1fff},
+      {BPF_LD | BPF_B | BPF_ABS, 0, 0, 9},
+      {BPF_JMP | BPF_JEQ | BPF_K, 4, 0, IPPROTO_ICMP},
+      tcp_first_port ? is_tcp : no_tcp,
+      {BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0},
+      {BPF_LD | BPF_H | BPF_IND, 0, 0, 2},
+      {BPF_JMP | BPF_JGE | BPF_K, 0, 1, tcp_first_port},
+      {BPF_RET | BPF_K, 0, 0, 0xffff},
+      {BPF_RET | BPF_K, 0, 0, 0},
+  }};
+  const sock_fprog program{static_cast<unsigned short>(filter.size()), filter.data()};
+  const int version = TPACKET_V2;
+  tpacket_req req{};
+  req.tp_block_size = kBlockSize;
+  req.tp_block_nr = kBlocks;
+  req.tp_frame_size = kFrameSize;
+  req.tp_frame_nr = kBlockSize / kFrameSize * kBlocks;
+  if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) != 0) return fail("filter");
+  if (setsockopt(fd_, SOL_PACKET, PACKET_VERSION, &version, sizeof version) != 0) return fail("TPACKET_V2");
+  if (setsockopt(fd_, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) != 0) return fail("ring");
+  void* ring = mmap(nullptr, std::size_t{kBlockSize} * kBlocks, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (ring == MAP_FAILED) return fail("mmap");
+  ring_ = static_cast<std::uint8_t*>(ring);
+  frames_ = req.tp_frame_nr;
+  next_ = 0;
+  // Bound to IPv4 alone, the ring sees what comes in, not what the host
+  // sends (only taps of every protocol do).
+  sockaddr_ll at{};
+  at.sll_family = AF_PACKET;
+  at.sll_protocol = htons(ETH_P_IP);
+  at.sll_ifindex = static_cast<int>(ifindex);
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0) return fail("bind");
+  return true;
+}
+
+int AnswerRing::read(int max, const DatagramHandler& handler) {
+  std::array<std::uint8_t, kFrameSize> copy;
+  int n = 0;
+  for (; n < max && ring_; ++n) {
+    auto* frame = ring_ + std::size_t{next_} * kFrameSize;
+    auto* header = reinterpret_cast<tpacket2_hdr*>(frame);
+    if (!(__atomic_load_n(&header->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) break;
+    const auto* from = reinterpret_cast<const sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(tpacket2_hdr)));
+    const bool answer = from->sll_pkttype != PACKET_OUTGOING && header->tp_net < kFrameSize;  // (never out)
+    const std::size_t size = answer ? std::min<std::size_t>(header->tp_snaplen, kFrameSize - header->tp_net) : 0;
+    if (answer) std::memcpy(copy.data(), frame + header->tp_net, size);
+    const WallTime stamp{std::chrono::seconds(header->tp_sec) + std::chrono::nanoseconds(header->tp_nsec)};
+    // The frame goes back to the kernel before the handler runs: a handler
+    // that reads again (a probe sent from it, answered at once) starts at
+    // the next one.
+    __atomic_store_n(&header->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    next_ = (next_ + 1) % frames_;
+    if (answer) handler(copy.data(), size, stamp);
+  }
+  return n;
+}
+
+std::uint64_t AnswerRing::dropped() const {
+  tpacket_stats stats{};
+  socklen_t len = sizeof stats;
+  if (fd_ >= 0 && getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &stats, &len) == 0) drops_ += stats.tp_drops;
+  return drops_;
+}
+
+}  // namespace outpost

@@ -1,0 +1,184 @@
+// The packet ring that a command at the terminal reads its IPv4 answers
+// from (answer_ring.hpp), and RawWire reading them through it, in a network
+// namespace of its own (netns_child.hpp). Only its loopback; every packet
+// stays inside it.
+
+#include "answer_ring.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pcap/dlt.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "clock.hpp"
+#include "icmp_echo.hpp"
+#include "netns_child.hpp"
+#include "packet_decode.hpp"
+#include "wire.hpp"
+
+using outpost::IpAddress;
+using Bytes = std::vector<std::uint8_t>;
+
+namespace {
+
+const IpAddress kLoopback = *IpAddress::parse("127.0.0.1");
+constexpr std::uint16_t kFirst = 61000;
+
+Bytes echo_request(std::uint16_t sequence) {
+  outpost::EchoRequest r;
+  r.src = kLoopback;
+  r.dst = kLoopback;
+  r.ident = 0x1234;
+  r.sequence = sequence;
+  Bytes out(outpost::echo_request_size(r));
+  outpost::forge_echo_request(r, out);
+  return out;
+}
+
+bool send_raw(const Bytes& datagram) {
+  const int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+  sockaddr_storage sa{};
+  const socklen_t len = kLoopback.to_sockaddr(sa);
+  const bool ok = fd >= 0 && sendto(fd, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&sa),
+                                    len) == static_cast<ssize_t>(datagram.size());
+  if (fd >= 0) close(fd);
+  return ok;
+}
+
+// A TCP listener on loopback at `port` (0: the kernel's pick); its port, or 0.
+std::uint16_t listen_at(int fd, std::uint16_t port) {
+  sockaddr_storage sa{};
+  socklen_t len = kLoopback.to_sockaddr(sa, port);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0 || listen(fd, 4) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+    return 0;
+  return ntohs(reinterpret_cast<sockaddr_in*>(&sa)->sin_port);
+}
+
+bool connect_to(std::uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage sa{};
+  const socklen_t len = kLoopback.to_sockaddr(sa, port);
+  const bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&sa), len) == 0;
+  if (fd >= 0) close(fd);
+  return ok;
+}
+
+struct Seen {
+  int echo_requests = 0, echo_replies = 0, udp = 0, tcp_below = 0, syn_above = 0, other = 0;
+  bool stamps_in_time = true;
+};
+
+std::string ring_checks() {
+  if (auto why = outpost::test::enter_namespace(); !why.empty()) return why;
+  if (!outpost::test::run("ip link set lo up")) return "skip: ip cannot bring loopback up";
+  outpost::AnswerRing ring;
+  std::string error;
+  if (!ring.open("", kFirst, &error)) return "skip: " + error;
+  const auto before = std::chrono::system_clock::now();
+
+  // An echo request to ourselves: loopback brings it in (the host sends
+  // it: the ring skips that copy), then the kernel's reply.
+  if (!send_raw(echo_request(7))) return "raw send failed";
+  // A UDP datagram to a bound socket (no ICMP error comes back).
+  const int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage sa{};
+  socklen_t len = kLoopback.to_sockaddr(sa, kFirst + 1);
+  if (udp < 0 || bind(udp, reinterpret_cast<sockaddr*>(&sa), len) != 0) return "UDP bind failed";
+  if (sendto(udp, "x", 1, 0, reinterpret_cast<sockaddr*>(&sa), len) != 1) return "UDP send failed";
+  // TCP to a port at kFirst and above, and to one below.
+  const int above = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int below = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const std::uint16_t port_above = listen_at(above, kFirst + 2);
+  const std::uint16_t port_below = listen_at(below, 0);
+  if (!port_above || !port_below) return "TCP listen failed";
+  if (port_below >= kFirst) return "skip: the kernel's ephemeral ports reach " + std::to_string(port_below);
+  if (!connect_to(port_below) || !connect_to(port_above)) return "TCP connect failed";
+
+  Seen seen;
+  auto handler = [&](const std::uint8_t* data, std::size_t size, std::optional<outpost::WallTime> stamp) {
+    const auto after = std::chrono::system_clock::now();
+    if (!stamp || *stamp < before || *stamp > after) seen.stamps_in_time = false;
+    const auto p = outpost::decode_frame(DLT_RAW, data, size, nullptr);
+    if (!p) {
+      ++seen.other;
+    } else if (p->l4.proto == IPPROTO_ICMP && p->l4.icmp_id == 0x1234 && p->l4.icmp_seq == 7) {
+      ++(p->l4.icmp_type == 8 ? seen.echo_requests : seen.echo_replies);
+    } else if (p->l4.proto == IPPROTO_UDP) {
+      ++seen.udp;
+    } else if (p->l4.proto == IPPROTO_TCP && p->l4.dport < kFirst) {
+      ++seen.tcp_below;
+    } else if (p->l4.proto == IPPROTO_TCP) {
+      seen.syn_above += p->l4.dport == port_above && (p->l4.tcp_flags & 0x12) == 0x02;
+    } else {
+      ++seen.other;
+    }
+  };
+  pollfd p{ring.fd(), POLLIN, 0};
+  while (poll(&p, 1, 200) == 1 && ring.read(64, handler) > 0) {
+  }
+  close(udp), close(above), close(below);
+  if (seen.echo_requests != 1) return "echo requests seen: " + std::to_string(seen.echo_requests) + " (not 1)";
+  if (seen.echo_replies != 1) return "echo replies seen: " + std::to_string(seen.echo_replies) + " (not 1)";
+  if (seen.udp) return "a UDP datagram passed the filter";
+  if (seen.tcp_below) return "a TCP segment to a port below the first passed the filter";
+  if (seen.syn_above != 1) return "SYNs to the port above: " + std::to_string(seen.syn_above) + " (not 1)";
+  if (seen.other) return "frames that are none of these: " + std::to_string(seen.other);
+  if (!seen.stamps_in_time) return "a frame stamped outside the time it could have come";
+  if (ring.dropped() != 0) return "frames dropped";
+  return "ok";
+}
+
+// RawWire with answers_on_ring: the echo reply to its own echo request comes
+// through the descriptor it handed on, with the ring's stamp.
+std::string wire_checks() {
+  if (auto why = outpost::test::enter_namespace(); !why.empty()) return why;
+  if (!outpost::test::run("ip link set lo up")) return "skip: ip cannot bring loopback up";
+  outpost::SystemClock clock;
+  outpost::RawWireOptions options;
+  options.receive_on_sockets = true;
+  options.answers_on_ring = true;
+  options.watch_routes = false;
+  options.ipv6 = false;
+  outpost::RawWire wire(clock, options, outpost::FilterParams{0x1234});
+  std::vector<int> watched;
+  wire.set_fd_watcher([&](int fd) { watched.push_back(fd); });
+  std::string error;
+  if (!wire.open(&error)) return "skip: " + error;
+  const std::size_t raw_sockets = watched.size();  // the raw socket, for its send stamps
+  if (wire.prepare(kLoopback, &error) != kLoopback) return "prepare: " + error;
+  if (watched.size() != raw_sockets + 1) return "prepare handed on " + std::to_string(watched.size() - raw_sockets) +
+                                                " descriptors, not the ring's alone";
+  int replies = 0, unstamped_sends = 0;
+  wire.set_frame_handler([&](int link_type, const std::uint8_t* data, std::size_t size, outpost::WallTime) {
+    const auto p = outpost::decode_frame(link_type, data, size, nullptr);
+    if (p && p->l4.proto == IPPROTO_ICMP && p->l4.icmp_type == 0 && p->l4.icmp_seq == 9) ++replies;
+    if (wire.frame_from_user_clock()) ++unstamped_sends;
+  });
+  if (!wire.send(kLoopback, echo_request(9), &error)) return "send: " + error;
+  pollfd p{watched.back(), POLLIN, 0};
+  if (poll(&p, 1, 2000) != 1) return "the ring's descriptor never became readable";
+  wire.on_readable(watched.back());
+  if (replies != 1) return "replies handed on: " + std::to_string(replies) + " (not 1)";
+  if (unstamped_sends) return "a frame timed by the user-space clock";
+  return "ok";
+}
+
+}  // namespace
+
+TEST_CASE("answer ring: ICMP and TCP to the first port and above, stamped, each once", "[answer_ring]") {
+  outpost::test::run_in_child(ring_checks, "answer ring test");
+}
+
+TEST_CASE("raw wire with answers_on_ring: the answer comes from the ring", "[answer_ring]") {
+  outpost::test::run_in_child(wire_checks, "answer ring wire test");
+}
