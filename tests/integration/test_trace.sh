@@ -89,21 +89,24 @@ check("drop at carrier: not reached, stopped by the gap limit", not d["reached"]
 check("drop at carrier: exit status 1 (not reached)", drop_rc == 1, drop_rc)
 PY
 
-# A trace or ping from the terminal reads its answers from raw ICMP sockets
-# (and raw TCP ones for tcp:80), its send times from the raw socket's error
-# queue: no packet socket. The agent still captures (the control that shows
-# the check can fail). Every answer is timed from kernel stamps at both
+# A trace or ping from the terminal to an IPv4 target reads its answers from
+# a packet ring of its own (one SOCK_DGRAM packet socket for IPv4, 0800),
+# its send times from the raw socket's error queue: no capture (a SOCK_RAW
+# packet socket for every protocol). The agent still captures (the control
+# that shows the check can fail). Every answer is timed from kernel stamps at both
 # ends: no "user-space send time" on stderr.
 for method in icmp udp tcp:80; do
   check "trace $method: every hop timed from kernel stamps (no fallback on stderr)" \
     bash -c "! grep -E 'user-space|not taken' '$WORK/trace-$method.log'"
 done
-# packet_sockets OUT ARGS...: the most packet sockets `outpost ARGS...` held
-# at once while it ran (its socket inodes and the vp's packet sockets, read
-# together every 0.1 s until it ends), with what it printed in OUT.
+# packet_sockets OUT TYPE PROTO ARGS...: the most packet sockets of TYPE
+# (2: SOCK_DGRAM, 3: SOCK_RAW) and PROTO (hex, as /proc/net/packet shows
+# it) `outpost ARGS...` held at once while it ran (its socket inodes and the
+# vp's packet sockets, read together every 0.1 s until it ends), with what
+# it printed in OUT.
 packet_sockets() {
-  local out=$1
-  shift
+  local out=$1 type=$2 proto=$3
+  shift 3
   in_vp "$OUTPOST" "$@" >"$out" 2>&1 &
   local runner=$! pid="" sockets packet n most=0
   for _ in $(seq 1 50); do
@@ -112,7 +115,7 @@ packet_sockets() {
   done
   while [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; do
     sockets=$(find "/proc/$pid/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n')
-    packet=$(in_vp awk 'NR > 1 { print $9 }' /proc/net/packet)
+    packet=$(in_vp awk -v t="$type" -v p="$proto" 'NR > 1 && $3 == t && $4 == p { print $9 }' /proc/net/packet)
     n=$(comm -12 <(sort <<<"$sockets") <(sort <<<"$packet") | grep -c . || true)
     ((n > most)) && most=$n
     sleep 0.1
@@ -128,12 +131,14 @@ groups:
     targets:
       - { name: net3, address: $TARGET }
 YAML
-icmp_packet=$(packet_sockets "$WORK/ping-icmp.txt" ping "$TARGET" --method icmp -c 10 -i 100ms)
-tcp_packet=$(packet_sockets "$WORK/ping-tcp.txt" ping "$TARGET" --method tcp:80 -c 10 -i 100ms)
-agent_packet=$(packet_sockets "$WORK/capture.log" run -c "$WORK/capture.yaml" --for 1s --output "$WORK/capture.jsonl")
-echo "  packet sockets held: ping icmp $icmp_packet, ping tcp:80 $tcp_packet, the agent $agent_packet"
-check "ping icmp: no packet socket (answers from a raw ICMP socket)" test "$icmp_packet" -eq 0
-check "ping tcp:80: no packet socket (answers from raw TCP and ICMP sockets)" test "$tcp_packet" -eq 0
+icmp_packet=$(packet_sockets "$WORK/ping-icmp.txt" 3 0003 ping "$TARGET" --method icmp -c 10 -i 100ms)
+tcp_packet=$(packet_sockets "$WORK/ping-tcp.txt" 3 0003 ping "$TARGET" --method tcp:80 -c 10 -i 100ms)
+icmp_ring=$(packet_sockets "$WORK/ping-icmp-ring.txt" 2 0800 ping "$TARGET" --method icmp -c 5 -i 100ms)
+agent_packet=$(packet_sockets "$WORK/capture.log" 3 0003 run -c "$WORK/capture.yaml" --for 1s --output "$WORK/capture.jsonl")
+echo "  captures held: ping icmp $icmp_packet, ping tcp:80 $tcp_packet, the agent $agent_packet; answer rings: ping icmp $icmp_ring"
+check "ping icmp: no capture (answers from its ring)" test "$icmp_packet" -eq 0
+check "ping tcp:80: no capture (answers from its ring)" test "$tcp_packet" -eq 0
+check "ping icmp: one answer ring" test "$icmp_ring" -eq 1
 check "the agent: a packet socket (its capture), so the checks above can fail" test "$agent_packet" -ge 1
 check "ping tcp:80: 10 replies" grep -q "^10 probes sent, 10 replies" "$WORK/ping-tcp.txt"
 check "ping tcp:80: no clock fallback on stderr" bash -c "! grep -E 'user-space|not taken' '$WORK/ping-tcp.txt'"
