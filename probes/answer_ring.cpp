@@ -17,17 +17,19 @@
 namespace outpost {
 
 AnswerRing::~AnswerRing() {
-  if (ring_) munmap(ring_, std::size_t{kBlockSize} * kBlocks);
+  if (ring_) munmap(ring_, std::size_t{kBlockSize} * blocks_);
   if (fd_ >= 0) close(fd_);
 }
 
-bool AnswerRing::open(const std::string& interface, std::uint16_t tcp_first_port, std::string* error) {
+bool AnswerRing::open(const std::string& interface, std::uint16_t tcp_first_port, unsigned frames, std::string* error) {
   auto fail = [&](const char* what) {
-    *error = std::string("answer ring: ") + what + ": " + std::strerror(errno);
-    if (ring_) munmap(ring_, std::size_t{kBlockSize} * kBlocks);
+    const int saved = errno;  // the message's allocation may change errno
+    *error = std::string("answer ring: ") + what + ": " + std::strerror(saved);
+    if (ring_) munmap(ring_, std::size_t{kBlockSize} * blocks_);
     if (fd_ >= 0) close(fd_);
     ring_ = nullptr;
     fd_ = -1;
+    frames_ = blocks_ = 0;
     return false;
   };
   unsigned ifindex = 0;
@@ -56,16 +58,18 @@ bool AnswerRing::open(const std::string& interface, std::uint16_t tcp_first_port
   const sock_fprog program{static_cast<unsigned short>(filter.size()), filter.data()};
   const int version = TPACKET_V2;
   tpacket_req req{};
+  const unsigned blocks = std::clamp((frames + kFramesPerBlock - 1) / kFramesPerBlock, 1u, kMaxBlocks);
   req.tp_block_size = kBlockSize;
-  req.tp_block_nr = kBlocks;
+  req.tp_block_nr = blocks;
   req.tp_frame_size = kFrameSize;
-  req.tp_frame_nr = kBlockSize / kFrameSize * kBlocks;
+  req.tp_frame_nr = kFramesPerBlock * blocks;
   if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) != 0) return fail("filter");
   if (setsockopt(fd_, SOL_PACKET, PACKET_VERSION, &version, sizeof version) != 0) return fail("TPACKET_V2");
   if (setsockopt(fd_, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) != 0) return fail("ring");
-  void* ring = mmap(nullptr, std::size_t{kBlockSize} * kBlocks, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  void* ring = mmap(nullptr, std::size_t{kBlockSize} * blocks, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
   if (ring == MAP_FAILED) return fail("mmap");
   ring_ = static_cast<std::uint8_t*>(ring);
+  blocks_ = blocks;
   frames_ = req.tp_frame_nr;
   next_ = 0;
   // Bound to IPv4 alone, the ring sees what comes in, not what the host

@@ -204,7 +204,7 @@ bool RawWire::ensure_receiver(bool v6, std::string* error) {
     // No receive stamps asked for: the ring stamps its frames itself.
     auto ring = std::make_unique<AnswerRing>();
     std::string why;
-    if (ring->open(options_.interface, options_.socket_tcp_first_port, &why)) {
+    if (ring->open(options_.interface, options_.socket_tcp_first_port, options_.answer_ring_frames, &why)) {
       ring_ = std::move(ring);
       if (watch_fd_) watch_fd_(ring_->fd());
       return true;

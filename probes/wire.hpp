@@ -156,6 +156,11 @@ struct RawWireOptions {
   // sockets, whose stamps wait for the kernel to switch receive stamps on
   // (IPv6 answers still do). Where the ring cannot open, the raw sockets.
   bool answers_on_ring = false;
+  // The answers the ring holds before the kernel drops the next (counted in
+  // dropped()): as many as may come while the loop is elsewhere. 32 serve a
+  // ping, and a trace of 8 TTLs at once with 2 attempts each and other ICMP
+  // besides; a trace of more TTLs at once asks for more (set_answer_ring_frames).
+  unsigned answer_ring_frames = 32;
 };
 
 class RawWire final : public Wire {
@@ -170,6 +175,8 @@ class RawWire final : public Wire {
   // Told of every descriptor to watch for reading: each capture, and the
   // watch on route changes (at once, when open() opened it).
   void set_fd_watcher(std::function<void(int fd)> watch);
+  // RawWireOptions::answer_ring_frames, before the first prepare().
+  void set_answer_ring_frames(unsigned frames) { options_.answer_ring_frames = frames; }
   // Whether route changes are watched (else routes are kept route_cache).
   bool watching_routes() const { return route_watch_ >= 0; }
   // How many times route changes made the wire forget its routes.

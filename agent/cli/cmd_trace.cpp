@@ -118,6 +118,9 @@ int trace_command(int argc, char** argv) {
                                     : spec->method == TraceMethod::udp ? "udp_trace"
                                                                        : "tcp_trace";
   ProbingStack stack(clock, "", 1000, ProbingStack::kTerminalRing, {hop_type}, resolved.address.is_v6());
+  // Every attempt of every TTL at once may be answered at once (on a lab,
+  // while the probes are still going out), beside other ICMP the host gets.
+  stack.wire.set_answer_ring_frames(static_cast<unsigned>(spec->parallel * spec->attempts) + 16);
   if (int rc = stack.prepare(loop, "trace"); rc != kExitOk) return rc;
   auto launch = [&stack](std::unique_ptr<Probe> probe, Engine::Done done) {
     stack.launch(std::move(probe), std::move(done));

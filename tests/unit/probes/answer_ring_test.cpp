@@ -16,7 +16,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "clock.hpp"
@@ -83,7 +85,8 @@ std::string ring_checks() {
   if (!outpost::test::run("ip link set lo up")) return "skip: ip cannot bring loopback up";
   outpost::AnswerRing ring;
   std::string error;
-  if (!ring.open("", kFirst, &error)) return "skip: " + error;
+  if (!ring.open("", kFirst, 32, &error)) return "skip: " + error;
+  if (ring.frames() != 32) return "a ring of " + std::to_string(ring.frames()) + " frames, not 32";
   const auto before = std::chrono::system_clock::now();
 
   // An echo request to ourselves: loopback brings it in (the host sends
@@ -138,6 +141,39 @@ std::string ring_checks() {
   return "ok";
 }
 
+// The ring's size: whole blocks, from one to kMaxBlocks; when it is full,
+// the kernel drops what comes and counts it.
+std::string size_checks() {
+  if (auto why = outpost::test::enter_namespace(); !why.empty()) return why;
+  if (!outpost::test::run("ip link set lo up")) return "skip: ip cannot bring loopback up";
+  constexpr unsigned kPer = outpost::AnswerRing::kFramesPerBlock;
+  for (const auto& [asked, held] : std::vector<std::pair<unsigned, unsigned>>{
+           {0, kPer}, {1, kPer}, {kPer + 1, 2 * kPer}, {100000, kPer * outpost::AnswerRing::kMaxBlocks}}) {
+    outpost::AnswerRing ring;
+    std::string error;
+    if (!ring.open("", 0, asked, &error)) return "skip: " + error;
+    if (ring.frames() != held)
+      return std::to_string(asked) + " frames asked: " + std::to_string(ring.frames()) + ", not " + std::to_string(held);
+  }
+  outpost::AnswerRing ring;
+  std::string error;
+  if (!ring.open("", 0, kPer, &error)) return "skip: " + error;
+  // Each echo request comes in once, and its reply: 2 frames each.
+  constexpr int kRequests = 10;
+  for (int i = 0; i < kRequests; ++i)
+    if (!send_raw(echo_request(static_cast<std::uint16_t>(100 + i)))) return "raw send failed";
+  int taken = 0;
+  pollfd p{ring.fd(), POLLIN, 0};
+  while (poll(&p, 1, 200) == 1) {
+    const int n = ring.read(64, [](const std::uint8_t*, std::size_t, std::optional<outpost::WallTime>) {});
+    if (n == 0) break;
+    taken += n;
+  }
+  if (taken != static_cast<int>(kPer)) return "frames read from a full ring: " + std::to_string(taken);
+  if (ring.dropped() != 2 * kRequests - kPer) return "dropped: " + std::to_string(ring.dropped());
+  return "ok";
+}
+
 // RawWire with answers_on_ring: the echo reply to its own echo request comes
 // through the descriptor it handed on, with the ring's stamp.
 std::string wire_checks() {
@@ -181,4 +217,8 @@ TEST_CASE("answer ring: ICMP and TCP to the first port and above, stamped, each 
 
 TEST_CASE("raw wire with answers_on_ring: the answer comes from the ring", "[answer_ring]") {
   outpost::test::run_in_child(wire_checks, "answer ring wire test");
+}
+
+TEST_CASE("answer ring: whole blocks, and what a full ring drops is counted", "[answer_ring]") {
+  outpost::test::run_in_child(size_checks, "answer ring size test");
 }
