@@ -21,7 +21,8 @@ AnswerRing::~AnswerRing() {
   if (fd_ >= 0) close(fd_);
 }
 
-bool AnswerRing::open(const std::string& interface, std::uint16_t tcp_first_port, unsigned frames, std::string* error) {
+bool AnswerRing::open(const std::string& interface, bool v6, std::uint16_t tcp_first_port, unsigned frames,
+                      std::string* error) {
   auto fail = [&](const char* what) {
     const int saved = errno;  // the message's allocation may change errno
     *error = std::string("answer ring: ") + what + ": " + std::strerror(saved);
@@ -38,24 +39,47 @@ bool AnswerRing::open(const std::string& interface, std::uint16_t tcp_first_port
   // bind() names the protocol.
   fd_ = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return fail("socket");
-  // The kernel's filter (classic BPF) sees the IPv4 header first: it keeps
-  // whole datagrams and first fragments, ICMP, and TCP to tcp_first_port and
-  // above (the IP header's length in the low nibble of byte 0: BPF_MSH).
-  const sock_filter no_tcp{BPF_JMP | BPF_JA, 0, 0, 4};
-  const sock_filter is_tcp{BPF_JMP | BPF_JEQ | BPF_K, 0, 4, IPPROTO_TCP};
-  std::array<sock_filter, 10> filter{{
+  // The kernel's filter (classic BPF) sees the IP header first.
+  // IPv4: it keeps whole datagrams and first fragments, ICMP, and TCP to
+  // tcp_first_port and above (the IP header's length in the low nibble of
+  // byte 0: BPF_MSH).
+  const sock_filter no_tcp4{BPF_JMP | BPF_JA, 0, 0, 4};
+  const sock_filter is_tcp4{BPF_JMP | BPF_JEQ | BPF_K, 0, 4, IPPROTO_TCP};
+  const std::array<sock_filter, 10> filter4{{
       {BPF_LD | BPF_H | BPF_ABS, 0, 0, 6},
       {BPF_JMP | BPF_JSET | BPF_K, 7, 0, 0x1fff},
       {BPF_LD | BPF_B | BPF_ABS, 0, 0, 9},
       {BPF_JMP | BPF_JEQ | BPF_K, 4, 0, IPPROTO_ICMP},
-      tcp_first_port ? is_tcp : no_tcp,
+      tcp_first_port ? is_tcp4 : no_tcp4,
       {BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0},
       {BPF_LD | BPF_H | BPF_IND, 0, 0, 2},
       {BPF_JMP | BPF_JGE | BPF_K, 0, 1, tcp_first_port},
       {BPF_RET | BPF_K, 0, 0, 0xffff},
       {BPF_RET | BPF_K, 0, 0, 0},
   }};
-  const sock_fprog program{static_cast<unsigned short>(filter.size()), filter.data()};
+  // IPv6: ICMPv6 right after the fixed header, or after a fragment header
+  // of a first fragment; TCP to tcp_first_port and above right after the
+  // fixed header. An answer with other extension headers before either
+  // (rare) is not taken.
+  const sock_filter no_tcp6{BPF_JMP | BPF_JA, 0, 0, 7};
+  const sock_filter is_tcp6{BPF_JMP | BPF_JEQ | BPF_K, 0, 7, IPPROTO_TCP};
+  const std::array<sock_filter, 12> filter6{{
+      {BPF_LD | BPF_B | BPF_ABS, 0, 0, 6},                      // 0: next header
+      {BPF_JMP | BPF_JEQ | BPF_K, 8, 0, IPPROTO_ICMPV6},        // 1: -> 10
+      {BPF_JMP | BPF_JEQ | BPF_K, 3, 0, IPPROTO_FRAGMENT},      // 2: -> 6
+      tcp_first_port ? is_tcp6 : no_tcp6,                       // 3: else -> 11
+      {BPF_LD | BPF_H | BPF_ABS, 0, 0, 40 + 2},                 // 4: TCP's destination port
+      {BPF_JMP | BPF_JGE | BPF_K, 4, 5, tcp_first_port},        // 5: -> 10, 11
+      {BPF_LD | BPF_H | BPF_ABS, 0, 0, 40 + 2},                 // 6: the fragment's offset
+      {BPF_JMP | BPF_JSET | BPF_K, 3, 0, 0xfff8},               // 7: -> 11
+      {BPF_LD | BPF_B | BPF_ABS, 0, 0, 40},                     // 8: its next header
+      {BPF_JMP | BPF_JEQ | BPF_K, 0, 1, IPPROTO_ICMPV6},        // 9: -> 10, 11
+      {BPF_RET | BPF_K, 0, 0, 0xffff},                          // 10
+      {BPF_RET | BPF_K, 0, 0, 0},                               // 11
+  }};
+  sock_fprog program{};
+  program.len = static_cast<unsigned short>(v6 ? filter6.size() : filter4.size());
+  program.filter = const_cast<sock_filter*>(v6 ? filter6.data() : filter4.data());
   const int version = TPACKET_V2;
   tpacket_req req{};
   const unsigned blocks = std::clamp((frames + kFramesPerBlock - 1) / kFramesPerBlock, 1u, kMaxBlocks);
@@ -72,11 +96,11 @@ bool AnswerRing::open(const std::string& interface, std::uint16_t tcp_first_port
   blocks_ = blocks;
   frames_ = req.tp_frame_nr;
   next_ = 0;
-  // Bound to IPv4 alone, the ring sees what comes in, not what the host
-  // sends (only taps of every protocol do).
+  // Bound to one protocol (IPv4 or IPv6) alone, the ring sees what comes
+  // in, not what the host sends (only taps of every protocol do).
   sockaddr_ll at{};
   at.sll_family = AF_PACKET;
-  at.sll_protocol = htons(ETH_P_IP);
+  at.sll_protocol = htons(v6 ? ETH_P_IPV6 : ETH_P_IP);
   at.sll_ifindex = static_cast<int>(ifindex);
   if (bind(fd_, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0) return fail("bind");
   return true;

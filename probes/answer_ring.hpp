@@ -1,13 +1,13 @@
-// A command at the terminal's IPv4 answers, from a small packet ring
-// (TPACKET_V2) on every interface, or agent.interface's. The kernel stamps
-// each frame as the ring takes it, where a capture would: whether or not the
-// host's receive stamps are on. Asking for those (a raw socket's) makes the
+// A command at the terminal's answers, from a small packet ring
+// (TPACKET_V2) of one IP version, on every interface or agent.interface's.
+// The kernel stamps each frame as the ring takes it, where a capture would:
+// whether or not the host's receive stamps are on. Asking for those (a raw socket's) makes the
 // kernel patch its own code, about 0.8 ms of the asking CPU on the 2-core
 // VM, which a one-probe command would otherwise wait for; the ring costs
 // about 0.2 ms to open and close (its kernel filter, compiled, about half).
-// It takes what a raw ICMP socket and a raw TCP one from tcp_first_port up
-// would (a kernel filter keeps out the rest), but before the host's
-// firewall, and not what the host itself sends.
+// It takes what a raw ICMP (or ICMPv6) socket and a raw TCP one from
+// tcp_first_port up would (a kernel filter keeps out the rest), but before
+// the host's firewall, and not what the host itself sends.
 // Leaves to others: what the datagrams mean (engine), send stamps
 // (socket_receive.hpp), routes and sending (wire).
 #pragma once
@@ -27,14 +27,15 @@ class AnswerRing {
   AnswerRing(const AnswerRing&) = delete;
   AnswerRing& operator=(const AnswerRing&) = delete;
 
-  // Opens the ring on `interface` (empty: every interface), taking ICMP, and
-  // TCP to ports of tcp_first_port and above (0: no TCP), with room for
-  // `frames` datagrams at least (frames(): whole blocks of kFramesPerBlock,
-  // at most kMaxBlocks of them); false with *error.
-  bool open(const std::string& interface, std::uint16_t tcp_first_port, unsigned frames, std::string* error);
+  // Opens the ring on `interface` (empty: every interface) for IPv4 (or, v6,
+  // IPv6), taking ICMP (ICMPv6), and TCP to ports of tcp_first_port and
+  // above (0: no TCP), with room for `frames` datagrams at least (frames():
+  // whole blocks of kFramesPerBlock, at most kMaxBlocks of them); false
+  // with *error.
+  bool open(const std::string& interface, bool v6, std::uint16_t tcp_first_port, unsigned frames, std::string* error);
   int fd() const { return fd_; }
-  // Hands on up to max datagrams (IPv4, from the IP header on), each with
-  // the ring's stamp. How many frames were taken.
+  // Hands on up to max datagrams (from the IP header on), each with the
+  // ring's stamp. How many frames were taken.
   int read(int max, const DatagramHandler& handler);
   // Frames the kernel dropped for want of room, since the ring opened.
   std::uint64_t dropped() const;

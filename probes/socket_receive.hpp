@@ -7,8 +7,8 @@
 // A capture (libpcap's) costs a command at the terminal a packet socket,
 // its ring and its compiled filter, and a close that waits for the network
 // stack's grace period: about 1.5 ms of a one-probe `outpost ping`. Its
-// IPv4 answers come from a ring of its own (answer_ring.hpp), which needs
-// none of the kernel's receive stamps; its IPv6 ones from these sockets.
+// answers come from a ring of its own (answer_ring.hpp), which needs none
+// of the kernel's receive stamps; from these sockets where it cannot open.
 // Leaves to others: what the datagrams mean (engine), routes and sending (wire).
 #pragma once
 

@@ -116,7 +116,7 @@ RawWire::~RawWire() {
   if (raw6_ >= 0) close(raw6_);
   for (const int fd : {icmp4_, icmp6_, tcp4_, tcp6_})
     if (fd >= 0) close(fd);
-  ring_.reset();
+  for (auto& ring : rings_) ring.reset();
   if (route_watch_ >= 0) close(route_watch_);
 }
 
@@ -142,7 +142,7 @@ void RawWire::set_fd_watcher(std::function<void(int fd)> watch) {
   if (watch_fd_ && queue_) watch_fd_(queue_->event_fd());
   // Send stamps raise the raw sockets' EPOLLERR.
   for (const int fd : {on_sockets_ ? raw4_ : -1, on_sockets_ ? raw6_ : -1, icmp4_, icmp6_, tcp4_, tcp6_,
-                       ring_ ? ring_->fd() : -1})
+                       rings_[0] ? rings_[0]->fd() : -1, rings_[1] ? rings_[1]->fd() : -1})
     if (watch_fd_ && fd >= 0) watch_fd_(fd);
 }
 
@@ -199,17 +199,18 @@ bool RawWire::open(std::string* error) {
 }
 
 bool RawWire::ensure_receiver(bool v6, std::string* error) {
-  if (!v6 && ring_) return true;
-  if (!v6 && options_.answers_on_ring && !ring_failed_) {
+  auto& ring = rings_[v6];
+  if (ring) return true;
+  if (options_.answers_on_ring && !ring_failed_[v6]) {
     // No receive stamps asked for: the ring stamps its frames itself.
-    auto ring = std::make_unique<AnswerRing>();
+    auto opened = std::make_unique<AnswerRing>();
     std::string why;
-    if (ring->open(options_.interface, options_.socket_tcp_first_port, options_.answer_ring_frames, &why)) {
-      ring_ = std::move(ring);
-      if (watch_fd_) watch_fd_(ring_->fd());
+    if (opened->open(options_.interface, v6, options_.socket_tcp_first_port, options_.answer_ring_frames, &why)) {
+      ring = std::move(opened);
+      if (watch_fd_) watch_fd_(ring->fd());
       return true;
     }
-    ring_failed_ = true;  // the raw sockets, then
+    ring_failed_[v6] = true;  // the raw sockets, then
   }
   int& fd = v6 ? icmp6_ : icmp4_;
   int& tcp = v6 ? tcp6_ : tcp4_;
@@ -221,7 +222,7 @@ bool RawWire::ensure_receiver(bool v6, std::string* error) {
   // first comes with the first prepare, before anything was sent.
   if (!keep_kernel_timestamps_on()) {
     on_sockets_ = false;
-    ring_.reset();  // the captures take IPv4's answers too
+    for (auto& r : rings_) r.reset();  // the captures take every answer
     for (const int raw : {raw4_, raw6_})
       if (raw >= 0) ask_send_stamps(raw, false);
     return false;
@@ -261,7 +262,8 @@ int RawWire::read_sockets(int max_frames) {
     frame_user_clock_ = outer;
   };
   int n = 0;
-  if (ring_) n += ring_->read(max_frames, answer);
+  for (const auto& ring : rings_)
+    if (ring) n += ring->read(max_frames, answer);
   if (icmp4_ >= 0) n += read_receiver(icmp4_, false, IPPROTO_ICMP, max_frames, answer);
   if (icmp6_ >= 0) n += read_receiver(icmp6_, true, IPPROTO_ICMPV6, max_frames, answer);
   if (tcp4_ >= 0) n += read_receiver(tcp4_, false, IPPROTO_TCP, max_frames, answer);
@@ -409,7 +411,7 @@ int RawWire::on_readable(int fd) {
     return 0;
   }
   if (on_sockets_ && (fd == raw4_ || fd == raw6_ || fd == icmp4_ || fd == icmp6_ || fd == tcp4_ || fd == tcp6_ ||
-                      (ring_ && fd == ring_->fd())))
+                      (rings_[0] && fd == rings_[0]->fd()) || (rings_[1] && fd == rings_[1]->fd())))
     return read_sockets(kMaxFramesPerWake);
   for (auto& c : captures_) {
     if (c.fd != fd) continue;
@@ -444,7 +446,9 @@ int RawWire::drain(int max_frames) {
 }
 
 std::uint64_t RawWire::dropped() const {
-  std::uint64_t n = ring_ ? ring_->dropped() : 0;
+  std::uint64_t n = 0;
+  for (const auto& ring : rings_)
+    if (ring) n += ring->dropped();
   for (const auto& c : captures_) {
     pcap_stat ps{};
     if (pcap_stats(c.handle, &ps) == 0) n += ps.ps_drop;

@@ -8,6 +8,7 @@
 
 #include <pcap/pcap.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -151,10 +152,10 @@ struct RawWireOptions {
   // ports, to which their answers come (a raw TCP socket per family takes
   // the segments to that port and above); 0: no TCP receiver.
   std::uint16_t socket_tcp_first_port = 0;
-  // With receive_on_sockets: IPv4 answers come from a packet ring
+  // With receive_on_sockets: answers come from a packet ring per family
   // (answer_ring.hpp), stamped as it takes them, rather than from raw
-  // sockets, whose stamps wait for the kernel to switch receive stamps on
-  // (IPv6 answers still do). Where the ring cannot open, the raw sockets.
+  // sockets, whose stamps wait for the kernel to switch receive stamps on.
+  // Where a ring cannot open, that family's raw sockets.
   bool answers_on_ring = false;
   // The answers the ring holds before the kernel drops the next (counted in
   // dropped()): as many as may come while the loop is elsewhere. 32 serve a
@@ -232,8 +233,10 @@ class RawWire final : public Wire {
   int icmp6_ = -1;
   int tcp4_ = -1;  // socket_tcp_first_port
   int tcp6_ = -1;
-  std::unique_ptr<AnswerRing> ring_;  // answers_on_ring: IPv4's answers
-  bool ring_failed_ = false;          // (then from icmp4_ and tcp4_)
+  // answers_on_ring: each family's answers ([1]: IPv6), once it is probed;
+  // where one fails to open, that family's come from its raw sockets.
+  std::array<std::unique_ptr<AnswerRing>, 2> rings_;
+  std::array<bool, 2> ring_failed_{};
   bool frame_user_clock_ = false;  // frame_from_user_clock
   FrameHandler handler_;
   std::function<void(int)> watch_fd_;

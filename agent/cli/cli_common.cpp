@@ -173,10 +173,10 @@ RawWireOptions wire_options(const std::string& interface, double max_pps, int mi
   // forwarding, run in the sender's context) gets a core of its own; below
   // it, a thread to wake per probe would cost more than it spares.
   if (max_pps >= ProbingStack::kSendThreadPps) o.send_thread_slots = 256;
-  // A command at the terminal reads its answers without a capture: an IPv6
-  // target's from raw ICMP sockets (and raw TCP ones for TCP probes, whose
-  // answers come to their own ports), an IPv4 one's from a small packet
-  // ring (below); its send times from the raw sockets' error queues.
+  // A command at the terminal reads its answers without a capture: from a
+  // small packet ring (below), or where that cannot open, from raw ICMP
+  // sockets (and raw TCP ones for TCP probes, whose answers come to their
+  // own ports); its send times from the raw sockets' error queues.
   // libpcap's capture, its ring and filter, and the grace period its close
   // waits for, were about 1.5 ms of a one-probe `outpost ping`. The daemon
   // captures: a reload may add any probe type.

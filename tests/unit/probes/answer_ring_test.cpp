@@ -32,13 +32,16 @@ using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-const IpAddress kLoopback = *IpAddress::parse("127.0.0.1");
+const IpAddress kLoopback4 = *IpAddress::parse("127.0.0.1");
+const IpAddress kLoopback6 = *IpAddress::parse("::1");
 constexpr std::uint16_t kFirst = 61000;
 
-Bytes echo_request(std::uint16_t sequence) {
+const IpAddress& loopback(bool v6) { return v6 ? kLoopback6 : kLoopback4; }
+
+Bytes echo_request(std::uint16_t sequence, bool v6) {
   outpost::EchoRequest r;
-  r.src = kLoopback;
-  r.dst = kLoopback;
+  r.src = loopback(v6);
+  r.dst = loopback(v6);
   r.ident = 0x1234;
   r.sequence = sequence;
   Bytes out(outpost::echo_request_size(r));
@@ -46,10 +49,10 @@ Bytes echo_request(std::uint16_t sequence) {
   return out;
 }
 
-bool send_raw(const Bytes& datagram) {
-  const int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+bool send_raw(const Bytes& datagram, bool v6) {
+  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
   sockaddr_storage sa{};
-  const socklen_t len = kLoopback.to_sockaddr(sa);
+  const socklen_t len = loopback(v6).to_sockaddr(sa);
   const bool ok = fd >= 0 && sendto(fd, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&sa),
                                     len) == static_cast<ssize_t>(datagram.size());
   if (fd >= 0) close(fd);
@@ -57,19 +60,20 @@ bool send_raw(const Bytes& datagram) {
 }
 
 // A TCP listener on loopback at `port` (0: the kernel's pick); its port, or 0.
-std::uint16_t listen_at(int fd, std::uint16_t port) {
+std::uint16_t listen_at(int fd, std::uint16_t port, bool v6) {
   sockaddr_storage sa{};
-  socklen_t len = kLoopback.to_sockaddr(sa, port);
+  socklen_t len = loopback(v6).to_sockaddr(sa, port);
   if (bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0 || listen(fd, 4) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
     return 0;
+  // The port is at the same place in sockaddr_in and sockaddr_in6.
   return ntohs(reinterpret_cast<sockaddr_in*>(&sa)->sin_port);
 }
 
-bool connect_to(std::uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+bool connect_to(std::uint16_t port, bool v6) {
+  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_storage sa{};
-  const socklen_t len = kLoopback.to_sockaddr(sa, port);
+  const socklen_t len = loopback(v6).to_sockaddr(sa, port);
   const bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&sa), len) == 0;
   if (fd >= 0) close(fd);
   return ok;
@@ -80,32 +84,44 @@ struct Seen {
   bool stamps_in_time = true;
 };
 
+// Brings the namespace's loopback up; "" or why not.
+std::string loopback_up(bool v6) {
+  if (!outpost::test::run("ip link set lo up")) return "skip: ip cannot bring loopback up";
+  if (v6 && !outpost::test::run("ip -6 addr show dev lo | grep -q ::1")) return "skip: no IPv6 on loopback";
+  return "";
+}
+
+template <bool V6>
 std::string ring_checks() {
   if (auto why = outpost::test::enter_namespace(); !why.empty()) return why;
-  if (!outpost::test::run("ip link set lo up")) return "skip: ip cannot bring loopback up";
+  if (auto why = loopback_up(V6); !why.empty()) return why;
+  const IpAddress& kLoopback = loopback(V6);
+  const int family = V6 ? AF_INET6 : AF_INET;
+  const int icmp = V6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP};
+  const int request_type = V6 ? 128 : 8;
   outpost::AnswerRing ring;
   std::string error;
-  if (!ring.open("", kFirst, 32, &error)) return "skip: " + error;
+  if (!ring.open("", V6, kFirst, 32, &error)) return "skip: " + error;
   if (ring.frames() != 32) return "a ring of " + std::to_string(ring.frames()) + " frames, not 32";
   const auto before = std::chrono::system_clock::now();
 
   // An echo request to ourselves: loopback brings it in (the host sends
   // it: the ring skips that copy), then the kernel's reply.
-  if (!send_raw(echo_request(7))) return "raw send failed";
+  if (!send_raw(echo_request(7, V6), V6)) return "raw send failed";
   // A UDP datagram to a bound socket (no ICMP error comes back).
-  const int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const int udp = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_storage sa{};
   socklen_t len = kLoopback.to_sockaddr(sa, kFirst + 1);
   if (udp < 0 || bind(udp, reinterpret_cast<sockaddr*>(&sa), len) != 0) return "UDP bind failed";
   if (sendto(udp, "x", 1, 0, reinterpret_cast<sockaddr*>(&sa), len) != 1) return "UDP send failed";
   // TCP to a port at kFirst and above, and to one below.
-  const int above = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const int below = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const std::uint16_t port_above = listen_at(above, kFirst + 2);
-  const std::uint16_t port_below = listen_at(below, 0);
+  const int above = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int below = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const std::uint16_t port_above = listen_at(above, kFirst + 2, V6);
+  const std::uint16_t port_below = listen_at(below, 0, V6);
   if (!port_above || !port_below) return "TCP listen failed";
   if (port_below >= kFirst) return "skip: the kernel's ephemeral ports reach " + std::to_string(port_below);
-  if (!connect_to(port_below) || !connect_to(port_above)) return "TCP connect failed";
+  if (!connect_to(port_below, V6) || !connect_to(port_above, V6)) return "TCP connect failed";
 
   Seen seen;
   auto handler = [&](const std::uint8_t* data, std::size_t size, std::optional<outpost::WallTime> stamp) {
@@ -114,8 +130,8 @@ std::string ring_checks() {
     const auto p = outpost::decode_frame(DLT_RAW, data, size, nullptr);
     if (!p) {
       ++seen.other;
-    } else if (p->l4.proto == IPPROTO_ICMP && p->l4.icmp_id == 0x1234 && p->l4.icmp_seq == 7) {
-      ++(p->l4.icmp_type == 8 ? seen.echo_requests : seen.echo_replies);
+    } else if (p->l4.proto == icmp && p->l4.icmp_id == 0x1234 && p->l4.icmp_seq == 7) {
+      ++(p->l4.icmp_type == request_type ? seen.echo_requests : seen.echo_replies);
     } else if (p->l4.proto == IPPROTO_UDP) {
       ++seen.udp;
     } else if (p->l4.proto == IPPROTO_TCP && p->l4.dport < kFirst) {
@@ -145,23 +161,23 @@ std::string ring_checks() {
 // the kernel drops what comes and counts it.
 std::string size_checks() {
   if (auto why = outpost::test::enter_namespace(); !why.empty()) return why;
-  if (!outpost::test::run("ip link set lo up")) return "skip: ip cannot bring loopback up";
+  if (auto why = loopback_up(false); !why.empty()) return why;
   constexpr unsigned kPer = outpost::AnswerRing::kFramesPerBlock;
   for (const auto& [asked, held] : std::vector<std::pair<unsigned, unsigned>>{
            {0, kPer}, {1, kPer}, {kPer + 1, 2 * kPer}, {100000, kPer * outpost::AnswerRing::kMaxBlocks}}) {
     outpost::AnswerRing ring;
     std::string error;
-    if (!ring.open("", 0, asked, &error)) return "skip: " + error;
+    if (!ring.open("", false, 0, asked, &error)) return "skip: " + error;
     if (ring.frames() != held)
       return std::to_string(asked) + " frames asked: " + std::to_string(ring.frames()) + ", not " + std::to_string(held);
   }
   outpost::AnswerRing ring;
   std::string error;
-  if (!ring.open("", 0, kPer, &error)) return "skip: " + error;
+  if (!ring.open("", false, 0, kPer, &error)) return "skip: " + error;
   // Each echo request comes in once, and its reply: 2 frames each.
   constexpr int kRequests = 10;
   for (int i = 0; i < kRequests; ++i)
-    if (!send_raw(echo_request(static_cast<std::uint16_t>(100 + i)))) return "raw send failed";
+    if (!send_raw(echo_request(static_cast<std::uint16_t>(100 + i), false), false)) return "raw send failed";
   int taken = 0;
   pollfd p{ring.fd(), POLLIN, 0};
   while (poll(&p, 1, 200) == 1) {
@@ -176,15 +192,17 @@ std::string size_checks() {
 
 // RawWire with answers_on_ring: the echo reply to its own echo request comes
 // through the descriptor it handed on, with the ring's stamp.
+template <bool V6>
 std::string wire_checks() {
   if (auto why = outpost::test::enter_namespace(); !why.empty()) return why;
-  if (!outpost::test::run("ip link set lo up")) return "skip: ip cannot bring loopback up";
+  if (auto why = loopback_up(V6); !why.empty()) return why;
+  const IpAddress& kLoopback = loopback(V6);
   outpost::SystemClock clock;
   outpost::RawWireOptions options;
   options.receive_on_sockets = true;
   options.answers_on_ring = true;
   options.watch_routes = false;
-  options.ipv6 = false;
+  options.ipv6 = V6;
   outpost::RawWire wire(clock, options, outpost::FilterParams{0x1234});
   std::vector<int> watched;
   wire.set_fd_watcher([&](int fd) { watched.push_back(fd); });
@@ -197,10 +215,12 @@ std::string wire_checks() {
   int replies = 0, unstamped_sends = 0;
   wire.set_frame_handler([&](int link_type, const std::uint8_t* data, std::size_t size, outpost::WallTime) {
     const auto p = outpost::decode_frame(link_type, data, size, nullptr);
-    if (p && p->l4.proto == IPPROTO_ICMP && p->l4.icmp_type == 0 && p->l4.icmp_seq == 9) ++replies;
+    if (p && p->l4.proto == (V6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}) && p->l4.icmp_type == (V6 ? 129 : 0) &&
+        p->l4.icmp_seq == 9)
+      ++replies;
     if (wire.frame_from_user_clock()) ++unstamped_sends;
   });
-  if (!wire.send(kLoopback, echo_request(9), &error)) return "send: " + error;
+  if (!wire.send(kLoopback, echo_request(9, V6), &error)) return "send: " + error;
   pollfd p{watched.back(), POLLIN, 0};
   if (poll(&p, 1, 2000) != 1) return "the ring's descriptor never became readable";
   wire.on_readable(watched.back());
@@ -212,11 +232,19 @@ std::string wire_checks() {
 }  // namespace
 
 TEST_CASE("answer ring: ICMP and TCP to the first port and above, stamped, each once", "[answer_ring]") {
-  outpost::test::run_in_child(ring_checks, "answer ring test");
+  outpost::test::run_in_child(ring_checks<false>, "answer ring test");
+}
+
+TEST_CASE("answer ring, IPv6: ICMPv6 and TCP to the first port and above, stamped, each once", "[answer_ring]") {
+  outpost::test::run_in_child(ring_checks<true>, "IPv6 answer ring test");
 }
 
 TEST_CASE("raw wire with answers_on_ring: the answer comes from the ring", "[answer_ring]") {
-  outpost::test::run_in_child(wire_checks, "answer ring wire test");
+  outpost::test::run_in_child(wire_checks<false>, "answer ring wire test");
+}
+
+TEST_CASE("raw wire with answers_on_ring, IPv6: the answer comes from the ring", "[answer_ring]") {
+  outpost::test::run_in_child(wire_checks<true>, "IPv6 answer ring wire test");
 }
 
 TEST_CASE("answer ring: whole blocks, and what a full ring drops is counted", "[answer_ring]") {
