@@ -176,7 +176,8 @@ class RawWire final : public Wire {
   // Told of every descriptor to watch for reading: each capture, and the
   // watch on route changes (at once, when open() opened it).
   void set_fd_watcher(std::function<void(int fd)> watch);
-  // RawWireOptions::answer_ring_frames, before the first prepare().
+  // RawWireOptions::answer_ring_frames, before the first prepare(dst) of a
+  // family opens its ring.
   void set_answer_ring_frames(unsigned frames) { options_.answer_ring_frames = frames; }
   // Whether route changes are watched (else routes are kept route_cache).
   bool watching_routes() const { return route_watch_ >= 0; }
