@@ -80,7 +80,7 @@ bool connect_to(std::uint16_t port, bool v6) {
 }
 
 struct Seen {
-  int echo_requests = 0, echo_replies = 0, udp = 0, tcp_below = 0, syn_above = 0, other = 0;
+  int echo_requests = 0, echo_replies = 0, udp = 0, tcp_below = 0, syn_above = 0, other = 0, handed = 0;
   bool stamps_in_time = true;
 };
 
@@ -103,57 +103,84 @@ std::string ring_checks() {
   std::string error;
   if (!ring.open("", V6, kFirst, 32, &error)) return "skip: " + error;
   if (ring.frames() != 32) return "a ring of " + std::to_string(ring.frames()) + " frames, not 32";
-  const auto before = std::chrono::system_clock::now();
 
-  // An echo request to ourselves: loopback brings it in (the host sends
-  // it: the ring skips that copy), then the kernel's reply.
-  if (!send_raw(echo_request(7, V6), V6)) return "raw send failed";
-  // A UDP datagram to a bound socket (no ICMP error comes back).
-  const int udp = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_storage sa{};
-  socklen_t len = kLoopback.to_sockaddr(sa, kFirst + 1);
-  if (udp < 0 || bind(udp, reinterpret_cast<sockaddr*>(&sa), len) != 0) return "UDP bind failed";
-  if (sendto(udp, "x", 1, 0, reinterpret_cast<sockaddr*>(&sa), len) != 1) return "UDP send failed";
-  // TCP to a port at kFirst and above, and to one below.
-  const int above = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const int below = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const std::uint16_t port_above = listen_at(above, kFirst + 2, V6);
-  const std::uint16_t port_below = listen_at(below, 0, V6);
-  if (!port_above || !port_below) return "TCP listen failed";
-  if (port_below >= kFirst) return "skip: the kernel's ephemeral ports reach " + std::to_string(port_below);
-  if (!connect_to(port_below, V6) || !connect_to(port_above, V6)) return "TCP connect failed";
+  // One round: an echo request, a UDP datagram, TCP to a port below the
+  // first and to one above; what the ring hands on, in *seen; "" or why not.
+  int round_number = 0;
+  auto round = [&](Seen* seen, int* taken) -> std::string {
+    const auto before = std::chrono::system_clock::now();
+    const auto sequence = static_cast<std::uint16_t>(7 + round_number++);
+    // An echo request to ourselves: loopback brings it in (the host sends
+    // it: the ring skips that copy), then the kernel's reply.
+    if (!send_raw(echo_request(sequence, V6), V6)) return "raw send failed";
+    // A UDP datagram to a bound socket (no ICMP error comes back).
+    const int udp = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_storage sa{};
+    socklen_t len = kLoopback.to_sockaddr(sa, kFirst + 1);
+    if (udp < 0 || bind(udp, reinterpret_cast<sockaddr*>(&sa), len) != 0) return "UDP bind failed";
+    if (sendto(udp, "x", 1, 0, reinterpret_cast<sockaddr*>(&sa), len) != 1) return "UDP send failed";
+    // TCP to a port at kFirst and above, and to one below.
+    const int above = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int below = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const std::uint16_t port_above = listen_at(above, kFirst + 2, V6);
+    const std::uint16_t port_below = listen_at(below, 0, V6);
+    if (!port_above || !port_below) return "TCP listen failed";
+    if (port_below >= kFirst) return "skip: the kernel's ephemeral ports reach " + std::to_string(port_below);
+    if (!connect_to(port_below, V6) || !connect_to(port_above, V6)) return "TCP connect failed";
 
-  Seen seen;
-  auto handler = [&](const std::uint8_t* data, std::size_t size, std::optional<outpost::WallTime> stamp) {
-    const auto after = std::chrono::system_clock::now();
-    if (!stamp || *stamp < before || *stamp > after) seen.stamps_in_time = false;
-    const auto p = outpost::decode_frame(DLT_RAW, data, size, nullptr);
-    if (!p) {
-      ++seen.other;
-    } else if (p->l4.proto == icmp && p->l4.icmp_id == 0x1234 && p->l4.icmp_seq == 7) {
-      ++(p->l4.icmp_type == request_type ? seen.echo_requests : seen.echo_replies);
-    } else if (p->l4.proto == IPPROTO_UDP) {
-      ++seen.udp;
-    } else if (p->l4.proto == IPPROTO_TCP && p->l4.dport < kFirst) {
-      ++seen.tcp_below;
-    } else if (p->l4.proto == IPPROTO_TCP) {
-      seen.syn_above += p->l4.dport == port_above && (p->l4.tcp_flags & 0x12) == 0x02;
-    } else {
-      ++seen.other;
-    }
+    auto handler = [&](const std::uint8_t* data, std::size_t size, std::optional<outpost::WallTime> stamp) {
+      const auto after = std::chrono::system_clock::now();
+      if (!stamp || *stamp < before || *stamp > after) seen->stamps_in_time = false;
+      ++seen->handed;
+      const auto p = outpost::decode_frame(DLT_RAW, data, size, nullptr);
+      if (!p) {
+        ++seen->other;
+      } else if (p->l4.proto == icmp && p->l4.icmp_id == 0x1234 && p->l4.icmp_seq == sequence) {
+        ++(p->l4.icmp_type == request_type ? seen->echo_requests : seen->echo_replies);
+      } else if (p->l4.proto == IPPROTO_UDP) {
+        ++seen->udp;
+      } else if (p->l4.proto == IPPROTO_TCP && p->l4.dport < kFirst) {
+        ++seen->tcp_below;
+      } else if (p->l4.proto == IPPROTO_TCP) {
+        seen->syn_above += p->l4.dport == port_above && (p->l4.tcp_flags & 0x12) == 0x02;
+      } else {
+        ++seen->other;
+      }
+    };
+    pollfd p{ring.fd(), POLLIN, 0};
+    for (int n = 0; poll(&p, 1, 200) == 1 && (n = ring.read(64, handler)) > 0;) *taken += n;
+    close(udp), close(above), close(below);
+    if (seen->echo_requests != 1) return "echo requests seen: " + std::to_string(seen->echo_requests) + " (not 1)";
+    if (seen->echo_replies != 1) return "echo replies seen: " + std::to_string(seen->echo_replies) + " (not 1)";
+    if (seen->udp) return "a UDP datagram passed the filter";
+    if (seen->tcp_below) return "a TCP segment to a port below the first passed the filter";
+    if (seen->syn_above != 1) return "SYNs to the port above: " + std::to_string(seen->syn_above) + " (not 1)";
+    if (seen->other) return "frames that are none of these: " + std::to_string(seen->other);
+    if (!seen->stamps_in_time) return "a frame stamped outside the time it could have come";
+    if (ring.dropped() != 0) return "frames dropped";
+    return "";
   };
-  pollfd p{ring.fd(), POLLIN, 0};
-  while (poll(&p, 1, 200) == 1 && ring.read(64, handler) > 0) {
-  }
-  close(udp), close(above), close(below);
-  if (seen.echo_requests != 1) return "echo requests seen: " + std::to_string(seen.echo_requests) + " (not 1)";
-  if (seen.echo_replies != 1) return "echo replies seen: " + std::to_string(seen.echo_replies) + " (not 1)";
-  if (seen.udp) return "a UDP datagram passed the filter";
-  if (seen.tcp_below) return "a TCP segment to a port below the first passed the filter";
-  if (seen.syn_above != 1) return "SYNs to the port above: " + std::to_string(seen.syn_above) + " (not 1)";
-  if (seen.other) return "frames that are none of these: " + std::to_string(seen.other);
-  if (!seen.stamps_in_time) return "a frame stamped outside the time it could have come";
-  if (ring.dropped() != 0) return "frames dropped";
+
+  // First round: no kernel filter yet; the UDP datagram and the segments
+  // to the port below come into the ring, read() keeps them back and
+  // attaches the filter at the first of them.
+  if (ring.filtering()) return "the kernel filter is attached before anything came in";
+  Seen first;
+  int taken = 0;
+  if (auto why = round(&first, &taken); !why.empty()) return "first round: " + why;
+  if (!ring.filtering()) return "no kernel filter after unwanted frames";
+  const std::uint64_t unwanted = ring.unwanted();
+  if (unwanted == 0 || static_cast<int>(unwanted) + first.handed != taken)
+    return "first round: " + std::to_string(taken) + " frames taken, " + std::to_string(first.handed) +
+           " handed on, " + std::to_string(unwanted) + " unwanted";
+  // Second round: the kernel filter keeps them out of the ring.
+  Seen second;
+  taken = 0;
+  if (auto why = round(&second, &taken); !why.empty()) return "second round: " + why;
+  if (ring.unwanted() != unwanted)
+    return "second round: " + std::to_string(ring.unwanted() - unwanted) + " unwanted frames passed the kernel filter";
+  if (taken != second.handed)
+    return "second round: " + std::to_string(taken) + " frames taken, " + std::to_string(second.handed) + " handed on";
   return "ok";
 }
 
@@ -249,4 +276,52 @@ TEST_CASE("raw wire with answers_on_ring, IPv6: the answer comes from the ring",
 
 TEST_CASE("answer ring: whole blocks, and what a full ring drops is counted", "[answer_ring]") {
   outpost::test::run_in_child(size_checks, "answer ring size test");
+}
+
+// What read() keeps back until the kernel filter is attached: the same as
+// that filter (the two rounds of the ring tests above check the filter).
+TEST_CASE("answer ring: wanted() takes what the kernel filter takes", "[answer_ring]") {
+  using outpost::AnswerRing;
+  auto v4 = [](std::uint8_t proto, std::uint16_t fragment, std::uint8_t ihl, std::uint16_t dport) {
+    Bytes d(std::size_t{ihl} * 4 + 20, 0);
+    d[0] = static_cast<std::uint8_t>(0x40 | ihl);
+    d[6] = static_cast<std::uint8_t>(fragment >> 8), d[7] = static_cast<std::uint8_t>(fragment);
+    d[9] = proto;
+    d[std::size_t{ihl} * 4 + 2] = static_cast<std::uint8_t>(dport >> 8);
+    d[std::size_t{ihl} * 4 + 3] = static_cast<std::uint8_t>(dport);
+    return d;
+  };
+  auto v6 = [](std::uint8_t next, std::uint8_t inner, std::uint16_t at42) {
+    Bytes d(60, 0);
+    d[0] = 0x60;
+    d[6] = next;
+    d[40] = inner;
+    d[42] = static_cast<std::uint8_t>(at42 >> 8), d[43] = static_cast<std::uint8_t>(at42);
+    return d;
+  };
+  auto wanted = [](const Bytes& d, bool is6, std::uint16_t first, std::size_t size = 0) {
+    return AnswerRing::wanted(d.data(), size ? size : d.size(), is6, first);
+  };
+  // IPv4: ICMP, whole or a first fragment; never a later fragment.
+  CHECK(wanted(v4(IPPROTO_ICMP, 0, 5, 0), false, kFirst));
+  CHECK(wanted(v4(IPPROTO_ICMP, 0x2000, 5, 0), false, kFirst));  // more fragments, offset 0
+  CHECK_FALSE(wanted(v4(IPPROTO_ICMP, 0x0001, 5, 0), false, kFirst));
+  CHECK_FALSE(wanted(v4(IPPROTO_ICMP, 0, 5, 0), false, kFirst, 9));  // too short to tell
+  // TCP from the first port up, past IP options too; none with no first port.
+  CHECK(wanted(v4(IPPROTO_TCP, 0, 5, kFirst), false, kFirst));
+  CHECK(wanted(v4(IPPROTO_TCP, 0, 7, 65535), false, kFirst));
+  CHECK_FALSE(wanted(v4(IPPROTO_TCP, 0, 5, kFirst - 1), false, kFirst));
+  CHECK_FALSE(wanted(v4(IPPROTO_TCP, 0, 7, kFirst), false, kFirst, 7 * 4 + 3));
+  CHECK_FALSE(wanted(v4(IPPROTO_TCP, 0, 5, kFirst), false, 0));
+  CHECK_FALSE(wanted(v4(IPPROTO_UDP, 0, 5, kFirst), false, kFirst));
+  // IPv6: ICMPv6, also behind a first fragment's header; TCP from the first port up.
+  CHECK(wanted(v6(IPPROTO_ICMPV6, 0, 0), true, kFirst));
+  CHECK(wanted(v6(IPPROTO_FRAGMENT, IPPROTO_ICMPV6, 0x0001), true, kFirst));  // offset 0, more to come
+  CHECK_FALSE(wanted(v6(IPPROTO_FRAGMENT, IPPROTO_ICMPV6, 0x0008), true, kFirst));
+  CHECK_FALSE(wanted(v6(IPPROTO_FRAGMENT, IPPROTO_UDP, 0), true, kFirst));
+  CHECK(wanted(v6(IPPROTO_TCP, 0, kFirst), true, kFirst));
+  CHECK_FALSE(wanted(v6(IPPROTO_TCP, 0, kFirst - 1), true, kFirst));
+  CHECK_FALSE(wanted(v6(IPPROTO_TCP, 0, kFirst), true, 0));
+  CHECK_FALSE(wanted(v6(IPPROTO_UDP, 0, 0), true, kFirst));
+  CHECK_FALSE(wanted(v6(IPPROTO_ICMPV6, 0, 0), true, kFirst, 39));
 }
