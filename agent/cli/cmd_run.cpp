@@ -1,4 +1,5 @@
 // `outpost run` and `outpost check`.
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
@@ -232,6 +233,11 @@ int run_command(int argc, char** argv) {
     log_level = "debug";
   }
   init_logging(vm.count("verbose") > 0);
+  // Before any thread starts: libsodium's one-time set-up is not safe to race.
+  if (sodium_init() < 0) {
+    std::cerr << "outpost run: libsodium failed to initialise\n";
+    return kExitSoftware;
+  }
 
   SystemClock clock;
   EventLoop loop(clock);
