@@ -316,19 +316,19 @@ Trace::Trace(TraceSpec spec, IpAddress target, std::uint32_t flow_seed, WallTime
   back_ttl_ = spec_.start_ttl - 1;
 }
 
-std::unique_ptr<Probe> Trace::make_hop_probe(int ttl) {
+std::unique_ptr<Probe> Trace::make_hop_probe(int ttl, Duration timeout) {
   const auto t = static_cast<std::uint8_t>(ttl);
   switch (spec_.method) {
     case TraceMethod::icmp:
-      return std::make_unique<IcmpEchoProbe>(result_.target, spec_.timeout, t, 56,
+      return std::make_unique<IcmpEchoProbe>(result_.target, timeout, t, 56,
                                              static_cast<std::uint16_t>(result_.flow_id));
     case TraceMethod::udp:
       // Every probe's checksum differs, drawn from its number: it is the probe's identity.
-      return std::make_unique<UdpTraceProbe>(result_.target, spec_.timeout, t,
+      return std::make_unique<UdpTraceProbe>(result_.target, timeout, t,
                                              static_cast<std::uint16_t>(result_.flow_id), spec_.port,
                                              next_probe_id_++);
     case TraceMethod::tcp:
-      return std::make_unique<TcpTraceProbe>(result_.target, spec_.timeout, t,
+      return std::make_unique<TcpTraceProbe>(result_.target, timeout, t,
                                              static_cast<std::uint16_t>(result_.flow_id), spec_.port,
                                              next_probe_id_++);
   }
@@ -461,15 +461,16 @@ class StartTold final : public Probe {
 };
 }  // namespace
 
-void Trace::send(int ttl) {
+void Trace::send(int ttl, std::optional<Duration> timeout) {
   HopState& h = hops_[static_cast<std::size_t>(ttl - spec_.first_ttl)];
+  h.last_timeout = timeout.value_or(spec_.timeout);
   ++h.attempts_made;
   ++h.hop.probes_sent;
   ++h.outstanding;
   ++in_flight_;
   const int attempt = h.attempts_made;
   auto self = shared_from_this();
-  std::unique_ptr<Probe> probe = make_hop_probe(ttl);
+  std::unique_ptr<Probe> probe = make_hop_probe(ttl, h.last_timeout);
   if (after_ && attempt < spec_.attempts)
     probe = std::make_unique<StartTold>(std::move(probe), [weak = weak_from_this(), ttl, attempt] {
       if (auto trace = weak.lock(); trace && !trace->done_called_ && !trace->aborted_)
@@ -500,9 +501,12 @@ void Trace::on_retry_timer(int ttl, int attempt, Duration waited) {
   const HopState& h = hops_[static_cast<std::size_t>(ttl - spec_.first_ttl)];
   // Answered, timed out (and retried from there), or retried already.
   if (h.finished || h.outstanding == 0 || h.attempts_made != attempt) return;
-  if (const Duration wait = retry_wait(); waited < wait) return arm_retry(ttl, attempt, wait - waited, waited);
+  const Duration wait = retry_wait();
+  if (waited < wait) return arm_retry(ttl, attempt, wait - waited, waited);
   if (ttl > end_ttl()) return;  // past the end now known: not needed
-  send(ttl);
+  // The retry ends when the earlier attempt does (the hop's deadline), but
+  // waits at least as long as the earlier one went unanswered before it.
+  send(ttl, std::max(h.last_timeout - waited, wait));
 }
 
 void Trace::on_result(int ttl, const ProbeResult& r) {

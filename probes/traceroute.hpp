@@ -181,10 +181,13 @@ class Trace : public std::enable_shared_from_this<Trace> {
   // With it, a hop's next attempt goes once the last one has gone
   // unanswered for retry_wait() (three times the slowest answer of this
   // trace so far, at least kRetryFloor; a quarter of the timeout before any
-  // answer), not after its whole timeout: a trace past a dead link takes
-  // one timeout, not one per attempt. Each attempt still waits its whole
-  // timeout, and an answer to an earlier one still counts. Without it
-  // (before start()), attempts go one after the other.
+  // answer), not after its whole timeout, and waits as long as the earlier
+  // one still does (at least that retry_wait()): a hop is silent one timeout
+  // after its first probe went, as when traceroute sends its attempts at
+  // once, and a trace past a dead link takes one timeout, not one per
+  // attempt, nor one plus the retry's wait. An answer to an earlier attempt
+  // still counts. Without it (before start()), attempts go one after the
+  // other, each with a whole timeout.
   void retry_early(After after) { after_ = std::move(after); }
   static constexpr Duration kRetryFloor = std::chrono::milliseconds(20);
   // Runs a callback once the caller's event loop is done handing over what
@@ -211,6 +214,7 @@ class Trace : public std::enable_shared_from_this<Trace> {
     TraceHop hop;
     int attempts_made = 0;
     int outstanding = 0;  // attempts in flight
+    Duration last_timeout{};  // how long the last attempt sent waits
     bool finished = false;
     bool halts = false;  // a router's unreachable: nothing beyond it
   };
@@ -219,13 +223,14 @@ class Trace : public std::enable_shared_from_this<Trace> {
   // launch_more once the answers handed over with this one are taken
   // (launch_after_answers), or now.
   void launch_more_soon();
-  void send(int ttl);
+  // An attempt at `ttl` that waits `timeout` (the trace's, by default).
+  void send(int ttl, std::optional<Duration> timeout = std::nullopt);
   void on_result(int ttl, const ProbeResult& result);
   // An early retry's timer: the hop's attempt `attempt` has waited `waited`.
   void arm_retry(int ttl, int attempt, Duration delay, Duration waited);
   void on_retry_timer(int ttl, int attempt, Duration waited);
   Duration retry_wait() const;
-  std::unique_ptr<Probe> make_hop_probe(int ttl);
+  std::unique_ptr<Probe> make_hop_probe(int ttl, Duration timeout);
   int end_ttl() const;  // the last TTL the trace may still need
   // Ended, or aborted (then ended once nothing is in flight): launch nothing.
   bool over();

@@ -55,7 +55,7 @@ int trace_command(int argc, char** argv) {
       "attempts", po::value<long long>()->default_value(2), "probes per hop before it counts as silent (1 to 10)")(
       "gap", po::value<long long>()->default_value(5), "consecutive silent hops that end the trace (1 to 255)")(
       "parallel", po::value<long long>()->default_value(8), "TTLs probed at once (1 to 255)")(
-      "timeout,W", po::value<std::string>()->default_value("1s"), "how long to wait for each probe")(
+      "timeout,W", po::value<std::string>()->default_value("1s"), "how long a hop waits, from its first probe")(
       "asn-table", po::value<std::string>(), "prefix-to-ASN table to label hops with")(
       "asn-names", po::value<std::string>(), "ASN names (JSON object, as pyasn's asnames.json)")(
       "json", "print the trace record (JSON) instead of hop lines")("help,h", "this help");

@@ -697,9 +697,9 @@ TEST_CASE("traceroute: with early retries, a trace past a dead link waits one ti
   for (const auto& [ttl, count] : lab.sent_per_ttl) CHECK(count <= 2);
   // Fake time: each silent hop's second probe went once the first had gone
   // unanswered three times the slowest answer (hop 2, 2 ms), at least the
-  // 20 ms floor, and then waited its own whole timeout.
+  // 20 ms floor, and waited as long as the first still did.
   if (early) {
-    CHECK(lab.took == spec.timeout + Trace::kRetryFloor);
+    CHECK(lab.took == spec.timeout);
   } else {
     CHECK(lab.took == 2 * spec.timeout);
   }
@@ -710,6 +710,10 @@ TEST_CASE("traceroute: early retries before any answer wait a quarter of the tim
           "[traceroute]") {
   TraceLab lab;
   lab.early = true;
+  // As the agent and `outpost trace` run it: more TTLs go once every result
+  // due at that moment is taken (here all six attempts end together, at the
+  // hops' deadline).
+  lab.batched = true;
   lab.path = Path::silent(30);
   TraceSpec spec = spec_for(TraceMethod::udp, 2);
   spec.attempts = 3;
@@ -719,9 +723,30 @@ TEST_CASE("traceroute: early retries before any answer wait a quarter of the tim
   REQUIRE(r.hops.size() == 2);
   for (const auto& h : r.hops) CHECK(h.probes_sent == 3);
   CHECK(lab.sent_per_ttl.size() == 2);  // the window of 2 never slid
-  CHECK(lab.took == spec.timeout + 2 * (spec.timeout / 4));
+  CHECK(lab.took == spec.timeout);  // each hop's retries end with its first attempt
   CHECK(lab.max_in_flight == 6);
   CHECK(lab.engine.stats().timeouts == 6);
+}
+
+TEST_CASE("traceroute: an early retry near its hop's deadline still waits as long as the wait before it",
+          "[traceroute]") {
+  // A 30 ms timeout: the retry goes at the 20 ms floor with 10 ms of the
+  // hop's timeout left, and waits 20 ms, not 10 (nor a whole 30).
+  const TraceMethod method = GENERATE(TraceMethod::icmp, TraceMethod::udp, TraceMethod::tcp);
+  INFO(name_of(method));
+  TraceLab lab;
+  lab.early = true;
+  lab.path = Path::silent(30);
+  lab.path.hops[0] = {kRouters[0], Answer::time_exceeded};
+  TraceSpec spec = spec_for(method);
+  spec.gap_limit = 3;
+  spec.timeout = 30ms;
+  const auto r = lab.run(spec, kTarget);
+  CHECK(r.stop_reason == "gap");
+  REQUIRE(r.hops.size() == 4);
+  CHECK(r.hops[0].probes_sent == 1);
+  for (std::size_t i = 1; i < 4; ++i) CHECK(r.hops[i].probes_sent == 2);
+  CHECK(lab.took == 2 * Trace::kRetryFloor);
 }
 
 TEST_CASE("traceroute: with early retries, a path that answers at once gets one probe per hop", "[traceroute]") {
