@@ -132,6 +132,28 @@ bool AnswerRing::wanted(const std::uint8_t* ip, std::size_t size, bool v6, std::
   return size >= header + 4 && u16(header + 2) >= tcp_first_port;
 }
 
+bool AnswerRing::unwanted_frame(const std::uint8_t* frame) const {
+  const auto* header = reinterpret_cast<const tpacket2_hdr*>(frame);
+  const auto* from = reinterpret_cast<const sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(tpacket2_hdr)));
+  if (from->sll_pkttype == PACKET_OUTGOING || header->tp_net >= kFrameSize) return false;  // never handed on anyway
+  const std::size_t size = std::min<std::size_t>(header->tp_snaplen, kFrameSize - header->tp_net);
+  return !wanted(frame + header->tp_net, size, v6_, tcp_first_port_);
+}
+
+void AnswerRing::screen() {
+  if (!ring_ || filtering_ || filter_failed_) return;
+  // The frames the kernel handed over lie from next_ on, in order.
+  for (unsigned i = 0, at = next_; i < frames_; ++i, at = (at + 1) % frames_) {
+    const std::uint8_t* frame = ring_ + std::size_t{at} * kFrameSize;
+    const auto* header = reinterpret_cast<const tpacket2_hdr*>(frame);
+    if (!(__atomic_load_n(&header->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) return;
+    if (unwanted_frame(frame)) {
+      attach_filter();
+      return;
+    }
+  }
+}
+
 int AnswerRing::read(int max, const DatagramHandler& handler) {
   std::array<std::uint8_t, kFrameSize> copy;
   int n = 0;
@@ -142,7 +164,7 @@ int AnswerRing::read(int max, const DatagramHandler& handler) {
     const auto* from = reinterpret_cast<const sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(tpacket2_hdr)));
     bool answer = from->sll_pkttype != PACKET_OUTGOING && header->tp_net < kFrameSize;  // (never out)
     const std::size_t size = answer ? std::min<std::size_t>(header->tp_snaplen, kFrameSize - header->tp_net) : 0;
-    if (answer && !wanted(frame + header->tp_net, size, v6_, tcp_first_port_)) {
+    if (answer && unwanted_frame(frame)) {
       answer = false;
       ++unwanted_;
       if (!filtering_ && !filter_failed_) attach_filter();  // what is still in the ring is checked here

@@ -9,9 +9,10 @@
 // tcp_first_port up would, but before the host's firewall, and not what
 // the host itself sends. The kernel filter that keeps out the rest is
 // compiled and attached (0.1-0.18 ms here, half the ring's cost) only once
-// a datagram it would have kept out comes in: a quiet host never pays it,
-// a busy one after its first unrelated datagram. Until then read() checks
-// each frame as the filter would (wanted()).
+// a datagram it would have kept out comes in (read, or seen waiting as a
+// probe goes): a quiet host never pays it, a busy one after its first
+// unrelated datagram. Until then read() checks each frame as the filter
+// would (wanted()).
 // Leaves to others: what the datagrams mean (engine), send stamps
 // (socket_receive.hpp), routes and sending (wire).
 #pragma once
@@ -41,6 +42,11 @@ class AnswerRing {
   // Hands on up to max datagrams (from the IP header on), each with the
   // ring's stamp. How many frames were taken.
   int read(int max, const DatagramHandler& handler);
+  // Attaches the kernel filter at once when a frame waiting in the ring is
+  // one it would keep out; takes nothing. Called before each probe goes: on
+  // a busy host the filter is then on before the answers come, rather than
+  // after unrelated datagrams filled the ring.
+  void screen();
   // Frames the kernel dropped for want of room, since the ring opened.
   std::uint64_t dropped() const;
   // Frames read that the kernel filter would have kept out (they came in
@@ -80,6 +86,8 @@ class AnswerRing {
   std::uint64_t unwanted_ = 0;
 
   bool attach_filter();
+  // Whether the frame at `at` (the kernel's) is one the filter keeps out.
+  bool unwanted_frame(const std::uint8_t* frame) const;
 };
 
 }  // namespace outpost

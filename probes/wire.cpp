@@ -357,6 +357,8 @@ bool RawWire::send(const IpAddress& dst, std::span<const std::uint8_t> datagram,
     *error = dst.is_v6() ? "no IPv6 raw socket on this host" : "raw socket not open";
     return false;
   }
+  // Unrelated datagrams already in the answer ring: its filter goes on now.
+  if (const auto& ring = rings_[dst.is_v6()]) ring->screen();
   sockaddr_storage sa;
   const socklen_t len = dst.to_sockaddr(sa);
   if (sendto(fd, datagram.data(), datagram.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&sa), len) < 0) {

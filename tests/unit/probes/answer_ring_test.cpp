@@ -217,6 +217,46 @@ std::string size_checks() {
   return "ok";
 }
 
+// screen(): frames that only wait in the ring; the filter goes on at the
+// first unwanted one, and nothing is taken.
+std::string screen_checks() {
+  if (auto why = outpost::test::enter_namespace(); !why.empty()) return why;
+  if (auto why = loopback_up(false); !why.empty()) return why;
+  outpost::AnswerRing ring;
+  std::string error;
+  if (!ring.open("", false, kFirst, 32, &error)) return "skip: " + error;
+  auto wait_for_frames = [&] {
+    pollfd p{ring.fd(), POLLIN, 0};
+    return poll(&p, 1, 1000) == 1;
+  };
+  ring.screen();  // an empty ring
+  if (ring.filtering()) return "the filter went on for an empty ring";
+  // An echo request and its reply: wanted.
+  if (!send_raw(echo_request(21, false), false)) return "raw send failed";
+  if (!wait_for_frames()) return "the echo exchange never came into the ring";
+  ring.screen();
+  if (ring.filtering()) return "the filter went on for wanted frames";
+  // Then a UDP datagram, behind them.
+  const int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage sa{};
+  const socklen_t len = kLoopback4.to_sockaddr(sa, kFirst + 3);
+  if (udp < 0 || bind(udp, reinterpret_cast<sockaddr*>(&sa), len) != 0) return "UDP bind failed";
+  if (sendto(udp, "x", 1, 0, reinterpret_cast<sockaddr*>(&sa), len) != 1) return "UDP send failed";
+  close(udp);
+  ring.screen();
+  if (!ring.filtering()) return "no filter with a UDP datagram waiting in the ring";
+  if (ring.unwanted() != 0) return "screen() took a frame";
+  int handed = 0, taken = 0;
+  for (int n = 0; (n = ring.read(64, [&](const std::uint8_t*, std::size_t, std::optional<outpost::WallTime>) {
+                    ++handed;
+                  })) > 0;)
+    taken += n;
+  if (taken != 3 || handed != 2 || ring.unwanted() != 1)
+    return "then read: " + std::to_string(taken) + " frames taken, " + std::to_string(handed) + " handed on, " +
+           std::to_string(ring.unwanted()) + " unwanted (expected 3, 2, 1)";
+  return "ok";
+}
+
 // RawWire with answers_on_ring: the echo reply to its own echo request comes
 // through the descriptor it handed on, with the ring's stamp.
 template <bool V6>
@@ -272,6 +312,11 @@ TEST_CASE("raw wire with answers_on_ring: the answer comes from the ring", "[ans
 
 TEST_CASE("raw wire with answers_on_ring, IPv6: the answer comes from the ring", "[answer_ring]") {
   outpost::test::run_in_child(wire_checks<true>, "IPv6 answer ring wire test");
+}
+
+TEST_CASE("answer ring: screen() attaches the filter for an unwanted frame waiting, and takes nothing",
+          "[answer_ring]") {
+  outpost::test::run_in_child(screen_checks, "answer ring screen test");
 }
 
 TEST_CASE("answer ring: whole blocks, and what a full ring drops is counted", "[answer_ring]") {
