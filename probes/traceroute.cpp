@@ -506,7 +506,7 @@ void Trace::on_retry_timer(int ttl, int attempt, Duration waited) {
   if (ttl > end_ttl()) return;  // past the end now known: not needed
   // The retry ends when the earlier attempt does (the hop's deadline), but
   // waits at least as long as the earlier one went unanswered before it.
-  send(ttl, std::max(h.last_timeout - waited, wait));
+  send(ttl, std::max(h.last_timeout - waited, waited));
 }
 
 void Trace::on_result(int ttl, const ProbeResult& r) {

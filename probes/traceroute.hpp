@@ -182,12 +182,12 @@ class Trace : public std::enable_shared_from_this<Trace> {
   // unanswered for retry_wait() (three times the slowest answer of this
   // trace so far, at least kRetryFloor; a quarter of the timeout before any
   // answer), not after its whole timeout, and waits as long as the earlier
-  // one still does (at least that retry_wait()): a hop is silent one timeout
-  // after its first probe went, as when traceroute sends its attempts at
-  // once, and a trace past a dead link takes one timeout, not one per
-  // attempt, nor one plus the retry's wait. An answer to an earlier attempt
-  // still counts. Without it (before start()), attempts go one after the
-  // other, each with a whole timeout.
+  // one still does (at least as long as that one went unanswered): a hop
+  // is silent one timeout after its first probe went, as when traceroute
+  // sends its attempts at once, and a trace past a dead link takes one
+  // timeout, not one per attempt, nor one plus the retry's wait. An answer
+  // to an earlier attempt still counts. Without it (before start()),
+  // attempts go one after the other, each with a whole timeout.
   void retry_early(After after) { after_ = std::move(after); }
   static constexpr Duration kRetryFloor = std::chrono::milliseconds(20);
   // Runs a callback once the caller's event loop is done handing over what
