@@ -70,32 +70,23 @@ round() {
 # compare N: exit 0 when outpost agrees with the wire and is not above ping;
 # prints the figures.
 compare() {
-  "$PY" - "$1" "$WORK" "$TOLERANCE_US" "$PROBE_TOLERANCE_US" <<'PYEOF'
-import glob, json, re, statistics, struct, sys
+  PYTHONPATH="$(dirname "${BASH_SOURCE[0]}")" "$PY" - "$1" "$WORK" "$TOLERANCE_US" "$PROBE_TOLERANCE_US" <<'PYEOF'
+import glob, json, re, statistics, sys
+from pcap_icmp import echo_frames
 n, work, tol, probe_tol = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 
 def wire_rtts(path):
     """{ICMP seq: request-to-reply µs} of a nanosecond pcap of Ethernet frames;
     a seq seen in more than one exchange is left out."""
-    data = open(path, "rb").read()
-    if len(data) < 24 or struct.unpack("<I", data[:4])[0] != 0xA1B23C4D:
-        raise SystemExit(f"  {path}: not a little-endian nanosecond pcap")
-    sent, answered, seen_twice, off = {}, {}, set(), 24
-    while off + 16 <= len(data):
-        sec, nsec, caplen, _ = struct.unpack("<IIII", data[off:off + 16])
-        frame = data[off + 16:off + 16 + caplen]
-        off += 16 + caplen
-        if len(frame) < 14 + 20 + 8 or frame[12:14] != b"\x08\x00":
-            continue
-        ihl = (frame[14] & 0x0F) * 4
-        icmp = frame[14 + ihl:]
-        if len(icmp) < 8 or icmp[0] not in (0, 8):
-            continue
-        ident, seq = struct.unpack("!HH", icmp[4:8])
-        book = sent if icmp[0] == 8 else answered
-        if (ident, seq) in book:
-            seen_twice.add(seq)
-        book[(ident, seq)] = sec * 10**9 + nsec
+    sent, answered, seen_twice = {}, {}, set()
+    try:
+        for kind, ident, seq, stamp in echo_frames(path):
+            book = sent if kind == 8 else answered
+            if (ident, seq) in book:
+                seen_twice.add(seq)
+            book[(ident, seq)] = stamp
+    except ValueError as e:
+        raise SystemExit(f"  {e}")
     rtts = {}
     for key, t in sent.items():
         if key in answered:
