@@ -369,21 +369,31 @@ bool Trace::over() {
 void Trace::launch_more() {
   if (over()) return;
   if (backward_) return probe_backward();
-  const int lowest_open = [&] {
+  const auto lowest_open = [&] {
     for (const auto& h : hops_)
       if (!h.finished && h.hop.ttl >= spec_.start_ttl) return h.hop.ttl;
     return spec_.max_ttl + 1;
-  }();
-  const int end = end_ttl();
+  };
   // Up to the expected TTL until every hop before it is known: past it only
   // when the destination did not answer there.
-  const bool within_expected = spec_.expected_ttl > 0 && lowest_open <= spec_.expected_ttl;
-  const int limit = within_expected ? std::min(end, spec_.expected_ttl) : end;
-  while (!aborted_ && next_ttl_ <= limit && next_ttl_ < lowest_open + spec_.parallel) send(next_ttl_++);
+  const auto limit = [&](int lowest) {
+    const int end = end_ttl();
+    return spec_.expected_ttl > 0 && lowest <= spec_.expected_ttl ? std::min(end, spec_.expected_ttl) : end;
+  };
+  // Judged again after each probe: answers taken between sends (take_) may
+  // have settled hops, the destination's among them.
+  for (int lowest = lowest_open(); !aborted_ && !done_called_ && next_ttl_ <= limit(lowest) &&
+                                   next_ttl_ < lowest + spec_.parallel;
+       lowest = lowest_open()) {
+    send(next_ttl_++);
+    if (take_ && defer_) take_();
+  }
   if (over()) return;  // a send that failed at once
+  const int lowest = lowest_open();
+  const int end = end_ttl();
   // Settled once every hop from start_ttl up to the end is: probes sent
   // past it (before the end was known) are not waited for.
-  if (lowest_open > end && next_ttl_ > end) {
+  if (lowest > end && next_ttl_ > end) {
     backward_ = true;
     probe_backward();
   }

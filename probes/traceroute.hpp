@@ -199,6 +199,16 @@ class Trace : public std::enable_shared_from_this<Trace> {
   // the lab, whose 8 answers come in one read, a 4-hop trace sent 11
   // probes, 3 of them past the destination; it now sends 8.
   void launch_after_answers(Defer defer) { defer_ = std::move(defer); }
+  // Hands over, now, the answers already waiting (Engine::settle_sends).
+  // With it and launch_after_answers (before start()), each probe of a
+  // window is followed by a look at what came in already: where answers
+  // come back while the probes are still going out (a lab, a host next
+  // door, whose forwarding runs in the sender's own system call), the
+  // destination's answer ends the window before the TTLs past it go. On the
+  // lab a 4-hop trace sent 8 probes, 4 of them past the destination; it now
+  // sends 4. Further away nothing has come back yet, and a look finds nothing.
+  using Take = std::function<void()>;
+  void take_answers_between_sends(Take take) { take_ = std::move(take); }
   // With spec.start_ttl above first_ttl: for a hop at `ttl` that answered
   // from `addr` while probing backward, the hops first_ttl..ttl-1 of a known
   // path through it (each with reused_from set), or nullopt to go on
@@ -244,6 +254,7 @@ class Trace : public std::enable_shared_from_this<Trace> {
   Done done_;
   After after_;
   Defer defer_;
+  Take take_;
   KnownPrefix known_;
   TraceResult result_;
   std::vector<HopState> hops_;  // index ttl - first_ttl

@@ -155,6 +155,7 @@ int trace_command(int argc, char** argv) {
                  " paris, max " + std::to_string(spec->max_ttl) + " hops\n");
   trace->retry_early([&loop](Duration d, std::function<void()> cb) { loop.after(d, std::move(cb)); });
   trace->launch_after_answers([&loop](std::function<void()> cb) { loop.defer(std::move(cb)); });
+  trace->take_answers_between_sends([&stack] { stack.engine.settle_sends(); });
   trace->start();
   if (!loop.stopping()) loop.run();
   stack.warn_clock_fallbacks("trace");

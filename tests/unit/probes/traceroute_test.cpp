@@ -263,6 +263,13 @@ struct TraceLab {
   // what the trace deferred runs once pump() has delivered every answer due.
   bool batched = false;
   std::vector<std::function<void()>> deferred;
+  // With batched: the answers to what was sent so far taken after each
+  // probe (take_answers_between_sends), as on a path that answers while the
+  // probes are still going out (looks_answer false: a path further away,
+  // where a look finds nothing yet); `looks` counts the takes.
+  bool between = false;
+  bool looks_answer = true;
+  int looks = 0;
 
   // The clock to the next timer or probe deadline (or by `step` when no
   // timers are used), those due fired, the answers sent.
@@ -308,6 +315,11 @@ struct TraceLab {
         timers.emplace(clock.now() + d, std::move(cb));
       });
     if (batched) trace->launch_after_answers([this](std::function<void()> cb) { deferred.push_back(std::move(cb)); });
+    if (between)
+      trace->take_answers_between_sends([this] {
+        ++looks;
+        if (looks_answer) answer_sent();
+      });
     if (known)
       trace->reuse_known([this](int ttl, const IpAddress& a) {
         asked.emplace_back(ttl, a);
@@ -330,17 +342,22 @@ struct TraceLab {
   // (with `batched`, all of them before what the trace deferred runs).
   void pump() {
     for (;;) {
-      while (handled < wire.sent.size()) {
-        const Bytes probe = wire.sent[handled++];  // a copy: answering may send more
-        const int ttl = ttl_of(probe);
-        const int attempt = ++sent_per_ttl[ttl];
-        if (auto answer = respond(probe, ttl, attempt))
-          wire.capture(*answer, clock.wall() + std::chrono::milliseconds(ttl));  // RTT: ttl ms
-      }
+      answer_sent();
       if (deferred.empty()) return;
       auto due = std::move(deferred);
       deferred.clear();
       for (auto& cb : due) cb();
+    }
+  }
+
+  // Answers every datagram sent and not answered yet.
+  void answer_sent() {
+    while (handled < wire.sent.size()) {
+      const Bytes probe = wire.sent[handled++];  // a copy: answering may send more
+      const int ttl = ttl_of(probe);
+      const int attempt = ++sent_per_ttl[ttl];
+      if (auto answer = respond(probe, ttl, attempt))
+        wire.capture(*answer, clock.wall() + std::chrono::milliseconds(ttl));  // RTT: ttl ms
     }
   }
 
@@ -793,6 +810,56 @@ TEST_CASE("traceroute: answers that come in together are all taken before more T
   CHECK(p.reached);
   CHECK(ttls_sent(per_answer.wire.sent) == std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
   check_one_flow(lab.wire.sent, r, method);
+  // With a look after each probe (take_answers_between_sends), on a path
+  // that answers while the probes still go out: the destination's answer to
+  // TTL 4 is in before TTL 5 would go. The same hops, none past it.
+  TraceLab looking;
+  looking.batched = true;
+  looking.between = true;
+  looking.early = early;
+  looking.path = Path::lab();
+  const auto w = looking.run(spec_for(method), kTarget);
+  CHECK(w.stop_reason == "reached");
+  CHECK(ttls_sent(looking.wire.sent) == std::vector<int>{1, 2, 3, 4});
+  CHECK(looking.looks == 4);
+  REQUIRE(w.hops.size() == r.hops.size());
+  for (std::size_t i = 0; i < w.hops.size(); ++i) {
+    CHECK(w.hops[i].addr == r.hops[i].addr);
+    CHECK(w.hops[i].rtt == r.hops[i].rtt);
+    CHECK(w.hops[i].is_target == r.hops[i].is_target);
+  }
+  check_one_flow(looking.wire.sent, w, method);
+}
+
+TEST_CASE("traceroute: looks between sends that find nothing change nothing", "[traceroute]") {
+  // A path further away: nothing has come back while the window goes out
+  // (the looks find nothing), so the window is the same 8 TTLs, and what
+  // the trace finds is what it finds without the looks. A silent hop and a
+  // rate-limited one on the way.
+  const TraceMethod method = GENERATE(TraceMethod::icmp, TraceMethod::udp, TraceMethod::tcp);
+  INFO(name_of(method));
+  auto path = Path::lab();
+  path.hops[1].answer = Answer::silent;
+  path.hops[2].first_answered = 2;
+  TraceLab lab;
+  lab.batched = true;
+  lab.between = true;
+  lab.path = path;
+  lab.looks_answer = false;
+  const auto r = lab.run(spec_for(method), kTarget);
+  TraceLab plain;
+  plain.batched = true;
+  plain.path = path;
+  const auto p = plain.run(spec_for(method), kTarget);
+  CHECK(lab.looks >= 8);
+  CHECK(ttls_sent(lab.wire.sent) == ttls_sent(plain.wire.sent));
+  REQUIRE(r.hops.size() == p.hops.size());
+  for (std::size_t i = 0; i < r.hops.size(); ++i) {
+    CHECK(r.hops[i].addr == p.hops[i].addr);
+    CHECK(r.hops[i].probes_sent == p.hops[i].probes_sent);
+  }
+  CHECK(r.reached == p.reached);
+  CHECK(r.stop_reason == p.stop_reason);
 }
 
 TEST_CASE("traceroute: an early retry counts from its attempt's start, not from a rate cap's queue", "[traceroute]") {
