@@ -101,6 +101,26 @@ std::optional<ProbeMethod> parse_probe_method(std::string_view text, std::string
   return std::nullopt;
 }
 
+std::string_view target_address_problem(const std::uint8_t* bytes, std::size_t size) {
+  constexpr std::string_view kUnspecified = "the unspecified address: a target must be one unicast host";
+  constexpr std::string_view kMulticast = "a multicast address: a target must be one unicast host";
+  if (size == 4) {
+    if (std::all_of(bytes, bytes + 4, [](std::uint8_t b) { return b == 0; })) return kUnspecified;
+    if ((bytes[0] & 0xf0) == 0xe0) return kMulticast;
+    if (std::all_of(bytes, bytes + 4, [](std::uint8_t b) { return b == 0xff; }))
+      return "the limited broadcast address: a target must be one unicast host";
+    return {};
+  }
+  if (size != 16) return "not an IPv4 or IPv6 address";
+  if (std::all_of(bytes, bytes + 16, [](std::uint8_t b) { return b == 0; })) return kUnspecified;
+  if (bytes[0] == 0xff) return kMulticast;
+  if (std::all_of(bytes, bytes + 10, [](std::uint8_t b) { return b == 0; }) && bytes[10] == 0xff && bytes[11] == 0xff)
+    return "an IPv4-mapped IPv6 address: give its IPv4 address instead";
+  if (bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80)
+    return "an IPv6 link-local address, which names no interface: give a global address";
+  return {};
+}
+
 std::string_view family_text(TargetFamily family) {
   switch (family) {
     case TargetFamily::automatic: return "auto";
@@ -209,9 +229,16 @@ bool is_host_name(std::string_view name) {
   return !std::all_of(label.begin(), label.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
 }
 
+// The address's bytes (4 or 16), or 0 when it is not an IPv4 or IPv6 literal.
+std::size_t ip_address_bytes(const std::string& text, unsigned char (&buffer)[16]) {
+  if (inet_pton(AF_INET, text.c_str(), buffer) == 1) return 4;
+  if (inet_pton(AF_INET6, text.c_str(), buffer) == 1) return 16;
+  return 0;
+}
+
 bool is_ip_address(const std::string& text) {
   unsigned char buffer[16];
-  return inet_pton(AF_INET, text.c_str(), buffer) == 1 || inet_pton(AF_INET6, text.c_str(), buffer) == 1;
+  return ip_address_bytes(text, buffer) != 0;
 }
 
 // --- Value parsers: a YAML value to T, or nullopt and a message. ------------
@@ -407,8 +434,15 @@ Parsed<std::string> subject_value(const Node& node, std::string& error) {
 
 Parsed<std::string> address_value(const Node& node, std::string& error) {
   auto text = scalar_or(node, "an IPv4 or IPv6 address", error);
-  if (text && !is_ip_address(*text)) {
+  if (!text) return std::nullopt;
+  unsigned char bytes[16];
+  const std::size_t size = ip_address_bytes(*text, bytes);
+  if (size == 0) {
     error = quote(*text) + " is not an IPv4 or IPv6 address";
+    return std::nullopt;
+  }
+  if (auto problem = target_address_problem(bytes, size); !problem.empty()) {
+    error = quote(*text) + " is " + std::string(problem);
     return std::nullopt;
   }
   return text;

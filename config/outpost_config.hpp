@@ -56,6 +56,16 @@ enum class TargetFamily {
 // As written in the config: "auto", "4", "6", "both".
 std::string_view family_text(TargetFamily family);
 
+// Why an address cannot be a target, or "" when it can: every target is one
+// unicast host, whose answer comes from the address probed. Refused: the
+// unspecified address (0.0.0.0, ::), multicast (224.0.0.0/4, ff00::/8),
+// IPv4's limited broadcast (255.255.255.255), IPv4-mapped IPv6 addresses
+// (::ffff:0:0/96: the IPv4 address is the target) and IPv6 link-local
+// addresses (fe80::/10, which name no interface here). `bytes` in network
+// order, 4 (IPv4) or 16 (IPv6) of them. The config's literal addresses, the
+// addresses host names resolve to, and the terminal commands' targets.
+std::string_view target_address_problem(const std::uint8_t* bytes, std::size_t size);
+
 struct Target {
   std::string name;
   std::string address;  // a literal IPv4/IPv6 address, or empty when `host` is used

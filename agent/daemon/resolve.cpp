@@ -71,9 +71,21 @@ void run_side_by_side(std::size_t count, unsigned parallel, Work work) {
 
 std::vector<Resolved> choose_addresses(const std::string& name, const std::vector<IpAddress>& addresses,
                                        TargetFamily family) {
+  // The first address of a family that can be a target; a name that
+  // resolves only to what cannot (a filtering resolver's 0.0.0.0, a
+  // multicast group) says so rather than "has no address".
   auto first = [&](Family f) {
-    auto it = std::find_if(addresses.begin(), addresses.end(), [f](const IpAddress& a) { return a.family() == f; });
+    auto it = std::find_if(addresses.begin(), addresses.end(), [f](const IpAddress& a) {
+      return a.family() == f && target_address_problem(a.bytes(), a.size()).empty();
+    });
     return it == addresses.end() ? IpAddress{} : *it;
+  };
+  auto refused = [&](Family f) {
+    auto it = std::find_if(addresses.begin(), addresses.end(),
+                           [f](const IpAddress& a) { return f == Family::none || a.family() == f; });
+    return it == addresses.end() ? std::string()
+                                 : "host '" + name + "' resolves to " + it->to_string() + ", " +
+                                       std::string(target_address_problem(it->bytes(), it->size()));
   };
   std::vector<Resolved> out;
   for (Family f : wanted(family)) {
@@ -81,9 +93,12 @@ std::vector<Resolved> choose_addresses(const std::string& name, const std::vecto
       IpAddress a = first(Family::v4);
       if (!a) a = first(Family::v6);
       if (a) out.push_back({a, {}, f});
+      else if (auto why = refused(f); !why.empty()) out.push_back({{}, why, f});
       else out.push_back({{}, "host '" + name + "' has no IPv4 or IPv6 address", f});
     } else if (IpAddress a = first(f)) {
       out.push_back({a, {}, f});
+    } else if (auto why = refused(f); !why.empty()) {
+      out.push_back({{}, why, f});
     } else {
       out.push_back({{}, "host '" + name + "' has no " + family_name(f) + " address", f});
     }
@@ -93,9 +108,11 @@ std::vector<Resolved> choose_addresses(const std::string& name, const std::vecto
 
 std::vector<Resolved> resolve_target(const std::string& name, TargetFamily family) {
   if (auto literal = IpAddress::parse(name)) {
+    const std::string_view problem = target_address_problem(literal->bytes(), literal->size());
     std::vector<Resolved> out;
     for (Family f : wanted(family)) {
-      if (f == Family::none || literal->family() == f) out.push_back({*literal, {}, f});
+      if (!problem.empty()) out.push_back({{}, "'" + name + "' is " + std::string(problem), f});
+      else if (f == Family::none || literal->family() == f) out.push_back({*literal, {}, f});
       else out.push_back({{}, "'" + name + "' is not an " + family_name(f) + " address", f});
     }
     return out;

@@ -10,7 +10,10 @@
 #     again off the loop: when web.lab.test moves to 198.18.3.1 just before
 #     it, the probes follow within a few seconds;
 #   - a failed lookup of a name that resolved keeps the last address;
-#   - while later.lab.test does not resolve, its target_down says so.
+#   - while later.lab.test does not resolve, its target_down says so;
+#   - sink.lab.test resolves to 0.0.0.0 at first (as a filtering resolver
+#     answers a blocked name): error records that say so and no probe to
+#     0.0.0.0, then 198.18.0.2, which is probed.
 # Exit 77 (skip) when not root.
 # ctest: parallel
 set -uo pipefail
@@ -21,7 +24,7 @@ lab_up --hosts 4
 hosts=$LIB_RESOLV_DIR/hosts
 # Rewritten in place (same inode): the bind mount inside the vp sees it.
 set_hosts() { printf '%s\n' "127.0.0.1 localhost" "$@" >"$hosts"; }
-set_hosts "198.18.0.1 web.lab.test"
+set_hosts "198.18.0.1 web.lab.test" "0.0.0.0 sink.lab.test"
 check "the vp resolves web.lab.test from the lab's hosts file" \
   bash -c "[[ \$('$NETLAB' exec vp getent hosts web.lab.test) == 198.18.0.1* ]]"
 
@@ -43,17 +46,18 @@ groups:
     targets:
       - { name: web, host: web.lab.test }
       - { name: later, host: later.lab.test }
+      - { name: sink, host: sink.lab.test }
 EOF
 check "outpost check accepts the config" quiet "$OUTPOST" check -c "$cfg"
 out=$WORK/out.jsonl
 log=$WORK/agent.log
 start_agent_or_exit "$cfg" "$out" "$log"
 sleep 2
-set_hosts "198.18.1.1 web.lab.test" "198.18.2.1 later.lab.test"
+set_hosts "198.18.1.1 web.lab.test" "198.18.2.1 later.lab.test" "198.18.0.2 sink.lab.test"
 t_move=$(now_utc)
-echo "  $t_move web.lab.test -> 198.18.1.1, later.lab.test -> 198.18.2.1"
+echo "  $t_move web.lab.test -> 198.18.1.1, later.lab.test -> 198.18.2.1, sink.lab.test 0.0.0.0 -> 198.18.0.2"
 sleep 3
-set_hosts "198.18.3.1 web.lab.test" "198.18.2.1 later.lab.test"
+set_hosts "198.18.3.1 web.lab.test" "198.18.2.1 later.lab.test" "198.18.0.2 sink.lab.test"
 t_reload=$(now_utc)
 kill -HUP "$AGENT_PID"
 echo "  $t_reload web.lab.test -> 198.18.3.1, then SIGHUP"
@@ -77,7 +81,7 @@ records, bad = load_records(sys.argv[1])
 t_move, t_reload, t_gone = (parse_time(a) for a in sys.argv[2:5])
 check("every line is a JSON object", not bad and records, bad[:5])
 t = by_target(records)
-web, later = t.get("web", []), t.get("later", [])
+web, later, sink = t.get("web", []), t.get("later", []), t.get("sink", [])
 def phase(rs, lo, hi):
     return [r for r in rs if lo <= parse_time(r["time"]) < hi]
 def addresses(rs):
@@ -86,7 +90,7 @@ def addresses(rs):
         if not seen or seen[-1] != r.get("address"):
             seen.append(r.get("address"))
     return seen
-print(f"  web: addresses in order {addresses(web)}; later: {addresses(later)}")
+print(f"  web: addresses in order {addresses(web)}; later: {addresses(later)}; sink: {addresses(sink)}")
 check("web: before the move, every probe to 198.18.0.1 answered",
       phase(web, 0, t_move) and all(r["address"] == "198.18.0.1" and r["status"] == "reply"
                                     for r in phase(web, 0, t_move)), statuses(phase(web, 0, t_move)))
@@ -104,6 +108,15 @@ check("later: before its name existed, error records naming it",
 resolved = phase(later, t_move + 2.0, 1e12)
 check("later: from 2 s after its name appeared, every probe to 198.18.2.1 answered",
       resolved and all(r["address"] == "198.18.2.1" and r["status"] == "reply" for r in resolved), statuses(resolved))
+sunk = phase(sink, 0, t_move)
+check("sink: while it resolved to 0.0.0.0, error records that say so",
+      sunk and all(r["status"] == "error" and "sink.lab.test' resolves to 0.0.0.0, the unspecified address"
+                   in r.get("error", "") for r in sunk), [(r["status"], r.get("error")) for r in sunk[:3]])
+check("sink: no record of any kind with address 0.0.0.0",
+      not [r for r in records if r.get("address") == "0.0.0.0"], [r for r in records if r.get("address") == "0.0.0.0"][:3])
+fixed = phase(sink, t_move + 2.0, 1e12)
+check("sink: from 2 s after it resolved to 198.18.0.2, every probe to it answered",
+      fixed and all(r["address"] == "198.18.0.2" and r["status"] == "reply" for r in fixed), statuses(fixed))
 web_traces = {r.get("address") for r in records if r.get("type") == "trace" and r.get("target") == "web"
               and r.get("reason") == "baseline" and r.get("reached")}
 check("web: a baseline trace that reached each of its three addresses", web_traces ==

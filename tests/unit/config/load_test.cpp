@@ -1,6 +1,7 @@
 // Loading: the real example, the valid test configs with their resolved values,
 // and every invalid-*.yaml with the exact messages it must give.
 
+#include <arpa/inet.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -100,6 +101,15 @@ const std::vector<InvalidCase> invalid_cases = {
       "invalid-address.yaml:9:18: groups[0].targets[1].address: '2001:db8::g' is not an IPv4 or IPv6 address",
       "invalid-address.yaml:11:18: groups[0].targets[2].address: 'naenara.com.kp' is not an IPv4 or IPv6 address",
       "invalid-address.yaml:13:18: groups[0].targets[3].address: '175.45.176.0/24' is not an IPv4 or IPv6 address",
+    }},
+    {"invalid-address-special.yaml", {
+      "invalid-address-special.yaml:6:39: groups[0].targets[0].address: '0.0.0.0' is the unspecified address: a target must be one unicast host",
+      "invalid-address-special.yaml:7:37: groups[0].targets[1].address: '224.0.0.1' is a multicast address: a target must be one unicast host",
+      "invalid-address-special.yaml:8:37: groups[0].targets[2].address: '255.255.255.255' is the limited broadcast address: a target must be one unicast host",
+      "invalid-address-special.yaml:9:40: groups[0].targets[3].address: '::' is the unspecified address: a target must be one unicast host",
+      "invalid-address-special.yaml:10:38: groups[0].targets[4].address: 'ff02::1' is a multicast address: a target must be one unicast host",
+      "invalid-address-special.yaml:11:34: groups[0].targets[5].address: '::ffff:175.45.176.71' is an IPv4-mapped IPv6 address: give its IPv4 address instead",
+      "invalid-address-special.yaml:12:38: groups[0].targets[6].address: 'fe80::1' is an IPv6 link-local address, which names no interface: give a global address",
     }},
     {"invalid-dns-block-missing.yaml", {
       "invalid-dns-block-missing.yaml:8:9: groups[0].targets[0]: probe method 'dns' needs a 'dns' block with a query",
@@ -550,6 +560,38 @@ TEST_CASE("family: auto when nothing says otherwise", "[config]") {
   CHECK(target_named(config, "kcna").family == TargetFamily::automatic);     // a host name
   CHECK(target_named(config, "naenara").family == TargetFamily::v4);         // 175.45.176.71
   CHECK(target_named(config, "v6").family == TargetFamily::v6);              // 2001:db8::1
+}
+
+TEST_CASE("target_address_problem: one unicast host, each refused block to its edges", "[config]") {
+  auto problem = [](const char* text) {
+    unsigned char b[16];
+    if (inet_pton(AF_INET, text, b) == 1) return std::string(outpost::target_address_problem(b, 4));
+    REQUIRE(inet_pton(AF_INET6, text, b) == 1);
+    return std::string(outpost::target_address_problem(b, 16));
+  };
+  for (const char* fine : {"0.0.0.1", "1.0.0.0", "127.0.0.1", "169.254.1.1", "223.255.255.255", "240.0.0.1",
+                           "255.255.255.254", "::1", "::2", "2001:db8::1", "fe7f:ffff::1", "fec0::1", "feff::1",
+                           "::fffe:c612:1", "::1:ffff:c612:1", "64:ff9b::c612:1"}) {
+    INFO(fine);
+    CHECK(problem(fine).empty());
+  }
+  CHECK(problem("0.0.0.0").starts_with("the unspecified address"));
+  CHECK(problem("::").starts_with("the unspecified address"));
+  for (const char* group : {"224.0.0.0", "224.0.0.1", "239.255.255.255", "ff00::", "ff02::1", "ffff:ffff::1"}) {
+    INFO(group);
+    CHECK(problem(group).starts_with("a multicast address"));
+  }
+  CHECK(problem("255.255.255.255").starts_with("the limited broadcast address"));
+  for (const char* mapped : {"::ffff:0.0.0.0", "::ffff:198.18.0.1", "::ffff:255.255.255.255"}) {
+    INFO(mapped);
+    CHECK(problem(mapped).starts_with("an IPv4-mapped IPv6 address"));
+  }
+  for (const char* link : {"fe80::", "fe80::1", "febf:ffff::1"}) {
+    INFO(link);
+    CHECK(problem(link).starts_with("an IPv6 link-local address"));
+  }
+  const std::uint8_t five[5] = {198, 18, 0, 1, 0};
+  CHECK(!outpost::target_address_problem(five, 5).empty());
 }
 
 TEST_CASE("family_text writes what the config reads", "[config]") {

@@ -137,6 +137,57 @@ TEST_CASE("choose_addresses: the first of each family, never one for the other",
   }
 }
 
+TEST_CASE("choose_addresses: an address that cannot be a target is passed over, and named when it is all there is",
+          "[resolve]") {
+  // A filtering resolver's answer for a blocked name, a multicast group, a
+  // link-local address: never probed.
+  const std::vector<IpAddress> sinkhole = {ip("0.0.0.0"), ip("::")};
+  const auto blocked = outpost::choose_addresses("ads.example", sinkhole, TargetFamily::both);
+  REQUIRE(blocked.size() == 2);
+  CHECK(!blocked[0].address);
+  CHECK(blocked[0].error == "host 'ads.example' resolves to 0.0.0.0, the unspecified address: a target must be one unicast host");
+  CHECK(!blocked[1].address);
+  CHECK(blocked[1].error == "host 'ads.example' resolves to ::, the unspecified address: a target must be one unicast host");
+  const auto blocked_auto = outpost::choose_addresses("ads.example", sinkhole, TargetFamily::automatic);
+  REQUIRE(blocked_auto.size() == 1);
+  CHECK(!blocked_auto[0].address);
+  CHECK(blocked_auto[0].error.find("resolves to 0.0.0.0, the unspecified address") != std::string::npos);
+
+  // A unicast address after one that is not: that one.
+  const std::vector<IpAddress> mixed = {ip("224.0.0.251"), ip("fe80::1"), ip("198.18.0.7"), ip("2001:db8::7")};
+  const auto both = outpost::choose_addresses("n", mixed, TargetFamily::both);
+  REQUIRE(both.size() == 2);
+  CHECK(both[0].address == ip("198.18.0.7"));
+  CHECK(both[1].address == ip("2001:db8::7"));
+  CHECK(outpost::choose_addresses("n", mixed, TargetFamily::automatic).at(0).address == ip("198.18.0.7"));
+
+  // Auto: IPv4's only address refused, IPv6's taken.
+  const auto six = outpost::choose_addresses("n", {ip("0.0.0.0"), ip("2001:db8::9")}, TargetFamily::automatic);
+  CHECK(six.at(0).address == ip("2001:db8::9"));
+  const auto link = outpost::choose_addresses("n", {ip("198.18.0.1"), ip("fe80::1")}, TargetFamily::v6);
+  CHECK(!link.at(0).address);
+  CHECK(link.at(0).error.find("resolves to fe80::1, an IPv6 link-local address") != std::string::npos);
+}
+
+TEST_CASE("resolve_target: a literal address that cannot be a target is an error for every family asked",
+          "[resolve]") {
+  for (const char* text : {"0.0.0.0", "224.0.0.1", "255.255.255.255", "::", "ff02::1", "::ffff:198.18.0.1", "fe80::1"}) {
+    INFO(text);
+    const auto one = outpost::resolve_target(text);
+    CHECK(!one.address);
+    CHECK(one.error.find(std::string("'") + text + "' is ") == 0);
+    const auto both = outpost::resolve_target(text, TargetFamily::both);
+    REQUIRE(both.size() == 2);
+    CHECK(!both[0].address);
+    CHECK(!both[1].address);
+    CHECK(both[0].error == one.error);
+    CHECK(both[1].error == one.error);
+  }
+  CHECK(outpost::resolve_target("::ffff:198.18.0.1").error ==
+        "'::ffff:198.18.0.1' is an IPv4-mapped IPv6 address: give its IPv4 address instead");
+  CHECK(outpost::resolve_target("127.0.0.1").address == ip("127.0.0.1"));  // loopback is a host
+}
+
 TEST_CASE("resolve_target by family: localhost from the hosts file", "[resolve]") {
   // /etc/hosts always maps localhost to 127.0.0.1; whether it also maps ::1
   // varies, so the IPv6 half is either ::1 or an error, never 127.0.0.1.
