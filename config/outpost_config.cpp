@@ -6,6 +6,7 @@
 #include "yaml_tree.hpp"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/exceptions.h>
 #include <yaml-cpp/mark.h>
 
@@ -1085,6 +1086,10 @@ ConfigLoad load_guarded(const std::string& name, const std::string* text, const 
         content.append(buffer, n);
       if (std::ferror(file.get())) return loader.fail({}, std::string("cannot read: ") + std::strerror(errno));
       return loader.load(content);
+    } catch (const YAML::DeepRecursion& e) {
+      // yaml-cpp's own message for this is "bad file".
+      return loader.fail(source_mark(e.mark), "YAML nested too deep: lists and maps " +
+                                                  std::to_string(e.depth()) + " levels inside each other");
     } catch (const YAML::ParserException& e) {
       return loader.fail(source_mark(e.mark), "YAML syntax error: " + e.msg);
     }

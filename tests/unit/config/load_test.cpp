@@ -111,6 +111,9 @@ const std::vector<InvalidCase> invalid_cases = {
       "invalid-address-special.yaml:11:34: groups[0].targets[5].address: '::ffff:175.45.176.71' is an IPv4-mapped IPv6 address: give its IPv4 address instead",
       "invalid-address-special.yaml:12:38: groups[0].targets[6].address: 'fe80::1' is an IPv6 link-local address, which names no interface: give a global address",
     }},
+    {"invalid-deep-nesting.yaml", {
+      "invalid-deep-nesting.yaml:3:1209: YAML nested too deep: lists and maps 500 levels inside each other",
+    }},
     {"invalid-dns-block-missing.yaml", {
       "invalid-dns-block-missing.yaml:8:9: groups[0].targets[0]: probe method 'dns' needs a 'dns' block with a query",
     }},
