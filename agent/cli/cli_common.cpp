@@ -86,6 +86,20 @@ std::optional<long long> integer_option(const po::variables_map& vm, const char*
   return std::nullopt;
 }
 
+void add_family_options(po::options_description& opts) {
+  opts.add_options()("ipv4,4", "a host name's IPv4 address only")("ipv6,6", "a host name's IPv6 address only");
+}
+
+std::optional<TargetFamily> family_option(const po::variables_map& vm, const char* command) {
+  const bool v4 = vm.count("ipv4") > 0;
+  const bool v6 = vm.count("ipv6") > 0;
+  if (v4 && v6) {
+    std::cerr << "outpost " << command << ": -4 and -6: give one of them, not both\n";
+    return std::nullopt;
+  }
+  return v4 ? TargetFamily::v4 : v6 ? TargetFamily::v6 : TargetFamily::automatic;
+}
+
 void init_logging(bool verbose) {
   std::shared_ptr<spdlog::logger> logger;
   if (stderr_is_journal()) {

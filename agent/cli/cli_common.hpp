@@ -35,6 +35,13 @@ std::optional<Duration> duration_option(const po::variables_map& vm, const char*
 std::optional<long long> integer_option(const po::variables_map& vm, const char* name, const char* command,
                                         long long low, long long high);
 
+// -4 and -6 (as ping's and traceroute's): a host name's IPv4 or IPv6
+// address only, and a literal address of the other family an error.
+void add_family_options(po::options_description& opts);
+// The family they ask for (automatic with neither), or nullopt after
+// printing an error when both are given.
+std::optional<TargetFamily> family_option(const po::variables_map& vm, const char* command);
+
 // Logs to standard error at info (debug when verbose): time-stamped and
 // coloured at a terminal. Started by systemd with standard error on the
 // journal's stream (JOURNAL_STREAM), each line is "<N>message" instead, N its

@@ -93,12 +93,13 @@ int ping_command(int argc, char** argv) {
       "query,q", po::value<std::string>(), "dns: the name to ask the target (a DNS server)")(
       "qtype", po::value<std::string>()->default_value("A"), "dns: A, AAAA, NS, SOA, TXT, CNAME, MX or PTR")(
       "json", "print probe records (JSON Lines) instead of human lines")("help,h", "this help");
+  add_family_options(opts);
   po::positional_options_description positional;
   positional.add("target", 1);
   po::variables_map vm;
   bool help = false;
   const char* usage =
-      "usage: outpost ping TARGET [--method icmp|tcp:PORT|tcp_connect:PORT|dns --query NAME [--qtype TYPE]]\n"
+      "usage: outpost ping TARGET [-4|-6] [--method icmp|tcp:PORT|tcp_connect:PORT|dns --query NAME [--qtype TYPE]]\n"
       "                           [--count N] [--interval D] [--timeout D] [--json]";
   if (!parse_command_line(argc, argv, opts, positional, vm, usage, &help)) return kExitUsage;
   if (help) return kExitOk;
@@ -110,21 +111,22 @@ int ping_command(int argc, char** argv) {
   auto timeout = duration_option(vm, "timeout", "ping");
   if (!method) std::cerr << "outpost ping: --method: " << error << "\n";
   const auto count_option = integer_option(vm, "count", "ping", 0, kMaxPingCount);
-  if (!method || !interval || !timeout || !count_option) return kExitUsage;
+  const auto family = family_option(vm, "ping");
+  if (!method || !interval || !timeout || !count_option || !family) return kExitUsage;
   if (auto refusal = ping_interval_refusal(*interval, getuid()); !refusal.empty()) {
     std::cerr << "outpost ping: " << refusal << "\n";
     return kExitUsage;
   }
-  init_logging(false);
   const auto count = static_cast<std::uint64_t>(*count_option);
   const bool json = vm.count("json") > 0;
   const std::string target = vm["target"].as<std::string>();
 
-  const Resolved resolved = resolve_target(target);
+  const Resolved resolved = resolve_target(target, *family).front();
   if (!resolved.error.empty()) {
     std::cerr << "outpost ping: " << resolved.error << "\n";
     return kExitFailure;
   }
+  init_logging(false);
   std::optional<DnsQuery> dns;
   if (method->kind == ProbeMethod::Kind::dns) {
     if (!vm.count("query")) {

@@ -59,12 +59,13 @@ int trace_command(int argc, char** argv) {
       "asn-table", po::value<std::string>(), "prefix-to-ASN table to label hops with")(
       "asn-names", po::value<std::string>(), "ASN names (JSON object, as pyasn's asnames.json)")(
       "json", "print the trace record (JSON) instead of hop lines")("help,h", "this help");
+  add_family_options(opts);
   po::positional_options_description positional;
   positional.add("target", 1);
   po::variables_map vm;
   bool help = false;
   const char* usage =
-      "usage: outpost trace TARGET [--method icmp|udp|tcp:PORT] [--max-ttl N] [--asn-table FILE] [--json]";
+      "usage: outpost trace TARGET [-4|-6] [--method icmp|udp|tcp:PORT] [--max-ttl N] [--asn-table FILE] [--json]";
   if (!parse_command_line(argc, argv, opts, positional, vm, usage, &help)) return kExitUsage;
   if (help) return kExitOk;
 
@@ -78,7 +79,8 @@ int trace_command(int argc, char** argv) {
   const auto attempts = integer_option(vm, "attempts", "trace", 1, kTraceMaxAttempts);
   const auto gap = integer_option(vm, "gap", "trace", 1, kTraceMaxTtl);
   const auto parallel = integer_option(vm, "parallel", "trace", 1, kTraceMaxTtl);
-  if (!spec || !timeout || !max_ttl || !first_ttl || !attempts || !gap || !parallel) return kExitUsage;
+  const auto family = family_option(vm, "trace");
+  if (!spec || !timeout || !max_ttl || !first_ttl || !attempts || !gap || !parallel || !family) return kExitUsage;
   spec->max_ttl = static_cast<int>(*max_ttl);
   spec->first_ttl = static_cast<int>(*first_ttl);
   spec->attempts = static_cast<int>(*attempts);
@@ -105,7 +107,7 @@ int trace_command(int argc, char** argv) {
   }
 
   const std::string target = vm["target"].as<std::string>();
-  const Resolved resolved = resolve_target(target);
+  const Resolved resolved = resolve_target(target, *family).front();
   if (!resolved.error.empty()) {
     std::cerr << "outpost trace: " << resolved.error << "\n";
     return kExitFailure;

@@ -8,7 +8,8 @@
 # and the trace ends at the carrier; with the border answering for net2's
 # IPv6 prefix (`netlab unreachable border 2001:2:0:1::/64`), echoes to net2
 # are unreachable (ICMPv6 address unreachable from the border) while net3
-# still answers; and the agent probes and traces an IPv6 target by itself.
+# still answers; a dual-stack name is pinged over IPv4 by default and over
+# IPv6 with -6; and the agent probes and traces an IPv6 target by itself.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init v6
@@ -121,6 +122,31 @@ check("unreachable border 2001:2:0:1::/64: net3 still answers", len(other) == 1 
 back, bad = load_records(f"{work}/reachable.jsonl")
 check("reachable border 2001:2:0:1::/64: net2 answers again", len(back) == 1 and back[0]["status"] == "reply",
       [r["status"] for r in back])
+PY
+
+# A dual-stack name (the vp's hosts file): IPv4 by default, -6 its IPv6
+# address, -4 with an IPv6 literal refused before anything is sent.
+printf '%s\n' "127.0.0.1 localhost" "198.18.2.1 dual.lab.test" "$TARGET dual.lab.test" >"$LIB_RESOLV_DIR/hosts"
+in_vp "$OUTPOST" ping dual.lab.test -c 1 --json >"$WORK/dual.jsonl" 2>"$WORK/dual.log"
+in_vp "$OUTPOST" ping -6 dual.lab.test -c 1 --json >"$WORK/dual6.jsonl" 2>>"$WORK/dual.log"
+in_vp "$OUTPOST" trace -6 dual.lab.test --json >"$WORK/dual6-trace.json" 2>>"$WORK/dual.log"
+in_vp "$OUTPOST" ping -4 "$TARGET" -c 1 >"$WORK/dual-refused.txt" 2>&1
+echo "outpost ping -4 $TARGET: exit $?" >>"$WORK/dual-refused.txt"
+py_checks "$WORK" "$TARGET" <<'PY'
+import json
+work, target = sys.argv[1], sys.argv[2]
+plain, bad = load_records(f"{work}/dual.jsonl")
+check("dual-stack name: IPv4 by default, answered", len(plain) == 1 and plain[0]["address"] == "198.18.2.1"
+      and plain[0]["status"] == "reply", plain)
+six, bad = load_records(f"{work}/dual6.jsonl")
+check("dual-stack name, -6: its IPv6 address, answered", len(six) == 1 and six[0]["address"] == target
+      and six[0]["af"] == 6 and six[0]["status"] == "reply", six)
+trace = json.load(open(f"{work}/dual6-trace.json"))
+check("dual-stack name, trace -6: over IPv6, reached in 4 hops", trace.get("address") == target and trace.get("reached")
+      and len(trace.get("hops", [])) == 4, (trace.get("address"), trace.get("reached")))
+refused = open(f"{work}/dual-refused.txt").read()
+check("ping -4 with an IPv6 literal: refused, exit 1",
+      f"outpost ping: '{target}' is not an IPv4 address" in refused and refused.strip().endswith("exit 1"), refused)
 PY
 
 # The agent, with an IPv6 group: probes answered, a baseline trace with ASNs.

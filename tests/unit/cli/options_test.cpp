@@ -98,6 +98,27 @@ TEST_CASE("ping: --count, --interval and --timeout within their bounds", "[cli][
         "outpost ping: --timeout: '9223372036854775807ns' is too long (at most 8760h, a year)\n");
 }
 
+TEST_CASE("ping and trace: -4 and -6 ask for one family; both at once, or a literal of the other, is refused",
+          "[cli][family]") {
+  // Refused before any socket: the address is checked as it is resolved.
+  const Outcome both = ping({"-4", "-6"});
+  CHECK(both.code == kExitUsage);
+  CHECK(both.err == "outpost ping: -4 and -6: give one of them, not both\n");
+  CHECK(trace({"--ipv4", "--ipv6"}).err == "outpost trace: -4 and -6: give one of them, not both\n");
+  const Outcome v6 = ping({"-6", "--count", "1"});
+  CHECK(v6.code == kExitFailure);
+  CHECK(v6.err == "outpost ping: '127.0.0.1' is not an IPv6 address\n");
+  const Outcome trace_v6 = trace({"-6"});
+  CHECK(trace_v6.code == kExitFailure);
+  CHECK(trace_v6.err == "outpost trace: '127.0.0.1' is not an IPv6 address\n");
+  const Outcome v4 = run(ping_command, {"ping", "::1", "-4", "--count", "1"});
+  CHECK(v4.code == kExitFailure);
+  CHECK(v4.err == "outpost ping: '::1' is not an IPv4 address\n");
+  const Outcome multicast = run(trace_command, {"trace", "ff02::1"});
+  CHECK(multicast.code == kExitFailure);
+  CHECK(multicast.err == "outpost trace: 'ff02::1' is a multicast address: a target must be one unicast host\n");
+}
+
 TEST_CASE("run: --for 2562047h is refused before the config is read", "[cli][bounds]") {
   const Outcome out = run(run_command, {"run", "-c", "/nonexistent/outpost.yaml", "--for", "2562047h"});
   CHECK(out.code == kExitUsage);
