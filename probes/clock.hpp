@@ -34,6 +34,8 @@ class FakeClock final : public Clock {
     wall_ += d;
   }
   void set(SteadyTime t) { advance(t - steady_); }
+  // The wall clock set (stepped) by d, as NTP or an administrator does; steady time goes on.
+  void step_wall(Duration d) { wall_ += d; }
 
  private:
   SteadyTime steady_;

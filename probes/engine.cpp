@@ -81,7 +81,9 @@ class Engine::SlotContext final : public ProbeContext {
   void arm_timeout(Duration d) override {
     Slot& slot = engine_.slots_[slot_];
     slot.timeout = d;
-    slot.deadline = engine_.clock_.now() + d;
+    const SteadyTime now = engine_.clock_.now();
+    if (slot.armed == SteadyTime{}) slot.armed = now;
+    slot.deadline = now + d;
     slot.wall_deadline = engine_.clock_.wall() + d;
     engine_.deadlines_.push({slot.deadline, slot_, slot.generation});
   }
@@ -169,8 +171,25 @@ void Engine::complete(std::uint32_t idx) {
   // Failed because of this host (a DNS query whose send found no route ends
   // as unreachable, from our own kernel): local, whatever the status says.
   const bool local = slot.local_failure && (status == ProbeStatus::error || status == ProbeStatus::unreachable);
+  // Kernel stamps read the wall clock: one set (stepped) between the two
+  // ends of an RTT makes it negative, or longer than the probe has been out
+  // by the steady clock. Then that steady measure stands in (from the first
+  // arm_timeout to now, an upper bound): a user-space clock, counted and
+  // said on the record. The slack covers the two clocks' rates (NTP slews
+  // the wall clock by at most 500 ppm) and is below any step NTP makes
+  // (ntpd steps offsets over 128 ms; smaller ones it slews, as chrony does).
+  std::optional<Duration> steady_rtt;
+  if (const auto& rtt = probe->result().rtt; rtt && slot.armed != SteadyTime{}) {
+    const Duration out = clock_.now() - slot.armed;
+    if (*rtt < Duration::zero() || *rtt > out + out / 1000 + std::chrono::milliseconds(100)) {
+      steady_rtt = out;
+      ++stats_.clock_stepped;
+    }
+  }
+  slot.armed = {};
   // The clock of an RTT timed from the wall clock at either end, for the record to say.
-  const char* fallback = !probe->result().rtt                      ? nullptr
+  const char* fallback = steady_rtt                                ? "user"
+                         : !probe->result().rtt                      ? nullptr
                          : slot.tx_user_clock && slot.rx_user_clock ? "user"
                          : slot.tx_user_clock                       ? "kernel_rx"
                          : slot.rx_user_clock                       ? "kernel_tx"
@@ -191,6 +210,7 @@ void Engine::complete(std::uint32_t idx) {
   if (local || fallback) {
     ProbeResult result = probe->result();
     if (local) result.local_error = true;
+    if (steady_rtt) result.rtt = steady_rtt;
     if (fallback) result.rtt_clock = fallback;
     done(result);
   } else {
@@ -295,10 +315,13 @@ void Engine::on_frame(int link_type, const std::uint8_t* data, std::size_t size,
     if (classified->outgoing) {
       probe->on_sent(stamp);
       count_from_send(idx, stamp);
-    } else if (const auto& deadline = slots_[idx].wall_deadline; deadline && stamp > *deadline) {
+    } else if (const auto& deadline = slots_[idx].wall_deadline;
+               deadline && stamp > *deadline && clock_.now() > slots_[idx].deadline) {
       // It reached this host after the probe's deadline: the probe timed
       // out, whenever the loop gets round to reading the answer (after a
-      // stall, perhaps long after).
+      // stall, perhaps long after). Before the steady deadline, a stamp
+      // past the wall one means the wall clock was set forward since the
+      // probe left: not late.
       ++stats_.late;
       probe->on_timeout();
       if (probe->finished()) complete(idx);
@@ -331,7 +354,10 @@ void Engine::count_from_send(std::uint32_t idx, WallTime kernel_tx) {
   const Duration behind = kernel_tx - (*slot.wall_deadline - slot.timeout);
   if (behind <= slot.timeout / 64) return;
   slot.wall_deadline = *slot.wall_deadline + behind;
-  slot.deadline += behind;
+  // The packet left before it is read: never more than a timeout from now,
+  // even when the wall clock was set forward (by years, at a first NTP
+  // sync) between the launch and the stamp.
+  slot.deadline = std::min(slot.deadline + behind, clock_.now() + slot.timeout);
   deadlines_.push({slot.deadline, idx, slot.generation});
 }
 

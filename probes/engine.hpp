@@ -64,6 +64,7 @@ struct EngineStats {
   std::uint64_t tx_stamp_missing = 0;  // answered, but the capture missed our packet leaving
   std::uint64_t rx_stamp_missing = 0;  // answered, but the answer came without a kernel stamp
   std::uint64_t capture_dropped = 0;   // the kernel dropped frames (ring full)
+  std::uint64_t clock_stepped = 0;     // answered, but the wall clock was set between its kernel stamps
 };
 
 class Engine {
@@ -128,6 +129,7 @@ class Engine {
     std::uint64_t ticket = 0;               // in the wire's sending queue (0: sent in place)
     bool tx_user_clock = false;             // answered, its send time from the wall clock (no kernel stamp)
     bool rx_user_clock = false;             // answered, its receive time from the wall clock
+    SteadyTime armed{};                     // its first arm_timeout: the probe is out from then on
   };
   // The capture saw the probe's packet leave at kernel_tx: its timeout
   // counts from there, not from its launch (a queue before the wire, a

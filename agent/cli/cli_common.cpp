@@ -288,6 +288,9 @@ void ProbingStack::warn_clock_fallbacks(const char* command) const {
               << " answers timed from a user-space receive time: the kernel gave no stamp of their arrival\n";
   if (s.capture_dropped)
     std::cerr << "outpost " << command << ": " << s.capture_dropped << " packets the kernel dropped were not taken\n";
+  if (s.clock_stepped)
+    std::cerr << "outpost " << command << ": " << s.clock_stepped
+              << " answers timed by the steady clock: the wall clock was set while they were out\n";
 }
 
 void ProbingStack::expire_due() {

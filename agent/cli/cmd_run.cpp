@@ -38,9 +38,10 @@ void log_engine_stats(const Engine& engine) {
   const EngineStats s = engine.stats();
   spdlog::info(
       "engine: launched={} sent={} send_errors={} answered={} timeouts={} captured={} malformed={} foreign={} "
-      "stray={} late={} duplicate={} spoofed={} tx_stamp_missing={} rx_stamp_missing={} capture_dropped={}",
+      "stray={} late={} duplicate={} spoofed={} tx_stamp_missing={} rx_stamp_missing={} capture_dropped={} "
+      "clock_stepped={}",
       s.launched, s.sent, s.send_errors, s.answered, s.timeouts, s.captured, s.malformed, s.foreign, s.stray, s.late,
-      s.duplicate, s.spoofed, s.tx_stamp_missing, s.rx_stamp_missing, s.capture_dropped);
+      s.duplicate, s.spoofed, s.tx_stamp_missing, s.rx_stamp_missing, s.capture_dropped, s.clock_stepped);
 }
 
 void log_send_thread_stats(const RawWire& wire) {

@@ -754,6 +754,67 @@ TEST_CASE("engine: an answer stamped after the probe's deadline is late, however
   CHECK(lab.engine.stats().late == 1);
 }
 
+TEST_CASE("engine: the wall clock set forward while probes are out: no answer late, no RTT a day long, no wait a day long",
+          "[engine][clock]") {
+  const bool queued = GENERATE(false, true);
+  INFO((queued ? "j's packet leaves after the step (a sending thread behind)" : "j sent in place"));
+  Lab lab;
+  lab.wire.queueing = queued;
+  const WallTime t0 = lab.clock.wall();
+  const auto i = lab.launch(kTarget, 1s);
+  const auto j = lab.launch(kOtherTarget, 1s);
+  if (queued) lab.wire.left = 1;
+  lab.capture(lab.sent(0), t0);  // i left before the step
+  if (!queued) lab.capture(lab.sent(1), t0);
+  lab.clock.advance(100ms);
+  lab.clock.step_wall(24h);  // a first NTP sync, say
+  if (queued) {
+    lab.wire.left = 2;
+    lab.capture(lab.sent(1), lab.clock.wall());  // j left just after the step
+  }
+  lab.clock.advance(100ms);
+  // i's answer, stamped after the step: 24 h after its send stamp.
+  lab.capture(echo_reply(lab.sent(0)), lab.clock.wall());
+  const ProbeResult& r = lab.result(i);
+  CHECK(r.status == ProbeStatus::reply);
+  CHECK(r.rtt == Duration(200ms));  // the steady clock's, from its launch
+  CHECK(r.rtt_clock == "user");
+  CHECK(lab.engine.stats().clock_stepped == 1);
+  CHECK(lab.engine.stats().late == 0);
+  // j, unanswered, times out within a second of the steady clock, not a day later.
+  REQUIRE(lab.engine.next_deadline());
+  CHECK(*lab.engine.next_deadline() <= lab.clock.now() + 1s);
+  lab.clock.advance(1s);
+  lab.engine.expire(lab.clock.now());
+  CHECK(lab.result(j).status == ProbeStatus::timeout);
+  CHECK(lab.engine.in_flight() == 0);
+}
+
+TEST_CASE("engine: the wall clock set back while a probe is out: no negative RTT", "[engine][clock]") {
+  Lab lab;
+  const auto i = lab.launch(kTarget, 1s);
+  lab.capture(lab.sent(0), lab.clock.wall());
+  lab.clock.advance(50ms);
+  lab.clock.step_wall(-1h);
+  lab.clock.advance(250ms);
+  lab.capture(echo_reply(lab.sent(0)), lab.clock.wall());
+  const ProbeResult& r = lab.result(i);
+  CHECK(r.status == ProbeStatus::reply);
+  REQUIRE(r.rtt);
+  CHECK(*r.rtt == Duration(300ms));
+  CHECK(r.rtt_clock == "user");
+  CHECK(lab.engine.stats().clock_stepped == 1);
+  // A probe out and back on one side of the step keeps its kernel RTT.
+  const auto k = lab.launch(kTarget, 1s);
+  const WallTime sent = lab.clock.wall();
+  lab.capture(lab.sent(1), sent);
+  lab.clock.advance(300ms);
+  lab.capture(echo_reply(lab.sent(1)), sent + 7ms);  // stamped 7 ms after, read 300 ms after
+  CHECK(*lab.result(k).rtt == Duration(7ms));
+  CHECK(lab.result(k).rtt_clock.empty());
+  CHECK(lab.engine.stats().clock_stepped == 1);
+}
+
 TEST_CASE("engine: the next deadline is that of a probe still running, never of one answered", "[engine]") {
   Lab lab;
   const WallTime t0 = lab.clock.wall();
