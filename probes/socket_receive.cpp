@@ -54,57 +54,92 @@ std::optional<WallTime> software_stamp(const cmsghdr& c) {
 
 namespace {
 
-// The socket that keeps the kernel's stamps on, for the process's life: it is
-// never closed.
-int stamp_holder() {
-  static const int fd = [] {
+// A UDP socket on loopback for datagrams to itself, never closed: it reports
+// the kernel's receive stamps from the start, and asks for them once
+// keep_kernel_timestamps_on() does. fd -1 where there is no loopback.
+struct SelfSocket {
+  int fd = -1;
+  sockaddr_in self{};
+};
+
+const SelfSocket& self_socket() {
+  static const SelfSocket socket_to_self = [] {
+    SelfSocket s;
     const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return fd;
-    const int stamping = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
-    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping);
-    return fd;
+    if (fd < 0) return s;
+    // Reporting alone (no SOF_TIMESTAMPING_RX_SOFTWARE, no
+    // SOF_TIMESTAMPING_OPT_RX_FILTER): a datagram comes with the stamp the
+    // kernel gave it on the way in, which it does while any socket asks.
+    const int report = SOF_TIMESTAMPING_SOFTWARE;
+    // A datagram to itself is queued before sendto() returns, but for the
+    // kernel putting its receive work off: a short wait, never a hang.
+    const timeval wait{0, 2000};
+    sockaddr_in self{};
+    self.sin_family = AF_INET;
+    self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof self;
+    if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &report, sizeof report) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) != 0 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&self), len) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len) != 0) {
+      close(fd);
+      return s;
+    }
+    s.fd = fd;
+    s.self = self;
+    return s;
   }();
-  return fd;
+  return socket_to_self;
+}
+
+// Sends a byte to itself and reads one back: whether it came stamped.
+bool comes_back_stamped(const SelfSocket& s) {
+  char byte = 0;
+  if (sendto(s.fd, &byte, 1, 0, reinterpret_cast<const sockaddr*>(&s.self), sizeof s.self) != 1) return false;
+  char control[256];
+  iovec iov{&byte, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  if (recvmsg(s.fd, &msg, 0) != 1) return false;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+    if (software_stamp(*c)) return true;
+  return false;
 }
 
 }  // namespace
 
+bool kernel_timestamps_already_on() {
+  const SelfSocket& s = self_socket();
+  return s.fd >= 0 && comes_back_stamped(s);
+}
+
 bool keep_kernel_timestamps_on() {
   static const bool on = []() -> bool {
-    const int fd = stamp_holder();
-    if (fd < 0) return false;
+    const int stamping = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+    const SelfSocket& s = self_socket();
+    if (s.fd < 0) {
+      // No loopback to see the switch on: a socket asks all the same, for
+      // the process's life, and stamps come when they come.
+      const int holder = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (holder >= 0) setsockopt(holder, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping);
+      return false;
+    }
+    if (setsockopt(s.fd, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping) != 0) return false;
     // The kernel switches stamps on a moment later (a deferred work item):
     // wait, at most 0.2 s once per process, until a datagram to ourselves on
     // loopback comes stamped. The wait is by the clock, with a pause between
     // tries: an unstamped datagram comes back at once, so a count of tries
     // alone can run out well before the kernel has caught up.
-    const timeval wait{0, 2000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
-    sockaddr_in self{};
-    self.sin_family = AF_INET;
-    self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof self;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&self), len) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len) != 0)
-      return false;  // no loopback here: stamps come when they come
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
     for (bool first = true; first || std::chrono::steady_clock::now() < deadline; first = false) {
       if (!first) {
         const timespec pause{0, 200'000};
         nanosleep(&pause, nullptr);
       }
-      char byte = 0;
-      sendto(fd, &byte, 1, 0, reinterpret_cast<sockaddr*>(&self), len);
-      char control[256];
-      iovec iov{&byte, 1};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      if (recvmsg(fd, &msg, 0) != 1) continue;
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (software_stamp(*c)) return true;
+      if (comes_back_stamped(s)) return true;
     }
     return false;
   }();

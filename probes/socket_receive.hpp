@@ -43,6 +43,13 @@ using DatagramHandler =
 // Idempotent.
 bool keep_kernel_timestamps_on();
 
+// Whether the kernel's receive stamps are on already, because another
+// socket asks for them (or keep_kernel_timestamps_on() did): a datagram to
+// ourselves on loopback, on a socket that only reports stamps, comes
+// stamped then and only then, so asking this makes the kernel switch
+// nothing. False where there is no loopback. Each call looks again.
+bool kernel_timestamps_already_on();
+
 // Asks the kernel for a software stamp of each datagram a raw socket sends,
 // with the datagram, on the socket's error queue (or no more, when !on).
 // False when it will not.

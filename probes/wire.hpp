@@ -157,6 +157,11 @@ struct RawWireOptions {
   // sockets, whose stamps wait for the kernel to switch receive stamps on.
   // Where a ring cannot open, that family's raw sockets.
   bool answers_on_ring = false;
+  // With answers_on_ring: where receive stamps are on already (another
+  // socket on the host asks for them), the raw sockets after all, whose
+  // stamps then cost no switch, rather than a ring, whose setting and close
+  // each wait for a network grace period (kernel_timestamps_already_on()).
+  bool sockets_when_stamps_on = true;
   // The answers the ring holds before the kernel drops the next (counted in
   // dropped()): as many as may come while the loop is elsewhere. 32 serve a
   // ping, and a trace of 8 TTLs at once with 2 attempts each and other ICMP

@@ -25,6 +25,7 @@
 #include "icmp_echo.hpp"
 #include "netns_child.hpp"
 #include "packet_decode.hpp"
+#include "socket_receive.hpp"
 #include "wire.hpp"
 
 using outpost::IpAddress;
@@ -258,16 +259,23 @@ std::string screen_checks() {
 }
 
 // RawWire with answers_on_ring: the echo reply to its own echo request comes
-// through the descriptor it handed on, with the ring's stamp.
-template <bool V6>
+// through the descriptor it handed on, with the ring's stamp. StampsOn:
+// while receive stamps are on (held here by the process's own stamping
+// socket, keep_kernel_timestamps_on(), as another program's may be), that
+// descriptor is a raw ICMP socket's (no ring), its answers stamped by the
+// kernel all the same; otherwise the ring is asked for, whatever other
+// programs hold.
+template <bool V6, bool StampsOn = false>
 std::string wire_checks() {
   if (auto why = outpost::test::enter_namespace(); !why.empty()) return why;
   if (auto why = loopback_up(V6); !why.empty()) return why;
+  if (StampsOn && !outpost::keep_kernel_timestamps_on()) return "receive stamps never came on";
   const IpAddress& kLoopback = loopback(V6);
   outpost::SystemClock clock;
   outpost::RawWireOptions options;
   options.receive_on_sockets = true;
   options.answers_on_ring = true;
+  options.sockets_when_stamps_on = StampsOn;
   options.watch_routes = false;
   options.ipv6 = V6;
   outpost::RawWire wire(clock, options, outpost::FilterParams{0x1234});
@@ -278,7 +286,14 @@ std::string wire_checks() {
   const std::size_t raw_sockets = watched.size();  // the raw socket, for its send stamps
   if (wire.prepare(kLoopback, &error) != kLoopback) return "prepare: " + error;
   if (watched.size() != raw_sockets + 1) return "prepare handed on " + std::to_string(watched.size() - raw_sockets) +
-                                                " descriptors, not the ring's alone";
+                                                " descriptors, not one receiver's";
+  int domain = -1;
+  socklen_t domain_len = sizeof domain;
+  if (getsockopt(watched.back(), SOL_SOCKET, SO_DOMAIN, &domain, &domain_len) != 0) return "SO_DOMAIN failed";
+  const int expected = StampsOn ? (V6 ? AF_INET6 : AF_INET) : AF_PACKET;
+  if (domain != expected)
+    return "the receiver's domain is " + std::to_string(domain) + ", not " + std::to_string(expected) +
+           (StampsOn ? " (a raw socket)" : " (the ring)");
   int replies = 0, unstamped_sends = 0;
   wire.set_frame_handler([&](int link_type, const std::uint8_t* data, std::size_t size, outpost::WallTime) {
     const auto p = outpost::decode_frame(link_type, data, size, nullptr);
@@ -312,6 +327,16 @@ TEST_CASE("raw wire with answers_on_ring: the answer comes from the ring", "[ans
 
 TEST_CASE("raw wire with answers_on_ring, IPv6: the answer comes from the ring", "[answer_ring]") {
   outpost::test::run_in_child(wire_checks<true>, "IPv6 answer ring wire test");
+}
+
+TEST_CASE("raw wire with answers_on_ring while receive stamps are on: the answer comes from a raw socket, stamped",
+          "[answer_ring]") {
+  outpost::test::run_in_child(wire_checks<false, true>, "answer ring wire test, stamps on");
+}
+
+TEST_CASE("raw wire with answers_on_ring while receive stamps are on, IPv6: from a raw socket, stamped",
+          "[answer_ring]") {
+  outpost::test::run_in_child(wire_checks<true, true>, "IPv6 answer ring wire test, stamps on");
 }
 
 TEST_CASE("answer ring: screen() attaches the filter for an unwanted frame waiting, and takes nothing",
