@@ -203,7 +203,8 @@ RawWireOptions wire_options(const std::string& interface, double max_pps, int mi
   }
   // The ring stamps its frames itself: the raw sockets' stamps would first
   // have the kernel switch receive stamps on, about 0.8 ms of the CPU the
-  // command runs on.
+  // command runs on (where another socket holds them on already, the wire
+  // takes the raw sockets after all: sockets_when_stamps_on).
   o.answers_on_ring = o.receive_on_sockets;
   o.capture_types = std::move(capture_types);
   o.ipv6 = ipv6;

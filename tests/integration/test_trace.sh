@@ -175,6 +175,7 @@ check "ping icmp: no clock fallback on stderr" bash -c "! grep -E 'user-space|no
 # still timed from kernel stamps.
 in_vp "$PY" -c 'import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET, 35, 1); time.sleep(120)' &
 holder=$!
+LIB_PIDS+=("$holder")  # stopped on the way out too, should the script end before the kill below
 for _ in $(seq 1 40); do stamps_held && break; sleep 0.05; done
 check "a socket of the test holds receive stamps on" stamps_held
 held_ring=$(packet_sockets "$WORK/ping-held.txt" 2 0800 ping "$TARGET" --method icmp -c 5 -i 100ms)
