@@ -8,7 +8,9 @@
 // its ring and its compiled filter, and a close that waits for the network
 // stack's grace period: about 1.5 ms of a one-probe `outpost ping`. Its
 // answers come from a ring of its own (answer_ring.hpp), which needs none
-// of the kernel's receive stamps; from these sockets where it cannot open.
+// of the kernel's receive stamps; from these sockets where it cannot open,
+// or where another socket holds receive stamps on already (then these cost
+// less than a ring).
 // Leaves to others: what the datagrams mean (engine), routes and sending (wire).
 #pragma once
 

@@ -200,13 +200,16 @@ bool RawWire::open(std::string* error) {
 
 bool RawWire::ensure_receiver(bool v6, std::string* error) {
   auto& ring = rings_[v6];
-  if (ring) return true;
+  int& fd = v6 ? icmp6_ : icmp4_;
+  int& tcp = v6 ? tcp6_ : tcp4_;
+  // Called with every probe's prepare: a receiver there already is the
+  // answer, asked nothing again.
+  if (ring || (fd >= 0 && (tcp >= 0 || !options_.socket_tcp_first_port))) return true;
   // Receive stamps on already: a raw socket costs about 12 µs, a ring about
   // 0.2 ms here (its packet socket, the grace periods its setting and its
   // close wait for, its pages mapped and unmapped).
-  const bool stamps_on = options_.answers_on_ring && !ring_failed_[v6] && options_.sockets_when_stamps_on &&
-                         kernel_timestamps_already_on();
-  if (options_.answers_on_ring && !ring_failed_[v6] && !stamps_on) {
+  if (options_.answers_on_ring && !ring_failed_[v6] &&
+      !(options_.sockets_when_stamps_on && kernel_timestamps_already_on())) {
     // No receive stamps asked for: the ring stamps its frames itself.
     auto opened = std::make_unique<AnswerRing>();
     std::string why;
@@ -217,9 +220,6 @@ bool RawWire::ensure_receiver(bool v6, std::string* error) {
     }
     ring_failed_[v6] = true;  // the raw sockets, then
   }
-  int& fd = v6 ? icmp6_ : icmp4_;
-  int& tcp = v6 ? tcp6_ : tcp4_;
-  if (fd >= 0 && (tcp >= 0 || !options_.socket_tcp_first_port)) return true;
   // A raw socket's answers carry the kernel's stamp only once the kernel
   // has switched stamps on (a capture stamps its frames itself): where it
   // has not (no loopback to see it on), the wire captures after all. The

@@ -4,9 +4,10 @@
 # scamper; a router that sends no time-exceeded is a silent hop and the trace
 # goes on; with the carrier dropping what it forwards the trace ends at the
 # carrier (which still answers time-exceeded) and says it did not reach the
-# target; icmp and udp traces and pings from the terminal hold no packet
-# socket and time every answer from kernel stamps; and a baseline trace
-# record from the agent.
+# target; traces and pings from the terminal open no capture (their answers
+# come from a ring of their own, or from raw sockets while another socket
+# holds receive stamps on) and time every answer from kernel stamps; and a
+# baseline trace record from the agent.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init tr
